@@ -1,0 +1,156 @@
+/* Shared helpers of the cdimg subcommands. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+int cli_exit_code(int rc)
+{
+	switch (rc) {
+	case 0:
+		return CLI_OK;
+	case -EBADMSG:
+	case -ENOTSUP:
+	case -EOVERFLOW:
+	case -EXDEV:
+	case -ELOOP:
+		return CLI_BADINPUT;
+	default:
+		return CLI_FAILED;
+	}
+}
+
+static const char *problem(int rc)
+{
+	switch (rc) {
+	case -EBADMSG:
+		return "corrupt or inconsistent data";
+	case -ENOTSUP:
+		return "unsupported format version";
+	case -EOVERFLOW:
+		return "a length or offset is out of range (truncated or corrupt)";
+	case -EXDEV:
+		return "wrong base: the delta was made against a different tree";
+	case -ESTALE:
+		return "the file changed while it was being read";
+	case -ELOOP:
+		return "path goes through a symlink";
+	default:
+		return strerror(-rc);
+	}
+}
+
+int cli_fail(int rc, const char *what, const char *detail)
+{
+	fprintf(stderr, "cdimg: ");
+	if (what)
+		fprintf(stderr, "%s: ", what);
+	if (detail)
+		fprintf(stderr, "%s: ", detail);
+	fprintf(stderr, "%s\n", problem(rc));
+	return cli_exit_code(rc);
+}
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void cli_progress_init(struct cli_progress *p, int quiet)
+{
+	memset(p, 0, sizeof(*p));
+	p->enabled = !quiet && isatty(STDERR_FILENO);
+}
+
+void cli_progress_cb(void *ctx, const char *what, uint64_t done, uint64_t total)
+{
+	struct cli_progress *p = ctx;
+	char a[32], b[32];
+	if (!p || !p->enabled)
+		return;
+	int64_t t = now_ms();
+	if (p->drawn && t - p->last_ms < 100 && done != total)
+		return;
+	p->last_ms = t;
+	p->drawn = 1;
+	if (total)
+		fprintf(stderr, "\r\033[K%s: %5.1f%% (%s of %s)", what, 100.0 * (double)done / (double)total,
+			cli_human(done, a, sizeof(a)), cli_human(total, b, sizeof(b)));
+	else
+		fprintf(stderr, "\r\033[K%s: %s", what, cli_human(done, a, sizeof(a)));
+	fflush(stderr);
+}
+
+void cli_progress_done(struct cli_progress *p)
+{
+	if (p->enabled && p->drawn)
+		fprintf(stderr, "\r\033[K");
+	p->drawn = 0;
+}
+
+int cli_parse_size(const char *s, uint64_t *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno || end == s || s[0] == '-')
+		return -1;
+	unsigned shift = 0;
+	switch (*end) {
+	case 'K': case 'k': shift = 10; end++; break;
+	case 'M': case 'm': shift = 20; end++; break;
+	case 'G': case 'g': shift = 30; end++; break;
+	default: break;
+	}
+	if (*end || (shift && v > (UINT64_MAX >> shift)))
+		return -1;
+	*out = (uint64_t)v << shift;
+	return 0;
+}
+
+int cli_parse_uint(const char *s, unsigned lo, unsigned hi, unsigned *out)
+{
+	char *end;
+	errno = 0;
+	long v = strtol(s, &end, 10);
+	if (errno || end == s || *end || v < (long)lo || v > (long)hi)
+		return -1;
+	*out = (unsigned)v;
+	return 0;
+}
+
+const char *cli_human(uint64_t n, char *buf, size_t len)
+{
+	static const char *u[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+	double v = (double)n;
+	int i = 0;
+	while (v >= 1024 && i < 4) {
+		v /= 1024;
+		i++;
+	}
+	if (i == 0)
+		snprintf(buf, len, "%" PRIu64 " B", n);
+	else
+		snprintf(buf, len, "%.1f %s", v, u[i]);
+	return buf;
+}
+
+int cli_walk(struct dimg_tree **out, const char *dir, unsigned jobs, struct cli_progress *p)
+{
+	char *bad = NULL;
+	int r = dimg_tree_walk(out, dir, 0, jobs, cli_progress_cb, p, &bad);
+	cli_progress_done(p);
+	if (r < 0) {
+		int code = cli_fail(r, dir, bad && bad[0] ? bad : NULL);
+		free(bad);
+		return code;
+	}
+	free(bad);
+	return 0;
+}

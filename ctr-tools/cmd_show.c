@@ -1,0 +1,228 @@
+/* cdimg show X.dimg: what a delta holds and what it costs. */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <json-c/json.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "dimg/dimg.h"
+
+static const char show_help[] =
+	"usage: cdimg show [OPTIONS] X.dimg\n"
+	"\n"
+	"Summarises a delta: base and target tree ids, entries kept, removed and\n"
+	"stored, files by payload kind with their bytes, the biggest blobs.\n"
+	"\n"
+	"options:\n"
+	"      --json        print the full index as JSON (explicitly stored entries;\n"
+	"                    with --base, every entry of the complete target tree)\n"
+	"      --base DIR    resolve against this base tree (checks it is the right one)\n"
+	"  -n, --top N       how many of the biggest blobs to list (default 10)\n"
+	"  -h, --help        this text\n";
+
+static const char *kind_name[] = {"none", "empty", "same", "full", "patch"};
+static const char *type_name[] = {"?", "dir", "reg", "symlink", "hardlink", "chr", "blk", "fifo"};
+static const char *codec_name[] = {"none", "bsdiff", "zstdref"};
+
+static struct json_object *hex_json(const uint8_t *p, size_t n)
+{
+	char *s = malloc(2 * n + 1);
+	static const char hx[] = "0123456789abcdef";
+	for (size_t i = 0; s && i < n; i++) {
+		s[2 * i] = hx[p[i] >> 4];
+		s[2 * i + 1] = hx[p[i] & 15];
+	}
+	if (s)
+		s[2 * n] = '\0';
+	struct json_object *o = json_object_new_string(s ? s : "");
+	free(s);
+	return o;
+}
+
+static struct json_object *entry_json(const struct dimg_entry *e)
+{
+	struct json_object *o = json_object_new_object();
+	char mode[16];
+	snprintf(mode, sizeof(mode), "%04o", e->mode);
+	json_object_object_add(o, "path", json_object_new_string(e->path));
+	json_object_object_add(o, "type", json_object_new_string(type_name[e->type <= 7 ? e->type : 0]));
+	json_object_object_add(o, "mode", json_object_new_string(mode));
+	json_object_object_add(o, "uid", json_object_new_int64(e->uid));
+	json_object_object_add(o, "gid", json_object_new_int64(e->gid));
+	json_object_object_add(o, "mtime", json_object_new_int64(e->mtime_sec));
+	json_object_object_add(o, "mtime_nsec", json_object_new_int64(e->mtime_nsec));
+	json_object_object_add(o, "size", json_object_new_int64((int64_t)e->size));
+	if (e->type == DIMG_TYPE_CHR || e->type == DIMG_TYPE_BLK) {
+		json_object_object_add(o, "major", json_object_new_int64(e->rdev_major));
+		json_object_object_add(o, "minor", json_object_new_int64(e->rdev_minor));
+	}
+	if (e->link)
+		json_object_object_add(o, "link", json_object_new_string(e->link));
+	if (e->nxattrs) {
+		struct json_object *x = json_object_new_object();
+		for (uint32_t i = 0; i < e->nxattrs; i++)
+			json_object_object_add(x, e->xattrs[i].name,
+					       hex_json(e->xattrs[i].value, e->xattrs[i].value_len));
+		json_object_object_add(o, "xattrs", x);
+	}
+	if (e->type == DIMG_TYPE_REG) {
+		static const uint8_t zero[32];
+		if (memcmp(e->sha256, zero, 32) != 0)
+			json_object_object_add(o, "sha256", hex_json(e->sha256, 32));
+		json_object_object_add(o, "payload", json_object_new_string(kind_name[e->payload]));
+		if (e->payload == DIMG_PAYLOAD_PATCH)
+			json_object_object_add(o, "codec", json_object_new_string(codec_name[e->codec]));
+		if (e->payload == DIMG_PAYLOAD_SAME || e->payload == DIMG_PAYLOAD_PATCH)
+			json_object_object_add(o, "src", json_object_new_string(e->src ? e->src : e->path));
+		if (e->blob_len) {
+			json_object_object_add(o, "blob_offset", json_object_new_int64((int64_t)e->blob_off));
+			json_object_object_add(o, "blob_size", json_object_new_int64((int64_t)e->blob_len));
+		}
+	}
+	return o;
+}
+
+static void show_json(const struct dimg_reader *rd, const struct dimg_tree *t, int resolved)
+{
+	struct dimg_index_stats st;
+	struct json_object *o = json_object_new_object(), *a = json_object_new_array();
+	dimg_reader_stats(rd, &st);
+	json_object_object_add(o, "format_version", json_object_new_int(DIMG_FORMAT_VERSION));
+	json_object_object_add(o, "base_tree", hex_json(dimg_reader_base_id(rd), 32));
+	json_object_object_add(o, "target_tree", hex_json(dimg_reader_target_id(rd), 32));
+	json_object_object_add(o, "size", json_object_new_int64((int64_t)st.file_len));
+	json_object_object_add(o, "blobs_size", json_object_new_int64((int64_t)st.blobs_len));
+	json_object_object_add(o, "index_size", json_object_new_int64((int64_t)st.index_len));
+	json_object_object_add(o, "entries", json_object_new_int64((int64_t)st.entries));
+	json_object_object_add(o, "kept", json_object_new_int64((int64_t)st.kept));
+	json_object_object_add(o, "removed", json_object_new_int64((int64_t)st.removed));
+	json_object_object_add(o, "stored", json_object_new_int64((int64_t)st.explicit_));
+	json_object_object_add(o, "resolved", json_object_new_boolean(resolved));
+	for (size_t i = 0; i < t->n; i++)
+		json_object_array_add(a, entry_json(&t->v[i]));
+	json_object_object_add(o, resolved ? "tree" : "stored_entries", a);
+	puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
+	json_object_put(o);
+}
+
+static int cmp_blob_desc(const void *a, const void *b)
+{
+	const struct dimg_entry *x = *(const struct dimg_entry *const *)a;
+	const struct dimg_entry *y = *(const struct dimg_entry *const *)b;
+	if (x->blob_len != y->blob_len)
+		return x->blob_len < y->blob_len ? 1 : -1;
+	return strcmp(x->path, y->path);
+}
+
+static void show_biggest(const struct dimg_tree *t, unsigned top)
+{
+	const struct dimg_entry **v = calloc(t->n ? t->n : 1, sizeof(*v));
+	size_t n = 0;
+	char h1[32], h2[32];
+	if (!v)
+		return;
+	for (size_t i = 0; i < t->n; i++)
+		if (t->v[i].blob_len)
+			v[n++] = &t->v[i];
+	qsort(v, n, sizeof(*v), cmp_blob_desc);
+	if (n)
+		printf("biggest blobs:\n");
+	for (size_t i = 0; i < n && i < top; i++)
+		printf("  %10s  %-5s %-7s from %10s  /%s\n", cli_human(v[i]->blob_len, h1, sizeof(h1)),
+		       kind_name[v[i]->payload], v[i]->payload == DIMG_PAYLOAD_PATCH ? codec_name[v[i]->codec] : "",
+		       cli_human(v[i]->size, h2, sizeof(h2)), v[i]->path);
+	free(v);
+}
+
+static void show_text(const char *path, const struct dimg_reader *rd, const struct dimg_tree *t,
+		      unsigned top)
+{
+	struct dimg_index_stats st;
+	uint64_t files[5] = {0}, bytes[5] = {0};
+	char id[65], h[32];
+	dimg_reader_stats(rd, &st);
+	printf("%s: di3fs delta, format %u, %s\n", path, DIMG_FORMAT_VERSION,
+	       cli_human(st.file_len, h, sizeof(h)));
+	dimg_hex32(dimg_reader_base_id(rd), id);
+	printf("  base tree:   %s\n", id);
+	dimg_hex32(dimg_reader_target_id(rd), id);
+	printf("  target tree: %s\n", id);
+	printf("  entries: %" PRIu64 " (kept %" PRIu64 ", stored %" PRIu64 "), removed %" PRIu64 "\n",
+	       st.entries, st.kept, st.explicit_, st.removed);
+	printf("  index: %s", cli_human(st.index_len, h, sizeof(h)));
+	printf(" (%s raw); blobs: %s\n", cli_human(st.index_raw_len, h, sizeof(h)),
+	       cli_human(st.blobs_len, id, sizeof(id)));
+	for (size_t i = 0; i < t->n; i++) {
+		if (t->v[i].type != DIMG_TYPE_REG)
+			continue;
+		files[t->v[i].payload]++;
+		bytes[t->v[i].payload] += t->v[i].blob_len;
+	}
+	printf("stored regular files by payload:\n");
+	for (int k = 1; k < 5; k++)
+		printf("  %-6s %8" PRIu64 " files  %s\n", kind_name[k], files[k],
+		       cli_human(bytes[k], h, sizeof(h)));
+	show_biggest(t, top);
+}
+
+static int run_show(const char *path, const char *base_dir, int json, unsigned top)
+{
+	struct dimg_reader *rd = NULL;
+	struct dimg_tree *base = NULL, *full = NULL;
+	struct cli_progress p;
+	int r = dimg_reader_open(&rd, path), code = CLI_OK;
+	if (r < 0)
+		return cli_fail(r, path, NULL);
+	cli_progress_init(&p, json);
+	if (base_dir) {
+		if ((code = cli_walk(&base, base_dir, 0, &p)))
+			goto out;
+		if ((r = dimg_reader_resolve(rd, base, &full)) < 0) {
+			code = cli_fail(r, path, r == -EXDEV ? NULL : "index does not match its base");
+			goto out;
+		}
+	}
+	const struct dimg_tree *t = full ? full : dimg_reader_explicit(rd);
+	if (json)
+		show_json(rd, t, full != NULL);
+	else
+		show_text(path, rd, dimg_reader_explicit(rd), top);
+out:
+	dimg_tree_free(base);
+	dimg_tree_free(full);
+	dimg_reader_free(rd);
+	return code;
+}
+
+int cmd_show(int argc, char **argv)
+{
+	static const struct option opts[] = {{"json", no_argument, 0, 'J'},
+					     {"base", required_argument, 0, 'b'},
+					     {"top", required_argument, 0, 'n'},
+					     {"help", no_argument, 0, 'h'},
+					     {0, 0, 0, 0}};
+	const char *base = NULL;
+	unsigned top = 10;
+	int json = 0, c;
+	while ((c = getopt_long(argc, argv, "n:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'J': json = 1; break;
+		case 'b': base = optarg; break;
+		case 'n':
+			if (cli_parse_uint(optarg, 0, 1000000, &top) < 0) {
+				fprintf(stderr, "cdimg show: bad value '%s'\n", optarg);
+				return CLI_USAGE;
+			}
+			break;
+		case 'h': fputs(show_help, stdout); return CLI_OK;
+		default: fputs(show_help, stderr); return CLI_USAGE;
+		}
+	}
+	if (optind + 1 != argc) {
+		fputs(show_help, stderr);
+		return CLI_USAGE;
+	}
+	return run_show(argv[optind], base, json, top);
+}

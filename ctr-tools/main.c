@@ -1,0 +1,42 @@
+/* cdimg: one command-line tool for di3fs deltas, a table of subcommands. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const struct cli_cmd commands[] = {
+	{"diff", "compare two trees and write a .dimg delta", cmd_diff},
+	{"apply", "rebuild the target tree from a base and a delta", cmd_apply},
+	{"show", "summarise a delta (--json: the full index)", cmd_show},
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: cdimg COMMAND [OPTIONS] ...\n\ncommands:\n");
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].summary);
+	fprintf(f, "\n'cdimg COMMAND --help' describes a command.\n"
+		   "exit codes: 0 ok, 1 failed, 2 usage, 3 corrupt or unusable input\n");
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return CLI_USAGE;
+	}
+	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+		usage(stdout);
+		return CLI_OK;
+	}
+	if (!strcmp(argv[1], "--version")) {
+		printf("cdimg 0.1.0\n");
+		return CLI_OK;
+	}
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (!strcmp(argv[1], commands[i].name))
+			return commands[i].run(argc - 1, argv + 1);
+	fprintf(stderr, "cdimg: unknown command '%s'\n", argv[1]);
+	usage(stderr);
+	return CLI_USAGE;
+}

@@ -1,0 +1,273 @@
+/* Differ: per-file planning (content matches, patch sources by path and by
+ * version-stripped name) and the choice of the smallest encoding. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "differ.h"
+
+void differ_opts_default(struct differ_opts *o)
+{
+	o->level = 19;
+	o->max_diff_size = 512ull << 20;
+	o->max_zstdref_window = 128ull << 20;
+	o->codecs = DIFFER_CODEC_BSDIFF | DIFFER_CODEC_ZSTDREF;
+}
+
+char *differ_version_key(const char *path)
+{
+	size_t n = strlen(path);
+	char *k = malloc(n + 1), *q = k;
+	if (!k)
+		return NULL;
+	for (const char *p = path; *p;) {
+		if (*p >= '0' && *p <= '9') {
+			while (*p >= '0' && *p <= '9')
+				p++;
+			*q++ = '#';
+		} else {
+			*q++ = *p++;
+		}
+	}
+	*q = '\0';
+	return k;
+}
+
+/* Base regular files, sorted two ways for lookups by content and by key. */
+struct base_index {
+	const struct dimg_tree *base;
+	size_t *by_sha; /* indices into base->v */
+	size_t nsha;
+	char **keys; /* keys[i] is the version key of base->v[by_key[i]] */
+	size_t *by_key;
+	size_t nkey;
+};
+
+static int cmp_sha(const void *a, const void *b, void *arg)
+{
+	const struct dimg_tree *t = arg;
+	const struct dimg_entry *x = &t->v[*(const size_t *)a];
+	const struct dimg_entry *y = &t->v[*(const size_t *)b];
+	int c = memcmp(x->sha256, y->sha256, 32);
+	return c ? c : strcmp(x->path, y->path);
+}
+
+struct keyed {
+	char *key;
+	size_t idx;
+};
+
+static int cmp_keyed(const void *a, const void *b)
+{
+	const struct keyed *x = a, *y = b;
+	int c = strcmp(x->key, y->key);
+	return c ? c : (x->idx > y->idx) - (x->idx < y->idx);
+}
+
+static void base_index_free(struct base_index *bi)
+{
+	for (size_t i = 0; i < bi->nkey; i++)
+		free(bi->keys[i]);
+	free(bi->keys);
+	free(bi->by_key);
+	free(bi->by_sha);
+}
+
+static int build_key_index(struct base_index *bi)
+{
+	const struct dimg_tree *b = bi->base;
+	struct keyed *kv = calloc(bi->nsha ? bi->nsha : 1, sizeof(*kv));
+	bi->keys = calloc(bi->nsha ? bi->nsha : 1, sizeof(char *));
+	bi->by_key = calloc(bi->nsha ? bi->nsha : 1, sizeof(size_t));
+	if (!kv || !bi->keys || !bi->by_key) {
+		free(kv);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < bi->nsha; i++) {
+		kv[i].idx = bi->by_sha[i];
+		kv[i].key = differ_version_key(b->v[kv[i].idx].path);
+		if (!kv[i].key) {
+			for (size_t j = 0; j < i; j++)
+				free(kv[j].key);
+			free(kv);
+			return -ENOMEM;
+		}
+	}
+	qsort(kv, bi->nsha, sizeof(*kv), cmp_keyed);
+	for (size_t i = 0; i < bi->nsha; i++) {
+		bi->keys[i] = kv[i].key;
+		bi->by_key[i] = kv[i].idx;
+	}
+	bi->nkey = bi->nsha;
+	free(kv);
+	return 0;
+}
+
+static int base_index_build(struct base_index *bi, const struct dimg_tree *base)
+{
+	memset(bi, 0, sizeof(*bi));
+	bi->base = base;
+	bi->by_sha = calloc(base->n ? base->n : 1, sizeof(size_t));
+	if (!bi->by_sha)
+		return -ENOMEM;
+	for (size_t i = 0; i < base->n; i++)
+		if (base->v[i].type == DIMG_TYPE_REG)
+			bi->by_sha[bi->nsha++] = i;
+	qsort_r(bi->by_sha, bi->nsha, sizeof(size_t), cmp_sha, (void *)base);
+	int r = build_key_index(bi);
+	if (r < 0)
+		base_index_free(bi);
+	return r;
+}
+
+static const struct dimg_entry *find_by_sha(const struct base_index *bi, const uint8_t sha[32])
+{
+	size_t lo = 0, hi = bi->nsha;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (memcmp(bi->base->v[bi->by_sha[mid]].sha256, sha, 32) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo < bi->nsha && memcmp(bi->base->v[bi->by_sha[lo]].sha256, sha, 32) == 0)
+		return &bi->base->v[bi->by_sha[lo]];
+	return NULL;
+}
+
+static uint64_t size_dist(uint64_t a, uint64_t b)
+{
+	return a > b ? a - b : b - a;
+}
+
+/* Among base files with the same version key, the one closest in size. */
+static const struct dimg_entry *find_by_key(const struct base_index *bi, const struct dimg_entry *t)
+{
+	char *key = differ_version_key(t->path);
+	const struct dimg_entry *best = NULL;
+	if (!key)
+		return NULL;
+	size_t lo = 0, hi = bi->nkey;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (strcmp(bi->keys[mid], key) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (size_t i = lo; i < bi->nkey && strcmp(bi->keys[i], key) == 0; i++) {
+		const struct dimg_entry *c = &bi->base->v[bi->by_key[i]];
+		if (c->size && (!best || size_dist(c->size, t->size) < size_dist(best->size, t->size)))
+			best = c;
+	}
+	free(key);
+	return best;
+}
+
+static int set_src(struct dimg_entry *e, const char *src)
+{
+	free(e->src);
+	e->src = NULL;
+	if (!src || strcmp(src, e->path) == 0)
+		return 0;
+	e->src = strdup(src);
+	return e->src ? 0 : -ENOMEM;
+}
+
+static int plan_entry(const struct base_index *bi, struct dimg_entry *e)
+{
+	e->codec = 0;
+	e->blob_off = e->blob_len = e->blob_xxh3 = 0;
+	if (e->type != DIMG_TYPE_REG) {
+		e->payload = DIMG_PAYLOAD_NONE;
+		return set_src(e, NULL);
+	}
+	if (e->size == 0) {
+		e->payload = DIMG_PAYLOAD_EMPTY;
+		return set_src(e, NULL);
+	}
+	const struct dimg_entry *same = dimg_tree_find(bi->base, e->path);
+	if (same && (same->type != DIMG_TYPE_REG || memcmp(same->sha256, e->sha256, 32) != 0))
+		same = NULL;
+	if (!same)
+		same = find_by_sha(bi, e->sha256);
+	if (same && same->size == e->size) {
+		e->payload = DIMG_PAYLOAD_SAME;
+		return set_src(e, same->path);
+	}
+	const struct dimg_entry *src = dimg_tree_find(bi->base, e->path);
+	if (!src || src->type != DIMG_TYPE_REG || src->size == 0)
+		src = find_by_key(bi, e);
+	e->payload = src ? DIMG_PAYLOAD_PATCH : DIMG_PAYLOAD_FULL;
+	return set_src(e, src ? src->path : NULL);
+}
+
+int differ_plan(const struct dimg_tree *base, const struct dimg_tree *target,
+		struct dimg_tree **out)
+{
+	struct base_index bi;
+	struct dimg_tree *t = NULL;
+	int r = base_index_build(&bi, base);
+	if (r < 0)
+		return r;
+	r = dimg_tree_new(&t);
+	for (size_t i = 0; !r && i < target->n; i++) {
+		r = dimg_tree_append(t, &target->v[i]);
+		if (!r)
+			r = plan_entry(&bi, &t->v[t->n - 1]);
+	}
+	base_index_free(&bi);
+	if (r < 0) {
+		dimg_tree_free(t);
+		return r;
+	}
+	*out = t;
+	return 0;
+}
+
+/* Keeps the candidate in *cand if it is smaller than *best. */
+static void keep_smaller(struct differ_result *best, struct dimg_buf *cand, uint8_t codec)
+{
+	if (cand->len < best->blob.len) {
+		dimg_buf_free(&best->blob);
+		best->blob = *cand;
+		best->payload = DIMG_PAYLOAD_PATCH;
+		best->codec = codec;
+	} else {
+		dimg_buf_free(cand);
+	}
+	memset(cand, 0, sizeof(*cand));
+}
+
+int differ_encode(const uint8_t *old, size_t oldlen, const uint8_t *new_, size_t newlen,
+		  const struct differ_opts *o, struct differ_result *res)
+{
+	struct dimg_buf cand = {0};
+	memset(res, 0, sizeof(*res));
+	res->payload = DIMG_PAYLOAD_FULL;
+	int r = dimg_zstd_encode(new_, newlen, o->level, &res->blob);
+	if (r < 0)
+		return r;
+	if (!old || oldlen == 0 || oldlen > o->max_diff_size || newlen > o->max_diff_size)
+		return 0;
+	if ((o->codecs & DIFFER_CODEC_ZSTDREF) && oldlen + newlen <= o->max_zstdref_window) {
+		r = dimg_zstdref_encode(old, oldlen, new_, newlen, o->level, &cand);
+		if (r < 0)
+			goto fail;
+		keep_smaller(res, &cand, DIMG_CODEC_ZSTDREF);
+	}
+	if (o->codecs & DIFFER_CODEC_BSDIFF) {
+		r = dimg_bsdiff(old, oldlen, new_, newlen, o->level, &cand);
+		/* A file too large for the codec is not an error: keep the best so far. */
+		if (r == -EFBIG || r == -ENOMEM)
+			return 0;
+		if (r < 0)
+			goto fail;
+		keep_smaller(res, &cand, DIMG_CODEC_BSDIFF);
+	}
+	return 0;
+fail:
+	dimg_buf_free(&cand);
+	dimg_buf_free(&res->blob);
+	return r;
+}

@@ -1,0 +1,71 @@
+/* Binary patch codecs: our bsdiff-family codec (suffix array by
+ * libdivsufsort, zstd-compressed streams) and zstd with the old file as a
+ * prefix dictionary. Both are deterministic and apply in streaming form. */
+#ifndef DIMG_CODEC_H
+#define DIMG_CODEC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* On-disk codec ids (the `codec` byte of a patch entry). */
+enum dimg_codec {
+	DIMG_CODEC_NONE = 0,
+	DIMG_CODEC_BSDIFF = 1,  /* docs/FORMAT.md "bsdiff patch" */
+	DIMG_CODEC_ZSTDREF = 2, /* one zstd frame, old file as raw prefix */
+};
+
+/* A growable byte buffer. */
+struct dimg_buf {
+	uint8_t *data;
+	size_t len, cap;
+};
+int dimg_buf_reserve(struct dimg_buf *b, size_t extra);
+int dimg_buf_append(struct dimg_buf *b, const void *p, size_t n);
+void dimg_buf_free(struct dimg_buf *b);
+
+/* Sink for streamed output: write all n bytes or return -errno. */
+typedef int (*dimg_write_fn)(void *ctx, const void *p, size_t n);
+
+/* A sink writing to a file descriptor (ctx is an int* holding the fd). */
+int dimg_write_fd(void *ctx, const void *p, size_t n);
+
+/* Produces a bsdiff patch turning old into new, appended to *out.
+ * level: zstd level for the three streams (1..22). Memory: about
+ * 4*oldlen (suffix array; 8*oldlen past 2 GiB) + the inputs.
+ * Returns 0 or -errno (-ENOMEM, -EFBIG past limits). */
+int dimg_bsdiff(const uint8_t *old, size_t oldlen, const uint8_t *new_, size_t newlen, int level,
+		struct dimg_buf *out);
+
+/* Applies a bsdiff patch to old, streaming the result to sink; the result
+ * is never held whole in memory. Returns the new size through *newlen.
+ * Corrupt patch -> -EBADMSG; unknown version -> -ENOTSUP. */
+int dimg_bspatch(const uint8_t *old, size_t oldlen, const uint8_t *patch, size_t patchlen,
+		 dimg_write_fn sink, void *sink_ctx, uint64_t *newlen);
+
+/* zstd frame of new compressed with old as a raw prefix (long-distance
+ * matching, window large enough to see all of old). Appends to *out. */
+int dimg_zstdref_encode(const uint8_t *old, size_t oldlen, const uint8_t *new_, size_t newlen,
+			int level, struct dimg_buf *out);
+int dimg_zstdref_decode(const uint8_t *old, size_t oldlen, const uint8_t *patch, size_t patchlen,
+			dimg_write_fn sink, void *sink_ctx, uint64_t *newlen);
+
+/* Plain zstd frame of data (for DIMG_PAYLOAD_FULL), deterministic,
+ * single-threaded; appends to *out. */
+int dimg_zstd_encode(const uint8_t *data, size_t len, int level, struct dimg_buf *out);
+/* Streams the decompressed frame to sink; checks the frame holds exactly
+ * one frame and no trailing bytes. */
+int dimg_zstd_decode(const uint8_t *blob, size_t bloblen, dimg_write_fn sink, void *sink_ctx,
+		     uint64_t *outlen);
+
+/* Dispatch on codec id: patch apply for DIMG_CODEC_* values. */
+int dimg_patch_apply(uint8_t codec, const uint8_t *old, size_t oldlen, const uint8_t *patch,
+		     size_t patchlen, dimg_write_fn sink, void *sink_ctx, uint64_t *newlen);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,105 @@
+/* The .dimg delta format (docs/FORMAT.md): header, blobs, a compressed index
+ * of the complete target tree encoded against the base tree, trailer.
+ * Writer streams; reader maps the file and reaches any blob directly. */
+#ifndef DIMG_DIMG_H
+#define DIMG_DIMG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dimg/codec.h"
+#include "dimg/tree.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define DIMG_FORMAT_VERSION 1u
+#define DIMG_HEADER_SIZE 96u
+#define DIMG_TRAILER_SIZE 64u
+/* Largest decompressed index a reader accepts. */
+#define DIMG_INDEX_MAX (1u << 30)
+
+/* Opens regular files of a tree for reading; returns an fd the caller
+ * closes, or -errno. Used for the base of a delta and the target of a diff. */
+struct dimg_files {
+	int (*open)(void *ctx, const struct dimg_entry *e, int *out_fd);
+	void *ctx;
+};
+
+/* Files under a directory, opened by entry path without following any
+ * symlink (openat2 RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS, or a component walk
+ * with O_NOFOLLOW where openat2 is missing). *out owns a dup of the root. */
+int dimg_dir_files_open(struct dimg_files *out, const char *root);
+void dimg_dir_files_close(struct dimg_files *f);
+/* Same, for any relative path, from a directory fd. */
+int dimg_openat_beneath(int dirfd, const char *relpath, int flags, int *out_fd);
+
+/* ---- writer ---- */
+struct dimg_writer;
+
+/* Starts a .dimg on fd (positioned at 0, owned by the caller): writes the
+ * header. Ids are dimg_tree_id() of base and target. */
+int dimg_writer_new(struct dimg_writer **out, int fd, const uint8_t base_id[32],
+		    const uint8_t target_id[32]);
+/* Appends a blob; gives back its offset and XXH3-64. */
+int dimg_writer_add_blob(struct dimg_writer *w, const void *p, size_t n, uint64_t *off,
+			 uint64_t *xxh3);
+/* Writes the index and trailer. target's REG entries carry payload, codec,
+ * src, blob_* as planned; entries equal to the base entry at the same path
+ * (metadata and content, payload SAME from that path) are encoded as runs.
+ * Does not fsync or close fd. */
+int dimg_writer_finish(struct dimg_writer *w, const struct dimg_tree *base,
+		       const struct dimg_tree *target);
+void dimg_writer_free(struct dimg_writer *w);
+/* Bytes written so far. */
+uint64_t dimg_writer_offset(const struct dimg_writer *w);
+
+/* ---- reader ---- */
+struct dimg_reader;
+
+/* Index statistics, known without the base. */
+struct dimg_index_stats {
+	uint64_t entries;  /* entries of the complete target tree */
+	uint64_t kept;     /* entries carried unchanged from the base */
+	uint64_t removed;  /* base entries absent from the target */
+	uint64_t explicit_; /* entries stored in full */
+	uint64_t index_len, index_raw_len, blobs_len, file_len;
+};
+
+/* Opens and maps a .dimg, checks header, trailer, index checksum, and
+ * decodes the index (every offset and length bounds-checked).
+ * -ENOTSUP unknown version, -EBADMSG corrupt, -EOVERFLOW out of range. */
+int dimg_reader_open(struct dimg_reader **out, const char *path);
+int dimg_reader_open_mem(struct dimg_reader **out, const uint8_t *buf, size_t len);
+void dimg_reader_free(struct dimg_reader *r);
+
+const uint8_t *dimg_reader_base_id(const struct dimg_reader *r);
+const uint8_t *dimg_reader_target_id(const struct dimg_reader *r);
+void dimg_reader_stats(const struct dimg_reader *r, struct dimg_index_stats *st);
+/* The explicitly stored entries (sorted), with payload fields; SAME
+ * entries have sha256 zero until resolved. Borrowed from r. */
+const struct dimg_tree *dimg_reader_explicit(const struct dimg_reader *r);
+
+/* Builds the complete target tree from the base tree. -EXDEV if base's
+ * tree id is not the one the delta needs; -EBADMSG if the index does not
+ * fit the base or the result's tree id differs from the header's. The
+ * result's REG entries carry payloads (kept ones: SAME from their path). */
+int dimg_reader_resolve(const struct dimg_reader *r, const struct dimg_tree *base,
+			struct dimg_tree **out);
+
+/* The blob of an entry, bounds- and XXH3-checked; borrowed from r. */
+int dimg_reader_blob(const struct dimg_reader *r, const struct dimg_entry *e, const uint8_t **p,
+		     size_t *len);
+
+/* Streams the content of a resolved REG entry to sink, from its payload and
+ * the base files; checks size and SHA-256 at the end (-EBADMSG on
+ * mismatch: the sink has then seen bad bytes and the caller discards
+ * them). The new file is never held whole in memory. */
+int dimg_reader_rebuild(const struct dimg_reader *r, const struct dimg_entry *e,
+			const struct dimg_files *base, dimg_write_fn sink, void *sink_ctx);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

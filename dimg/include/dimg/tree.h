@@ -1,0 +1,127 @@
+/* In-memory file trees: the metadata of every entry of an image's root
+ * filesystem, sorted by path, with content hashes. Trees hold no file data. */
+#ifndef DIMG_TREE_H
+#define DIMG_TREE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Entry types; the values are part of the on-disk formats. */
+enum dimg_type {
+	DIMG_TYPE_DIR = 1,
+	DIMG_TYPE_REG = 2,
+	DIMG_TYPE_SYMLINK = 3,
+	DIMG_TYPE_HARDLINK = 4, /* another name of the regular file at `link` */
+	DIMG_TYPE_CHR = 5,
+	DIMG_TYPE_BLK = 6,
+	DIMG_TYPE_FIFO = 7,
+};
+
+/* How a regular file of a delta's target tree is obtained; on-disk values. */
+enum dimg_payload {
+	DIMG_PAYLOAD_NONE = 0,  /* not a regular file */
+	DIMG_PAYLOAD_EMPTY = 1, /* zero bytes */
+	DIMG_PAYLOAD_SAME = 2,  /* bytes equal to base file `src` */
+	DIMG_PAYLOAD_FULL = 3,  /* blob is a zstd frame of the content */
+	DIMG_PAYLOAD_PATCH = 4, /* blob is a patch (codec) against base `src` */
+};
+
+struct dimg_xattr {
+	char *name;     /* NUL-terminated */
+	uint8_t *value; /* value_len bytes, may contain NULs */
+	uint32_t value_len;
+};
+
+struct dimg_entry {
+	char *path; /* relative, no leading '/', "" is the root directory */
+	uint8_t type;
+	uint32_t mode; /* permission and setuid/setgid/sticky bits: 07777 */
+	uint32_t uid, gid;
+	int64_t mtime_sec;
+	uint32_t mtime_nsec;
+	uint64_t size;             /* regular: bytes; symlink: strlen(link) */
+	uint32_t rdev_major, rdev_minor;
+	uint8_t sha256[32];        /* regular files only, else zero */
+	char *link;                /* symlink target or hardlink leader path */
+	struct dimg_xattr *xattrs; /* sorted by name, unique */
+	uint32_t nxattrs;
+
+	/* Delta payload (only in trees read from a .dimg / planned by differ). */
+	uint8_t payload;  /* enum dimg_payload */
+	uint8_t codec;    /* enum dimg_codec, for DIMG_PAYLOAD_PATCH */
+	char *src;        /* base path for SAME/PATCH; NULL means the entry's own path */
+	uint64_t blob_off; /* absolute offset of the blob in the .dimg */
+	uint64_t blob_len;
+	uint64_t blob_xxh3; /* XXH3-64 of the blob bytes */
+};
+
+struct dimg_tree {
+	struct dimg_entry *v; /* sorted by strcmp(path), unique */
+	size_t n, cap;
+};
+
+/* Allocates an empty tree. */
+int dimg_tree_new(struct dimg_tree **out);
+void dimg_tree_free(struct dimg_tree *t);
+void dimg_entry_clear(struct dimg_entry *e);
+
+/* Deep-copies src into *dst (dst uninitialised on entry). */
+int dimg_entry_copy(struct dimg_entry *dst, const struct dimg_entry *src);
+
+/* Appends a deep copy of e. The caller keeps e. Order is not checked here. */
+int dimg_tree_append(struct dimg_tree *t, const struct dimg_entry *e);
+
+/* Appends e by moving its pointers in; e is zeroed afterwards. */
+int dimg_tree_append_move(struct dimg_tree *t, struct dimg_entry *e);
+
+/* Sorts by path (strcmp). Returns -EEXIST if two entries share a path. */
+int dimg_tree_sort(struct dimg_tree *t);
+
+/* Binary search by path; NULL if absent. */
+const struct dimg_entry *dimg_tree_find(const struct dimg_tree *t, const char *path);
+ssize_t dimg_tree_index(const struct dimg_tree *t, const char *path);
+
+/* Checks that the tree is one a safe writer can materialise: sorted and
+ * unique paths; every path normalised (no empty, ".", ".." components, no
+ * leading or trailing '/'); a root entry "" that is a directory; each
+ * entry's parent is a DIR entry of the tree (so no path passes through a
+ * symlink); hardlinks name an earlier REG entry; symlink size matches;
+ * regular-only fields zero elsewhere. On failure *bad_path (if non-NULL)
+ * points into the tree at the offending path. Returns 0 or -EBADMSG. */
+int dimg_tree_validate(const struct dimg_tree *t, const char **bad_path);
+
+/* Metadata equality of two entries as the tree id sees them (type, mode,
+ * owner, mtime, size, rdev, sha256, link, xattrs). Payload fields ignored. */
+int dimg_entry_meta_equal(const struct dimg_entry *a, const struct dimg_entry *b);
+
+/* SHA-256 over the canonical encoding of every entry (docs/FORMAT.md). */
+int dimg_tree_id(const struct dimg_tree *t, uint8_t out[32]);
+
+/* Lower-case hex of 32 bytes into out[65]. */
+void dimg_hex32(const uint8_t in[32], char out[65]);
+
+/* Progress callback for long operations: done/total in bytes (total may be 0
+ * when unknown). Called from the calling thread only. */
+typedef void (*dimg_progress_fn)(void *ctx, const char *what, uint64_t done, uint64_t total);
+
+#define DIMG_WALK_NO_HASH 0x1u /* leave sha256 zero (fast listing) */
+
+/* Reads the directory tree at `root` into *out: lstat of every entry,
+ * symlink targets, xattrs (llistxattr), hardlinks (st_nlink>1, by dev/ino;
+ * the first path in sorted order is the REG leader, others HARDLINK), and
+ * the SHA-256 of every regular file. Sockets are skipped. Never follows a
+ * symlink. nthreads (0 = one per core) hash files in parallel; the result
+ * does not depend on it. On error *err_path (if non-NULL) gets a malloc'd
+ * path naming the file that failed. */
+int dimg_tree_walk(struct dimg_tree **out, const char *root, unsigned flags, unsigned nthreads,
+		   dimg_progress_fn progress, void *pctx, char **err_path);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

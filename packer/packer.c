@@ -1,0 +1,319 @@
+/* Packer: a pool of encoder threads over the plan's changed files; the main
+ * thread writes their blobs in plan order, so output never depends on the
+ * thread count. A window bounds how far encoders run ahead (memory). */
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "dimg/hash.h"
+#include "packer.h"
+
+void packer_opts_default(struct packer_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	differ_opts_default(&o->diff);
+}
+
+enum slot_state { SLOT_TODO, SLOT_DONE };
+
+struct slot {
+	size_t idx; /* entry in plan */
+	int state;
+	int rc;
+	struct differ_result res;
+};
+
+struct pool {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct slot *slots;
+	size_t nslots, next, written, window;
+	int abort;
+	const struct dimg_tree *plan;
+	const struct dimg_files *base_files, *target_files;
+	const struct differ_opts *dopts;
+};
+
+/* Maps the file behind an entry read-only; len 0 gives NULL. */
+static int map_entry(const struct dimg_files *f, const struct dimg_entry *e, const uint8_t **p,
+		     size_t *len)
+{
+	struct stat st;
+	int fd, r = f->open(f->ctx, e, &fd);
+	if (r < 0)
+		return r;
+	*p = NULL;
+	*len = 0;
+	if (fstat(fd, &st) < 0) {
+		r = -errno;
+	} else if (st.st_size > 0) {
+		void *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+		if (m == MAP_FAILED) {
+			r = -errno;
+		} else {
+			*p = m;
+			*len = (size_t)st.st_size;
+		}
+	}
+	close(fd);
+	return r;
+}
+
+static void unmap(const uint8_t *p, size_t len)
+{
+	if (p)
+		munmap((void *)p, len);
+}
+
+static int encode_one(const struct pool *pl, const struct dimg_entry *e, struct differ_result *res)
+{
+	const uint8_t *nw = NULL, *old = NULL;
+	size_t nlen = 0, olen = 0;
+	uint8_t sha[32];
+	int r = map_entry(pl->target_files, e, &nw, &nlen);
+	if (r < 0)
+		return r;
+	r = dimg_sha256_buf(nw, nlen, sha);
+	if (!r && (nlen != e->size || memcmp(sha, e->sha256, 32) != 0))
+		r = -ESTALE; /* the file changed after the tree was read */
+	if (!r && e->payload == DIMG_PAYLOAD_PATCH) {
+		struct dimg_entry s = {0};
+		s.path = e->src ? e->src : e->path;
+		s.type = DIMG_TYPE_REG;
+		r = map_entry(pl->base_files, &s, &old, &olen);
+	}
+	if (!r)
+		r = differ_encode(old, olen, nw, nlen, pl->dopts, res);
+	unmap(old, olen);
+	unmap(nw, nlen);
+	return r;
+}
+
+static void *worker(void *arg)
+{
+	struct pool *pl = arg;
+	pthread_mutex_lock(&pl->mu);
+	for (;;) {
+		while (!pl->abort && pl->next < pl->nslots && pl->next >= pl->written + pl->window)
+			pthread_cond_wait(&pl->cv, &pl->mu);
+		if (pl->abort || pl->next >= pl->nslots)
+			break;
+		struct slot *s = &pl->slots[pl->next++];
+		pthread_mutex_unlock(&pl->mu);
+		int rc = encode_one(pl, &pl->plan->v[s->idx], &s->res);
+		pthread_mutex_lock(&pl->mu);
+		s->rc = rc;
+		s->state = SLOT_DONE;
+		pthread_cond_broadcast(&pl->cv);
+	}
+	pthread_mutex_unlock(&pl->mu);
+	return NULL;
+}
+
+static void count_entry(struct packer_stats *st, const struct dimg_entry *e)
+{
+	st->entries++;
+	if (e->type != DIMG_TYPE_REG)
+		return;
+	st->files[e->payload]++;
+	st->blob_bytes[e->payload] += e->blob_len;
+	if (e->payload == DIMG_PAYLOAD_PATCH)
+		st->codec_files[e->codec]++;
+}
+
+/* Main thread: waits for slots in order and writes their blobs. */
+static int write_blobs(struct pool *pl, struct dimg_writer *w, struct dimg_tree *plan,
+		       const struct packer_opts *o, struct packer_stats *st, size_t *failed)
+{
+	uint64_t total = 0, done = 0;
+	int r = 0;
+	for (size_t k = 0; k < pl->nslots; k++)
+		total += plan->v[pl->slots[k].idx].size;
+	for (size_t k = 0; k < pl->nslots && !r; k++) {
+		struct slot *s = &pl->slots[k];
+		pthread_mutex_lock(&pl->mu);
+		while (s->state != SLOT_DONE)
+			pthread_cond_wait(&pl->cv, &pl->mu);
+		pthread_mutex_unlock(&pl->mu);
+		struct dimg_entry *e = &plan->v[s->idx];
+		r = s->rc;
+		if (!r)
+			r = dimg_writer_add_blob(w, s->res.blob.data, s->res.blob.len, &e->blob_off,
+						 &e->blob_xxh3);
+		if (r < 0) {
+			*failed = s->idx;
+			break;
+		}
+		e->blob_len = s->res.blob.len;
+		e->payload = s->res.payload;
+		e->codec = s->res.codec;
+		if (e->payload == DIMG_PAYLOAD_FULL) {
+			free(e->src);
+			e->src = NULL;
+		}
+		dimg_buf_free(&s->res.blob);
+		done += e->size;
+		st->input_bytes += e->size;
+		if (o->progress)
+			o->progress(o->pctx, "encoding", done, total);
+		pthread_mutex_lock(&pl->mu);
+		pl->written = k + 1;
+		pthread_cond_broadcast(&pl->cv);
+		pthread_mutex_unlock(&pl->mu);
+	}
+	return r;
+}
+
+static unsigned job_count(unsigned jobs)
+{
+	if (jobs)
+		return jobs;
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	return n > 0 ? (unsigned)n : 1;
+}
+
+static int run_pool(struct pool *pl, struct dimg_writer *w, struct dimg_tree *plan,
+		    const struct packer_opts *o, struct packer_stats *st, size_t *failed)
+{
+	unsigned nth = job_count(o->jobs);
+	pthread_t *th = calloc(nth, sizeof(*th));
+	unsigned started = 0;
+	int r = th ? 0 : -ENOMEM;
+	for (; !r && started < nth; started++)
+		if (pthread_create(&th[started], NULL, worker, pl) != 0)
+			r = -EAGAIN;
+	if (!r)
+		r = write_blobs(pl, w, plan, o, st, failed);
+	pthread_mutex_lock(&pl->mu);
+	pl->abort = 1;
+	pthread_cond_broadcast(&pl->cv);
+	pthread_mutex_unlock(&pl->mu);
+	for (unsigned i = 0; i < started; i++)
+		pthread_join(th[i], NULL);
+	for (size_t k = 0; k < pl->nslots; k++)
+		dimg_buf_free(&pl->slots[k].res.blob);
+	free(th);
+	return r;
+}
+
+static int collect_slots(struct pool *pl, const struct dimg_tree *plan)
+{
+	pl->slots = calloc(plan->n ? plan->n : 1, sizeof(*pl->slots));
+	if (!pl->slots)
+		return -ENOMEM;
+	for (size_t i = 0; i < plan->n; i++) {
+		uint8_t p = plan->v[i].payload;
+		if (plan->v[i].type == DIMG_TYPE_REG &&
+		    (p == DIMG_PAYLOAD_FULL || p == DIMG_PAYLOAD_PATCH))
+			pl->slots[pl->nslots++].idx = i;
+	}
+	return 0;
+}
+
+int packer_tmpfile(const char *path, char **tmp_out)
+{
+	char *d = strdup(path), *b = strdup(path);
+	size_t n = strlen(path) + 32;
+	char *tmp = malloc(n);
+	int fd = -ENOMEM;
+	if (d && b && tmp) {
+		snprintf(tmp, n, "%s/.%s.tmp-XXXXXX", dirname(d), basename(b));
+		fd = mkostemp(tmp, O_CLOEXEC);
+		if (fd < 0)
+			fd = -errno;
+	}
+	free(d);
+	free(b);
+	if (fd < 0) {
+		free(tmp);
+		return fd;
+	}
+	fchmod(fd, 0644);
+	*tmp_out = tmp;
+	return fd;
+}
+
+int packer_commit_tmpfile(int fd, const char *tmp, const char *path)
+{
+	int r = fsync(fd) < 0 ? -errno : 0;
+	if (close(fd) < 0 && !r)
+		r = -errno;
+	if (!r && rename(tmp, path) < 0)
+		r = -errno;
+	if (r < 0)
+		return r;
+	char *d = strdup(path);
+	if (d) {
+		int dfd = open(dirname(d), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (dfd >= 0) {
+			fsync(dfd);
+			close(dfd);
+		}
+		free(d);
+	}
+	return 0;
+}
+
+static int pack(int fd, const struct dimg_tree *base, const struct dimg_files *base_files,
+		struct dimg_tree *plan, const struct dimg_files *target_files,
+		const struct packer_opts *o, struct packer_stats *st, size_t *failed)
+{
+	uint8_t bid[32], tid[32];
+	struct dimg_writer *w = NULL;
+	struct pool pl = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+	pl.plan = plan;
+	pl.base_files = base_files;
+	pl.target_files = target_files;
+	pl.dopts = &o->diff;
+	pl.window = 4 * (size_t)job_count(o->jobs);
+	int r = dimg_tree_id(base, bid);
+	if (!r)
+		r = dimg_tree_id(plan, tid);
+	if (!r)
+		r = collect_slots(&pl, plan);
+	if (!r)
+		r = dimg_writer_new(&w, fd, bid, tid);
+	if (!r)
+		r = run_pool(&pl, w, plan, o, st, failed);
+	if (!r)
+		r = dimg_writer_finish(w, base, plan);
+	if (!r)
+		st->output_size = dimg_writer_offset(w);
+	for (size_t i = 0; !r && i < plan->n; i++)
+		count_entry(st, &plan->v[i]);
+	dimg_writer_free(w);
+	free(pl.slots);
+	return r;
+}
+
+int packer_write_dimg(const char *out_path, const struct dimg_tree *base,
+		      const struct dimg_files *base_files, struct dimg_tree *plan,
+		      const struct dimg_files *target_files, const struct packer_opts *o,
+		      struct packer_stats *st, char **err_path)
+{
+	char *tmp = NULL;
+	size_t failed = (size_t)-1;
+	memset(st, 0, sizeof(*st));
+	int fd = packer_tmpfile(out_path, &tmp);
+	if (fd < 0)
+		return fd;
+	int r = pack(fd, base, base_files, plan, target_files, o, st, &failed);
+	if (!r)
+		r = packer_commit_tmpfile(fd, tmp, out_path);
+	else
+		close(fd);
+	if (r < 0) {
+		unlink(tmp);
+		if (err_path && failed != (size_t)-1)
+			*err_path = strdup(plan->v[failed].path);
+	}
+	free(tmp);
+	return r;
+}

@@ -1,0 +1,53 @@
+/* The packer: encodes a differ plan with a pool of threads and streams the
+ * result into a .dimg, byte-identical whatever the thread count. */
+#ifndef DI3FS_PACKER_H
+#define DI3FS_PACKER_H
+
+#include <stdint.h>
+
+#include "differ.h"
+#include "dimg/dimg.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct packer_opts {
+	struct differ_opts diff;
+	unsigned jobs; /* encoder threads; 0 = one per core */
+	dimg_progress_fn progress;
+	void *pctx;
+};
+
+struct packer_stats {
+	uint64_t files[5];      /* REG entries by enum dimg_payload */
+	uint64_t blob_bytes[5]; /* blob bytes by payload */
+	uint64_t codec_files[3]; /* PATCH entries by enum dimg_codec */
+	uint64_t input_bytes;   /* bytes of the target files that were encoded */
+	uint64_t output_size;   /* size of the .dimg */
+	uint64_t entries;
+};
+
+void packer_opts_default(struct packer_opts *o);
+
+/* Encodes every FULL/PATCH entry of plan (from differ_plan; its blob fields
+ * and final payloads are filled in here) and writes the .dimg to out_path:
+ * to a temporary name in the same directory, fsynced, then renamed; on
+ * failure nothing is left at out_path. New files are re-hashed while
+ * encoded: a file that changed since the walk is an error. On error
+ * *err_path (if non-NULL) gets a malloc'd tree path naming the file. */
+int packer_write_dimg(const char *out_path, const struct dimg_tree *base,
+		      const struct dimg_files *base_files, struct dimg_tree *plan,
+		      const struct dimg_files *target_files, const struct packer_opts *o,
+		      struct packer_stats *st, char **err_path);
+
+/* Creates a temporary file next to path (".NAME.tmp-XXXXXX"); *tmp_out is
+ * malloc'd. Returns the fd or -errno. */
+int packer_tmpfile(const char *path, char **tmp_out);
+/* fsyncs fd, closes it, renames tmp to path, fsyncs the directory. */
+int packer_commit_tmpfile(int fd, const char *tmp, const char *path);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
