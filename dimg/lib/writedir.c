@@ -1,0 +1,531 @@
+/* Materialising a tree as a directory: everything is built in a private
+ * temporary sibling through directory fds and renamed into place whole. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include "dimg/dimg.h"
+#include "dimg/hash.h"
+#include "dimg/write.h"
+
+#define PROGRESS_STEP (8u << 20)
+
+struct wdir {
+	const struct dimg_tree *t;
+	unsigned flags;
+	int tmpfd;     /* the temporary root, O_RDONLY */
+	int cur_fd;    /* cached parent directory of the last entry */
+	char *cur_dir; /* its tree path */
+	struct dimg_sha256 *sha;
+	dimg_content_fn content;
+	void *ctx;
+	dimg_progress_fn progress;
+	void *pctx;
+	uint64_t done, total, reported;
+};
+
+static bool name_ok(const char *n)
+{
+	return n[0] && strcmp(n, ".") && strcmp(n, "..") && !strchr(n, '/');
+}
+
+/* Splits a caller's path into parent and final name, both malloc'd; the
+ * name must be a real one, so "/", "." or "x/.." are refused. */
+static int split_path(char **parent, char **base, const char *path)
+{
+	size_t len = strlen(path);
+	while (len > 1 && path[len - 1] == '/')
+		len--;
+	const char *end = path + len, *slash = NULL;
+	for (const char *p = path; p < end; p++)
+		if (*p == '/')
+			slash = p;
+	const char *b = slash ? slash + 1 : path;
+	*base = strndup(b, (size_t)(end - b));
+	if (!slash)
+		*parent = strdup(".");
+	else
+		*parent = strndup(path, slash == path ? 1 : (size_t)(slash - path));
+	if (!*parent || !*base) {
+		free(*parent);
+		free(*base);
+		return -ENOMEM;
+	}
+	if (!name_ok(*base)) {
+		free(*parent);
+		free(*base);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* ---- removal ---- */
+
+static int rmtree_at(int dfd, const char *name);
+
+/* Deletes while reading, as rm -rf does: entries not yet returned still
+ * come, and a straggler only makes the final rmdir fail. */
+static int rmtree_children(int fd)
+{
+	struct stat st;
+	/* Our own read-only directories (unprivileged writes) must become
+	 * writable before their entries can go. */
+	if (fstat(fd, &st) == 0 && (st.st_mode & 0700) != 0700)
+		(void)fchmod(fd, (st.st_mode & 07777) | 0700);
+	int dup_fd = dup(fd);
+	if (dup_fd < 0)
+		return -errno;
+	DIR *d = fdopendir(dup_fd);
+	if (!d) {
+		int r = -errno;
+		close(dup_fd);
+		return r;
+	}
+	int r = 0;
+	for (struct dirent *de; r == 0 && (de = readdir(d)) != NULL;)
+		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+			r = rmtree_at(fd, de->d_name);
+	closedir(d);
+	return r;
+}
+
+static int rmtree_at(int dfd, const char *name)
+{
+	struct stat st;
+	if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (!S_ISDIR(st.st_mode))
+		return unlinkat(dfd, name, 0) < 0 && errno != ENOENT ? -errno : 0;
+	int fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 && errno == EACCES && fchmodat(dfd, name, 0700, AT_SYMLINK_NOFOLLOW) == 0)
+		fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	int r = rmtree_children(fd);
+	close(fd);
+	if (r == 0 && unlinkat(dfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
+		r = -errno;
+	return r;
+}
+
+int dimg_rmtree(const char *path)
+{
+	char *parent, *base;
+	int r = split_path(&parent, &base, path);
+	if (r < 0)
+		return r;
+	int pfd = open(parent, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (pfd < 0) {
+		r = errno == ENOENT ? 0 : -errno;
+	} else {
+		r = rmtree_at(pfd, base);
+		close(pfd);
+	}
+	free(parent);
+	free(base);
+	return r;
+}
+
+/* ---- metadata ---- */
+
+static void entry_times(const struct dimg_entry *e, struct timespec ts[2])
+{
+	/* atime = mtime: the tree has no atime, and this keeps output stable. */
+	ts[0].tv_sec = ts[1].tv_sec = (time_t)e->mtime_sec;
+	ts[0].tv_nsec = ts[1].tv_nsec = (long)e->mtime_nsec;
+}
+
+/* Order matters: chown clears setuid/setgid and drops
+ * security.capability, so xattrs and mode come after it; xattrs precede
+ * the mode so that an unprivileged owner can still set user.* on what will
+ * be a read-only file (chmod leaves xattrs alone, and rewrites an ACL's
+ * mask to the very group bits the ACL implied); mtime goes last. */
+static int meta_fd(const struct wdir *w, const struct dimg_entry *e, int fd)
+{
+	struct timespec ts[2];
+	if (!(w->flags & DIMG_WRITE_NO_OWNER) && fchown(fd, e->uid, e->gid) < 0)
+		return -errno;
+	for (uint32_t i = 0; !(w->flags & DIMG_WRITE_NO_XATTR) && i < e->nxattrs; i++) {
+		const struct dimg_xattr *x = &e->xattrs[i];
+		if (fsetxattr(fd, x->name, x->value, x->value_len, 0) < 0)
+			return -errno;
+	}
+	if (fchmod(fd, e->mode & 07777) < 0)
+		return -errno;
+	entry_times(e, ts);
+	return futimens(fd, ts) < 0 ? -errno : 0;
+}
+
+/* Same for symlinks, device nodes and FIFOs, which cannot be opened for this:
+ * *at calls that do not follow, xattrs through /proc/self/fd/<dfd>/<name>
+ * with the l* calls (the pinned directory, then the name unfollowed). */
+static int meta_at(const struct wdir *w, const struct dimg_entry *e, int dfd, const char *name)
+{
+	struct timespec ts[2];
+	if (!(w->flags & DIMG_WRITE_NO_OWNER) &&
+	    fchownat(dfd, name, e->uid, e->gid, AT_SYMLINK_NOFOLLOW) < 0)
+		return -errno;
+	if (!(w->flags & DIMG_WRITE_NO_XATTR) && e->nxattrs) {
+		char lpath[64 + NAME_MAX];
+		if (snprintf(lpath, sizeof(lpath), "/proc/self/fd/%d/%s", dfd, name) >=
+		    (int)sizeof(lpath))
+			return -ENAMETOOLONG;
+		for (uint32_t i = 0; i < e->nxattrs; i++) {
+			const struct dimg_xattr *x = &e->xattrs[i];
+			if (lsetxattr(lpath, x->name, x->value, x->value_len, 0) < 0)
+				return -errno;
+		}
+	}
+	if (e->type != DIMG_TYPE_SYMLINK &&
+	    fchmodat(dfd, name, e->mode & 07777, AT_SYMLINK_NOFOLLOW) < 0)
+		return -errno;
+	entry_times(e, ts);
+	return utimensat(dfd, name, ts, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
+}
+
+/* ---- creation ---- */
+
+/* A directory of the tree, opened beneath the temporary root: never through
+ * a symlink, whatever the tree or anyone else put there. */
+static int open_tree_dir(int *fd, const struct wdir *w, const char *path, size_t len, int flags)
+{
+	if (len == 0) {
+		*fd = w->tmpfd;
+		return 0;
+	}
+	char *dir = strndup(path, len);
+	if (!dir)
+		return -ENOMEM;
+	int r = dimg_openat_beneath(w->tmpfd, dir, flags | O_DIRECTORY, fd);
+	free(dir);
+	return r;
+}
+
+static void close_tree_dir(const struct wdir *w, int fd)
+{
+	if (fd >= 0 && fd != w->tmpfd)
+		close(fd);
+}
+
+/* Parent fd and final name of a tree path. The fd is cached: in sorted
+ * order, runs of siblings share it. */
+static int entry_parent(int *dfd, const char **name, struct wdir *w, const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	size_t len = slash ? (size_t)(slash - path) : 0;
+	*name = slash ? slash + 1 : path;
+	if (!name_ok(*name) || (slash && len == 0))
+		return -EINVAL;
+	if (w->cur_dir && strlen(w->cur_dir) == len && !memcmp(w->cur_dir, path, len)) {
+		*dfd = w->cur_fd;
+		return 0;
+	}
+	close_tree_dir(w, w->cur_fd);
+	free(w->cur_dir);
+	w->cur_fd = -1;
+	w->cur_dir = strndup(path, len);
+	if (!w->cur_dir)
+		return -ENOMEM;
+	int r = open_tree_dir(&w->cur_fd, w, path, len, O_PATH);
+	if (r < 0) {
+		free(w->cur_dir);
+		w->cur_dir = NULL;
+		return r;
+	}
+	*dfd = w->cur_fd;
+	return 0;
+}
+
+struct reg_sink {
+	struct wdir *w;
+	int fd;
+	uint64_t n, size;
+	bool overflow;
+};
+
+/* Refuses bytes past the entry's size at once, so a bad producer cannot
+ * fill the disk before the final check. */
+static int reg_sink_write(void *ctx, const void *p, size_t n)
+{
+	struct reg_sink *s = ctx;
+	if (n > s->size - s->n) {
+		s->overflow = true;
+		return -EBADMSG;
+	}
+	const uint8_t *b = p;
+	for (size_t off = 0; off < n;) {
+		ssize_t k = write(s->fd, b + off, n - off);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0)
+			return -errno;
+		off += (size_t)k;
+	}
+	dimg_sha256_update(s->w->sha, p, n);
+	s->n += n;
+	s->w->done += n;
+	if (s->w->progress && s->w->done - s->w->reported >= PROGRESS_STEP) {
+		s->w->reported = s->w->done;
+		s->w->progress(s->w->pctx, "write", s->w->done, s->w->total);
+	}
+	return 0;
+}
+
+static int write_reg(struct wdir *w, const struct dimg_entry *e, int dfd, const char *name)
+{
+	if (!w->content)
+		return -EINVAL;
+	int fd = openat(dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	struct reg_sink s = {.w = w, .fd = fd, .size = e->size};
+	uint8_t digest[32];
+	int r = w->content(w->ctx, e, reg_sink_write, &s);
+	dimg_sha256_final(w->sha, digest); /* also resets it for the next file */
+	if (r == 0 && (s.overflow || s.n != e->size || memcmp(digest, e->sha256, 32) != 0))
+		r = -EBADMSG;
+	if (r == 0)
+		r = meta_fd(w, e, fd);
+	if (close(fd) < 0 && r == 0)
+		r = -errno;
+	return r;
+}
+
+static int write_hardlink(struct wdir *w, const struct dimg_entry *e, int dfd, const char *name)
+{
+	const char *slash = strrchr(e->link, '/');
+	const char *lname = slash ? slash + 1 : e->link;
+	int lfd, r;
+	if (!name_ok(lname))
+		return -EINVAL;
+	r = open_tree_dir(&lfd, w, e->link, slash ? (size_t)(slash - e->link) : 0, O_PATH);
+	if (r < 0)
+		return r;
+	if (linkat(lfd, lname, dfd, name, 0) < 0)
+		r = -errno;
+	close_tree_dir(w, lfd);
+	return r;
+}
+
+/* 1 when a device node was skipped (DIMG_WRITE_NO_DEVICES, no privilege). */
+static int write_node(struct wdir *w, const struct dimg_entry *e, int dfd, const char *name)
+{
+	mode_t type = e->type == DIMG_TYPE_CHR   ? S_IFCHR
+	              : e->type == DIMG_TYPE_BLK ? S_IFBLK
+	                                         : S_IFIFO;
+	dev_t dev = type == S_IFIFO ? 0 : makedev(e->rdev_major, e->rdev_minor);
+	if (mknodat(dfd, name, type | 0600, dev) < 0) {
+		if (errno == EPERM && type != S_IFIFO && (w->flags & DIMG_WRITE_NO_DEVICES))
+			return 1;
+		return -errno;
+	}
+	return meta_at(w, e, dfd, name);
+}
+
+/* Directories get only created here; their metadata comes at the end. */
+static int create_entry(struct wdir *w, const struct dimg_entry *e)
+{
+	int dfd;
+	const char *name;
+	int r = entry_parent(&dfd, &name, w, e->path);
+	if (r < 0)
+		return r;
+	switch (e->type) {
+	case DIMG_TYPE_DIR:
+		return mkdirat(dfd, name, 0700) < 0 ? -errno : 0;
+	case DIMG_TYPE_REG:
+		return write_reg(w, e, dfd, name);
+	case DIMG_TYPE_HARDLINK:
+		return write_hardlink(w, e, dfd, name);
+	case DIMG_TYPE_SYMLINK:
+		if (symlinkat(e->link, dfd, name) < 0)
+			return -errno;
+		return meta_at(w, e, dfd, name);
+	case DIMG_TYPE_CHR:
+	case DIMG_TYPE_BLK:
+	case DIMG_TYPE_FIFO:
+		r = write_node(w, e, dfd, name);
+		return r < 0 ? r : 0;
+	default:
+		return -EINVAL;
+	}
+}
+
+/* Deepest first (reverse sorted order puts every directory after all it
+ * contains), so a read-only directory blocks nothing and creating or
+ * touching children cannot disturb a parent's mtime afterwards. */
+static int finish_dirs(const char **bad, struct wdir *w)
+{
+	for (size_t i = w->t->n; i-- > 0;) {
+		const struct dimg_entry *e = &w->t->v[i];
+		if (e->type != DIMG_TYPE_DIR)
+			continue;
+		int fd, r = open_tree_dir(&fd, w, e->path, strlen(e->path), O_RDONLY);
+		if (r == 0) {
+			r = meta_fd(w, e, fd);
+			close_tree_dir(w, fd);
+		}
+		if (r < 0) {
+			*bad = e->path;
+			return r;
+		}
+	}
+	return 0;
+}
+
+static int create_all(const char **bad, struct wdir *w)
+{
+	int r = dimg_sha256_new(&w->sha);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < w->t->n; i++)
+		if (w->t->v[i].type == DIMG_TYPE_REG)
+			w->total += w->t->v[i].size;
+	for (size_t i = 1; i < w->t->n && r == 0; i++) { /* v[0] is the root */
+		r = create_entry(w, &w->t->v[i]);
+		if (r < 0)
+			*bad = w->t->v[i].path;
+		else if (w->progress && w->t->v[i].type == DIMG_TYPE_REG)
+			w->progress(w->pctx, "write", w->done, w->total);
+	}
+	close_tree_dir(w, w->cur_fd);
+	w->cur_fd = -1;
+	free(w->cur_dir);
+	w->cur_dir = NULL;
+	dimg_sha256_free(w->sha);
+	w->sha = NULL;
+	if (r == 0)
+		r = finish_dirs(bad, w);
+	/* One syncfs instead of an fsync per file: the rename below must not
+	 * reach the disk before the data it publishes. */
+	if (r == 0 && syncfs(w->tmpfd) < 0)
+		r = -errno;
+	return r;
+}
+
+/* RENAME_NOREPLACE: an outdir that appeared meanwhile is not replaced. */
+static int publish(int pfd, const char *tmpname, const char *base)
+{
+	if (renameat2(pfd, tmpname, pfd, base, RENAME_NOREPLACE) < 0) {
+		if (errno != EINVAL)
+			return -errno;
+		/* Filesystem without RENAME_NOREPLACE: narrow race, best effort. */
+		struct stat st;
+		if (fstatat(pfd, base, &st, AT_SYMLINK_NOFOLLOW) == 0)
+			return -EEXIST;
+		if (renameat(pfd, tmpname, pfd, base) < 0)
+			return -errno;
+	}
+	return 0;
+}
+
+/* mkdtemp for the name (it resolves parent again), then everything goes
+ * through pfd; if the parent was swapped meanwhile, openat fails. */
+static int make_temp(char **tmpname, int *tmpfd, int pfd, const char *parent, const char *base)
+{
+	size_t len = strlen(parent) + strlen(base) + 16;
+	char *tmpl = malloc(len);
+	if (!tmpl)
+		return -ENOMEM;
+	snprintf(tmpl, len, "%s/.%s.tmp-XXXXXX", parent, base);
+	if (!mkdtemp(tmpl)) {
+		int r = -errno;
+		free(tmpl);
+		return r;
+	}
+	char *name = strdup(strrchr(tmpl, '/') + 1);
+	free(tmpl);
+	if (!name)
+		return -ENOMEM;
+	*tmpfd = openat(pfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (*tmpfd < 0) {
+		int r = -errno;
+		(void)unlinkat(pfd, name, AT_REMOVEDIR);
+		free(name);
+		return r;
+	}
+	*tmpname = name;
+	return 0;
+}
+
+static int set_err(char **err_path, const char *path, int r)
+{
+	if (err_path && !*err_path)
+		*err_path = strdup(path);
+	return r;
+}
+
+/* Writes into the temporary directory and renames it into place. */
+static int write_dir(struct wdir *w, int pfd, const char *parent, const char *base,
+                     const char *outdir, char **err_path)
+{
+	struct stat st;
+	if (fstatat(pfd, base, &st, AT_SYMLINK_NOFOLLOW) == 0)
+		return set_err(err_path, outdir, -EEXIST);
+	if (errno != ENOENT)
+		return set_err(err_path, outdir, -errno);
+	char *tmpname = NULL;
+	int r = make_temp(&tmpname, &w->tmpfd, pfd, parent, base);
+	if (r < 0)
+		return set_err(err_path, outdir, r);
+	const char *bad = NULL;
+	r = create_all(&bad, w);
+	close(w->tmpfd);
+	w->tmpfd = -1;
+	if (r < 0)
+		set_err(err_path, bad ? bad : outdir, r);
+	else if ((r = publish(pfd, tmpname, base)) < 0)
+		set_err(err_path, outdir, r);
+	else if (fsync(pfd) < 0) {
+		/* Published but maybe not durable: failure must leave nothing. */
+		r = set_err(err_path, outdir, -errno);
+		(void)rmtree_at(pfd, base);
+	}
+	if (r < 0)
+		(void)rmtree_at(pfd, tmpname);
+	free(tmpname);
+	return r;
+}
+
+int dimg_tree_write_dir(const struct dimg_tree *t, const char *outdir, dimg_content_fn content,
+                        void *ctx, unsigned flags, dimg_progress_fn progress, void *pctx,
+                        char **err_path)
+{
+	struct wdir w = {.t = t,
+	                 .flags = flags,
+	                 .tmpfd = -1,
+	                 .cur_fd = -1,
+	                 .content = content,
+	                 .ctx = ctx,
+	                 .progress = progress,
+	                 .pctx = pctx};
+	const char *bad = NULL;
+	char *parent = NULL, *base = NULL;
+	if (err_path)
+		*err_path = NULL;
+	int r = dimg_tree_validate(t, &bad);
+	if (r < 0)
+		return set_err(err_path, bad ? bad : "", r);
+	r = split_path(&parent, &base, outdir);
+	if (r < 0)
+		return set_err(err_path, outdir, r);
+	int pfd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (pfd < 0) {
+		r = set_err(err_path, outdir, -errno);
+	} else {
+		r = write_dir(&w, pfd, parent, base, outdir, err_path);
+		close(pfd);
+	}
+	free(parent);
+	free(base);
+	return r;
+}
