@@ -1,0 +1,42 @@
+#!/bin/bash
+# Builds di3fs and runs the whole test suite twice: a normal build and an
+# AddressSanitizer+UndefinedBehaviorSanitizer build. Installs what it needs.
+# Usage: sudo install/test.sh [--quick]   (--quick: normal build only)
+set -eu
+cd "$(dirname "$0")/.."
+quick=0
+[ "${1:-}" = "--quick" ] && quick=1
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "install/test.sh: run as root (tests create device nodes, set owners, run containerd)" >&2
+	exit 2
+fi
+sh install/deps.sh
+jobs=$(nproc)
+
+run_suite() {
+	dir=$1
+	shift
+	echo "== configure $dir $*"
+	cmake -S . -B "$dir" -DBUILD_TESTING=ON "$@" >"$dir.configure.log" 2>&1 || {
+		cat "$dir.configure.log"
+		exit 1
+	}
+	echo "== build $dir"
+	cmake --build "$dir" -j "$jobs"
+	echo "== test $dir"
+	(cd "$dir" && ctest --output-on-failure -j "$jobs")
+}
+
+# Real Debian trees are built once (cached under /var/cache/di3fs) before
+# the suites run, so both suites share them.
+bash tests/assets/mktrees.sh
+
+clang-format --dry-run --Werror $(git ls-files '*.c' '*.h' 2>/dev/null || find . -name '*.[ch]' -not -path './build*')
+
+run_suite build
+if [ "$quick" -eq 0 ]; then
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+		run_suite build-asan -DENABLE_SANITIZERS=ON
+fi
+echo "install/test.sh: all suites passed"

@@ -1,0 +1,27 @@
+# Shared setup for the integration tests (sourced, not run by ctest: ctest
+# runs only files that start with a test name, see CMakeLists.txt).
+set -eu
+SRC=${DI3FS_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
+CDIMG=${CDIMG:-$SRC/build/ctr-tools/cdimg}
+TREECMP="python3 $SRC/tests/tools/treecmp.py"
+WORK=$(mktemp -d /tmp/di3fs-test.XXXXXX)
+trap 'rm -rf "$WORK"' EXIT
+
+fail() {
+	echo "FAIL: $*" >&2
+	exit 1
+}
+
+# expect_exit CODE CMD...: runs CMD, fails unless it exits with CODE.
+expect_exit() {
+	want=$1
+	shift
+	set +e
+	"$@" >"$WORK/out.txt" 2>"$WORK/err.txt"
+	got=$?
+	set -e
+	[ "$got" -eq "$want" ] || {
+		cat "$WORK/err.txt" >&2
+		fail "expected exit $want, got $got: $*"
+	}
+}
