@@ -188,11 +188,20 @@ static ssize_t parent_index(const struct dimg_tree *t, size_t i)
 static int xattrs_ok(const struct dimg_entry *e)
 {
 	for (uint32_t i = 0; i < e->nxattrs; i++) {
-		if (!e->xattrs[i].name || !e->xattrs[i].name[0])
+		size_t nl = e->xattrs[i].name ? strlen(e->xattrs[i].name) : 0;
+		if (nl == 0 || nl > 255 || e->xattrs[i].value_len > (1u << 24))
 			return 0;
 		if (i && strcmp(e->xattrs[i - 1].name, e->xattrs[i].name) >= 0)
 			return 0;
 	}
+	return 1;
+}
+
+static int is_zero(const uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i])
+			return 0;
 	return 1;
 }
 
@@ -210,7 +219,11 @@ static int entry_ok(const struct dimg_tree *t, size_t i)
 		if (pi < 0 || t->v[pi].type != DIMG_TYPE_DIR)
 			return 0;
 	}
-	if (e->mode & ~07777u || !xattrs_ok(e))
+	if (e->mode & ~07777u || e->mtime_nsec >= 1000000000u || !xattrs_ok(e))
+		return 0;
+	if (e->type != DIMG_TYPE_REG && !is_zero(e->sha256, 32))
+		return 0;
+	if (e->type != DIMG_TYPE_CHR && e->type != DIMG_TYPE_BLK && (e->rdev_major || e->rdev_minor))
 		return 0;
 	switch (e->type) {
 	case DIMG_TYPE_DIR:
@@ -224,7 +237,9 @@ static int entry_ok(const struct dimg_tree *t, size_t i)
 	case DIMG_TYPE_SYMLINK:
 		return e->link && e->link[0] && strlen(e->link) == e->size;
 	case DIMG_TYPE_HARDLINK: {
-		if (!e->link)
+		/* Another name of the leader: it has no metadata of its own. */
+		if (!e->link || e->mode || e->uid || e->gid || e->mtime_sec || e->mtime_nsec ||
+		    e->size || e->nxattrs)
 			return 0;
 		ssize_t li = dimg_tree_index(t, e->link);
 		return li >= 0 && (size_t)li < i && t->v[li].type == DIMG_TYPE_REG;

@@ -90,13 +90,15 @@ ssize_t dimg_tree_index(const struct dimg_tree *t, const char *path);
  * unique paths; every path normalised (no empty, ".", ".." components, no
  * leading or trailing '/'); a root entry "" that is a directory; each
  * entry's parent is a DIR entry of the tree (so no path passes through a
- * symlink); hardlinks name an earlier REG entry; symlink size matches;
- * regular-only fields zero elsewhere. On failure *bad_path (if non-NULL)
+ * symlink); hardlinks name an earlier REG entry and carry no metadata of
+ * their own; symlink size matches; nanoseconds < 10^9; sha256 only on REG,
+ * rdev only on devices; xattr names 1..255 bytes, values <= 16 MiB. On failure *bad_path (if non-NULL)
  * points into the tree at the offending path. Returns 0 or -EBADMSG. */
 int dimg_tree_validate(const struct dimg_tree *t, const char **bad_path);
 
-/* Metadata equality of two entries as the tree id sees them (type, mode,
- * owner, mtime, size, rdev, sha256, link, xattrs). Payload fields ignored. */
+/* Equality of two entries as the tree id sees them (path, type, mode,
+ * owner, mtime, size, rdev, sha256, link, xattrs). Payload fields ignored.
+ * Entries at different paths are never equal. */
 int dimg_entry_meta_equal(const struct dimg_entry *a, const struct dimg_entry *b);
 
 /* SHA-256 over the canonical encoding of every entry (docs/FORMAT.md). */
