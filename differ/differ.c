@@ -225,49 +225,92 @@ int differ_plan(const struct dimg_tree *base, const struct dimg_tree *target,
 	return 0;
 }
 
-/* Keeps the candidate in *cand if it is smaller than *best. */
-static void keep_smaller(struct differ_result *best, struct dimg_buf *cand, uint8_t codec)
+/* Keeps cand as the patch in *res if no patch is there yet or it is
+ * smaller; frees the loser. */
+static void keep_patch(struct differ_result *res, struct dimg_buf *cand, uint8_t codec)
 {
-	if (cand->len < best->blob.len) {
-		dimg_buf_free(&best->blob);
-		best->blob = *cand;
-		best->payload = DIMG_PAYLOAD_PATCH;
-		best->codec = codec;
+	if (!res->codec || cand->len < res->blob.len) {
+		dimg_buf_free(&res->blob);
+		res->blob = *cand;
+		res->payload = DIMG_PAYLOAD_PATCH;
+		res->codec = codec;
 	} else {
 		dimg_buf_free(cand);
 	}
 	memset(cand, 0, sizeof(*cand));
 }
 
-int differ_encode(const uint8_t *old, size_t oldlen, const uint8_t *new_, size_t newlen,
-		  const struct differ_opts *o, struct differ_result *res)
+static int try_patches(const uint8_t *old, size_t oldlen, const uint8_t *new_, size_t newlen,
+		       const struct differ_opts *o, struct differ_result *res)
 {
 	struct dimg_buf cand = {0};
-	memset(res, 0, sizeof(*res));
-	res->payload = DIMG_PAYLOAD_FULL;
-	int r = dimg_zstd_encode(new_, newlen, o->level, &res->blob);
-	if (r < 0)
-		return r;
-	if (!old || oldlen == 0 || oldlen > o->max_diff_size || newlen > o->max_diff_size)
-		return 0;
-	if ((o->codecs & DIFFER_CODEC_ZSTDREF) && oldlen + newlen <= o->max_zstdref_window) {
-		r = dimg_zstdref_encode(old, oldlen, new_, newlen, o->level, &cand);
-		if (r < 0)
-			goto fail;
-		keep_smaller(res, &cand, DIMG_CODEC_ZSTDREF);
-	}
+	int r;
 	if (o->codecs & DIFFER_CODEC_BSDIFF) {
 		r = dimg_bsdiff(old, oldlen, new_, newlen, o->level, &cand);
-		/* A file too large for the codec is not an error: keep the best so far. */
+		/* Too large for the codec is not an error: other encodings remain. */
 		if (r == -EFBIG || r == -ENOMEM)
-			return 0;
-		if (r < 0)
+			dimg_buf_free(&cand);
+		else if (r < 0)
 			goto fail;
-		keep_smaller(res, &cand, DIMG_CODEC_BSDIFF);
+		else
+			keep_patch(res, &cand, DIMG_CODEC_BSDIFF);
+	}
+	if ((o->codecs & DIFFER_CODEC_ZSTDREF) && oldlen + newlen <= o->max_zstdref_window) {
+		if ((r = dimg_zstdref_encode(old, oldlen, new_, newlen, o->level, &cand)) < 0)
+			goto fail;
+		keep_patch(res, &cand, DIMG_CODEC_ZSTDREF);
 	}
 	return 0;
 fail:
 	dimg_buf_free(&cand);
-	dimg_buf_free(&res->blob);
+	return r;
+}
+
+/* The full copy at a slow level costs as much as a patch; it is skipped when
+ * the best patch is under half of a fast full copy (the slow level never
+ * halves a fast one's size on real files). Otherwise the smaller wins, the
+ * full copy on a tie. */
+static int settle_full(const uint8_t *new_, size_t newlen, const struct differ_opts *o,
+		       struct differ_result *res)
+{
+	struct dimg_buf full = {0};
+	int fast = o->level < 3 ? o->level : 3;
+	int r = dimg_zstd_encode(new_, newlen, fast, &full);
+	if (r < 0)
+		return r;
+	if (res->codec && res->blob.len <= full.len / 2) {
+		dimg_buf_free(&full);
+		return 0;
+	}
+	if (fast != o->level) {
+		dimg_buf_free(&full);
+		if ((r = dimg_zstd_encode(new_, newlen, o->level, &full)) < 0)
+			return r;
+	}
+	if (!res->codec || full.len <= res->blob.len) {
+		dimg_buf_free(&res->blob);
+		res->blob = full;
+		res->payload = DIMG_PAYLOAD_FULL;
+		res->codec = 0;
+	} else {
+		dimg_buf_free(&full);
+	}
+	return 0;
+}
+
+int differ_encode(const uint8_t *old, size_t oldlen, const uint8_t *new_, size_t newlen,
+		  const struct differ_opts *o, struct differ_result *res)
+{
+	memset(res, 0, sizeof(*res));
+	res->payload = DIMG_PAYLOAD_FULL;
+	int r = 0;
+	if (old && oldlen && oldlen <= o->max_diff_size && newlen <= o->max_diff_size)
+		r = try_patches(old, oldlen, new_, newlen, o, res);
+	if (!r)
+		r = settle_full(new_, newlen, o, res);
+	if (r < 0) {
+		dimg_buf_free(&res->blob);
+		memset(res, 0, sizeof(*res));
+	}
 	return r;
 }

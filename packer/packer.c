@@ -23,8 +23,12 @@ void packer_opts_default(struct packer_opts *o)
 
 enum slot_state { SLOT_TODO, SLOT_DONE };
 
+#define NO_DUP ((size_t)-1)
+
 struct slot {
-	size_t idx; /* entry in plan */
+	size_t idx;    /* entry in plan */
+	size_t dup_of; /* earlier slot with the same new and old content, or NO_DUP */
+	uint8_t key[64]; /* SHA-256 of the new content, then of the patch source */
 	int state;
 	int rc;
 	struct differ_result res;
@@ -106,6 +110,8 @@ static void *worker(void *arg)
 		if (pl->abort || pl->next >= pl->nslots)
 			break;
 		struct slot *s = &pl->slots[pl->next++];
+		if (s->dup_of != NO_DUP)
+			continue;
 		pthread_mutex_unlock(&pl->mu);
 		int rc = encode_one(pl, &pl->plan->v[s->idx], &s->res);
 		pthread_mutex_lock(&pl->mu);
@@ -128,6 +134,17 @@ static void count_entry(struct packer_stats *st, const struct dimg_entry *e)
 		st->codec_files[e->codec]++;
 }
 
+/* A file whose new and old contents equal an earlier one's gets the same
+ * encoding, so both entries point at one blob. */
+static void share_blob(struct dimg_entry *e, const struct dimg_entry *first)
+{
+	e->payload = first->payload;
+	e->codec = first->codec;
+	e->blob_off = first->blob_off;
+	e->blob_len = first->blob_len;
+	e->blob_xxh3 = first->blob_xxh3;
+}
+
 /* Main thread: waits for slots in order and writes their blobs. */
 static int write_blobs(struct pool *pl, struct dimg_writer *w, struct dimg_tree *plan,
 		       const struct packer_opts *o, struct packer_stats *st, size_t *failed)
@@ -138,22 +155,26 @@ static int write_blobs(struct pool *pl, struct dimg_writer *w, struct dimg_tree 
 		total += plan->v[pl->slots[k].idx].size;
 	for (size_t k = 0; k < pl->nslots && !r; k++) {
 		struct slot *s = &pl->slots[k];
-		pthread_mutex_lock(&pl->mu);
-		while (s->state != SLOT_DONE)
-			pthread_cond_wait(&pl->cv, &pl->mu);
-		pthread_mutex_unlock(&pl->mu);
 		struct dimg_entry *e = &plan->v[s->idx];
-		r = s->rc;
-		if (!r)
-			r = dimg_writer_add_blob(w, s->res.blob.data, s->res.blob.len, &e->blob_off,
-						 &e->blob_xxh3);
-		if (r < 0) {
-			*failed = s->idx;
-			break;
+		if (s->dup_of != NO_DUP) {
+			share_blob(e, &plan->v[pl->slots[s->dup_of].idx]);
+		} else {
+			pthread_mutex_lock(&pl->mu);
+			while (s->state != SLOT_DONE)
+				pthread_cond_wait(&pl->cv, &pl->mu);
+			pthread_mutex_unlock(&pl->mu);
+			r = s->rc;
+			if (!r)
+				r = dimg_writer_add_blob(w, s->res.blob.data, s->res.blob.len,
+							 &e->blob_off, &e->blob_xxh3);
+			if (r < 0) {
+				*failed = s->idx;
+				break;
+			}
+			e->blob_len = s->res.blob.len;
+			e->payload = s->res.payload;
+			e->codec = s->res.codec;
 		}
-		e->blob_len = s->res.blob.len;
-		e->payload = s->res.payload;
-		e->codec = s->res.codec;
 		if (e->payload == DIMG_PAYLOAD_FULL) {
 			free(e->src);
 			e->src = NULL;
@@ -203,18 +224,54 @@ static int run_pool(struct pool *pl, struct dimg_writer *w, struct dimg_tree *pl
 	return r;
 }
 
-static int collect_slots(struct pool *pl, const struct dimg_tree *plan)
+static int cmp_slot_key(const void *a, const void *b, void *arg)
+{
+	const struct slot *v = arg;
+	size_t x = *(const size_t *)a, y = *(const size_t *)b;
+	int c = memcmp(v[x].key, v[y].key, sizeof(v[x].key));
+	return c ? c : (x > y) - (x < y);
+}
+
+/* Marks each slot whose key an earlier slot has as that slot's duplicate. */
+static int find_duplicates(struct pool *pl)
+{
+	size_t *order = calloc(pl->nslots ? pl->nslots : 1, sizeof(size_t));
+	if (!order)
+		return -ENOMEM;
+	for (size_t k = 0; k < pl->nslots; k++)
+		order[k] = k;
+	qsort_r(order, pl->nslots, sizeof(size_t), cmp_slot_key, pl->slots);
+	for (size_t k = 1; k < pl->nslots; k++) {
+		struct slot *prev = &pl->slots[order[k - 1]], *cur = &pl->slots[order[k]];
+		if (memcmp(prev->key, cur->key, sizeof(cur->key)) == 0)
+			cur->dup_of = prev->dup_of != NO_DUP ? prev->dup_of : order[k - 1];
+	}
+	free(order);
+	return 0;
+}
+
+static int collect_slots(struct pool *pl, const struct dimg_tree *base,
+			 const struct dimg_tree *plan)
 {
 	pl->slots = calloc(plan->n ? plan->n : 1, sizeof(*pl->slots));
 	if (!pl->slots)
 		return -ENOMEM;
 	for (size_t i = 0; i < plan->n; i++) {
-		uint8_t p = plan->v[i].payload;
-		if (plan->v[i].type == DIMG_TYPE_REG &&
-		    (p == DIMG_PAYLOAD_FULL || p == DIMG_PAYLOAD_PATCH))
-			pl->slots[pl->nslots++].idx = i;
+		const struct dimg_entry *e = &plan->v[i];
+		if (e->type != DIMG_TYPE_REG ||
+		    (e->payload != DIMG_PAYLOAD_FULL && e->payload != DIMG_PAYLOAD_PATCH))
+			continue;
+		struct slot *s = &pl->slots[pl->nslots++];
+		s->idx = i;
+		s->dup_of = NO_DUP;
+		memcpy(s->key, e->sha256, 32);
+		if (e->payload == DIMG_PAYLOAD_PATCH) {
+			const struct dimg_entry *src = dimg_tree_find(base, e->src ? e->src : e->path);
+			if (src)
+				memcpy(s->key + 32, src->sha256, 32);
+		}
 	}
-	return 0;
+	return find_duplicates(pl);
 }
 
 int packer_tmpfile(const char *path, char **tmp_out)
@@ -277,7 +334,7 @@ static int pack(int fd, const struct dimg_tree *base, const struct dimg_files *b
 	if (!r)
 		r = dimg_tree_id(plan, tid);
 	if (!r)
-		r = collect_slots(&pl, plan);
+		r = collect_slots(&pl, base, plan);
 	if (!r)
 		r = dimg_writer_new(&w, fd, bid, tid);
 	if (!r)
