@@ -24,7 +24,8 @@ struct differ_opts {
 #define DIFFER_CODEC_BSDIFF 0x1u
 #define DIFFER_CODEC_ZSTDREF 0x2u
 
-/* Defaults: level 19, max_diff_size 512 MiB, zstdref window 128 MiB, all codecs. */
+/* Defaults: level 19, max_diff_size 512 MiB, zstdref while old+new <= 32 MiB
+ * (past that bsdiff wins on size and zstdref costs as much time), all codecs. */
 void differ_opts_default(struct differ_opts *o);
 
 /* Builds *out: a copy of target whose REG entries carry a plan:

@@ -14,7 +14,7 @@ extern "C" {
 /* On-disk codec ids (the `codec` byte of a patch entry). */
 enum dimg_codec {
 	DIMG_CODEC_NONE = 0,
-	DIMG_CODEC_BSDIFF = 1,  /* docs/FORMAT.md "bsdiff patch" */
+	DIMG_CODEC_BSDIFF = 1,  /* docs/patch-format.md */
 	DIMG_CODEC_ZSTDREF = 2, /* one zstd frame, old file as raw prefix */
 };
 
