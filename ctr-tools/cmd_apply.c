@@ -1,131 +1,280 @@
-/* cdimg apply OLD IN.dimg -o NEWDIR: rebuild the target tree, verified. */
+/* cdimg apply OLD IN.dimg|IN.cdimg -o NEWDIR|NEW.tar: rebuild the target
+ * tree, verified, as a directory or as a one-layer OCI image tar. */
 #include <errno.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "cdimg.h"
 #include "cli.h"
 #include "dimg/dimg.h"
+#include "dimg/image.h"
 #include "dimg/write.h"
+#include "ociwrite.h"
 
 static const char apply_help[] =
-	"usage: cdimg apply [OPTIONS] OLD IN.dimg -o NEWDIR\n"
-	"\n"
-	"Rebuilds the target tree of the delta IN.dimg from the base tree OLD into\n"
-	"NEWDIR (which must not exist): every file's content, mode (setuid, setgid,\n"
-	"sticky), owner, mtime, xattrs, hardlinks, symlinks, devices and fifos.\n"
-	"OLD must be the exact tree the delta was made from (checked by tree id).\n"
-	"Every rebuilt file's SHA-256 is verified. Work happens in a temporary\n"
-	"directory next to NEWDIR that is renamed at the end: a failed or\n"
-	"interrupted apply leaves nothing at NEWDIR.\n"
-	"\n"
-	"options:\n"
-	"  -o, --output DIR   the directory to create\n"
-	"  -j, --jobs N       threads hashing the base (default: one per core)\n"
-	"  -q, --quiet        no progress\n"
-	"  -h, --help         this text\n"
-	"\n"
-	"Run as root to restore ownership and device nodes; otherwise they are\n"
-	"skipped with a warning.\n";
+    "usage: cdimg apply [OPTIONS] OLD IN.dimg|IN.cdimg -o NEWDIR|NEW.tar\n"
+    "\n"
+    "Rebuilds the target of a delta from the base OLD: an image (OCI image\n"
+    "layout directory or tar, `docker save` tar) squashed into one tree, or a\n"
+    "plain directory tree. OLD must be the exact tree the delta was made from\n"
+    "(checked by tree id). Every rebuilt file's SHA-256 is verified.\n"
+    "\n"
+    "-o NEWDIR: the target tree as a directory (which must not exist): every\n"
+    "file's content, mode (setuid, setgid, sticky), owner, mtime, xattrs,\n"
+    "hardlinks, symlinks, devices and fifos. Work happens in a temporary\n"
+    "directory next to NEWDIR that is renamed at the end: a failed or\n"
+    "interrupted apply leaves nothing at NEWDIR.\n"
+    "\n"
+    "-o NEW.tar (needs a .cdimg, which carries the target's config): a standard\n"
+    "OCI image layout tar (`ctr images import`, `skopeo copy oci-archive:`) of\n"
+    "the target image with its layers squashed into one; the same config\n"
+    "settings, new layer, config and manifest digests. Written to a temporary\n"
+    "name, renamed when complete.\n"
+    "\n"
+    "options:\n"
+    "  -o, --output PATH    the directory or .tar to create\n"
+    "      --ref NAME       image name in NEW.tar (default: the target's name\n"
+    "                       recorded in the .cdimg)\n"
+    "      --gzip           compress the layer of NEW.tar with gzip\n"
+    "      --base-ref NAME  pick NAME from a multi-image OLD archive\n"
+    "      --platform OS/ARCH  platform to pick from OLD's index\n"
+    "      --cache DIR      content store for OLD's files (default: temporary)\n"
+    "  -j, --jobs N         threads hashing the base (default: one per core)\n"
+    "  -q, --quiet          no progress\n"
+    "  -h, --help           this text\n"
+    "\n"
+    "Run as root to restore ownership and device nodes in NEWDIR; otherwise\n"
+    "they are skipped with a warning (NEW.tar always records them).\n";
+
+struct apply_args {
+	const char *old, *delta, *out;
+	const char *ref, *base_ref, *platform, *cache;
+	unsigned jobs;
+	int quiet, gzip, oci;
+};
 
 struct apply_ctx {
 	const struct dimg_reader *rd;
-	struct dimg_files base;
+	const struct dimg_files *base;
 };
 
 static int content(void *ctx, const struct dimg_entry *e, dimg_write_fn sink, void *sink_ctx)
 {
 	struct apply_ctx *a = ctx;
-	return dimg_reader_rebuild(a->rd, e, &a->base, sink, sink_ctx);
+	return dimg_reader_rebuild(a->rd, e, a->base, sink, sink_ctx);
 }
 
-static int resolve(struct dimg_reader *rd, const struct dimg_tree *base, const char *old,
-		   const char *delta, struct dimg_tree **target)
+/* Opens a .dimg or a .cdimg (by its first bytes); reports errors itself. */
+static int open_delta(const char *path, struct cdimg **c, struct dimg_reader **rd)
 {
-	int r = dimg_reader_resolve(rd, base, target);
-	if (r == -EXDEV) {
-		char want[65], have[65];
-		uint8_t id[32];
-		dimg_tree_id(base, id);
-		dimg_hex32(dimg_reader_base_id(rd), want);
-		dimg_hex32(id, have);
-		fprintf(stderr,
-			"cdimg: %s: wrong base: %s has tree id %.16s..., the delta needs %.16s...\n",
-			delta, old, have, want);
-		return CLI_BADINPUT;
+	char *err = NULL;
+	int code, r = cdimg_sniff(path);
+	if (r == CDIMG_KIND_CDIMG) {
+		if ((r = cdimg_open(c, path, &err)) == 0 && (r = cdimg_dimg_reader(*c, rd)) < 0)
+			return cli_fail(r, path, "the .dimg inside");
+	} else if (r >= 0) {
+		r = dimg_reader_open(rd, path);
 	}
-	return r < 0 ? cli_fail(r, delta, "index does not match its base") : 0;
+	if (r >= 0) {
+		code = 0;
+	} else if (err) {
+		fprintf(stderr, "cdimg: %s: %s\n", path, err);
+		code = cli_exit_code(r);
+	} else {
+		code = cli_fail(r, path, NULL);
+	}
+	free(err);
+	return code;
 }
 
-static int run_apply(const char *old, const char *delta, const char *out, unsigned jobs, int quiet)
+static int open_base(const struct apply_args *a, struct dimg_image **img, struct cli_progress *p)
 {
-	struct dimg_reader *rd = NULL;
-	struct dimg_tree *base = NULL, *target = NULL;
-	struct apply_ctx ac = {0};
-	struct cli_progress p;
-	char *bad = NULL;
+	struct dimg_image_opts o = {.ref = a->base_ref,
+	                            .platform = a->platform,
+	                            .cas_dir = a->cache,
+	                            .jobs = a->jobs,
+	                            .progress = cli_progress_cb,
+	                            .pctx = p};
+	char *err = NULL;
+	int r = dimg_image_open(img, a->old, &o, &err);
+	cli_progress_done(p);
+	if (r >= 0)
+		return 0;
+	int code = err ? cli_exit_code(r) : cli_fail(r, a->old, NULL);
+	if (err)
+		fprintf(stderr, "cdimg: %s: %s\n", a->old, err);
+	free(err);
+	return code;
+}
+
+/* -EXDEV names both sides: the tree ids, and for a .cdimg the configs. */
+static int wrong_base(const struct apply_args *a, const struct dimg_reader *rd,
+                      const struct dimg_image *base, const struct cdimg_info *ci)
+{
+	char want[65], have[65];
+	dimg_hex32(dimg_reader_base_id(rd), want);
+	dimg_hex32(base->tree_id, have);
+	fprintf(stderr, "cdimg: %s: wrong base: %s has tree id %.16s...", a->delta, a->old, have);
+	if (base->config_digest[0])
+		fprintf(stderr, " (config %.19s...)", base->config_digest);
+	fprintf(stderr, ", the delta needs tree %.16s...", want);
+	if (ci)
+		fprintf(stderr, " (config %.19s...)", ci->base_config_digest);
+	fprintf(stderr, "\n");
+	return CLI_BADINPUT;
+}
+
+static int write_dir(const struct apply_args *a, struct dimg_tree *target, struct apply_ctx *ac,
+                     struct cli_progress *p, char **bad)
+{
 	unsigned flags = 0;
-	int r, code;
-	cli_progress_init(&p, quiet);
-	if ((r = dimg_reader_open(&rd, delta)) < 0)
-		return cli_fail(r, delta, NULL);
-	ac.rd = rd;
-	if ((code = cli_walk(&base, old, jobs, &p)) || (code = resolve(rd, base, old, delta, &target)))
-		goto out;
-	if ((r = dimg_dir_files_open(&ac.base, old)) < 0) {
-		code = cli_fail(r, old, NULL);
-		goto out;
-	}
 	if (geteuid() != 0) {
 		flags |= DIMG_WRITE_NO_OWNER | DIMG_WRITE_NO_DEVICES;
-		fprintf(stderr, "cdimg: warning: not root: ownership and device nodes are not restored\n");
+		fprintf(stderr,
+		        "cdimg: warning: not root: ownership and device nodes are not restored\n");
 	}
-	r = dimg_tree_write_dir(target, out, content, &ac, flags, cli_progress_cb, &p, &bad);
+	return dimg_tree_write_dir(target, a->out, content, ac, flags, cli_progress_cb, p, bad);
+}
+
+static int write_oci(const struct apply_args *a, struct dimg_tree *target, struct apply_ctx *ac,
+                     const struct cdimg_info *ci, struct cli_progress *p, char **bad)
+{
+	struct oci_image_opts o = {.gzip = a->gzip,
+	                           .ref = a->ref ? a->ref : ci->target_ref,
+	                           .progress = cli_progress_cb,
+	                           .pctx = p};
+	struct oci_image_result res;
+	char h[32];
+	int r = oci_image_write(a->out, target, content, ac, ci->target_config,
+	                        ci->target_config_len, &o, &res, bad);
+	cli_progress_done(p);
+	if (r < 0 || a->quiet)
+		return r;
+	printf("%s: OCI image %s, %s\n", a->out, o.ref ? o.ref : "(unnamed)",
+	       cli_human(res.file_size, h, sizeof(h)));
+	printf("  manifest %s\n  config   %s\n  layer    %s (%s%s)\n  diff_id  %s\n",
+	       res.manifest_digest, res.config_digest, res.layer_digest,
+	       cli_human(res.layer_size, h, sizeof(h)), a->gzip ? ", gzip" : "", res.diff_id);
+	if (!o.ref)
+		fprintf(stderr,
+		        "cdimg: warning: the image has no name: give one with --ref NAME\n");
+	return 0;
+}
+
+static int run_apply(const struct apply_args *a)
+{
+	struct cdimg *c = NULL;
+	struct dimg_reader *rd = NULL;
+	struct dimg_image *base = NULL;
+	struct dimg_tree *target = NULL;
+	struct cli_progress p;
+	char *bad = NULL;
+	int r, code;
+	cli_progress_init(&p, a->quiet);
+	if ((code = open_delta(a->delta, &c, &rd)))
+		return code;
+	const struct cdimg_info *ci = c ? cdimg_get_info(c) : NULL;
+	if (a->oci && !ci) {
+		fprintf(stderr,
+		        "cdimg apply: %s is a raw .dimg: it has no image config, so it can only\n"
+		        "be applied to a directory (-o NEWDIR); an OCI image needs a .cdimg\n",
+		        a->delta);
+		code = CLI_USAGE;
+		goto out;
+	}
+	if ((code = open_base(a, &base, &p)))
+		goto out;
+	if ((r = dimg_reader_resolve(rd, base->tree, &target)) < 0) {
+		code = r == -EXDEV ? wrong_base(a, rd, base, ci)
+		                   : cli_fail(r, a->delta, "index does not match its base");
+		goto out;
+	}
+	struct apply_ctx ac = {rd, &base->files};
+	r = a->oci ? write_oci(a, target, &ac, ci, &p, &bad) : write_dir(a, target, &ac, &p, &bad);
 	cli_progress_done(&p);
 	if (r < 0) {
 		char what[4096 + 64];
-		snprintf(what, sizeof(what), "%s: entry '%s'", delta, bad ? bad : "?");
+		snprintf(what, sizeof(what), "%s: entry '%s'", a->delta, bad ? bad : "?");
 		code = cli_fail(r, what, NULL);
 		goto out;
 	}
 	code = CLI_OK;
 out:
 	free(bad);
-	dimg_dir_files_close(&ac.base);
-	dimg_tree_free(base);
 	dimg_tree_free(target);
+	dimg_image_free(base);
 	dimg_reader_free(rd);
+	cdimg_free(c);
 	return code;
 }
 
-int cmd_apply(int argc, char **argv)
+static int parse(int argc, char **argv, struct apply_args *a)
 {
-	static const struct option opts[] = {{"output", required_argument, 0, 'o'},
-					     {"jobs", required_argument, 0, 'j'},
-					     {"quiet", no_argument, 0, 'q'},
-					     {"help", no_argument, 0, 'h'},
-					     {0, 0, 0, 0}};
-	const char *out = NULL;
-	unsigned jobs = 0;
-	int quiet = 0, c;
+	static const struct option opts[] = {
+	    {"output", required_argument, 0, 'o'},   {"jobs", required_argument, 0, 'j'},
+	    {"quiet", no_argument, 0, 'q'},          {"help", no_argument, 0, 'h'},
+	    {"ref", required_argument, 0, 'R'},      {"base-ref", required_argument, 0, 'B'},
+	    {"platform", required_argument, 0, 'P'}, {"cache", required_argument, 0, 'K'},
+	    {"gzip", no_argument, 0, 'z'},           {0, 0, 0, 0}};
+	int c;
 	while ((c = getopt_long(argc, argv, "o:j:qh", opts, NULL)) != -1) {
 		switch (c) {
-		case 'o': out = optarg; break;
+		case 'o':
+			a->out = optarg;
+			break;
 		case 'j':
-			if (cli_parse_uint(optarg, 1, 1024, &jobs) < 0) {
+			if (cli_parse_uint(optarg, 1, 1024, &a->jobs) < 0) {
 				fprintf(stderr, "cdimg apply: bad value '%s'\n", optarg);
 				return CLI_USAGE;
 			}
 			break;
-		case 'q': quiet = 1; break;
-		case 'h': fputs(apply_help, stdout); return CLI_OK;
-		default: fputs(apply_help, stderr); return CLI_USAGE;
+		case 'q':
+			a->quiet = 1;
+			break;
+		case 'R':
+			a->ref = optarg;
+			break;
+		case 'B':
+			a->base_ref = optarg;
+			break;
+		case 'P':
+			a->platform = optarg;
+			break;
+		case 'K':
+			a->cache = optarg;
+			break;
+		case 'z':
+			a->gzip = 1;
+			break;
+		case 'h':
+			fputs(apply_help, stdout);
+			return -1;
+		default:
+			fputs(apply_help, stderr);
+			return CLI_USAGE;
 		}
 	}
-	if (optind + 2 != argc || !out) {
+	if (optind + 2 != argc || !a->out) {
 		fputs(apply_help, stderr);
 		return CLI_USAGE;
 	}
-	return run_apply(argv[optind], argv[optind + 1], out, jobs, quiet);
+	a->old = argv[optind];
+	a->delta = argv[optind + 1];
+	size_t n = strlen(a->out);
+	a->oci = n >= 4 && !strcmp(a->out + n - 4, ".tar");
+	return 0;
+}
+
+int cmd_apply(int argc, char **argv)
+{
+	struct apply_args a = {0};
+	int r = parse(argc, argv, &a);
+	if (r == -1)
+		return CLI_OK;
+	if (r)
+		return r;
+	return run_apply(&a);
 }

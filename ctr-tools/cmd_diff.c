@@ -1,36 +1,53 @@
-/* cdimg diff OLD NEW -o OUT.dimg: walk both trees, plan, encode, write. */
+/* cdimg diff OLD NEW -o OUT: open both images (or trees), plan, encode,
+ * write a raw .dimg or wrap it into a .cdimg OCI artifact. */
 #include <getopt.h>
 #include <inttypes.h>
 #include <json-c/json.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "cdimg.h"
 #include "cli.h"
+#include "dimg/image.h"
 #include "packer.h"
 
 static const char diff_help[] =
-	"usage: cdimg diff [OPTIONS] OLD NEW -o OUT.dimg\n"
-	"\n"
-	"Compares the directory trees OLD (the base) and NEW (the target) and writes\n"
-	"a .dimg delta holding the complete NEW tree: unchanged entries and files\n"
-	"equal to any OLD file cost nothing, changed files are stored as the smallest\n"
-	"of a bsdiff patch, a zstd patch against the old file, or a zstd copy.\n"
-	"\n"
-	"options:\n"
-	"  -o, --output FILE       the delta to write (written to a temp name, renamed)\n"
-	"  -j, --jobs N            encoder threads (default: one per core); the output\n"
-	"                          is byte-identical for any N\n"
-	"  -l, --level N           zstd level 1..22 (default 19)\n"
-	"      --max-diff-size SZ  files larger than SZ (e.g. 512M) are stored whole\n"
-	"                          instead of patched (default 512M; bounds memory)\n"
-	"      --codecs LIST       patch codecs to try: bsdiff,zstdref (default both)\n"
-	"      --json              print the summary as JSON on stdout\n"
-	"  -q, --quiet             no progress, no summary\n"
-	"  -h, --help              this text\n";
+    "usage: cdimg diff [OPTIONS] OLD NEW -o OUT.cdimg|OUT.dimg\n"
+    "\n"
+    "Compares OLD (the base) and NEW (the target) and writes a delta holding the\n"
+    "complete NEW tree: unchanged entries and files equal to any OLD file cost\n"
+    "nothing, changed files are stored as the smallest of a bsdiff patch, a zstd\n"
+    "patch against the old file, or a zstd copy.\n"
+    "\n"
+    "OLD and NEW are images (an OCI image layout directory or tar, a `docker save`\n"
+    "tar), whose layers are squashed into one tree, or plain directory trees.\n"
+    "An output ending in .dimg gets the raw delta; any other name gets a .cdimg:\n"
+    "an OCI artifact carrying the delta and NEW's config and manifest, which\n"
+    "needs both sides to be images.\n"
+    "\n"
+    "options:\n"
+    "  -o, --output FILE       the delta to write (written to a temp name, renamed)\n"
+    "      --ref NAME          pick NAME from multi-image archives (both sides)\n"
+    "      --base-ref NAME     ... from OLD only\n"
+    "      --target-ref NAME   ... from NEW only\n"
+    "      --platform OS/ARCH  platform to pick from an index (default: this machine)\n"
+    "      --cache DIR         content store for the images' files (default: a\n"
+    "                          temporary one, removed at exit)\n"
+    "  -j, --jobs N            encoder threads (default: one per core); the output\n"
+    "                          is byte-identical for any N\n"
+    "  -l, --level N           zstd level 1..22 (default 19)\n"
+    "      --max-diff-size SZ  files larger than SZ (e.g. 512M) are stored whole\n"
+    "                          instead of patched (default 512M; bounds memory)\n"
+    "      --codecs LIST       patch codecs to try: bsdiff,zstdref (default both)\n"
+    "      --json              print the summary as JSON on stdout\n"
+    "  -q, --quiet             no progress, no summary\n"
+    "  -h, --help              this text\n";
 
 struct diff_args {
 	const char *out, *old, *nw;
-	int json, quiet;
+	const char *base_ref, *target_ref, *platform, *cache;
+	int json, quiet, raw; /* raw: write a .dimg */
 	struct packer_opts po;
 };
 
@@ -56,18 +73,28 @@ static int parse_codecs(const char *s, unsigned *mask)
 
 static int parse(int argc, char **argv, struct diff_args *a)
 {
-	static const struct option opts[] = {
-		{"output", required_argument, 0, 'o'}, {"jobs", required_argument, 0, 'j'},
-		{"level", required_argument, 0, 'l'},  {"max-diff-size", required_argument, 0, 'M'},
-		{"codecs", required_argument, 0, 'C'}, {"json", no_argument, 0, 'J'},
-		{"quiet", no_argument, 0, 'q'},        {"help", no_argument, 0, 'h'},
-		{0, 0, 0, 0}};
+	static const struct option opts[] = {{"output", required_argument, 0, 'o'},
+	                                     {"jobs", required_argument, 0, 'j'},
+	                                     {"level", required_argument, 0, 'l'},
+	                                     {"max-diff-size", required_argument, 0, 'M'},
+	                                     {"codecs", required_argument, 0, 'C'},
+	                                     {"json", no_argument, 0, 'J'},
+	                                     {"quiet", no_argument, 0, 'q'},
+	                                     {"help", no_argument, 0, 'h'},
+	                                     {"ref", required_argument, 0, 'R'},
+	                                     {"base-ref", required_argument, 0, 'B'},
+	                                     {"target-ref", required_argument, 0, 'T'},
+	                                     {"platform", required_argument, 0, 'P'},
+	                                     {"cache", required_argument, 0, 'K'},
+	                                     {0, 0, 0, 0}};
 	unsigned v;
 	int c;
 	packer_opts_default(&a->po);
 	while ((c = getopt_long(argc, argv, "o:j:l:qh", opts, NULL)) != -1) {
 		switch (c) {
-		case 'o': a->out = optarg; break;
+		case 'o':
+			a->out = optarg;
+			break;
 		case 'j':
 			if (cli_parse_uint(optarg, 1, 1024, &a->po.jobs) < 0)
 				goto bad;
@@ -85,16 +112,40 @@ static int parse(int argc, char **argv, struct diff_args *a)
 			if (parse_codecs(optarg, &a->po.diff.codecs) < 0)
 				goto bad;
 			break;
-		case 'J': a->json = 1; break;
-		case 'q': a->quiet = 1; break;
-		case 'h': fputs(diff_help, stdout); return -1;
-		default: goto usage;
+		case 'J':
+			a->json = 1;
+			break;
+		case 'q':
+			a->quiet = 1;
+			break;
+		case 'R':
+			a->base_ref = a->target_ref = optarg;
+			break;
+		case 'B':
+			a->base_ref = optarg;
+			break;
+		case 'T':
+			a->target_ref = optarg;
+			break;
+		case 'P':
+			a->platform = optarg;
+			break;
+		case 'K':
+			a->cache = optarg;
+			break;
+		case 'h':
+			fputs(diff_help, stdout);
+			return -1;
+		default:
+			goto usage;
 		}
 	}
 	if (optind + 2 != argc || !a->out)
 		goto usage;
 	a->old = argv[optind];
 	a->nw = argv[optind + 1];
+	size_t n = strlen(a->out);
+	a->raw = n >= 5 && !strcmp(a->out + n - 5, ".dimg");
 	return 0;
 bad:
 	fprintf(stderr, "cdimg diff: bad value '%s'\n", optarg);
@@ -103,35 +154,52 @@ usage:
 	return -2;
 }
 
-static void print_summary(const struct diff_args *a, const struct packer_stats *st)
+/* cdimg_size: 0 for a raw .dimg. */
+static void print_summary(const struct diff_args *a, const struct packer_stats *st,
+                          uint64_t cdimg_size)
 {
 	static const char *kinds[] = {"none", "empty", "same", "full", "patch"};
-	char h[32];
+	char h[32], h2[32];
 	if (a->json) {
 		struct json_object *o = json_object_new_object(), *f = json_object_new_object();
 		json_object_object_add(o, "output", json_object_new_string(a->out));
-		json_object_object_add(o, "size", json_object_new_int64((int64_t)st->output_size));
+		json_object_object_add(o, "format",
+		                       json_object_new_string(a->raw ? "dimg" : "cdimg"));
+		json_object_object_add(
+		    o, "size",
+		    json_object_new_int64((int64_t)(a->raw ? st->output_size : cdimg_size)));
+		json_object_object_add(o, "dimg_size",
+		                       json_object_new_int64((int64_t)st->output_size));
 		json_object_object_add(o, "entries", json_object_new_int64((int64_t)st->entries));
 		json_object_object_add(o, "encoded_input_bytes",
-				       json_object_new_int64((int64_t)st->input_bytes));
+		                       json_object_new_int64((int64_t)st->input_bytes));
 		for (int k = 1; k < 5; k++) {
 			struct json_object *x = json_object_new_object();
-			json_object_object_add(x, "files", json_object_new_int64((int64_t)st->files[k]));
+			json_object_object_add(x, "files",
+			                       json_object_new_int64((int64_t)st->files[k]));
 			json_object_object_add(x, "bytes",
-					       json_object_new_int64((int64_t)st->blob_bytes[k]));
+			                       json_object_new_int64((int64_t)st->blob_bytes[k]));
 			json_object_object_add(f, kinds[k], x);
 		}
 		json_object_object_add(o, "payloads", f);
-		json_object_object_add(o, "patch_bsdiff", json_object_new_int64((int64_t)st->codec_files[1]));
-		json_object_object_add(o, "patch_zstdref", json_object_new_int64((int64_t)st->codec_files[2]));
+		json_object_object_add(o, "patch_bsdiff",
+		                       json_object_new_int64((int64_t)st->codec_files[1]));
+		json_object_object_add(o, "patch_zstdref",
+		                       json_object_new_int64((int64_t)st->codec_files[2]));
 		puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY));
 		json_object_put(o);
 		return;
 	}
 	if (a->quiet)
 		return;
-	printf("%s: %s, %" PRIu64 " entries\n", a->out, cli_human(st->output_size, h, sizeof(h)),
-	       st->entries);
+	if (a->raw)
+		printf("%s: %s, %" PRIu64 " entries\n", a->out,
+		       cli_human(st->output_size, h, sizeof(h)), st->entries);
+	else
+		printf("%s: %s (.dimg %s + OCI wrapping %" PRIu64 " B), %" PRIu64 " entries\n",
+		       a->out, cli_human(cdimg_size, h, sizeof(h)),
+		       cli_human(st->output_size, h2, sizeof(h2)), cdimg_size - st->output_size,
+		       st->entries);
 	for (int k = 1; k < 5; k++)
 		printf("  %-6s %8" PRIu64 " files  %s\n", kinds[k], st->files[k],
 		       cli_human(st->blob_bytes[k], h, sizeof(h)));
@@ -139,42 +207,108 @@ static void print_summary(const struct diff_args *a, const struct packer_stats *
 	       st->codec_files[1], st->codec_files[2], cli_human(st->input_bytes, h, sizeof(h)));
 }
 
+static int open_image(struct dimg_image **out, const char *path, const char *ref,
+                      const struct diff_args *a, struct cli_progress *p)
+{
+	struct dimg_image_opts o = {.ref = ref,
+	                            .platform = a->platform,
+	                            .cas_dir = a->cache,
+	                            .jobs = a->po.jobs,
+	                            .progress = cli_progress_cb,
+	                            .pctx = p};
+	char *err = NULL;
+	int r = dimg_image_open(out, path, &o, &err);
+	cli_progress_done(p);
+	if (r < 0) {
+		int code = err ? cli_exit_code(r) : cli_fail(r, path, NULL);
+		if (err)
+			fprintf(stderr, "cdimg: %s: %s\n", path, err);
+		free(err);
+		return code;
+	}
+	return 0;
+}
+
+/* A .cdimg names both images: refuse plain trees before any work. */
+static int check_images(const struct diff_args *a, const struct dimg_image *base,
+                        const struct dimg_image *target)
+{
+	const char *which = !target->config || !target->manifest ? a->nw
+	                    : !base->config                      ? a->old
+	                                                         : NULL;
+	if (!which)
+		return 0;
+	fprintf(stderr,
+	        "cdimg diff: %s is a plain directory tree, not an image: a .cdimg records both\n"
+	        "images' configs (and the target's manifest). Write a raw delta instead:\n"
+	        "  cdimg diff %s %s -o NAME.dimg\n",
+	        which, a->old, a->nw);
+	return CLI_USAGE;
+}
+
+/* Encodes into a temporary .dimg next to the output, then wraps it. */
+static int write_cdimg(const struct diff_args *a, const struct dimg_image *base,
+                       const struct dimg_image *target, struct dimg_tree *plan,
+                       struct packer_stats *st, uint64_t *size, char **bad)
+{
+	char *tmp = NULL;
+	int fd = packer_tmpfile(a->out, &tmp);
+	if (fd < 0)
+		return fd;
+	close(fd);
+	int r =
+	    packer_write_dimg(tmp, base->tree, &base->files, plan, &target->files, &a->po, st, bad);
+	if (r == 0) {
+		struct cdimg_meta m = {.base_config_digest = base->config_digest,
+		                       .target_config = target->config,
+		                       .target_config_len = target->config_len,
+		                       .target_manifest = target->manifest,
+		                       .target_manifest_len = target->manifest_len,
+		                       .target_manifest_media_type = target->manifest_media_type,
+		                       .target_ref = target->ref};
+		r = packer_cdimg_write(a->out, tmp, &m, size);
+	}
+	unlink(tmp);
+	free(tmp);
+	return r;
+}
+
 static int run_diff(struct diff_args *a)
 {
-	struct dimg_tree *base = NULL, *target = NULL, *plan = NULL;
-	struct dimg_files bf = {0}, tf = {0};
+	struct dimg_image *base = NULL, *target = NULL;
+	struct dimg_tree *plan = NULL;
 	struct packer_stats st;
 	struct cli_progress p;
+	uint64_t cdimg_size = 0;
 	char *bad = NULL;
 	int r, code;
 	cli_progress_init(&p, a->quiet || a->json);
 	a->po.progress = cli_progress_cb;
 	a->po.pctx = &p;
-	if ((code = cli_walk(&base, a->old, a->po.jobs, &p)) ||
-	    (code = cli_walk(&target, a->nw, a->po.jobs, &p)))
+	if ((code = open_image(&base, a->old, a->base_ref, a, &p)) ||
+	    (code = open_image(&target, a->nw, a->target_ref, a, &p)) ||
+	    (!a->raw && (code = check_images(a, base, target))))
 		goto out;
-	if ((r = dimg_dir_files_open(&bf, a->old)) < 0 || (r = dimg_dir_files_open(&tf, a->nw)) < 0) {
-		code = cli_fail(r, "opening trees", NULL);
-		goto out;
-	}
-	if ((r = differ_plan(base, target, &plan)) < 0) {
+	if ((r = differ_plan(base->tree, target->tree, &plan)) < 0) {
 		code = cli_fail(r, "planning", NULL);
 		goto out;
 	}
-	r = packer_write_dimg(a->out, base, &bf, plan, &tf, &a->po, &st, &bad);
+	if (a->raw)
+		r = packer_write_dimg(a->out, base->tree, &base->files, plan, &target->files,
+		                      &a->po, &st, &bad);
+	else
+		r = write_cdimg(a, base, target, plan, &st, &cdimg_size, &bad);
 	cli_progress_done(&p);
 	if (r < 0) {
 		code = cli_fail(r, a->out, bad);
 		goto out;
 	}
-	print_summary(a, &st);
+	print_summary(a, &st, cdimg_size);
 	code = CLI_OK;
 out:
 	free(bad);
-	dimg_dir_files_close(&bf);
-	dimg_dir_files_close(&tf);
-	dimg_tree_free(base);
-	dimg_tree_free(target);
+	dimg_image_free(base);
+	dimg_image_free(target);
 	dimg_tree_free(plan);
 	return code;
 }

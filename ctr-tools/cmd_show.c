@@ -1,4 +1,5 @@
-/* cdimg show X.dimg: what a delta holds and what it costs. */
+/* cdimg show X.dimg|X.cdimg: what a delta holds, which images it joins and
+ * what it costs. */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -6,21 +7,26 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cdimg.h"
 #include "cli.h"
 #include "dimg/dimg.h"
+#include "dimg/image.h"
 
 static const char show_help[] =
-	"usage: cdimg show [OPTIONS] X.dimg\n"
-	"\n"
-	"Summarises a delta: base and target tree ids, entries kept, removed and\n"
-	"stored, files by payload kind with their bytes, the biggest blobs.\n"
-	"\n"
-	"options:\n"
-	"      --json        print the full index as JSON (explicitly stored entries;\n"
-	"                    with --base, every entry of the complete target tree)\n"
-	"      --base DIR    resolve against this base tree (checks it is the right one)\n"
-	"  -n, --top N       how many of the biggest blobs to list (default 10)\n"
-	"  -h, --help        this text\n";
+    "usage: cdimg show [OPTIONS] X.dimg|X.cdimg\n"
+    "\n"
+    "Summarises a delta: base and target tree ids, entries kept, removed and\n"
+    "stored, files by payload kind with their bytes, the biggest blobs. For a\n"
+    ".cdimg also the images it joins: the base's config digest, the target's\n"
+    "name, config and manifest digests (every blob's digest is verified).\n"
+    "\n"
+    "options:\n"
+    "      --json        print the full index as JSON (explicitly stored entries;\n"
+    "                    with --base, every entry of the complete target tree)\n"
+    "      --base OLD    resolve against this base image or tree (checks it is the\n"
+    "                    right one)\n"
+    "  -n, --top N       how many of the biggest blobs to list (default 10)\n"
+    "  -h, --help        this text\n";
 
 static const char *kind_name[] = {"none", "empty", "same", "full", "patch"};
 static const char *type_name[] = {"?", "dir", "reg", "symlink", "hardlink", "chr", "blk", "fifo"};
@@ -47,7 +53,8 @@ static struct json_object *entry_json(const struct dimg_entry *e)
 	char mode[16];
 	snprintf(mode, sizeof(mode), "%04o", e->mode);
 	json_object_object_add(o, "path", json_object_new_string(e->path));
-	json_object_object_add(o, "type", json_object_new_string(type_name[e->type <= 7 ? e->type : 0]));
+	json_object_object_add(o, "type",
+	                       json_object_new_string(type_name[e->type <= 7 ? e->type : 0]));
 	json_object_object_add(o, "mode", json_object_new_string(mode));
 	json_object_object_add(o, "uid", json_object_new_int64(e->uid));
 	json_object_object_add(o, "gid", json_object_new_int64(e->gid));
@@ -63,8 +70,9 @@ static struct json_object *entry_json(const struct dimg_entry *e)
 	if (e->nxattrs) {
 		struct json_object *x = json_object_new_object();
 		for (uint32_t i = 0; i < e->nxattrs; i++)
-			json_object_object_add(x, e->xattrs[i].name,
-					       hex_json(e->xattrs[i].value, e->xattrs[i].value_len));
+			json_object_object_add(
+			    x, e->xattrs[i].name,
+			    hex_json(e->xattrs[i].value, e->xattrs[i].value_len));
 		json_object_object_add(o, "xattrs", x);
 	}
 	if (e->type == DIMG_TYPE_REG) {
@@ -73,22 +81,54 @@ static struct json_object *entry_json(const struct dimg_entry *e)
 			json_object_object_add(o, "sha256", hex_json(e->sha256, 32));
 		json_object_object_add(o, "payload", json_object_new_string(kind_name[e->payload]));
 		if (e->payload == DIMG_PAYLOAD_PATCH)
-			json_object_object_add(o, "codec", json_object_new_string(codec_name[e->codec]));
+			json_object_object_add(o, "codec",
+			                       json_object_new_string(codec_name[e->codec]));
 		if (e->payload == DIMG_PAYLOAD_SAME || e->payload == DIMG_PAYLOAD_PATCH)
-			json_object_object_add(o, "src", json_object_new_string(e->src ? e->src : e->path));
+			json_object_object_add(o, "src",
+			                       json_object_new_string(e->src ? e->src : e->path));
 		if (e->blob_len) {
-			json_object_object_add(o, "blob_offset", json_object_new_int64((int64_t)e->blob_off));
-			json_object_object_add(o, "blob_size", json_object_new_int64((int64_t)e->blob_len));
+			json_object_object_add(o, "blob_offset",
+			                       json_object_new_int64((int64_t)e->blob_off));
+			json_object_object_add(o, "blob_size",
+			                       json_object_new_int64((int64_t)e->blob_len));
 		}
 	}
 	return o;
 }
 
-static void show_json(const struct dimg_reader *rd, const struct dimg_tree *t, int resolved)
+static struct json_object *cdimg_json(const struct cdimg_info *ci)
+{
+	struct json_object *o = json_object_new_object(), *b = json_object_new_object();
+	struct json_object *t = json_object_new_object();
+	json_object_object_add(o, "size", json_object_new_int64((int64_t)ci->file_size));
+	json_object_object_add(o, "manifest_digest", json_object_new_string(ci->manifest_digest));
+	json_object_object_add(o, "dimg_digest", json_object_new_string(ci->dimg_digest));
+	json_object_object_add(o, "dimg_offset", json_object_new_int64((int64_t)ci->dimg_offset));
+	json_object_object_add(b, "config_digest", json_object_new_string(ci->base_config_digest));
+	json_object_object_add(b, "tree", hex_json(ci->base_tree, 32));
+	json_object_object_add(o, "base", b);
+	if (ci->target_ref)
+		json_object_object_add(t, "ref", json_object_new_string(ci->target_ref));
+	json_object_object_add(t, "config_digest",
+	                       json_object_new_string(ci->target_config_digest));
+	json_object_object_add(t, "manifest_digest",
+	                       json_object_new_string(ci->target_manifest_digest));
+	json_object_object_add(t, "manifest_media_type",
+	                       json_object_new_string(ci->target_manifest_media_type));
+	json_object_object_add(t, "tree", hex_json(ci->target_tree, 32));
+	json_object_object_add(o, "target", t);
+	return o;
+}
+
+static void show_json(const struct dimg_reader *rd, const struct cdimg_info *ci,
+                      const struct dimg_tree *t, int resolved)
 {
 	struct dimg_index_stats st;
 	struct json_object *o = json_object_new_object(), *a = json_object_new_array();
 	dimg_reader_stats(rd, &st);
+	json_object_object_add(o, "container", json_object_new_string(ci ? "cdimg" : "dimg"));
+	if (ci)
+		json_object_object_add(o, "cdimg", cdimg_json(ci));
 	json_object_object_add(o, "format_version", json_object_new_int(DIMG_FORMAT_VERSION));
 	json_object_object_add(o, "base_tree", hex_json(dimg_reader_base_id(rd), 32));
 	json_object_object_add(o, "target_tree", hex_json(dimg_reader_target_id(rd), 32));
@@ -103,7 +143,8 @@ static void show_json(const struct dimg_reader *rd, const struct dimg_tree *t, i
 	for (size_t i = 0; i < t->n; i++)
 		json_object_array_add(a, entry_json(&t->v[i]));
 	json_object_object_add(o, resolved ? "tree" : "stored_entries", a);
-	puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
+	puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
+	                                           JSON_C_TO_STRING_NOSLASHESCAPE));
 	json_object_put(o);
 }
 
@@ -130,26 +171,47 @@ static void show_biggest(const struct dimg_tree *t, unsigned top)
 	if (n)
 		printf("biggest blobs:\n");
 	for (size_t i = 0; i < n && i < top; i++)
-		printf("  %10s  %-5s %-7s from %10s  /%s\n", cli_human(v[i]->blob_len, h1, sizeof(h1)),
-		       kind_name[v[i]->payload], v[i]->payload == DIMG_PAYLOAD_PATCH ? codec_name[v[i]->codec] : "",
+		printf("  %10s  %-5s %-7s from %10s  /%s\n",
+		       cli_human(v[i]->blob_len, h1, sizeof(h1)), kind_name[v[i]->payload],
+		       v[i]->payload == DIMG_PAYLOAD_PATCH ? codec_name[v[i]->codec] : "",
 		       cli_human(v[i]->size, h2, sizeof(h2)), v[i]->path);
 	free(v);
 }
 
-static void show_text(const char *path, const struct dimg_reader *rd, const struct dimg_tree *t,
-		      unsigned top)
+static void show_cdimg_head(const char *path, const struct cdimg_info *ci)
+{
+	char id[65], h[32], h2[32];
+	printf("%s: di3fs delta as an OCI artifact (.cdimg), %s; .dimg format %u, %s\n", path,
+	       cli_human(ci->file_size, h, sizeof(h)), ci->dimg_version,
+	       cli_human(ci->dimg_size, h2, sizeof(h2)));
+	dimg_hex32(ci->base_tree, id);
+	printf("  base:    config   %s\n           tree     %s\n", ci->base_config_digest, id);
+	dimg_hex32(ci->target_tree, id);
+	printf("  target:  ref      %s\n", ci->target_ref ? ci->target_ref : "(none)");
+	printf("           config   %s\n           manifest %s\n", ci->target_config_digest,
+	       ci->target_manifest_digest);
+	printf("           tree     %s\n", id);
+}
+
+static void show_text(const char *path, const struct dimg_reader *rd, const struct cdimg_info *ci,
+                      const struct dimg_tree *t, unsigned top)
 {
 	struct dimg_index_stats st;
 	uint64_t files[5] = {0}, bytes[5] = {0};
 	char id[65], h[32];
 	dimg_reader_stats(rd, &st);
-	printf("%s: di3fs delta, format %u, %s\n", path, DIMG_FORMAT_VERSION,
-	       cli_human(st.file_len, h, sizeof(h)));
-	dimg_hex32(dimg_reader_base_id(rd), id);
-	printf("  base tree:   %s\n", id);
-	dimg_hex32(dimg_reader_target_id(rd), id);
-	printf("  target tree: %s\n", id);
-	printf("  entries: %" PRIu64 " (kept %" PRIu64 ", stored %" PRIu64 "), removed %" PRIu64 "\n",
+	if (ci) {
+		show_cdimg_head(path, ci);
+	} else {
+		printf("%s: di3fs delta, format %u, %s\n", path, DIMG_FORMAT_VERSION,
+		       cli_human(st.file_len, h, sizeof(h)));
+		dimg_hex32(dimg_reader_base_id(rd), id);
+		printf("  base tree:   %s\n", id);
+		dimg_hex32(dimg_reader_target_id(rd), id);
+		printf("  target tree: %s\n", id);
+	}
+	printf("  entries: %" PRIu64 " (kept %" PRIu64 ", stored %" PRIu64 "), removed %" PRIu64
+	       "\n",
 	       st.entries, st.kept, st.explicit_, st.removed);
 	printf("  index: %s", cli_human(st.index_len, h, sizeof(h)));
 	printf(" (%s raw); blobs: %s\n", cli_human(st.index_raw_len, h, sizeof(h)),
@@ -167,57 +229,106 @@ static void show_text(const char *path, const struct dimg_reader *rd, const stru
 	show_biggest(t, top);
 }
 
-static int run_show(const char *path, const char *base_dir, int json, unsigned top)
+/* Opens a .dimg or a .cdimg (by its first bytes); reports errors itself. */
+static int open_delta(const char *path, struct cdimg **c, struct dimg_reader **rd)
 {
-	struct dimg_reader *rd = NULL;
-	struct dimg_tree *base = NULL, *full = NULL;
+	char *err = NULL;
+	int code, r = cdimg_sniff(path);
+	if (r == CDIMG_KIND_CDIMG) {
+		if ((r = cdimg_open(c, path, &err)) == 0 && (r = cdimg_dimg_reader(*c, rd)) < 0)
+			return cli_fail(r, path, "the .dimg inside");
+	} else if (r >= 0) {
+		r = dimg_reader_open(rd, path);
+	}
+	if (r >= 0) {
+		code = 0;
+	} else if (err) {
+		fprintf(stderr, "cdimg: %s: %s\n", path, err);
+		code = cli_exit_code(r);
+	} else {
+		code = cli_fail(r, path, NULL);
+	}
+	free(err);
+	return code;
+}
+
+static int open_base(const char *path, struct dimg_image **img, int quiet)
+{
 	struct cli_progress p;
-	int r = dimg_reader_open(&rd, path), code = CLI_OK;
-	if (r < 0)
-		return cli_fail(r, path, NULL);
-	cli_progress_init(&p, json);
-	if (base_dir) {
-		if ((code = cli_walk(&base, base_dir, 0, &p)))
+	char *err = NULL;
+	cli_progress_init(&p, quiet);
+	struct dimg_image_opts o = {.progress = cli_progress_cb, .pctx = &p};
+	int r = dimg_image_open(img, path, &o, &err);
+	cli_progress_done(&p);
+	if (r < 0 && err)
+		fprintf(stderr, "cdimg: %s: %s\n", path, err);
+	int code = r < 0 ? (err ? cli_exit_code(r) : cli_fail(r, path, NULL)) : 0;
+	free(err);
+	return code;
+}
+
+static int run_show(const char *path, const char *base_path, int json, unsigned top)
+{
+	struct cdimg *c = NULL;
+	struct dimg_reader *rd = NULL;
+	struct dimg_image *base = NULL;
+	struct dimg_tree *full = NULL;
+	int r, code = open_delta(path, &c, &rd);
+	if (code)
+		goto out;
+	if (base_path) {
+		if ((code = open_base(base_path, &base, json)))
 			goto out;
-		if ((r = dimg_reader_resolve(rd, base, &full)) < 0) {
-			code = cli_fail(r, path, r == -EXDEV ? NULL : "index does not match its base");
+		if ((r = dimg_reader_resolve(rd, base->tree, &full)) < 0) {
+			code =
+			    cli_fail(r, path, r == -EXDEV ? NULL : "index does not match its base");
 			goto out;
 		}
 	}
+	const struct cdimg_info *ci = c ? cdimg_get_info(c) : NULL;
 	const struct dimg_tree *t = full ? full : dimg_reader_explicit(rd);
 	if (json)
-		show_json(rd, t, full != NULL);
+		show_json(rd, ci, t, full != NULL);
 	else
-		show_text(path, rd, dimg_reader_explicit(rd), top);
+		show_text(path, rd, ci, dimg_reader_explicit(rd), top);
 out:
-	dimg_tree_free(base);
+	dimg_image_free(base);
 	dimg_tree_free(full);
 	dimg_reader_free(rd);
+	cdimg_free(c);
 	return code;
 }
 
 int cmd_show(int argc, char **argv)
 {
 	static const struct option opts[] = {{"json", no_argument, 0, 'J'},
-					     {"base", required_argument, 0, 'b'},
-					     {"top", required_argument, 0, 'n'},
-					     {"help", no_argument, 0, 'h'},
-					     {0, 0, 0, 0}};
+	                                     {"base", required_argument, 0, 'b'},
+	                                     {"top", required_argument, 0, 'n'},
+	                                     {"help", no_argument, 0, 'h'},
+	                                     {0, 0, 0, 0}};
 	const char *base = NULL;
 	unsigned top = 10;
 	int json = 0, c;
 	while ((c = getopt_long(argc, argv, "n:h", opts, NULL)) != -1) {
 		switch (c) {
-		case 'J': json = 1; break;
-		case 'b': base = optarg; break;
+		case 'J':
+			json = 1;
+			break;
+		case 'b':
+			base = optarg;
+			break;
 		case 'n':
 			if (cli_parse_uint(optarg, 0, 1000000, &top) < 0) {
 				fprintf(stderr, "cdimg show: bad value '%s'\n", optarg);
 				return CLI_USAGE;
 			}
 			break;
-		case 'h': fputs(show_help, stdout); return CLI_OK;
-		default: fputs(show_help, stderr); return CLI_USAGE;
+		case 'h':
+			fputs(show_help, stdout);
+			return CLI_OK;
+		default:
+			fputs(show_help, stderr);
+			return CLI_USAGE;
 		}
 	}
 	if (optind + 1 != argc) {
