@@ -404,14 +404,46 @@ static int bsd_z_extra(const struct bsd_enc *e, ZSTD_CCtx *cc, struct dimg_buf *
 	return bsd_z_feed(cc, out, NULL, 0, 1);
 }
 
+static size_t bsd_varint_put(uint8_t *p, uint64_t v)
+{
+	size_t n = 0;
+	while (v >= 0x80) {
+		p[n++] = (uint8_t)(v | 0x80);
+		v >>= 7;
+	}
+	p[n++] = (uint8_t)v;
+	return n;
+}
+
+/* The control stream on disk: per record the seek zigzag-encoded, then diff
+ * and extra lengths, each as a LEB128 varint (a quarter smaller compressed
+ * than fixed 8-byte fields on real executables). */
+static int bsd_ctrl_varints(const struct bsd_enc *e, struct dimg_buf *out)
+{
+	for (size_t off = 0; off < e->ctrl.len; off += BSD_TRIPLE_SIZE) {
+		struct bsd_triple t;
+		uint8_t rec[3 * 10];
+		size_t n;
+		bsd_triple_get(&t, e->ctrl.data + off);
+		n = bsd_varint_put(rec, (t.seek << 1) ^ (uint64_t)((int64_t)t.seek >> 63));
+		n += bsd_varint_put(rec + n, t.diff);
+		n += bsd_varint_put(rec + n, t.extra);
+		int r = dimg_buf_append(out, rec, n);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
 /* Writes the three compressed streams after the header already in out. */
 static int bsd_write_streams(const struct bsd_enc *e, int level, struct dimg_buf *out,
                              uint64_t zlen[BSD_NSTREAMS])
 {
-	uint64_t total[BSD_NSTREAMS] = {e->ctrl.len, 0, 0};
+	struct dimg_buf ctrl = {0};
 	ZSTD_CCtx *cc = ZSTD_createCCtx();
 	uint8_t *tmp = malloc(BSD_CHUNK);
-	int r = (cc && tmp) ? 0 : -ENOMEM;
+	int r = (cc && tmp) ? bsd_ctrl_varints(e, &ctrl) : -ENOMEM;
+	uint64_t total[BSD_NSTREAMS] = {ctrl.len, 0, 0};
 
 	bsd_totals(e, &total[BSD_DIFF], &total[BSD_EXTRA]);
 	for (int i = 0; i < BSD_NSTREAMS && r == 0; i++) {
@@ -419,7 +451,7 @@ static int bsd_write_streams(const struct bsd_enc *e, int level, struct dimg_buf
 
 		r = bsd_z_begin(cc, level, total[i]);
 		if (r == 0 && i == BSD_CTRL)
-			r = bsd_z_feed(cc, out, e->ctrl.data, e->ctrl.len, 1);
+			r = bsd_z_feed(cc, out, ctrl.data, ctrl.len, 1);
 		else if (r == 0 && i == BSD_DIFF)
 			r = bsd_z_diff(e, cc, out, tmp);
 		else if (r == 0)
@@ -428,6 +460,7 @@ static int bsd_write_streams(const struct bsd_enc *e, int level, struct dimg_buf
 	}
 	ZSTD_freeCCtx(cc);
 	free(tmp);
+	dimg_buf_free(&ctrl);
 	return r;
 }
 
@@ -654,16 +687,44 @@ static int bsp_seek(struct bsp *b, uint64_t seek)
 	return 0;
 }
 
+/* One LEB128 varint of at most 10 bytes, in its shortest form. */
+static int bsp_varint(struct bsp_in *s, uint64_t *v)
+{
+	*v = 0;
+	for (unsigned shift = 0; shift < 70; shift += 7) {
+		uint8_t byte;
+		int r = bsp_read(s, &byte, 1);
+		if (r < 0)
+			return r;
+		if (shift == 63 && byte > 1)
+			return -EBADMSG;
+		*v |= (uint64_t)(byte & 0x7f) << shift;
+		if (!(byte & 0x80))
+			return (byte == 0 && shift) ? -EBADMSG : 0;
+	}
+	return -EBADMSG;
+}
+
+static int bsp_record(struct bsp_in *s, struct bsd_triple *t)
+{
+	uint64_t zz;
+	int r = bsp_varint(s, &zz);
+	if (!r)
+		r = bsp_varint(s, &t->diff);
+	if (!r)
+		r = bsp_varint(s, &t->extra);
+	t->seek = (zz >> 1) ^ (0 - (zz & 1));
+	return r;
+}
+
 static int bsp_step(struct bsp *b)
 {
-	uint8_t rec[BSD_TRIPLE_SIZE];
 	struct bsd_triple t;
 	uint64_t left = b->newsize - b->newpos;
-	int r = bsp_read(&b->s[BSD_CTRL], rec, sizeof(rec));
+	int r = bsp_record(&b->s[BSD_CTRL], &t);
 
 	if (r < 0)
 		return r;
-	bsd_triple_get(&t, rec);
 	if (t.diff == 0 && t.extra == 0)
 		return -EBADMSG;
 	r = bsp_seek(b, t.seek);
@@ -694,7 +755,8 @@ static int bsp_open(struct bsp *b, const struct bsd_header *h, const uint8_t *pa
 		p += h->zlen[i];
 	}
 	/* Cheap early checks; the decoder re-checks each size at frame end. */
-	if (b->s[BSD_CTRL].size % BSD_TRIPLE_SIZE != 0 || b->s[BSD_DIFF].size > h->newsize ||
+	/* Every record makes at least one new byte and takes at most 30. */
+	if (b->s[BSD_CTRL].size / 30 > h->newsize || b->s[BSD_DIFF].size > h->newsize ||
 	    b->s[BSD_EXTRA].size != h->newsize - b->s[BSD_DIFF].size)
 		return -EBADMSG;
 	b->chunk = malloc(BSD_CHUNK);

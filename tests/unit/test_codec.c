@@ -505,58 +505,79 @@ static void craft_bsdiff(struct dimg_buf *p, uint64_t oldlen, uint64_t newlen, c
 	}
 }
 
+/* Appends one control record as the format stores it: zigzag seek, diff
+ * and extra lengths, each a LEB128 varint. */
+static size_t put_rec(uint8_t *p, int64_t seek, uint64_t diff, uint64_t extra)
+{
+	uint64_t v[3] = {((uint64_t)seek << 1) ^ (uint64_t)(seek >> 63), diff, extra};
+	size_t n = 0;
+	for (int k = 0; k < 3; k++) {
+		while (v[k] >= 0x80) {
+			p[n++] = (uint8_t)(v[k] | 0x80);
+			v[k] >>= 7;
+		}
+		p[n++] = (uint8_t)v[k];
+	}
+	return n;
+}
+
 /* Control values pointing outside old or new must be refused. */
 static void test_bsdiff_bounds(void)
 {
-	uint8_t old[64], data[64] = {0}, ctrl[48];
+	uint8_t old[64], data[64] = {0}, ctrl[64];
 	struct dimg_buf p = {0};
+	size_t n;
 
 	memset(old, 7, sizeof(old));
 	/* valid: seek 0, 16 diff, 16 extra */
-	memset(ctrl, 0, sizeof(ctrl));
-	put64(ctrl + 8, 16);
-	put64(ctrl + 16, 16);
-	craft_bsdiff(&p, 64, 32, ctrl, 24, data, 16, data, 16);
+	n = put_rec(ctrl, 0, 16, 16);
+	craft_bsdiff(&p, 64, 32, ctrl, n, data, 16, data, 16);
 	CHECK(apply_bs(old, 64, &p) == 0);
 	/* diff past the end of old */
-	put64(ctrl, 60);
-	craft_bsdiff(&p, 64, 32, ctrl, 24, data, 16, data, 16);
+	n = put_rec(ctrl, 60, 16, 16);
+	craft_bsdiff(&p, 64, 32, ctrl, n, data, 16, data, 16);
 	CHECK(apply_bs(old, 64, &p) == -EOVERFLOW);
 	/* seek before the start of old */
-	put64(ctrl, (uint64_t)-1);
-	craft_bsdiff(&p, 64, 32, ctrl, 24, data, 16, data, 16);
+	n = put_rec(ctrl, -1, 16, 16);
+	craft_bsdiff(&p, 64, 32, ctrl, n, data, 16, data, 16);
 	CHECK(apply_bs(old, 64, &p) == -EOVERFLOW);
-	put64(ctrl, (uint64_t)1 << 63);
-	craft_bsdiff(&p, 64, 32, ctrl, 24, data, 16, data, 16);
+	n = put_rec(ctrl, INT64_MIN, 16, 16);
+	craft_bsdiff(&p, 64, 32, ctrl, n, data, 16, data, 16);
 	CHECK(apply_bs(old, 64, &p) == -EOVERFLOW);
 	/* lengths that wrap around or overrun new */
-	put64(ctrl, 0);
-	put64(ctrl + 8, UINT64_MAX);
-	craft_bsdiff(&p, 64, 32, ctrl, 24, data, 16, data, 16);
+	n = put_rec(ctrl, 0, UINT64_MAX, 16);
+	craft_bsdiff(&p, 64, 32, ctrl, n, data, 16, data, 16);
 	CHECK(apply_bs(old, 64, &p) == -EOVERFLOW);
-	put64(ctrl + 8, 16);
-	put64(ctrl + 16, UINT64_MAX - 15);
-	craft_bsdiff(&p, 64, 32, ctrl, 24, data, 16, data, 16);
+	n = put_rec(ctrl, 0, 16, UINT64_MAX - 15);
+	craft_bsdiff(&p, 64, 32, ctrl, n, data, 16, data, 16);
 	CHECK(apply_bs(old, 64, &p) == -EOVERFLOW);
-	/* an empty record, and a missing one */
-	memset(ctrl, 0, sizeof(ctrl));
-	put64(ctrl + 32, 16);
-	put64(ctrl + 40, 16);
-	craft_bsdiff(&p, 64, 32, ctrl, 48, data, 16, data, 16);
+	/* varints: longer than 10 bytes, or not in their shortest form */
+	memset(ctrl, 0x80, 11);
+	ctrl[11] = 0;
+	craft_bsdiff(&p, 64, 32, ctrl, 12, data, 16, data, 16);
 	CHECK(apply_bs(old, 64, &p) == -EBADMSG);
-	craft_bsdiff(&p, 64, 64, ctrl + 24, 24, data, 32, data, 32);
+	memcpy(ctrl, "\x80\x00\x10\x10", 4); /* seek 0 written in 2 bytes */
+	craft_bsdiff(&p, 64, 32, ctrl, 4, data, 16, data, 16);
+	CHECK(apply_bs(old, 64, &p) == -EBADMSG);
+	/* an empty record, and a missing one */
+	n = put_rec(ctrl, 0, 0, 0);
+	n += put_rec(ctrl + n, 0, 16, 16);
+	craft_bsdiff(&p, 64, 32, ctrl, n, data, 16, data, 16);
+	CHECK(apply_bs(old, 64, &p) == -EBADMSG);
+	n = put_rec(ctrl, 0, 16, 16);
+	craft_bsdiff(&p, 64, 64, ctrl, n, data, 32, data, 32);
 	CHECK(apply_bs(old, 64, &p) == -EBADMSG);
 	/* streams longer than the records use */
-	craft_bsdiff(&p, 64, 32, ctrl + 24, 24, data, 20, data, 12);
+	craft_bsdiff(&p, 64, 32, ctrl, n, data, 20, data, 12);
 	CHECK(apply_bs(old, 64, &p) == -EBADMSG);
 	/* records left over once new is complete */
-	put64(ctrl + 24, 0);
-	put64(ctrl + 32, 16);
-	put64(ctrl + 40, 16);
-	craft_bsdiff(&p, 64, 32, ctrl, 48, data, 16, data, 16);
+	n = put_rec(ctrl, 0, 16, 16);
+	n += put_rec(ctrl + n, 0, 16, 16);
+	craft_bsdiff(&p, 64, 32, ctrl, n, data, 16, data, 16);
 	CHECK(apply_bs(old, 64, &p) == -EBADMSG);
+	n = put_rec(ctrl, 0, 16, 16);
+	craft_bsdiff(&p, 64, 32, ctrl, n, data, 16, data, 16);
 	/* header: version, reserved, stream lengths */
-	craft_bsdiff(&p, 64, 32, ctrl + 24, 24, data, 16, data, 16);
 	CHECK(apply_bs(old, 64, &p) == 0);
 	p.data[8] = 2;
 	CHECK(apply_bs(old, 64, &p) == -ENOTSUP);
