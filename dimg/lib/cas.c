@@ -1,0 +1,299 @@
+/* The image content store: regular files' contents named by SHA-256 under
+ * DIR/sha256/<2 hex>/<64 hex>, written under DIR/tmp/ and renamed (no fsync:
+ * it is a cache), so equal contents are stored once. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cas-internal.h"
+#include "dimg/hash.h"
+#include "dimg/write.h"
+
+struct dimg_cas {
+	int rootfd;
+	char *dir;
+	int owned; /* a private temporary store: removed by dimg_cas_free */
+};
+
+/* "sha256/ab/ab...": 7 + 3 + 64 + NUL. */
+#define CAS_NAME_MAX 80
+
+static void cas_blob_name(char out[CAS_NAME_MAX], const uint8_t sha256[32])
+{
+	char hex[65];
+	dimg_hex32(sha256, hex);
+	snprintf(out, CAS_NAME_MAX, "sha256/%.2s/%s", hex, hex);
+}
+
+static int mkdirat_ok(int dirfd, const char *name)
+{
+	if (mkdirat(dirfd, name, 0755) < 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+static int cas_private_dir(char **out)
+{
+	const char *base = getenv("TMPDIR");
+	if (!base || base[0] != '/')
+		base = "/var/tmp";
+	size_t n = strlen(base) + sizeof("/di3fs-cas-XXXXXX");
+	char *p = malloc(n);
+	if (!p)
+		return -ENOMEM;
+	snprintf(p, n, "%s/di3fs-cas-XXXXXX", base);
+	if (!mkdtemp(p)) {
+		int r = -errno;
+		free(p);
+		return r;
+	}
+	*out = p;
+	return 0;
+}
+
+int dimg_cas_open(struct dimg_cas **out, const char *dir)
+{
+	int r;
+	*out = NULL;
+	struct dimg_cas *c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	c->rootfd = -1;
+	if (dir) {
+		c->dir = strdup(dir);
+		r = !c->dir ? -ENOMEM : (mkdir(dir, 0755) < 0 && errno != EEXIST) ? -errno : 0;
+	} else {
+		r = cas_private_dir(&c->dir);
+		c->owned = r == 0;
+	}
+	if (r < 0)
+		goto fail;
+	c->rootfd = open(c->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (c->rootfd < 0) {
+		r = -errno;
+		goto fail;
+	}
+	if ((r = mkdirat_ok(c->rootfd, "sha256")) < 0 || (r = mkdirat_ok(c->rootfd, "tmp")) < 0)
+		goto fail;
+	*out = c;
+	return 0;
+fail:
+	dimg_cas_free(c);
+	return r;
+}
+
+void dimg_cas_free(struct dimg_cas *c)
+{
+	if (!c)
+		return;
+	if (c->rootfd >= 0)
+		close(c->rootfd);
+	if (c->owned)
+		(void)dimg_rmtree(c->dir);
+	free(c->dir);
+	free(c);
+}
+
+const char *dimg_cas_dir(const struct dimg_cas *c)
+{
+	return c->dir;
+}
+
+int dimg_cas_open_blob(const struct dimg_cas *c, const uint8_t sha256[32], int *out_fd)
+{
+	char name[CAS_NAME_MAX];
+	struct stat st;
+	*out_fd = -1;
+	cas_blob_name(name, sha256);
+	int fd = openat(c->rootfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	int r = fstat(fd, &st) < 0 ? -errno : S_ISREG(st.st_mode) ? 0 : -ESTALE;
+	if (r < 0) {
+		close(fd);
+		return r;
+	}
+	*out_fd = fd;
+	return 0;
+}
+
+/* ---- writer ---- */
+
+struct dimg_cas_writer {
+	struct dimg_cas *c;
+	struct dimg_sha256 *h;
+	int fd;
+	int holes;     /* the file ends in a hole: extend with ftruncate */
+	uint64_t size; /* bytes of content so far */
+	char tmpname[32];
+};
+
+int dimg_cas_writer_new(struct dimg_cas_writer **out, struct dimg_cas *c)
+{
+	struct dimg_cas_writer *w = calloc(1, sizeof(*w));
+	*out = NULL;
+	if (!w)
+		return -ENOMEM;
+	w->c = c;
+	w->fd = -1;
+	int r = dimg_sha256_new(&w->h);
+	if (r < 0) {
+		free(w);
+		return r;
+	}
+	*out = w;
+	return 0;
+}
+
+void dimg_cas_writer_free(struct dimg_cas_writer *w)
+{
+	if (!w)
+		return;
+	dimg_cas_writer_abort(w);
+	dimg_sha256_free(w->h);
+	free(w);
+}
+
+void dimg_cas_writer_abort(struct dimg_cas_writer *w)
+{
+	if (w->fd < 0)
+		return;
+	close(w->fd);
+	(void)unlinkat(w->c->rootfd, w->tmpname, 0);
+	w->fd = -1;
+}
+
+/* A fresh name under tmp/: O_EXCL makes it ours even with other writers. */
+int dimg_cas_writer_begin(struct dimg_cas_writer *w)
+{
+	dimg_cas_writer_abort(w);
+	for (int tries = 0; tries < 16; tries++) {
+		uint64_t rnd;
+		if (getrandom(&rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+			return -EIO;
+		snprintf(w->tmpname, sizeof(w->tmpname), "tmp/%016llx", (unsigned long long)rnd);
+		int fd =
+		    openat(w->c->rootfd, w->tmpname, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+		if (fd >= 0) {
+			w->fd = fd;
+			w->size = 0;
+			w->holes = 0;
+			/* Resets a hash left half-done by an aborted file. */
+			uint8_t junk[32];
+			dimg_sha256_final(w->h, junk);
+			return 0;
+		}
+		if (errno != EEXIST)
+			return -errno;
+	}
+	return -EEXIST;
+}
+
+int dimg_cas_writer_write(struct dimg_cas_writer *w, const void *p, size_t n)
+{
+	const uint8_t *b = p;
+	dimg_sha256_update(w->h, p, n);
+	w->size += n;
+	w->holes = 0;
+	while (n > 0) {
+		ssize_t k = write(w->fd, b, n);
+		if (k < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		b += k;
+		n -= (size_t)k;
+	}
+	return 0;
+}
+
+int dimg_cas_writer_zeros(struct dimg_cas_writer *w, uint64_t n)
+{
+	static const uint8_t zero[65536];
+	if (n > INT64_MAX - w->size)
+		return -EOVERFLOW;
+	for (uint64_t left = n; left > 0;) {
+		size_t k = left < sizeof(zero) ? (size_t)left : sizeof(zero);
+		dimg_sha256_update(w->h, zero, k);
+		left -= k;
+	}
+	if (n && lseek(w->fd, (off_t)n, SEEK_CUR) < 0)
+		return -errno;
+	w->size += n;
+	w->holes = n > 0;
+	return 0;
+}
+
+int dimg_cas_writer_commit(struct dimg_cas_writer *w, uint8_t sha256[32], uint64_t *size)
+{
+	char name[CAS_NAME_MAX];
+	int r = 0;
+	if (w->fd < 0)
+		return -EINVAL;
+	dimg_sha256_final(w->h, sha256);
+	if (w->holes && ftruncate(w->fd, (off_t)w->size) < 0)
+		r = -errno;
+	if (close(w->fd) < 0 && r == 0)
+		r = -errno;
+	w->fd = -1;
+	cas_blob_name(name, sha256);
+	name[9] = '\0'; /* "sha256/ab" */
+	if (r == 0)
+		r = mkdirat_ok(w->c->rootfd, name);
+	name[9] = '/';
+	if (r == 0 && renameat(w->c->rootfd, w->tmpname, w->c->rootfd, name) < 0)
+		r = -errno;
+	if (r < 0)
+		(void)unlinkat(w->c->rootfd, w->tmpname, 0);
+	*size = w->size;
+	return r;
+}
+
+/* ---- dimg_files over the store ---- */
+
+struct cas_files {
+	const struct dimg_cas *c;
+	const struct dimg_tree *t;
+};
+
+static int cas_files_open_entry(void *ctx, const struct dimg_entry *e, int *out_fd)
+{
+	const struct cas_files *cf = ctx;
+	*out_fd = -1;
+	if (e->type == DIMG_TYPE_HARDLINK) {
+		e = e->link ? dimg_tree_find(cf->t, e->link) : NULL;
+		if (!e)
+			return -ENOENT;
+	}
+	if (e->type != DIMG_TYPE_REG)
+		return -EINVAL;
+	return dimg_cas_open_blob(cf->c, e->sha256, out_fd);
+}
+
+int dimg_cas_files_open(struct dimg_files *out, const struct dimg_cas *c, const struct dimg_tree *t)
+{
+	memset(out, 0, sizeof(*out));
+	struct cas_files *cf = malloc(sizeof(*cf));
+	if (!cf)
+		return -ENOMEM;
+	cf->c = c;
+	cf->t = t;
+	out->open = cas_files_open_entry;
+	out->ctx = cf;
+	return 0;
+}
+
+void dimg_cas_files_close(struct dimg_files *f)
+{
+	if (!f)
+		return;
+	free(f->ctx);
+	f->ctx = NULL;
+	f->open = NULL;
+}
