@@ -2,17 +2,32 @@
  * directory, OCI layout directory or tar, docker-save tar) and owns the
  * result's tree, content access and metadata. */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
+#include "cas-internal.h"
 #include "dimg/image.h"
 
 /* What dimg_image.priv points to: how the files of this image are opened. */
 struct image_priv {
-	int is_dir; /* files came from dimg_dir_files_open */
+	int is_dir;           /* files came from dimg_dir_files_open */
+	struct dimg_cas *cas; /* files come from this store */
 };
+
+void dimg_errf(char **err, const char *fmt, ...)
+{
+	va_list ap;
+	char *m;
+	if (!err || *err)
+		return;
+	va_start(ap, fmt);
+	if (vasprintf(&m, fmt, ap) >= 0)
+		*err = m;
+	va_end(ap);
+}
 
 /* Sets *err (if asked for) to a malloc'd "what: reason" message. */
 static void image_err(char **err, int r, const char *what)
@@ -51,6 +66,29 @@ static int image_open_dir(struct dimg_image *img, const char *path, const struct
 	return dimg_tree_id(img->tree, img->tree_id);
 }
 
+/* An image layout or docker save: layers squashed into the store. */
+static int image_open_layers(struct dimg_image *img, const char *path, int is_dir,
+                             const struct dimg_image_opts *o, char **err)
+{
+	struct image_priv *p = calloc(1, sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	img->priv = p;
+	int r = dimg_cas_open(&p->cas, o->cas_dir);
+	if (r < 0) {
+		image_err(err, r, o->cas_dir ? o->cas_dir : "temporary content store");
+		return r;
+	}
+	r = dimg_oci_open(img, path, is_dir, o, p->cas, err);
+	if (r == 0)
+		r = dimg_cas_files_open(&img->files, p->cas, img->tree);
+	if (r == 0)
+		r = dimg_tree_id(img->tree, img->tree_id);
+	if (r < 0)
+		image_err(err, r, path);
+	return r;
+}
+
 int dimg_image_open(struct dimg_image **out, const char *path, const struct dimg_image_opts *o,
                     char **err)
 {
@@ -72,9 +110,17 @@ int dimg_image_open(struct dimg_image **out, const char *path, const struct dimg
 		goto fail;
 	}
 	if (S_ISDIR(st.st_mode)) {
-		r = image_open_dir(img, path, o, err);
+		r = dimg_oci_probe_dir(path);
+		if (r > 0)
+			r = image_open_layers(img, path, 1, o, err);
+		else if (r == 0)
+			r = image_open_dir(img, path, o, err);
+		else
+			image_err(err, r, path);
+	} else if (S_ISREG(st.st_mode)) {
+		r = image_open_layers(img, path, 0, o, err);
 	} else {
-		r = -ENOTSUP;
+		r = -EINVAL;
 		image_err(err, r, path);
 	}
 	if (r < 0)
@@ -93,6 +139,10 @@ void dimg_image_free(struct dimg_image *img)
 	struct image_priv *p = img->priv;
 	if (p && p->is_dir)
 		dimg_dir_files_close(&img->files);
+	if (p && p->cas) {
+		dimg_cas_files_close(&img->files);
+		dimg_cas_free(p->cas);
+	}
 	free(p);
 	dimg_tree_free(img->tree);
 	free(img->config);
