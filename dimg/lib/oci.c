@@ -112,12 +112,16 @@ static struct archive *oci_tar_new(const char *path)
 	return a;
 }
 
+static int oci_member_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct oci_member *)a)->name, ((const struct oci_member *)b)->name);
+}
+
+/* Members are sorted once listed: lookups are binary searches. */
 static const struct oci_member *oci_member_find(const struct oci_src *s, const char *name)
 {
-	for (size_t i = 0; i < s->nm; i++)
-		if (strcmp(s->m[i].name, name) == 0)
-			return &s->m[i];
-	return NULL;
+	struct oci_member key = {.name = (char *)name};
+	return s->nm ? bsearch(&key, s->m, s->nm, sizeof(*s->m), oci_member_cmp) : NULL;
 }
 
 /* A symlink's target is relative to the symlink's directory. */
@@ -147,8 +151,6 @@ static int oci_member_add(struct oci_src *s, struct archive_entry *ae, size_t *c
 	int r = oci_norm_name(&m.name, archive_entry_pathname(ae));
 	if (r == 0 && (hl || type == AE_IFLNK))
 		r = target ? oci_link_target(&m.link, m.name, target, !hl) : -EBADMSG;
-	if (r == 0 && oci_member_find(s, m.name))
-		r = -ENOTUNIQ;
 	if (r == 0 && s->nm >= OCI_MEMBERS_MAX)
 		r = -EOVERFLOW;
 	if (r == 0 && s->nm == *cap) {
@@ -196,12 +198,21 @@ static int oci_src_open_tar(struct oci_src *s, const char *path, char **err)
 		r = oci_member_add(s, ae, &cap);
 		if (r < 0) {
 			dimg_errf(err, "%s: member '%s': %s", path, archive_entry_pathname(ae),
-			          r == -ENOTUNIQ ? "appears twice" : strerror(-r));
+			          strerror(-r));
 			r = r == -ENOMEM ? r : -EBADMSG;
 			break;
 		}
 	}
 	archive_read_free(a);
+	if (r == 0 && s->nm)
+		qsort(s->m, s->nm, sizeof(*s->m), oci_member_cmp);
+	for (size_t i = 1; r == 0 && i < s->nm; i++) {
+		if (strcmp(s->m[i - 1].name, s->m[i].name) == 0) {
+			/* Which copy would count? Refuse rather than guess. */
+			dimg_errf(err, "%s: member '%s' appears twice", path, s->m[i].name);
+			r = -EBADMSG;
+		}
+	}
 	return r;
 }
 

@@ -72,7 +72,7 @@ struct sq_layer {
 	int cb_err;        /* first -errno met in a read callback */
 	char cb_msg[96];   /* and what it was */
 	const char *entry; /* raw path of the entry at hand, for messages */
-	char **err;
+	char *msg;         /* the first refusal, for *err */
 };
 
 /* ---- the path table ---- */
@@ -200,10 +200,10 @@ static int sq_fail(struct sq_layer *L, int r, const char *fmt, ...)
 		why = NULL;
 	va_end(ap);
 	if (L->entry)
-		dimg_errf(L->err, "layer %s: entry '%s': %s", L->li->name, L->entry,
+		dimg_errf(&L->msg, "layer %s: entry '%s': %s", L->li->name, L->entry,
 		          why ? why : "refused");
 	else
-		dimg_errf(L->err, "layer %s: %s", L->li->name, why ? why : "refused");
+		dimg_errf(&L->msg, "layer %s: %s", L->li->name, why ? why : "refused");
 	free(why);
 	return r;
 }
@@ -842,10 +842,33 @@ static int sq_verify(struct sq_layer *L)
 	return 0;
 }
 
+/* A layer refused as corrupt may just have been damaged on its way: if
+ * its bytes miss their digest, that is the message (the rest of the blob
+ * is read for it, on this failure path only). */
+static void sq_blame_digest(struct sq_layer *L)
+{
+	const void *buf;
+	uint8_t got[32];
+	char hex[65];
+	if (!L->li->has_digest || L->cb_err || !L->raw)
+		return;
+	while (!L->src_eof)
+		if (sq_read_blob(L->raw, L, &buf) < 0)
+			return;
+	dimg_sha256_final(L->s->hc, got);
+	if (memcmp(got, L->li->digest, 32) == 0)
+		return;
+	free(L->msg);
+	L->msg = NULL;
+	L->entry = NULL;
+	dimg_hex32(got, hex);
+	sq_fail(L, -EBADMSG, "blob digest mismatch: content is sha256:%s", hex);
+}
+
 int dimg_squash_layer(struct dimg_squash *s, struct dimg_layer_info *li,
                       const struct dimg_layer_src *src, char **err)
 {
-	struct sq_layer L = {.s = s, .li = li, .src = src, .err = err};
+	struct sq_layer L = {.s = s, .li = li, .src = src};
 	if (s->spent)
 		return -EINVAL;
 	s->layer++;
@@ -863,7 +886,12 @@ int dimg_squash_layer(struct dimg_squash *s, struct dimg_layer_info *li,
 	if (r == 0) {
 		li->filter = sq_filter_name(L.raw);
 		r = sq_verify(&L);
+	} else if (r == -EBADMSG) {
+		sq_blame_digest(&L);
 	}
+	if (L.msg)
+		dimg_errf(err, "%s", L.msg);
+	free(L.msg);
 	archive_read_free(L.tar);
 	archive_read_free(L.raw);
 	sq_progress(s, 1);

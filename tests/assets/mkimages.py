@@ -67,6 +67,14 @@ def goarch():
 # ---- reading trees -------------------------------------------------------
 
 
+def tar_order(rel):
+    """Depth first, names sorted within a directory: a directory's entries
+    follow it directly, as tar and docker write them (a plain string sort
+    would put "a.txt" between "a/" and "a/b", and GNU tar, which restores a
+    directory's mtime once it has left it, would then see it change)."""
+    return [c.encode("utf-8", "surrogateescape") for c in rel.split("/")] if rel else []
+
+
 def walk(root):
     """Sorted relative paths (bytes-safe str) of the tree, root first."""
     out = [ROOT]
@@ -77,7 +85,7 @@ def walk(root):
         for n in dirnames + sorted(filenames):
             out.append(os.path.join(rel, n) if rel else n)
     # Dirs that are symlinks show up in dirnames: os.walk does not follow them.
-    return sorted(set(out), key=lambda p: p.encode("utf-8", "surrogateescape"))
+    return sorted(set(out), key=tar_order)
 
 
 def xattrs(path):
@@ -262,7 +270,7 @@ def layer2_entries(base, bgroups, new, ngroups, opaque):
     bydir = {}
     for par, name in marks:
         bydir.setdefault(par, []).append(name)
-    for rel in sorted(want, key=lambda p: p.encode("utf-8", "surrogateescape")):
+    for rel in sorted(want, key=tar_order):
         out.append(("node", rel))
         for name in sorted(bydir.get(rel, [])):
             out.append(("mark", (rel + "/" if rel else "") + name))
