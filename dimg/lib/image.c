@@ -29,18 +29,10 @@ void dimg_errf(char **err, const char *fmt, ...)
 	va_end(ap);
 }
 
-/* Sets *err (if asked for) to a malloc'd "what: reason" message. */
+/* Sets *err (if asked for and still unset) to "what: reason". */
 static void image_err(char **err, int r, const char *what)
 {
-	if (!err || *err)
-		return;
-	const char *why = strerror(r < 0 ? -r : r);
-	size_t n = strlen(what) + 2 + strlen(why) + 1;
-	char *m = malloc(n);
-	if (!m)
-		return;
-	snprintf(m, n, "%s: %s", what, why);
-	*err = m;
+	dimg_errf(err, "%s: %s", what, strerror(r < 0 ? -r : r));
 }
 
 static int image_open_dir(struct dimg_image *img, const char *path, const struct dimg_image_opts *o,

@@ -285,7 +285,8 @@ static int oci_stream_open_tar(struct oci_stream *st, const struct oci_src *s, c
 		char *n;
 		if (oci_norm_name(&n, archive_entry_pathname(ae)) < 0)
 			continue;
-		int hit = strcmp(n, m->name) == 0;
+		int hit = strcmp(n, m->name) == 0 && archive_entry_filetype(ae) == AE_IFREG &&
+		          !archive_entry_hardlink(ae);
 		free(n);
 		if (hit && archive_entry_sparse_count(ae) > 0)
 			return -ENOTSUP;

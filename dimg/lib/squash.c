@@ -451,7 +451,7 @@ static void sq_cb_fail(struct sq_layer *L, int r, const char *fmt, ...)
 }
 
 /* Streams the entry's data into the store; sparse holes become zeros. */
-static int sq_content(struct sq_layer *L, struct dimg_entry *e, uint64_t size)
+static int sq_content(struct sq_layer *L, struct dimg_entry *e, uint64_t size, int sparse)
 {
 	struct dimg_cas_writer *w = L->s->w;
 	uint64_t pos = 0, got;
@@ -477,13 +477,16 @@ static int sq_content(struct sq_layer *L, struct dimg_entry *e, uint64_t size)
 			r = dimg_cas_writer_write(w, buf, n);
 		pos = (uint64_t)off + n;
 	}
+	if (r == 0 && pos < size && !sparse)
+		r = sq_fail(L, -EBADMSG, "data ends %llu bytes early",
+		            (unsigned long long)(size - pos));
 	if (r == 0)
-		r = dimg_cas_writer_zeros(w, size - pos);
+		r = dimg_cas_writer_zeros(w, size - pos); /* a sparse file's last hole */
 	if (r == 0)
 		r = dimg_cas_writer_commit(w, e->sha256, &got);
 	if (r < 0) {
 		dimg_cas_writer_abort(w);
-		return r;
+		return sq_fail(L, r, "storing the content: %s", strerror(-r));
 	}
 	e->size = got;
 	return 0;
@@ -627,7 +630,7 @@ static int sq_regular(struct sq_layer *L, const char *path, struct archive_entry
 	struct dimg_entry e = {.type = DIMG_TYPE_REG};
 	r = sq_meta(L, &ino->meta, ae);
 	if (r == 0)
-		r = sq_content(L, &ino->meta, size);
+		r = sq_content(L, &ino->meta, size, archive_entry_sparse_count(ae) > 0);
 	if (r == 0)
 		r = sq_place(L, path, &e, ino);
 	if (r < 0)
