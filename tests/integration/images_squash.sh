@@ -110,6 +110,8 @@ rm -rf "$WORK/plain"
 $MKIMAGES oci "$S/base" "$S/new" "$WORK/s-oci.tar" --ref app:v2 --opaque var/cache
 squash_check s-oci "$WORK/s-oci.tar" "$S/new"
 squash_check s-oci-ref "$WORK/s-oci.tar" "$S/new" --ref docker.io/library/app:v2
+gzip -c "$WORK/s-oci.tar" >"$WORK/s-oci.tar.gz" # `docker save | gzip` style: still streamed
+squash_check s-oci-gz "$WORK/s-oci.tar.gz" "$S/new"
 $MKIMAGES oci "$S/base" "$S/new" "$WORK/s-layout" --layout-dir --no-gzip --opaque var/cache
 squash_check s-layout "$WORK/s-layout" "$S/new"
 $MKIMAGES oci "$S/base" "$S/new" "$WORK/s-docker.tar" --docker-save --ref app:v2 \
@@ -149,6 +151,14 @@ grep -q "layer sha256:$layer: blob digest mismatch" "$WORK/err.txt" ||
 	{ cat "$WORK/err.txt"; fail "tampered layer not named"; }
 [ ! -e "$WORK/x" ] || fail "output written from a tampered image"
 rm -rf "$WORK/bad"
+python3 - "$WORK/s-oci.tar" "$WORK/dup.tar" <<'PY'
+import sys, tarfile
+with tarfile.open(sys.argv[1]) as src, tarfile.open(sys.argv[2], "w") as out:
+    for m in src.getmembers() + [src.getmember("index.json")]:
+        out.addfile(m, src.extractfile(m) if m.isfile() else None)
+PY
+expect_exit 3 "$SQUASH" --extract "$WORK/dup.tar" "$WORK/x"
+grep -q "member 'index.json' appears twice" "$WORK/err.txt" || fail "duplicate member accepted"
 
 # ---- the real nginx pair ----
 bash "$SRC/tests/assets/mktrees.sh" --out "$TREES" nginx >/dev/null
