@@ -2,7 +2,8 @@
  * layers written here with libarchive, and hostile layers each refused
  * with its own message. With arguments it is the integration tests'
  * driver: `test_squash --extract IMAGE OUTDIR [--ref R] [--platform P]
- * [--cas DIR] [--no-owner]` opens an image and writes its squashed tree. */
+ * [--cas DIR] [--no-owner] [--open-only]` opens an image, writes its
+ * squashed tree, and reports squash throughput and peak memory. */
 #include <archive.h>
 #include <archive_entry.h>
 #include <errno.h>
@@ -666,7 +667,7 @@ static int content_from_files(void *ctx, const struct dimg_entry *e, dimg_write_
 	int fd, r = c->files->open(c->files->ctx, e, &fd);
 	if (r < 0)
 		return r;
-	static __thread uint8_t buf[1 << 16];
+	uint8_t buf[1 << 16];
 	for (;;) {
 		ssize_t n = read(fd, buf, sizeof(buf));
 		if (n <= 0) {
