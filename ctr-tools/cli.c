@@ -80,8 +80,9 @@ void cli_progress_cb(void *ctx, const char *what, uint64_t done, uint64_t total)
 	p->last_ms = t;
 	p->drawn = 1;
 	if (total)
-		fprintf(stderr, "\r\033[K%s: %5.1f%% (%s of %s)", what, 100.0 * (double)done / (double)total,
-			cli_human(done, a, sizeof(a)), cli_human(total, b, sizeof(b)));
+		fprintf(stderr, "\r\033[K%s: %5.1f%% (%s of %s)", what,
+		        100.0 * (double)done / (double)total, cli_human(done, a, sizeof(a)),
+		        cli_human(total, b, sizeof(b)));
 	else
 		fprintf(stderr, "\r\033[K%s: %s", what, cli_human(done, a, sizeof(a)));
 	fflush(stderr);
@@ -103,10 +104,23 @@ int cli_parse_size(const char *s, uint64_t *out)
 		return -1;
 	unsigned shift = 0;
 	switch (*end) {
-	case 'K': case 'k': shift = 10; end++; break;
-	case 'M': case 'm': shift = 20; end++; break;
-	case 'G': case 'g': shift = 30; end++; break;
-	default: break;
+	case 'K':
+	case 'k':
+		shift = 10;
+		end++;
+		break;
+	case 'M':
+	case 'm':
+		shift = 20;
+		end++;
+		break;
+	case 'G':
+	case 'g':
+		shift = 30;
+		end++;
+		break;
+	default:
+		break;
 	}
 	if (*end || (shift && v > (UINT64_MAX >> shift)))
 		return -1;

@@ -5,9 +5,9 @@
 #include "cli.h"
 
 static const struct cli_cmd commands[] = {
-	{"diff", "compare two trees and write a .dimg delta", cmd_diff},
-	{"apply", "rebuild the target tree from a base and a delta", cmd_apply},
-	{"show", "summarise a delta (--json: the full index)", cmd_show},
+    {"diff", "compare two trees and write a .dimg delta", cmd_diff},
+    {"apply", "rebuild the target tree from a base and a delta", cmd_apply},
+    {"show", "summarise a delta (--json: the full index)", cmd_show},
 };
 
 static void usage(FILE *f)
@@ -16,7 +16,7 @@ static void usage(FILE *f)
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].summary);
 	fprintf(f, "\n'cdimg COMMAND --help' describes a command.\n"
-		   "exit codes: 0 ok, 1 failed, 2 usage, 3 corrupt or unusable input\n");
+	           "exit codes: 0 ok, 1 failed, 2 usage, 3 corrupt or unusable input\n");
 }
 
 int main(int argc, char **argv)

@@ -157,7 +157,8 @@ static const struct dimg_entry *find_by_key(const struct base_index *bi, const s
 	}
 	for (size_t i = lo; i < bi->nkey && strcmp(bi->keys[i], key) == 0; i++) {
 		const struct dimg_entry *c = &bi->base->v[bi->by_key[i]];
-		if (c->size && (!best || size_dist(c->size, t->size) < size_dist(best->size, t->size)))
+		if (c->size &&
+		    (!best || size_dist(c->size, t->size) < size_dist(best->size, t->size)))
 			best = c;
 	}
 	free(key);
@@ -203,7 +204,7 @@ static int plan_entry(const struct base_index *bi, struct dimg_entry *e)
 }
 
 int differ_plan(const struct dimg_tree *base, const struct dimg_tree *target,
-		struct dimg_tree **out)
+                struct dimg_tree **out)
 {
 	struct base_index bi;
 	struct dimg_tree *t = NULL;
@@ -244,7 +245,7 @@ static void keep_patch(struct differ_result *res, struct dimg_buf *cand, uint8_t
  * hundredth of the time) tells when it cannot win: its slow level gains at
  * most about a quarter over the probe. Returns 1 to go on, 0 to skip. */
 static int zstdref_pays(const uint8_t *old, size_t oldlen, const uint8_t *new_, size_t newlen,
-			const struct differ_opts *o, const struct differ_result *res)
+                        const struct differ_opts *o, const struct differ_result *res)
 {
 	struct dimg_buf probe = {0};
 	if (!res->codec || o->level <= 3)
@@ -258,7 +259,7 @@ static int zstdref_pays(const uint8_t *old, size_t oldlen, const uint8_t *new_, 
 }
 
 static int try_patches(const uint8_t *old, size_t oldlen, const uint8_t *new_, size_t newlen,
-		       const struct differ_opts *o, struct differ_result *res)
+                       const struct differ_opts *o, struct differ_result *res)
 {
 	struct dimg_buf cand = {0};
 	int r;
@@ -290,7 +291,7 @@ fail:
  * halves a fast one's size on real files). Otherwise the smaller wins, the
  * full copy on a tie. */
 static int settle_full(const uint8_t *new_, size_t newlen, const struct differ_opts *o,
-		       struct differ_result *res)
+                       struct differ_result *res)
 {
 	struct dimg_buf full = {0};
 	int fast = o->level < 3 ? o->level : 3;
@@ -318,7 +319,7 @@ static int settle_full(const uint8_t *new_, size_t newlen, const struct differ_o
 }
 
 int differ_encode(const uint8_t *old, size_t oldlen, const uint8_t *new_, size_t newlen,
-		  const struct differ_opts *o, struct differ_result *res)
+                  const struct differ_opts *o, struct differ_result *res)
 {
 	memset(res, 0, sizeof(*res));
 	res->payload = DIMG_PAYLOAD_FULL;

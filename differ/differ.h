@@ -15,13 +15,13 @@ extern "C" {
 #endif
 
 struct differ_opts {
-	int level;               /* zstd level for blobs and patch streams */
-	uint64_t max_diff_size;  /* larger old or new files are stored full */
+	int level;                   /* zstd level for blobs and patch streams */
+	uint64_t max_diff_size;      /* larger old or new files are stored full */
 	uint64_t max_zstdref_window; /* zstdref only while old+new fit this */
-	unsigned codecs;         /* DIFFER_CODEC_* bits tried */
+	unsigned codecs;             /* DIFFER_CODEC_* bits tried */
 };
 
-#define DIFFER_CODEC_BSDIFF 0x1u
+#define DIFFER_CODEC_BSDIFF  0x1u
 #define DIFFER_CODEC_ZSTDREF 0x2u
 
 /* Defaults: level 19, max_diff_size 512 MiB, zstdref while old+new <= 32 MiB
@@ -34,7 +34,7 @@ void differ_opts_default(struct differ_opts *o);
  * no base file resembles it. PATCH entries are only a plan: the encoder may
  * turn them into FULL. */
 int differ_plan(const struct dimg_tree *base, const struct dimg_tree *target,
-		struct dimg_tree **out);
+                struct dimg_tree **out);
 
 /* The key used to match version-named files: every run of decimal digits
  * becomes '#' ("usr/lib/libfoo.so.1.2" -> "usr/lib/libfoo.so.#.#").
@@ -51,7 +51,7 @@ struct differ_result {
  * codec the options allow and keeps the smallest; a patch is never kept
  * when it is not smaller than the full copy. Deterministic. */
 int differ_encode(const uint8_t *old, size_t oldlen, const uint8_t *new_, size_t newlen,
-		  const struct differ_opts *o, struct differ_result *res);
+                  const struct differ_opts *o, struct differ_result *res);
 
 #ifdef __cplusplus
 }

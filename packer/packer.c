@@ -26,8 +26,8 @@ enum slot_state { SLOT_TODO, SLOT_DONE };
 #define NO_DUP ((size_t)-1)
 
 struct slot {
-	size_t idx;    /* entry in plan */
-	size_t dup_of; /* earlier slot with the same new and old content, or NO_DUP */
+	size_t idx;      /* entry in plan */
+	size_t dup_of;   /* earlier slot with the same new and old content, or NO_DUP */
 	uint8_t key[64]; /* SHA-256 of the new content, then of the patch source */
 	int state;
 	int rc;
@@ -47,7 +47,7 @@ struct pool {
 
 /* Maps the file behind an entry read-only; len 0 gives NULL. */
 static int map_entry(const struct dimg_files *f, const struct dimg_entry *e, const uint8_t **p,
-		     size_t *len)
+                     size_t *len)
 {
 	struct stat st;
 	int fd, r = f->open(f->ctx, e, &fd);
@@ -147,7 +147,7 @@ static void share_blob(struct dimg_entry *e, const struct dimg_entry *first)
 
 /* Main thread: waits for slots in order and writes their blobs. */
 static int write_blobs(struct pool *pl, struct dimg_writer *w, struct dimg_tree *plan,
-		       const struct packer_opts *o, struct packer_stats *st, size_t *failed)
+                       const struct packer_opts *o, struct packer_stats *st, size_t *failed)
 {
 	uint64_t total = 0, done = 0;
 	int r = 0;
@@ -166,7 +166,7 @@ static int write_blobs(struct pool *pl, struct dimg_writer *w, struct dimg_tree 
 			r = s->rc;
 			if (!r)
 				r = dimg_writer_add_blob(w, s->res.blob.data, s->res.blob.len,
-							 &e->blob_off, &e->blob_xxh3);
+				                         &e->blob_off, &e->blob_xxh3);
 			if (r < 0) {
 				*failed = s->idx;
 				break;
@@ -201,7 +201,7 @@ static unsigned job_count(unsigned jobs)
 }
 
 static int run_pool(struct pool *pl, struct dimg_writer *w, struct dimg_tree *plan,
-		    const struct packer_opts *o, struct packer_stats *st, size_t *failed)
+                    const struct packer_opts *o, struct packer_stats *st, size_t *failed)
 {
 	unsigned nth = job_count(o->jobs);
 	pthread_t *th = calloc(nth, sizeof(*th));
@@ -251,7 +251,7 @@ static int find_duplicates(struct pool *pl)
 }
 
 static int collect_slots(struct pool *pl, const struct dimg_tree *base,
-			 const struct dimg_tree *plan)
+                         const struct dimg_tree *plan)
 {
 	pl->slots = calloc(plan->n ? plan->n : 1, sizeof(*pl->slots));
 	if (!pl->slots)
@@ -266,7 +266,8 @@ static int collect_slots(struct pool *pl, const struct dimg_tree *base,
 		s->dup_of = NO_DUP;
 		memcpy(s->key, e->sha256, 32);
 		if (e->payload == DIMG_PAYLOAD_PATCH) {
-			const struct dimg_entry *src = dimg_tree_find(base, e->src ? e->src : e->path);
+			const struct dimg_entry *src =
+			    dimg_tree_find(base, e->src ? e->src : e->path);
 			if (src)
 				memcpy(s->key + 32, src->sha256, 32);
 		}
@@ -319,8 +320,8 @@ int packer_commit_tmpfile(int fd, const char *tmp, const char *path)
 }
 
 static int pack(int fd, const struct dimg_tree *base, const struct dimg_files *base_files,
-		struct dimg_tree *plan, const struct dimg_files *target_files,
-		const struct packer_opts *o, struct packer_stats *st, size_t *failed)
+                struct dimg_tree *plan, const struct dimg_files *target_files,
+                const struct packer_opts *o, struct packer_stats *st, size_t *failed)
 {
 	uint8_t bid[32], tid[32];
 	struct dimg_writer *w = NULL;
@@ -351,9 +352,9 @@ static int pack(int fd, const struct dimg_tree *base, const struct dimg_files *b
 }
 
 int packer_write_dimg(const char *out_path, const struct dimg_tree *base,
-		      const struct dimg_files *base_files, struct dimg_tree *plan,
-		      const struct dimg_files *target_files, const struct packer_opts *o,
-		      struct packer_stats *st, char **err_path)
+                      const struct dimg_files *base_files, struct dimg_tree *plan,
+                      const struct dimg_files *target_files, const struct packer_opts *o,
+                      struct packer_stats *st, char **err_path)
 {
 	char *tmp = NULL;
 	size_t failed = (size_t)-1;

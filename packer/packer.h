@@ -20,11 +20,11 @@ struct packer_opts {
 };
 
 struct packer_stats {
-	uint64_t files[5];      /* REG entries by enum dimg_payload */
-	uint64_t blob_bytes[5]; /* blob bytes by payload */
+	uint64_t files[5];       /* REG entries by enum dimg_payload */
+	uint64_t blob_bytes[5];  /* blob bytes by payload */
 	uint64_t codec_files[3]; /* PATCH entries by enum dimg_codec */
-	uint64_t input_bytes;   /* bytes of the target files that were encoded */
-	uint64_t output_size;   /* size of the .dimg */
+	uint64_t input_bytes;    /* bytes of the target files that were encoded */
+	uint64_t output_size;    /* size of the .dimg */
 	uint64_t entries;
 };
 
@@ -37,9 +37,9 @@ void packer_opts_default(struct packer_opts *o);
  * encoded: a file that changed since the walk is an error. On error
  * *err_path (if non-NULL) gets a malloc'd tree path naming the file. */
 int packer_write_dimg(const char *out_path, const struct dimg_tree *base,
-		      const struct dimg_files *base_files, struct dimg_tree *plan,
-		      const struct dimg_files *target_files, const struct packer_opts *o,
-		      struct packer_stats *st, char **err_path);
+                      const struct dimg_files *base_files, struct dimg_tree *plan,
+                      const struct dimg_files *target_files, const struct packer_opts *o,
+                      struct packer_stats *st, char **err_path);
 
 /* Creates a temporary file next to path (".NAME.tmp-XXXXXX"); *tmp_out is
  * malloc'd. Returns the fd or -errno. */

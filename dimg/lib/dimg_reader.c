@@ -380,14 +380,14 @@ const struct dimg_tree *dimg_reader_explicit(const struct dimg_reader *r)
 
 /* A SAME or PATCH source must be a regular file of the base. */
 static const struct dimg_entry *base_source(const struct dimg_tree *base,
-					    const struct dimg_entry *e)
+                                            const struct dimg_entry *e)
 {
 	const struct dimg_entry *b = dimg_tree_find(base, e->src ? e->src : e->path);
 	return b && b->type == DIMG_TYPE_REG ? b : NULL;
 }
 
 static int resolve_explicit(struct dimg_tree *out, const struct dimg_tree *base,
-			    const struct dimg_entry *x)
+                            const struct dimg_entry *x)
 {
 	struct dimg_entry e;
 	int r = dimg_entry_copy(&e, x);
@@ -423,7 +423,7 @@ static int resolve_keep(struct dimg_tree *out, const struct dimg_entry *b)
 }
 
 static int apply_ops(const struct dimg_reader *rd, const struct dimg_tree *base,
-		     struct dimg_tree *out)
+                     struct dimg_tree *out)
 {
 	size_t i = 0;
 	for (size_t k = 0; k < rd->nops; k++) {
@@ -446,7 +446,7 @@ static int apply_ops(const struct dimg_reader *rd, const struct dimg_tree *base,
 }
 
 int dimg_reader_resolve(const struct dimg_reader *rd, const struct dimg_tree *base,
-			struct dimg_tree **out)
+                        struct dimg_tree **out)
 {
 	uint8_t id[32];
 	struct dimg_tree *t = NULL;
@@ -473,7 +473,7 @@ int dimg_reader_resolve(const struct dimg_reader *rd, const struct dimg_tree *ba
 }
 
 int dimg_reader_blob(const struct dimg_reader *r, const struct dimg_entry *e, const uint8_t **p,
-		     size_t *len)
+                     size_t *len)
 {
 	if (e->payload != DIMG_PAYLOAD_FULL && e->payload != DIMG_PAYLOAD_PATCH)
 		return -EINVAL;

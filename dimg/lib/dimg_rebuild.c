@@ -64,7 +64,7 @@ static int open_source(const struct dimg_files *base, const struct dimg_entry *e
 }
 
 static int patch_from_fd(int fd, const uint8_t *patch, size_t plen, uint8_t codec,
-			 struct verify_sink *v)
+                         struct verify_sink *v)
 {
 	struct stat st;
 	if (fstat(fd, &st) < 0)
@@ -86,7 +86,7 @@ static int patch_from_fd(int fd, const uint8_t *patch, size_t plen, uint8_t code
 }
 
 static int produce(const struct dimg_reader *r, const struct dimg_entry *e,
-		   const struct dimg_files *base, struct verify_sink *v)
+                   const struct dimg_files *base, struct verify_sink *v)
 {
 	const uint8_t *blob = NULL;
 	size_t blen = 0;
@@ -101,7 +101,8 @@ static int produce(const struct dimg_reader *r, const struct dimg_entry *e,
 		return dimg_zstd_decode(blob, blen, verify_write, v, &n);
 	case DIMG_PAYLOAD_SAME:
 	case DIMG_PAYLOAD_PATCH:
-		if (e->payload == DIMG_PAYLOAD_PATCH && (rc = dimg_reader_blob(r, e, &blob, &blen)) < 0)
+		if (e->payload == DIMG_PAYLOAD_PATCH &&
+		    (rc = dimg_reader_blob(r, e, &blob, &blen)) < 0)
 			return rc;
 		if ((rc = open_source(base, e, &fd)) < 0)
 			return rc;
@@ -117,7 +118,7 @@ static int produce(const struct dimg_reader *r, const struct dimg_entry *e,
 }
 
 int dimg_reader_rebuild(const struct dimg_reader *r, const struct dimg_entry *e,
-			const struct dimg_files *base, dimg_write_fn sink, void *sink_ctx)
+                        const struct dimg_files *base, dimg_write_fn sink, void *sink_ctx)
 {
 	struct verify_sink v = {sink, sink_ctx, NULL, 0, e->size};
 	uint8_t got[32];

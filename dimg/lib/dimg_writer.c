@@ -29,7 +29,7 @@ static int write_all(struct dimg_writer *w, const void *p, size_t n)
 }
 
 int dimg_writer_new(struct dimg_writer **out, int fd, const uint8_t base_id[32],
-		    const uint8_t target_id[32])
+                    const uint8_t target_id[32])
 {
 	uint8_t h[DIMG_HEADER_SIZE] = {0};
 	struct dimg_writer *w = calloc(1, sizeof(*w));
@@ -61,7 +61,7 @@ uint64_t dimg_writer_offset(const struct dimg_writer *w)
 }
 
 int dimg_writer_add_blob(struct dimg_writer *w, const void *p, size_t n, uint64_t *off,
-			 uint64_t *xxh3)
+                         uint64_t *xxh3)
 {
 	*off = w->off;
 	*xxh3 = dimg_xxh3(p, n);
@@ -183,7 +183,7 @@ static int entry_op(struct dimg_buf *b, struct run *run, const struct dimg_entry
 
 /* Merges the two sorted path lists into KEEP/SKIP/ENTRY ops. */
 static int encode_index(struct dimg_buf *b, const struct dimg_tree *base,
-			const struct dimg_tree *target)
+                        const struct dimg_tree *target)
 {
 	struct run run = {0, 0};
 	size_t i = 0, j = 0;
@@ -219,7 +219,7 @@ static int encode_index(struct dimg_buf *b, const struct dimg_tree *base,
 }
 
 int dimg_writer_finish(struct dimg_writer *w, const struct dimg_tree *base,
-		       const struct dimg_tree *target)
+                       const struct dimg_tree *target)
 {
 	struct dimg_buf raw = {0}, z = {0};
 	uint8_t t[DIMG_TRAILER_SIZE] = {0};

@@ -2,7 +2,9 @@
 #ifndef DIMG_FORMAT_INTERNAL_H
 #define DIMG_FORMAT_INTERNAL_H
 
-#define DIMG_MAGIC "\x89" "DIM\r\n\x1a\n"
+#define DIMG_MAGIC                                                                                 \
+	"\x89"                                                                                     \
+	"DIM\r\n\x1a\n"
 #define DIMG_TRAILER_MAGIC "DIMGIDX\n"
 
 /* Index ops (docs/FORMAT.md "Index"). */

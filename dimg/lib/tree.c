@@ -161,7 +161,8 @@ static int path_ok(const char *p)
 	for (;;) {
 		const char *slash = strchr(c, '/');
 		size_t len = slash ? (size_t)(slash - c) : strlen(c);
-		if (len == 0 || (len == 1 && c[0] == '.') || (len == 2 && c[0] == '.' && c[1] == '.'))
+		if (len == 0 || (len == 1 && c[0] == '.') ||
+		    (len == 2 && c[0] == '.' && c[1] == '.'))
 			return 0;
 		if (!slash)
 			return 1;
@@ -223,7 +224,8 @@ static int entry_ok(const struct dimg_tree *t, size_t i)
 		return 0;
 	if (e->type != DIMG_TYPE_REG && !is_zero(e->sha256, 32))
 		return 0;
-	if (e->type != DIMG_TYPE_CHR && e->type != DIMG_TYPE_BLK && (e->rdev_major || e->rdev_minor))
+	if (e->type != DIMG_TYPE_CHR && e->type != DIMG_TYPE_BLK &&
+	    (e->rdev_major || e->rdev_minor))
 		return 0;
 	switch (e->type) {
 	case DIMG_TYPE_DIR:

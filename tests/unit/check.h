@@ -7,22 +7,22 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CHECK(cond)                                                                        \
-	do {                                                                               \
-		if (!(cond)) {                                                             \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-			exit(1);                                                           \
-		}                                                                          \
+#define CHECK(cond)                                                                                \
+	do {                                                                                       \
+		if (!(cond)) {                                                                     \
+			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);   \
+			exit(1);                                                                   \
+		}                                                                                  \
 	} while (0)
 
-#define CHECK_RC(expr)                                                                     \
-	do {                                                                               \
-		long _rc = (long)(expr);                                                   \
-		if (_rc < 0) {                                                             \
-			fprintf(stderr, "%s:%d: %s returned %ld (%s)\n", __FILE__, __LINE__, #expr, \
-				_rc, strerror((int)-_rc));                                 \
-			exit(1);                                                           \
-		}                                                                          \
+#define CHECK_RC(expr)                                                                             \
+	do {                                                                                       \
+		long _rc = (long)(expr);                                                           \
+		if (_rc < 0) {                                                                     \
+			fprintf(stderr, "%s:%d: %s returned %ld (%s)\n", __FILE__, __LINE__,       \
+			        #expr, _rc, strerror((int)-_rc));                                  \
+			exit(1);                                                                   \
+		}                                                                                  \
 	} while (0)
 
 /* Deterministic PRNG (xorshift64*) so failures reproduce. */

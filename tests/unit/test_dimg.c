@@ -133,7 +133,7 @@ static uint8_t *write_delta_at(const struct dimg_tree *base, struct dimg_tree *t
 /* Opens, resolves and rebuilds every file. 0 only when every step passed;
  * then every rebuilt file equals its expected content. */
 static int use_delta(const uint8_t *buf, size_t len, const struct dimg_tree *base,
-		     const struct dimg_tree *expect, struct memfiles *mf)
+                     const struct dimg_tree *expect, struct memfiles *mf)
 {
 	struct dimg_reader *rd;
 	struct dimg_tree *t = NULL;
@@ -189,9 +189,9 @@ static void check_hostile(const struct dimg_tree *base, const char *path, int ln
 int main(void)
 {
 	struct memfiles mf = {{"a", "b", "c", "d/gone"},
-			      {"unchanged file\n", "hello old world, this is the file content\n",
-			       "to be renamed\n", "deleted\n"},
-			      4};
+	                      {"unchanged file\n", "hello old world, this is the file content\n",
+	                       "to be renamed\n", "deleted\n"},
+	                      4};
 	struct dimg_tree *base = make_base(), *target = make_target();
 	size_t len;
 	uint8_t *buf = write_delta_at(base, target, &len);
@@ -248,7 +248,7 @@ int main(void)
 	check_hostile(base, "/abs", DIMG_TYPE_SYMLINK);
 	check_hostile(base, "d/../../x", DIMG_TYPE_SYMLINK);
 	check_hostile(base, "d//x", DIMG_TYPE_SYMLINK);
-	check_hostile(base, "lnk/file", DIMG_TYPE_SYMLINK); /* through a symlink */
+	check_hostile(base, "lnk/file", DIMG_TYPE_SYMLINK);   /* through a symlink */
 	check_hostile(base, "nodir/file", DIMG_TYPE_SYMLINK); /* parent missing */
 	dimg_tree_free(base);
 	dimg_tree_free(target);

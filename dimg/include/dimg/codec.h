@@ -38,20 +38,20 @@ int dimg_write_fd(void *ctx, const void *p, size_t n);
  * 4*oldlen (suffix array; 8*oldlen past 2 GiB) + the inputs.
  * Returns 0 or -errno (-ENOMEM, -EFBIG past limits). */
 int dimg_bsdiff(const uint8_t *old, size_t oldlen, const uint8_t *new_, size_t newlen, int level,
-		struct dimg_buf *out);
+                struct dimg_buf *out);
 
 /* Applies a bsdiff patch to old, streaming the result to sink; the result
  * is never held whole in memory. Returns the new size through *newlen.
  * Corrupt patch -> -EBADMSG; unknown version -> -ENOTSUP. */
 int dimg_bspatch(const uint8_t *old, size_t oldlen, const uint8_t *patch, size_t patchlen,
-		 dimg_write_fn sink, void *sink_ctx, uint64_t *newlen);
+                 dimg_write_fn sink, void *sink_ctx, uint64_t *newlen);
 
 /* zstd frame of new compressed with old as a raw prefix (long-distance
  * matching, window large enough to see all of old). Appends to *out. */
 int dimg_zstdref_encode(const uint8_t *old, size_t oldlen, const uint8_t *new_, size_t newlen,
-			int level, struct dimg_buf *out);
+                        int level, struct dimg_buf *out);
 int dimg_zstdref_decode(const uint8_t *old, size_t oldlen, const uint8_t *patch, size_t patchlen,
-			dimg_write_fn sink, void *sink_ctx, uint64_t *newlen);
+                        dimg_write_fn sink, void *sink_ctx, uint64_t *newlen);
 
 /* Plain zstd frame of data (for DIMG_PAYLOAD_FULL), deterministic,
  * single-threaded; appends to *out. */
@@ -59,11 +59,11 @@ int dimg_zstd_encode(const uint8_t *data, size_t len, int level, struct dimg_buf
 /* Streams the decompressed frame to sink; checks the frame holds exactly
  * one frame and no trailing bytes. */
 int dimg_zstd_decode(const uint8_t *blob, size_t bloblen, dimg_write_fn sink, void *sink_ctx,
-		     uint64_t *outlen);
+                     uint64_t *outlen);
 
 /* Dispatch on codec id: patch apply for DIMG_CODEC_* values. */
 int dimg_patch_apply(uint8_t codec, const uint8_t *old, size_t oldlen, const uint8_t *patch,
-		     size_t patchlen, dimg_write_fn sink, void *sink_ctx, uint64_t *newlen);
+                     size_t patchlen, dimg_write_fn sink, void *sink_ctx, uint64_t *newlen);
 
 #ifdef __cplusplus
 }

@@ -15,8 +15,8 @@ extern "C" {
 #endif
 
 #define DIMG_FORMAT_VERSION 1u
-#define DIMG_HEADER_SIZE 96u
-#define DIMG_TRAILER_SIZE 64u
+#define DIMG_HEADER_SIZE    96u
+#define DIMG_TRAILER_SIZE   64u
 /* Largest decompressed index a reader accepts. */
 #define DIMG_INDEX_MAX (1u << 30)
 
@@ -41,16 +41,16 @@ struct dimg_writer;
 /* Starts a .dimg on fd (positioned at 0, owned by the caller): writes the
  * header. Ids are dimg_tree_id() of base and target. */
 int dimg_writer_new(struct dimg_writer **out, int fd, const uint8_t base_id[32],
-		    const uint8_t target_id[32]);
+                    const uint8_t target_id[32]);
 /* Appends a blob; gives back its offset and XXH3-64. */
 int dimg_writer_add_blob(struct dimg_writer *w, const void *p, size_t n, uint64_t *off,
-			 uint64_t *xxh3);
+                         uint64_t *xxh3);
 /* Writes the index and trailer. target's REG entries carry payload, codec,
  * src, blob_* as planned; entries equal to the base entry at the same path
  * (metadata and content, payload SAME from that path) are encoded as runs.
  * Does not fsync or close fd. */
 int dimg_writer_finish(struct dimg_writer *w, const struct dimg_tree *base,
-		       const struct dimg_tree *target);
+                       const struct dimg_tree *target);
 void dimg_writer_free(struct dimg_writer *w);
 /* Bytes written so far. */
 uint64_t dimg_writer_offset(const struct dimg_writer *w);
@@ -60,9 +60,9 @@ struct dimg_reader;
 
 /* Index statistics, known without the base. */
 struct dimg_index_stats {
-	uint64_t entries;  /* entries of the complete target tree */
-	uint64_t kept;     /* entries carried unchanged from the base */
-	uint64_t removed;  /* base entries absent from the target */
+	uint64_t entries;   /* entries of the complete target tree */
+	uint64_t kept;      /* entries carried unchanged from the base */
+	uint64_t removed;   /* base entries absent from the target */
 	uint64_t explicit_; /* entries stored in full */
 	uint64_t index_len, index_raw_len, blobs_len, file_len;
 };
@@ -86,18 +86,18 @@ const struct dimg_tree *dimg_reader_explicit(const struct dimg_reader *r);
  * fit the base or the result's tree id differs from the header's. The
  * result's REG entries carry payloads (kept ones: SAME from their path). */
 int dimg_reader_resolve(const struct dimg_reader *r, const struct dimg_tree *base,
-			struct dimg_tree **out);
+                        struct dimg_tree **out);
 
 /* The blob of an entry, bounds- and XXH3-checked; borrowed from r. */
 int dimg_reader_blob(const struct dimg_reader *r, const struct dimg_entry *e, const uint8_t **p,
-		     size_t *len);
+                     size_t *len);
 
 /* Streams the content of a resolved REG entry to sink, from its payload and
  * the base files; checks size and SHA-256 at the end (-EBADMSG on
  * mismatch: the sink has then seen bad bytes and the caller discards
  * them). The new file is never held whole in memory. */
 int dimg_reader_rebuild(const struct dimg_reader *r, const struct dimg_entry *e,
-			const struct dimg_files *base, dimg_write_fn sink, void *sink_ctx);
+                        const struct dimg_files *base, dimg_write_fn sink, void *sink_ctx);
 
 #ifdef __cplusplus
 }

@@ -44,7 +44,7 @@ struct dimg_entry {
 	uint32_t uid, gid;
 	int64_t mtime_sec;
 	uint32_t mtime_nsec;
-	uint64_t size;             /* regular: bytes; symlink: strlen(link) */
+	uint64_t size; /* regular: bytes; symlink: strlen(link) */
 	uint32_t rdev_major, rdev_minor;
 	uint8_t sha256[32];        /* regular files only, else zero */
 	char *link;                /* symlink target or hardlink leader path */
@@ -52,9 +52,9 @@ struct dimg_entry {
 	uint32_t nxattrs;
 
 	/* Delta payload (only in trees read from a .dimg / planned by differ). */
-	uint8_t payload;  /* enum dimg_payload */
-	uint8_t codec;    /* enum dimg_codec, for DIMG_PAYLOAD_PATCH */
-	char *src;        /* base path for SAME/PATCH; NULL means the entry's own path */
+	uint8_t payload;   /* enum dimg_payload */
+	uint8_t codec;     /* enum dimg_codec, for DIMG_PAYLOAD_PATCH */
+	char *src;         /* base path for SAME/PATCH; NULL means the entry's own path */
 	uint64_t blob_off; /* absolute offset of the blob in the .dimg */
 	uint64_t blob_len;
 	uint64_t blob_xxh3; /* XXH3-64 of the blob bytes */
@@ -92,8 +92,8 @@ ssize_t dimg_tree_index(const struct dimg_tree *t, const char *path);
  * entry's parent is a DIR entry of the tree (so no path passes through a
  * symlink); hardlinks name an earlier REG entry and carry no metadata of
  * their own; symlink size matches; nanoseconds < 10^9; sha256 only on REG,
- * rdev only on devices; xattr names 1..255 bytes, values <= 16 MiB. On failure *bad_path (if non-NULL)
- * points into the tree at the offending path. Returns 0 or -EBADMSG. */
+ * rdev only on devices; xattr names 1..255 bytes, values <= 16 MiB. On failure *bad_path (if
+ * non-NULL) points into the tree at the offending path. Returns 0 or -EBADMSG. */
 int dimg_tree_validate(const struct dimg_tree *t, const char **bad_path);
 
 /* Equality of two entries as the tree id sees them (path, type, mode,
@@ -121,7 +121,7 @@ typedef void (*dimg_progress_fn)(void *ctx, const char *what, uint64_t done, uin
  * does not depend on it. On error *err_path (if non-NULL) gets a malloc'd
  * path naming the file that failed. */
 int dimg_tree_walk(struct dimg_tree **out, const char *root, unsigned flags, unsigned nthreads,
-		   dimg_progress_fn progress, void *pctx, char **err_path);
+                   dimg_progress_fn progress, void *pctx, char **err_path);
 
 #ifdef __cplusplus
 }

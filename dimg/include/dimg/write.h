@@ -11,10 +11,10 @@ extern "C" {
 
 /* Produces the content of REG entry e into sink, or returns -errno. */
 typedef int (*dimg_content_fn)(void *ctx, const struct dimg_entry *e, dimg_write_fn sink,
-			       void *sink_ctx);
+                               void *sink_ctx);
 
-#define DIMG_WRITE_NO_OWNER 0x1u  /* do not chown (unprivileged use) */
-#define DIMG_WRITE_NO_XATTR 0x2u  /* do not set xattrs */
+#define DIMG_WRITE_NO_OWNER   0x1u /* do not chown (unprivileged use) */
+#define DIMG_WRITE_NO_XATTR   0x2u /* do not set xattrs */
 #define DIMG_WRITE_NO_DEVICES 0x4u /* fail on device nodes is default; skip instead */
 
 /* Writes tree t (validated first) as directory outdir, which must not
@@ -26,8 +26,8 @@ typedef int (*dimg_content_fn)(void *ctx, const struct dimg_entry *e, dimg_write
  * hardlinks are linked to their leader. On error *err_path (if non-NULL)
  * gets a malloc'd tree path naming the entry that failed. */
 int dimg_tree_write_dir(const struct dimg_tree *t, const char *outdir, dimg_content_fn content,
-			void *ctx, unsigned flags, dimg_progress_fn progress, void *pctx,
-			char **err_path);
+                        void *ctx, unsigned flags, dimg_progress_fn progress, void *pctx,
+                        char **err_path);
 
 /* Removes a directory tree (for cleaning temporaries); ignores ENOENT. */
 int dimg_rmtree(const char *path);
