@@ -47,12 +47,54 @@ static struct json_object *hex_json(const uint8_t *p, size_t n)
 	return o;
 }
 
+/* Length of the valid UTF-8 sequence at s, or 0. */
+static size_t utf8_len(const unsigned char *s)
+{
+	size_t n = s[0] < 0x80         ? 1
+	           : (s[0] >> 5) == 6  ? 2
+	           : (s[0] >> 4) == 14 ? 3
+	           : (s[0] >> 3) == 30 ? 4
+	                               : 0;
+	for (size_t i = 1; i < n; i++)
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+	return n;
+}
+
+/* JSON strings are UTF-8: a name that is not gets U+FFFD for each bad byte
+ * under key, and its exact bytes in hex under key_hex. */
+static void add_name(struct json_object *o, const char *key, const char *s)
+{
+	size_t n = strlen(s), bad = 0, k;
+	char *fixed = malloc(3 * n + 1), *w = fixed, hk[32];
+	if (!fixed)
+		return;
+	for (const unsigned char *p = (const unsigned char *)s; *p; p += k) {
+		if ((k = utf8_len(p)) == 0) {
+			memcpy(w, "\xef\xbf\xbd", 3);
+			w += 3;
+			k = 1;
+			bad = 1;
+		} else {
+			memcpy(w, p, k);
+			w += k;
+		}
+	}
+	*w = '\0';
+	json_object_object_add(o, key, json_object_new_string(fixed));
+	free(fixed);
+	if (bad) {
+		snprintf(hk, sizeof(hk), "%s_hex", key);
+		json_object_object_add(o, hk, hex_json((const uint8_t *)s, n));
+	}
+}
+
 static struct json_object *entry_json(const struct dimg_entry *e)
 {
 	struct json_object *o = json_object_new_object();
 	char mode[16];
 	snprintf(mode, sizeof(mode), "%04o", e->mode);
-	json_object_object_add(o, "path", json_object_new_string(e->path));
+	add_name(o, "path", e->path);
 	json_object_object_add(o, "type",
 	                       json_object_new_string(type_name[e->type <= 7 ? e->type : 0]));
 	json_object_object_add(o, "mode", json_object_new_string(mode));
@@ -66,7 +108,7 @@ static struct json_object *entry_json(const struct dimg_entry *e)
 		json_object_object_add(o, "minor", json_object_new_int64(e->rdev_minor));
 	}
 	if (e->link)
-		json_object_object_add(o, "link", json_object_new_string(e->link));
+		add_name(o, "link", e->link);
 	if (e->nxattrs) {
 		struct json_object *x = json_object_new_object();
 		for (uint32_t i = 0; i < e->nxattrs; i++)
@@ -84,8 +126,7 @@ static struct json_object *entry_json(const struct dimg_entry *e)
 			json_object_object_add(o, "codec",
 			                       json_object_new_string(codec_name[e->codec]));
 		if (e->payload == DIMG_PAYLOAD_SAME || e->payload == DIMG_PAYLOAD_PATCH)
-			json_object_object_add(o, "src",
-			                       json_object_new_string(e->src ? e->src : e->path));
+			add_name(o, "src", e->src ? e->src : e->path);
 		if (e->blob_len) {
 			json_object_object_add(o, "blob_offset",
 			                       json_object_new_int64((int64_t)e->blob_off));

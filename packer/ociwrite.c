@@ -474,13 +474,41 @@ static int layer_entry(struct archive *a, struct archive_entry *ae, struct layer
 	return archive_write_finish_entry(a) == ARCHIVE_OK ? 0 : (L->err ? L->err : -EIO);
 }
 
-static struct archive *layer_archive_new(struct layer_out *L)
+static int ascii(const char *s)
+{
+	for (; s && *s; s++)
+		if ((unsigned char)*s >= 0x80)
+			return 0;
+	return 1;
+}
+
+/* libarchive converts names from the locale's charset to UTF-8 for PAX
+ * and fails on bytes it cannot convert (in the C locale: any byte >= 0x80).
+ * A tree with such names is written with hdrcharset=BINARY (raw bytes,
+ * one more pax record per entry); an ASCII tree without. Either way the
+ * output depends on the tree only, never on the locale. */
+static int tree_needs_binary(const struct dimg_tree *t)
+{
+	for (size_t i = 0; i < t->n; i++) {
+		const struct dimg_entry *e = &t->v[i];
+		if (!ascii(e->path) || !ascii(e->link))
+			return 1;
+		for (uint32_t k = 0; k < e->nxattrs; k++)
+			if (!ascii(e->xattrs[k].name))
+				return 1;
+	}
+	return 0;
+}
+
+static struct archive *layer_archive_new(struct layer_out *L, int binary)
 {
 	struct archive *a = archive_write_new();
 	if (!a)
 		return NULL;
 	if (archive_write_set_format_pax(a) != ARCHIVE_OK ||
 	    archive_write_set_format_option(a, "pax", "xattrheader", "SCHILY") != ARCHIVE_OK ||
+	    (binary &&
+	     archive_write_set_format_option(a, "pax", "hdrcharset", "BINARY") != ARCHIVE_OK) ||
 	    archive_write_open(a, L, NULL, layer_write_cb, NULL) != ARCHIVE_OK) {
 		archive_write_free(a);
 		return NULL;
@@ -492,7 +520,7 @@ static struct archive *layer_archive_new(struct layer_out *L)
  * that failed, if one did. */
 static int layer_write(struct layer_job *j, struct layer_out *L, size_t *failed)
 {
-	struct archive *a = layer_archive_new(L);
+	struct archive *a = layer_archive_new(L, tree_needs_binary(j->t));
 	struct archive_entry *ae = archive_entry_new();
 	int r = (a && ae) ? 0 : -ENOMEM;
 	for (size_t i = 0; i < j->t->n && r == 0; i++) {

@@ -32,6 +32,13 @@ chmod 4755 "$d/v2/bin/tool"
 setfattr -n security.capability -v 0sAQAAAgAgAAAAAAAAAAAAAAAAAAA= "$d/v2/bin/tool"
 setfattr -n user.note -v hello "$d/v2/etc/fresh"
 touch -d '2021-02-03 04:05:06.123456789' "$d/v2/etc/kept"
+# Names a locale cannot convert (Latin-1, UTF-8) and names past ustar's 100.
+printf 'latin-1 name' >"$d/v2/etc/caf$(printf '\351')"
+printf 'utf-8 name' >"$d/v2/etc/caf$(printf '\303\251')"
+ln -s "caf$(printf '\351')" "$d/v2/etc/link-latin1"
+long=$(printf 'd%.0s' $(seq 120))
+mkdir "$d/v2/etc/$long"
+echo deep >"$d/v2/etc/$long/$(printf 'f%.0s' $(seq 200))"
 
 $MKOCI --ref example.org/app:v1 "$d/v1" "$WORK/v1.tar" >/dev/null
 $MKOCI --ref example.org/app:v2 --entrypoint '["/bin/tool","--serve"]' --env A=1 --env PATH=/bin \
