@@ -49,6 +49,8 @@ took() { printf '%.1f s' "$(echo "$(secs) - $1" | bc)"; }
 cp -al "$TREES/nginx-v2" "$WORK/v2tree"
 head -c 100000 /dev/urandom >"$WORK/v2tree/usr/share/di3fs-only-in-v2.bin"
 ONLY=usr/share/di3fs-only-in-v2.bin
+# A name no locale converts: the layer then carries raw bytes (hdrcharset).
+printf 'latin-1' >"$WORK/v2tree/usr/share/di3fs-caf$(printf '\351')"
 CHANGED=usr/sbin/nginx
 SAME=etc/debian_version
 ! cmp -s "$TREES/nginx-v1/$CHANGED" "$TREES/nginx-v2/$CHANGED" || fail "$CHANGED did not change"
@@ -104,14 +106,14 @@ echo "ctr images import: $(took "$t")"
 $C images ls | grep -q "example.org/nginx:v2" || fail "image not listed: $($C images ls)"
 
 $C run --rm example.org/nginx:v2 "$CID" sh -c \
-	"echo env=\$DI3FS_E2E; stat -c '%a %u %g' /usr/bin/passwd; cd / && sha256sum $CHANGED $SAME $ONLY" \
+	"echo env=\$DI3FS_E2E; stat -c '%a %u %g' /usr/bin/passwd; cd / && sha256sum $CHANGED $SAME $ONLY usr/share/di3fs-caf*" \
 	>"$WORK/run.txt"
 echo "--- ctr run output"
 cat "$WORK/run.txt"
 (
 	echo "env=hello"
 	stat -c '%a %u %g' "$WORK/v2tree/usr/bin/passwd"
-	cd "$WORK/v2tree" && sha256sum $CHANGED $SAME $ONLY
+	cd "$WORK/v2tree" && sha256sum $CHANGED $SAME $ONLY usr/share/di3fs-caf*
 ) >"$WORK/want.txt"
 diff -u "$WORK/want.txt" "$WORK/run.txt" || fail "the container does not see the target image"
 kill "$CTD_PID"
