@@ -1,0 +1,121 @@
+/* Settings: defaults, the key = value config file and their validation. */
+#include "config.h"
+#include "log.h"
+#include "fsutil.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void snap_config_defaults(struct snap_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	snprintf(cfg->root, sizeof(cfg->root), "%s", SNAP_DEFAULT_ROOT);
+	snprintf(cfg->address, sizeof(cfg->address), "%s", SNAP_DEFAULT_ADDRESS);
+	cfg->threads = SNAP_DEFAULT_THREADS;
+	cfg->log_level = SNAP_LOG_INFO;
+}
+
+static int parse_threads(int *out, const char *value)
+{
+	char *end;
+
+	errno = 0;
+	long v = strtol(value, &end, 10);
+	if (errno || end == value || *end || v < 1 || v > SNAP_MAX_THREADS)
+		return -EINVAL;
+	*out = (int)v;
+	return 0;
+}
+
+int snap_config_set(struct snap_config *cfg, const char *name, const char *value)
+{
+	if (strcmp(name, "root") == 0)
+		return fsutil_pathf(cfg->root, sizeof(cfg->root), "%s", value) < 0 ? -EINVAL : 0;
+	if (strcmp(name, "address") == 0)
+		return fsutil_pathf(cfg->address, sizeof(cfg->address), "%s", value) < 0 ? -EINVAL
+		                                                                         : 0;
+	if (strcmp(name, "threads") == 0)
+		return parse_threads(&cfg->threads, value);
+	if (strcmp(name, "log_level") == 0)
+		return snap_log_parse_level(&cfg->log_level, value);
+	return -ENOENT;
+}
+
+static char *trim(char *s)
+{
+	while (isspace((unsigned char)*s))
+		s++;
+	size_t n = strlen(s);
+	while (n && isspace((unsigned char)s[n - 1]))
+		s[--n] = 0;
+	return s;
+}
+
+/* Splits "name = value" in place; strips the quotes of a quoted value. */
+static int config_line(struct snap_config *cfg, char *line)
+{
+	char *s = trim(line);
+
+	if (*s == 0 || *s == '#')
+		return 0;
+	char *eq = strchr(s, '=');
+	if (!eq)
+		return -EINVAL;
+	*eq = 0;
+	char *name = trim(s), *value = trim(eq + 1);
+	size_t n = strlen(value);
+	if (n >= 2 && value[0] == '"' && value[n - 1] == '"') {
+		value[n - 1] = 0;
+		value++;
+	}
+	return snap_config_set(cfg, name, value);
+}
+
+int snap_config_load(struct snap_config *cfg, const char *path, int *bad_line)
+{
+	char line[PATH_MAX + 64];
+	int lineno = 0, r = 0;
+	FILE *f = fopen(path, "re");
+
+	*bad_line = 0;
+	if (!f)
+		return -errno;
+	while (r == 0 && fgets(line, sizeof(line), f)) {
+		lineno++;
+		if (!strchr(line, '\n') && !feof(f))
+			r = -EINVAL; /* longer than any valid setting */
+		else
+			r = config_line(cfg, line);
+	}
+	if (r == 0 && ferror(f))
+		r = -EIO;
+	fclose(f);
+	if (r < 0)
+		*bad_line = lineno;
+	return r;
+}
+
+int snap_config_check(const struct snap_config *cfg, const char **why)
+{
+	if (cfg->root[0] != '/') {
+		*why = "root must be an absolute path";
+		return -EINVAL;
+	}
+	if (strpbrk(cfg->root, ":,")) {
+		*why = "root must not contain ':' or ',' (overlay mount options could not name it)";
+		return -EINVAL;
+	}
+	if (cfg->address[0] != '/') {
+		*why = "address must be an absolute socket path";
+		return -EINVAL;
+	}
+	/* sun_path holds 108 bytes with the NUL */
+	if (strlen(cfg->address) > 107) {
+		*why = "address longer than a unix socket path can be";
+		return -EINVAL;
+	}
+	return 0;
+}
