@@ -67,21 +67,6 @@ static int content(void *ctx, const struct dimg_entry *e, dimg_write_fn sink, vo
 	return dimg_reader_rebuild(a->rd, e, a->base, sink, sink_ctx);
 }
 
-/* Files of an image by their entry in its own tree: patch sources reach
- * dimg_files as path-only entries, while an image's content store finds
- * files by their hash. */
-struct tree_files {
-	const struct dimg_files *inner;
-	const struct dimg_tree *t;
-};
-
-static int tree_files_open(void *ctx, const struct dimg_entry *e, int *fd)
-{
-	const struct tree_files *tf = ctx;
-	const struct dimg_entry *own = dimg_tree_find(tf->t, e->path);
-	return tf->inner->open(tf->inner->ctx, own ? own : e, fd);
-}
-
 /* Opens a .dimg or a .cdimg (by its first bytes); reports errors itself. */
 static int open_delta(const char *path, struct cdimg **c, struct dimg_reader **rd)
 {
@@ -207,9 +192,7 @@ static int run_apply(const struct apply_args *a)
 		                   : cli_fail(r, a->delta, "index does not match its base");
 		goto out;
 	}
-	struct tree_files tf = {&base->files, base->tree};
-	struct dimg_files bf = {tree_files_open, &tf};
-	struct apply_ctx ac = {rd, &bf};
+	struct apply_ctx ac = {rd, &base->files};
 	r = a->oci ? write_oci(a, target, &ac, ci, &p, &bad) : write_dir(a, target, &ac, &p, &bad);
 	cli_progress_done(&p);
 	if (r < 0) {

@@ -207,21 +207,6 @@ static void print_summary(const struct diff_args *a, const struct packer_stats *
 	       st->codec_files[1], st->codec_files[2], cli_human(st->input_bytes, h, sizeof(h)));
 }
 
-/* Files of an image by their entry in its own tree: patch sources reach
- * dimg_files as path-only entries, while an image's content store finds
- * files by their hash. */
-struct tree_files {
-	const struct dimg_files *inner;
-	const struct dimg_tree *t;
-};
-
-static int tree_files_open(void *ctx, const struct dimg_entry *e, int *fd)
-{
-	const struct tree_files *tf = ctx;
-	const struct dimg_entry *own = dimg_tree_find(tf->t, e->path);
-	return tf->inner->open(tf->inner->ctx, own ? own : e, fd);
-}
-
 static int open_image(struct dimg_image **out, const char *path, const char *ref,
                       const struct diff_args *a, struct cli_progress *p)
 {
@@ -307,13 +292,11 @@ static int run_diff(struct diff_args *a)
 		code = cli_fail(r, "planning", NULL);
 		goto out;
 	}
-	struct tree_files tf = {&base->files, base->tree};
-	struct dimg_files bf = {tree_files_open, &tf};
 	if (a->raw)
-		r = packer_write_dimg(a->out, base->tree, &bf, plan, &target->files, &a->po, &st,
-		                      &bad);
+		r = packer_write_dimg(a->out, base->tree, &base->files, plan, &target->files,
+		                      &a->po, &st, &bad);
 	else
-		r = write_cdimg(a, base, &bf, target, plan, &st, &cdimg_size, &bad);
+		r = write_cdimg(a, base, &base->files, target, plan, &st, &cdimg_size, &bad);
 	cli_progress_done(&p);
 	if (r < 0) {
 		code = cli_fail(r, a->out, bad);

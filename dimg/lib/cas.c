@@ -266,6 +266,11 @@ static int cas_files_open_entry(void *ctx, const struct dimg_entry *e, int *out_
 {
 	const struct cas_files *cf = ctx;
 	*out_fd = -1;
+	/* The path is what callers are sure of (patch sources arrive as a path
+	 * alone); the content comes from this image's own entry. */
+	e = dimg_tree_find(cf->t, e->path);
+	if (!e)
+		return -ENOENT;
 	if (e->type == DIMG_TYPE_HARDLINK) {
 		e = e->link ? dimg_tree_find(cf->t, e->link) : NULL;
 		if (!e)

@@ -21,7 +21,9 @@ extern "C" {
 #define DIMG_INDEX_MAX (1u << 30)
 
 /* Opens regular files of a tree for reading; returns an fd the caller
- * closes, or -errno. Used for the base of a delta and the target of a diff. */
+ * closes, or -errno. The file is found by e->path in the provider's own
+ * tree (callers may pass an entry with only the path set). Used for the
+ * base of a delta and the target of a diff. */
 struct dimg_files {
 	int (*open)(void *ctx, const struct dimg_entry *e, int *out_fd);
 	void *ctx;
