@@ -5,8 +5,8 @@
 #include "cli.h"
 
 static const struct cli_cmd commands[] = {
-    {"diff", "compare two trees and write a .dimg delta", cmd_diff},
-    {"apply", "rebuild the target tree from a base and a delta", cmd_apply},
+    {"diff", "compare two images or trees and write a .cdimg or .dimg delta", cmd_diff},
+    {"apply", "rebuild the target image or tree from its base and a delta", cmd_apply},
     {"show", "summarise a delta (--json: the full index)", cmd_show},
 };
 
