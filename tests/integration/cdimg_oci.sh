@@ -80,10 +80,9 @@ cmp "$WORK/app.tar" "$WORK/app2.tar" || fail "OCI output differs between runs"
 "$CDIMG" apply -q --gzip --ref other/name:1 "$WORK/v1.tar" "$WORK/d.cdimg" -o "$WORK/appz.tar"
 $CHECK image "$WORK/app.tar" "$d/v2" "$WORK/v2.tar" example.org/app:v2
 $CHECK image "$WORK/appz.tar" "$d/v2" "$WORK/v2.tar" other/name:1
-if command -v skopeo >/dev/null; then
-	skopeo inspect oci-archive:"$WORK/app.tar" >/dev/null || fail "skopeo refuses the OCI tar"
-	skopeo copy -q oci-archive:"$WORK/appz.tar" dir:"$WORK/skopeo" || fail "skopeo copy failed"
-fi
+# skopeo is a second, independent reader of OCI archives (install/deps.sh).
+skopeo inspect oci-archive:"$WORK/app.tar" >/dev/null || fail "skopeo refuses the OCI tar"
+skopeo copy -q oci-archive:"$WORK/appz.tar" dir:"$WORK/skopeo" || fail "skopeo copy failed"
 
 # What cannot work: plain trees for a .cdimg, a raw .dimg to an OCI tar.
 expect_exit 2 "$CDIMG" diff -q "$d/v1" "$WORK/v2.tar" -o "$WORK/x.cdimg"
