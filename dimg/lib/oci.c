@@ -1176,7 +1176,8 @@ static int oci_docker_layer(struct oci_layer *l, const char *path)
 		char *d = strdup(l->member + 6);
 		if (!d)
 			return -ENOMEM;
-		d[6] = d[6] == '/' ? ':' : d[6];
+		if (strlen(d) > 6 && d[6] == '/') /* "sha256/<hex>" */
+			d[6] = ':';
 		l->li.has_digest = oci_parse_digest(d, l->li.digest) == 0;
 		free(d);
 	}
