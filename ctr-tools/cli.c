@@ -6,7 +6,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cdimg.h"
 #include "cli.h"
+#include "dimg/dimg.h"
 
 int cli_exit_code(int rc)
 {
@@ -167,4 +169,27 @@ int cli_walk(struct dimg_tree **out, const char *dir, unsigned jobs, struct cli_
 	}
 	free(bad);
 	return 0;
+}
+
+/* Opens a .dimg or a .cdimg (by its first bytes); reports errors itself. */
+int cli_open_delta(const char *path, struct cdimg **c, struct dimg_reader **rd)
+{
+	char *err = NULL;
+	int code, r = cdimg_sniff(path);
+	if (r == CDIMG_KIND_CDIMG) {
+		if ((r = cdimg_open(c, path, &err)) == 0 && (r = cdimg_dimg_reader(*c, rd)) < 0)
+			return cli_fail(r, path, "the .dimg inside");
+	} else if (r >= 0) {
+		r = dimg_reader_open(rd, path);
+	}
+	if (r >= 0) {
+		code = 0;
+	} else if (err) {
+		fprintf(stderr, "cdimg: %s: %s\n", path, err);
+		code = cli_exit_code(r);
+	} else {
+		code = cli_fail(r, path, NULL);
+	}
+	free(err);
+	return code;
 }

@@ -50,6 +50,12 @@ const char *cli_human(uint64_t n, char *buf, size_t len);
  * returns an exit code (0 ok). */
 int cli_walk(struct dimg_tree **out, const char *dir, unsigned jobs, struct cli_progress *p);
 
+struct cdimg;
+struct dimg_reader;
+/* Opens a .dimg or a .cdimg (told apart by their first bytes); *c is set
+ * for a .cdimg only. Reports errors itself and returns an exit code. */
+int cli_open_delta(const char *path, struct cdimg **c, struct dimg_reader **rd);
+
 int cmd_diff(int argc, char **argv);
 int cmd_apply(int argc, char **argv);
 int cmd_show(int argc, char **argv);

@@ -67,29 +67,6 @@ static int content(void *ctx, const struct dimg_entry *e, dimg_write_fn sink, vo
 	return dimg_reader_rebuild(a->rd, e, a->base, sink, sink_ctx);
 }
 
-/* Opens a .dimg or a .cdimg (by its first bytes); reports errors itself. */
-static int open_delta(const char *path, struct cdimg **c, struct dimg_reader **rd)
-{
-	char *err = NULL;
-	int code, r = cdimg_sniff(path);
-	if (r == CDIMG_KIND_CDIMG) {
-		if ((r = cdimg_open(c, path, &err)) == 0 && (r = cdimg_dimg_reader(*c, rd)) < 0)
-			return cli_fail(r, path, "the .dimg inside");
-	} else if (r >= 0) {
-		r = dimg_reader_open(rd, path);
-	}
-	if (r >= 0) {
-		code = 0;
-	} else if (err) {
-		fprintf(stderr, "cdimg: %s: %s\n", path, err);
-		code = cli_exit_code(r);
-	} else {
-		code = cli_fail(r, path, NULL);
-	}
-	free(err);
-	return code;
-}
-
 static int open_base(const struct apply_args *a, struct dimg_image **img, struct cli_progress *p)
 {
 	struct dimg_image_opts o = {.ref = a->base_ref,
@@ -174,7 +151,7 @@ static int run_apply(const struct apply_args *a)
 	char *bad = NULL;
 	int r, code;
 	cli_progress_init(&p, a->quiet);
-	if ((code = open_delta(a->delta, &c, &rd)))
+	if ((code = cli_open_delta(a->delta, &c, &rd)))
 		return code;
 	const struct cdimg_info *ci = c ? cdimg_get_info(c) : NULL;
 	if (a->oci && !ci) {

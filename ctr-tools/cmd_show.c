@@ -270,29 +270,6 @@ static void show_text(const char *path, const struct dimg_reader *rd, const stru
 	show_biggest(t, top);
 }
 
-/* Opens a .dimg or a .cdimg (by its first bytes); reports errors itself. */
-static int open_delta(const char *path, struct cdimg **c, struct dimg_reader **rd)
-{
-	char *err = NULL;
-	int code, r = cdimg_sniff(path);
-	if (r == CDIMG_KIND_CDIMG) {
-		if ((r = cdimg_open(c, path, &err)) == 0 && (r = cdimg_dimg_reader(*c, rd)) < 0)
-			return cli_fail(r, path, "the .dimg inside");
-	} else if (r >= 0) {
-		r = dimg_reader_open(rd, path);
-	}
-	if (r >= 0) {
-		code = 0;
-	} else if (err) {
-		fprintf(stderr, "cdimg: %s: %s\n", path, err);
-		code = cli_exit_code(r);
-	} else {
-		code = cli_fail(r, path, NULL);
-	}
-	free(err);
-	return code;
-}
-
 static int open_base(const char *path, struct dimg_image **img, int quiet)
 {
 	struct cli_progress p;
@@ -314,7 +291,7 @@ static int run_show(const char *path, const char *base_path, int json, unsigned 
 	struct dimg_reader *rd = NULL;
 	struct dimg_image *base = NULL;
 	struct dimg_tree *full = NULL;
-	int r, code = open_delta(path, &c, &rd);
+	int r, code = cli_open_delta(path, &c, &rd);
 	if (code)
 		goto out;
 	if (base_path) {
