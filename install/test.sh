@@ -34,9 +34,30 @@ bash tests/assets/mktrees.sh
 
 clang-format --dry-run --Werror $(git ls-files '*.c' '*.h' 2>/dev/null || find . -name '*.[ch]' -not -path './build*')
 
+# Fuzz targets (clang libFuzzer): replay every saved crash input through
+# every target, then a short, seeded, deterministic run of each on its corpus.
+run_fuzz() {
+	echo "== fuzz targets"
+	CC=clang cmake -S . -B build-fuzz -DENABLE_FUZZERS=ON -DBUILD_SNAPSHOTTER=OFF \
+		>build-fuzz.configure.log 2>&1 || {
+		cat build-fuzz.configure.log
+		exit 1
+	}
+	cmake --build build-fuzz -j "$jobs" --target fuzz_bspatch fuzz_dimg fuzz_squash fuzz_oci
+	(cd build-fuzz && ctest --output-on-failure -R '^fuzz\.')
+	for t in bspatch dimg squash oci; do
+		new=$(mktemp -d /tmp/di3fs-fuzz.XXXXXX) # new units go here, not into the repo
+		corpus=tests/fuzz/corpus/$t
+		[ -d "$corpus" ] || corpus=
+		"build-fuzz/tests/fuzz/fuzz_$t" -seed=1 -runs=3000 -max_len=65536 "$new" $corpus
+		rm -rf "$new"
+	done
+}
+
 run_suite build
 if [ "$quick" -eq 0 ]; then
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 		run_suite build-asan -DENABLE_SANITIZERS=ON
+	run_fuzz
 fi
 echo "install/test.sh: all suites passed"
