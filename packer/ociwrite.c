@@ -410,17 +410,14 @@ static int layer_sink_write(void *ctx, const void *p, size_t n)
 	return 0;
 }
 
-/* Metadata of e into ae; a hardlink takes its leader's metadata (tar
- * readers apply a link header's mode to the shared inode). */
-static int layer_entry_meta(struct archive_entry *ae, const struct dimg_tree *t,
-                            const struct dimg_entry *e)
+/* Metadata of e into ae. A hardlink arrives with its leader's metadata
+ * (layer_entry_ordered): tar readers apply a link header's mode to the
+ * shared inode. */
+static int layer_entry_meta(struct archive_entry *ae, const struct dimg_entry *e)
 {
 	const struct dimg_entry *m = e;
 	static const unsigned types[] = {0,        AE_IFDIR, AE_IFREG, AE_IFLNK,
 	                                 AE_IFREG, AE_IFCHR, AE_IFBLK, AE_IFIFO};
-	if (e->type == DIMG_TYPE_HARDLINK &&
-	    (!(m = dimg_tree_find(t, e->link)) || m->type != DIMG_TYPE_REG))
-		return -EBADMSG;
 	if (e->type < DIMG_TYPE_DIR || e->type > DIMG_TYPE_FIFO)
 		return -EBADMSG;
 	archive_entry_set_pathname(ae, e->path[0] ? e->path : ".");
@@ -456,7 +453,7 @@ static int layer_entry(struct archive *a, struct archive_entry *ae, struct layer
                        const struct dimg_entry *e, struct layer_out *L)
 {
 	archive_entry_clear(ae);
-	int r = layer_entry_meta(ae, j->t, e);
+	int r = layer_entry_meta(ae, e);
 	if (r < 0)
 		return r;
 	if (archive_write_header(a, ae) != ARCHIVE_OK)
@@ -516,6 +513,92 @@ static struct archive *layer_archive_new(struct layer_out *L, int binary)
 	return a;
 }
 
+/* Tar readers expect a directory's entries right after it (GNU tar sets a
+ * directory's mtime once it meets an entry outside it), so the layer is
+ * written depth-first: paths compared with '/' below every other byte.
+ * The tree's order is plain byte order ("a-b" before "a/x"). */
+static int cmp_depth_first(const char *a, const char *b)
+{
+	for (;; a++, b++) {
+		int x = *a == '/' ? 0 : (unsigned char)*a + 1;
+		int y = *b == '/' ? 0 : (unsigned char)*b + 1;
+		if (!*a || !*b || x != y)
+			return (*a ? x : -1) - (*b ? y : -1);
+	}
+}
+
+static int cmp_order(const void *x, const void *y, void *arg)
+{
+	const struct dimg_tree *t = arg;
+	return cmp_depth_first(t->v[*(const size_t *)x].path, t->v[*(const size_t *)y].path);
+}
+
+/* Write order, and for each hardlink group the member written first: that
+ * one carries the content, the others link to it. */
+struct layer_order {
+	size_t *idx;   /* tree indices in write order */
+	size_t *first; /* per tree index of a REG leader: first-written member */
+};
+
+static void layer_order_free(struct layer_order *o)
+{
+	free(o->idx);
+	free(o->first);
+}
+
+static int layer_order_build(struct layer_order *o, const struct dimg_tree *t)
+{
+	size_t n = t->n ? t->n : 1;
+	o->idx = malloc(n * sizeof(size_t));
+	o->first = malloc(n * sizeof(size_t));
+	if (!o->idx || !o->first)
+		return -ENOMEM;
+	for (size_t i = 0; i < t->n; i++) {
+		o->idx[i] = i;
+		o->first[i] = (size_t)-1;
+	}
+	qsort_r(o->idx, t->n, sizeof(size_t), cmp_order, (void *)t);
+	for (size_t k = 0; k < t->n; k++) {
+		const struct dimg_entry *e = &t->v[o->idx[k]];
+		ssize_t lead = o->idx[k];
+		if (e->type == DIMG_TYPE_HARDLINK && (lead = dimg_tree_index(t, e->link)) < 0)
+			return -EBADMSG;
+		if ((e->type == DIMG_TYPE_REG || e->type == DIMG_TYPE_HARDLINK) &&
+		    o->first[lead] == (size_t)-1)
+			o->first[lead] = o->idx[k];
+	}
+	return 0;
+}
+
+/* Writes tree entry i: a hardlink group's first-written member as the
+ * regular file (the leader's content and metadata under its own path),
+ * every other member as a link to it. */
+static int layer_entry_ordered(struct archive *a, struct archive_entry *ae, struct layer_job *j,
+                               const struct layer_order *o, size_t i, struct layer_out *L)
+{
+	const struct dimg_tree *t = j->t;
+	const struct dimg_entry *e = &t->v[i];
+	if (e->type != DIMG_TYPE_REG && e->type != DIMG_TYPE_HARDLINK)
+		return layer_entry(a, ae, j, e, L);
+	ssize_t lead = e->type == DIMG_TYPE_REG ? (ssize_t)i : dimg_tree_index(t, e->link);
+	if (lead < 0 || t->v[lead].type != DIMG_TYPE_REG)
+		return -EBADMSG;
+	size_t first = o->first[lead];
+	struct dimg_entry as = t->v[lead]; /* shallow: only path and link change */
+	if (first == i) {
+		/* The content still comes from the leader's own source. */
+		if (!as.src)
+			as.src = t->v[lead].path;
+		as.path = e->path;
+		as.link = NULL;
+	} else {
+		as.path = e->path;
+		as.type = DIMG_TYPE_HARDLINK;
+		as.link = t->v[first].path;
+	}
+	return layer_entry(a, ae, j, &as, L);
+}
+
 /* Streams every entry of j->t as a tar into L; *failed is the entry index
  * that failed, if one did. */
 static int layer_write(struct layer_job *j, struct layer_out *L, size_t *failed)
@@ -523,11 +606,16 @@ static int layer_write(struct layer_job *j, struct layer_out *L, size_t *failed)
 	struct archive *a = layer_archive_new(L, tree_needs_binary(j->t));
 	struct archive_entry *ae = archive_entry_new();
 	int r = (a && ae) ? 0 : -ENOMEM;
-	for (size_t i = 0; i < j->t->n && r == 0; i++) {
-		r = layer_entry(a, ae, j, &j->t->v[i], L);
+	struct layer_order ord = {0};
+	if (r == 0)
+		r = layer_order_build(&ord, j->t);
+	for (size_t k = 0; k < j->t->n && r == 0; k++) {
+		size_t i = ord.idx[k];
+		r = layer_entry_ordered(a, ae, j, &ord, i, L);
 		if (r < 0)
 			*failed = i;
 	}
+	layer_order_free(&ord);
 	if (a && archive_write_close(a) != ARCHIVE_OK && r == 0)
 		r = L->err ? L->err : -EIO;
 	archive_entry_free(ae);

@@ -38,6 +38,13 @@ printf 'utf-8 name' >"$d/v2/etc/caf$(printf '\303\251')"
 ln -s "caf$(printf '\351')" "$d/v2/etc/link-latin1"
 long=$(printf 'd%.0s' $(seq 120))
 mkdir "$d/v2/etc/$long"
+# A hardlink group whose first path in byte order ("a-b/x") is not the first
+# in a depth-first tar ("a/y"), and a directory whose mtime must survive the
+# sibling "a-b" that sorts between it and its children.
+mkdir "$d/v2/a" "$d/v2/a-b"
+echo "linked content" >"$d/v2/a-b/x"
+ln "$d/v2/a-b/x" "$d/v2/a/y"
+touch -d @1000000000 "$d/v2/a" "$d/v2/a-b"
 echo deep >"$d/v2/etc/$long/$(printf 'f%.0s' $(seq 200))"
 
 $MKOCI --ref example.org/app:v1 "$d/v1" "$WORK/v1.tar" >/dev/null
@@ -71,7 +78,7 @@ PY
 # apply: a directory (as today) and OCI image tars, plain and gzip.
 # (The images have no root entry: the root's metadata is the squash's own.)
 "$CDIMG" apply -q "$WORK/v1.tar" "$WORK/d.cdimg" -o "$WORK/out"
-for top in bin dev etc; do
+for top in a a-b bin dev etc; do
 	$TREECMP "$d/v2/$top" "$WORK/out/$top" || fail "applied tree differs from v2 in /$top"
 done
 "$CDIMG" apply -q "$WORK/v1.tar" "$WORK/d.cdimg" -o "$WORK/app.tar"
@@ -80,6 +87,19 @@ cmp "$WORK/app.tar" "$WORK/app2.tar" || fail "OCI output differs between runs"
 "$CDIMG" apply -q --gzip --ref other/name:1 "$WORK/v1.tar" "$WORK/d.cdimg" -o "$WORK/appz.tar"
 $CHECK image "$WORK/app.tar" "$d/v2" "$WORK/v2.tar" example.org/app:v2
 $CHECK image "$WORK/appz.tar" "$d/v2" "$WORK/v2.tar" other/name:1
+# Plain GNU tar (no --delay-directory-restore) extracts the layer exactly:
+# it is written depth-first, each hardlink after the file it names.
+mkdir "$WORK/oci" "$WORK/plain"
+tar -C "$WORK/oci" -xf "$WORK/app.tar"
+layer=$(python3 -c '
+import json, sys
+d = sys.argv[1] + "/blobs/sha256/"
+m = json.load(open(d + json.load(open(sys.argv[1] + "/index.json"))["manifests"][0]["digest"][7:]))
+print(d + m["layers"][0]["digest"][7:])' "$WORK/oci")
+tar -C "$WORK/plain" --xattrs --xattrs-include='*' --numeric-owner -xpf "$layer"
+for top in a a-b bin dev etc; do
+	$TREECMP "$d/v2/$top" "$WORK/plain/$top" || fail "plain tar -x of the layer differs in /$top"
+done
 # skopeo is a second, independent reader of OCI archives (install/deps.sh).
 skopeo inspect oci-archive:"$WORK/app.tar" >/dev/null || fail "skopeo refuses the OCI tar"
 skopeo copy -q oci-archive:"$WORK/appz.tar" dir:"$WORK/skopeo" || fail "skopeo copy failed"
