@@ -810,14 +810,27 @@ out:
 	return r;
 }
 
+struct image_fill {
+	struct layer_job *j;
+	const uint8_t *cfg;
+	size_t cfg_len;
+	struct oci_image_result *res;
+	size_t failed;
+};
+
+static int image_fill_fd(int fd, void *ctx)
+{
+	struct image_fill *f = ctx;
+	return image_write_fd(fd, f->j, f->cfg, f->cfg_len, f->res, &f->failed);
+}
+
 int oci_image_write(const char *out_path, const struct dimg_tree *t, dimg_content_fn content,
                     void *ctx, const uint8_t *cfg, size_t cfg_len, const struct oci_image_opts *o,
                     struct oci_image_result *res, char **err_path)
 {
 	struct layer_job j = {t, content, ctx, o, 0, tree_bytes(t)};
+	struct image_fill f = {&j, cfg, cfg_len, res, (size_t)-1};
 	const char *bad = NULL;
-	size_t failed = (size_t)-1;
-	char *tmp = NULL;
 	int r = dimg_tree_validate(t, &bad);
 	memset(res, 0, sizeof(*res));
 	if (r < 0) {
@@ -825,19 +838,8 @@ int oci_image_write(const char *out_path, const struct dimg_tree *t, dimg_conten
 			*err_path = strdup(bad);
 		return r;
 	}
-	int fd = packer_tmpfile(out_path, &tmp);
-	if (fd < 0)
-		return fd;
-	r = image_write_fd(fd, &j, cfg, cfg_len, res, &failed);
-	if (r == 0)
-		r = packer_commit_tmpfile(fd, tmp, out_path);
-	else
-		close(fd);
-	if (r < 0) {
-		unlink(tmp);
-		if (err_path && failed != (size_t)-1)
-			*err_path = strdup(t->v[failed].path);
-	}
-	free(tmp);
+	r = packer_write_atomic(out_path, image_fill_fd, &f);
+	if (r < 0 && err_path && f.failed != (size_t)-1)
+		*err_path = strdup(t->v[f.failed].path);
 	return r;
 }

@@ -351,27 +351,47 @@ static int pack(int fd, const struct dimg_tree *base, const struct dimg_files *b
 	return r;
 }
 
+int packer_write_atomic(const char *path, int (*fill)(int fd, void *ctx), void *ctx)
+{
+	char *tmp = NULL;
+	int fd = packer_tmpfile(path, &tmp);
+	if (fd < 0)
+		return fd;
+	int r = fill(fd, ctx);
+	if (!r)
+		r = packer_commit_tmpfile(fd, tmp, path);
+	else
+		close(fd);
+	if (r < 0)
+		unlink(tmp);
+	free(tmp);
+	return r;
+}
+
+struct pack_job {
+	const struct dimg_tree *base;
+	const struct dimg_files *base_files, *target_files;
+	struct dimg_tree *plan;
+	const struct packer_opts *o;
+	struct packer_stats *st;
+	size_t failed;
+};
+
+static int pack_fill(int fd, void *ctx)
+{
+	struct pack_job *j = ctx;
+	return pack(fd, j->base, j->base_files, j->plan, j->target_files, j->o, j->st, &j->failed);
+}
+
 int packer_write_dimg(const char *out_path, const struct dimg_tree *base,
                       const struct dimg_files *base_files, struct dimg_tree *plan,
                       const struct dimg_files *target_files, const struct packer_opts *o,
                       struct packer_stats *st, char **err_path)
 {
-	char *tmp = NULL;
-	size_t failed = (size_t)-1;
+	struct pack_job j = {base, base_files, target_files, plan, o, st, (size_t)-1};
 	memset(st, 0, sizeof(*st));
-	int fd = packer_tmpfile(out_path, &tmp);
-	if (fd < 0)
-		return fd;
-	int r = pack(fd, base, base_files, plan, target_files, o, st, &failed);
-	if (!r)
-		r = packer_commit_tmpfile(fd, tmp, out_path);
-	else
-		close(fd);
-	if (r < 0) {
-		unlink(tmp);
-		if (err_path && failed != (size_t)-1)
-			*err_path = strdup(plan->v[failed].path);
-	}
-	free(tmp);
+	int r = packer_write_atomic(out_path, pack_fill, &j);
+	if (r < 0 && err_path && j.failed != (size_t)-1)
+		*err_path = strdup(plan->v[j.failed].path);
 	return r;
 }

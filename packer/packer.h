@@ -46,6 +46,10 @@ int packer_write_dimg(const char *out_path, const struct dimg_tree *base,
 int packer_tmpfile(const char *path, char **tmp_out);
 /* fsyncs fd, closes it, renames tmp to path, fsyncs the directory. */
 int packer_commit_tmpfile(int fd, const char *tmp, const char *path);
+/* Runs fill(fd, ctx) on a temporary file next to path and commits it when
+ * fill returns 0; otherwise the temporary is removed and nothing is left
+ * at path. Returns fill's error or the commit's. */
+int packer_write_atomic(const char *path, int (*fill)(int fd, void *ctx), void *ctx);
 
 #ifdef __cplusplus
 }

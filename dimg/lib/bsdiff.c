@@ -13,6 +13,7 @@
 
 #include "dimg/codec.h"
 #include "endian-internal.h"
+#include "zstd-internal.h"
 
 #define BSD_MAGIC       "DI3FSBSD"
 #define BSD_VERSION     1u
@@ -557,18 +558,6 @@ struct bsp {
 	void *sink_ctx;
 };
 
-static int bsp_zerr(size_t r)
-{
-	switch (ZSTD_getErrorCode(r)) {
-	case ZSTD_error_memory_allocation:
-		return -ENOMEM;
-	case ZSTD_error_frameParameter_windowTooLarge:
-		return -EOVERFLOW;
-	default:
-		return -EBADMSG;
-	}
-}
-
 /* Sets up one stream: it must be exactly one regular frame that states its
  * content size, within the window we write with. */
 static int bsp_in_open(struct bsp_in *s, const uint8_t *p, size_t len)
@@ -603,7 +592,7 @@ static int bsp_read(struct bsp_in *s, uint8_t *dst, size_t n)
 			return -EBADMSG;
 		r = ZSTD_decompressStream(s->ds, &o, &s->in);
 		if (ZSTD_isError(r))
-			return bsp_zerr(r);
+			return dimg_zstd_derr(r);
 		if (r == 0)
 			s->ended = 1;
 		else if (o.pos == outpos && s->in.pos == inpos)
@@ -622,7 +611,7 @@ static int bsp_in_finish(struct bsp_in *s)
 		size_t inpos = s->in.pos, r = ZSTD_decompressStream(s->ds, &o, &s->in);
 
 		if (ZSTD_isError(r))
-			return bsp_zerr(r);
+			return dimg_zstd_derr(r);
 		if (o.pos != 0)
 			return -EBADMSG;
 		if (r == 0)

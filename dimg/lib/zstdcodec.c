@@ -9,6 +9,7 @@
 
 #include "dimg/codec.h"
 #include "endian-internal.h"
+#include "zstd-internal.h"
 
 #define ZC_CHUNK (64u * 1024u)
 /* The largest window levels 1..22 pick without long-distance matching;
@@ -24,18 +25,6 @@ static const uint8_t zc_empty;
 static int zc_cerr(size_t r)
 {
 	return ZSTD_getErrorCode(r) == ZSTD_error_memory_allocation ? -ENOMEM : -EIO;
-}
-
-static int zc_derr(size_t r)
-{
-	switch (ZSTD_getErrorCode(r)) {
-	case ZSTD_error_memory_allocation:
-		return -ENOMEM;
-	case ZSTD_error_frameParameter_windowTooLarge:
-		return -EOVERFLOW;
-	default:
-		return -EBADMSG;
-	}
 }
 
 /* Smallest l with 2^l >= v. */
@@ -184,7 +173,7 @@ static int zc_stream(ZSTD_DCtx *dc, const uint8_t *src, size_t len, dimg_write_f
 		size_t z = ZSTD_decompressStream(dc, &o, &in);
 
 		if (ZSTD_isError(z)) {
-			r = zc_derr(z);
+			r = dimg_zstd_derr(z);
 			break;
 		}
 		if (o.pos > 0) {
@@ -256,7 +245,7 @@ int dimg_zstdref_decode(const uint8_t *old, size_t oldlen, const uint8_t *patch,
 		return r;
 	zr = oldlen > 0 ? ZSTD_DCtx_refPrefix(dc, old, oldlen) : 0;
 	if (ZSTD_isError(zr))
-		r = zc_derr(zr);
+		r = dimg_zstd_derr(zr);
 	else
 		r = zc_decode(dc, patch, patchlen, size, sink, sink_ctx, newlen);
 	ZSTD_freeDCtx(dc);
