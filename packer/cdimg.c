@@ -123,8 +123,11 @@ static int build_artifact(const struct cdimg_meta *m, struct wdocs *d)
 	int r = -ENOMEM;
 	if (!o || !layers || !an)
 		goto fail;
+	/* the target manifest is a layer too: a registry copy keeps it */
 	if (json_object_array_add(layers,
 	                          oci_descriptor(CDIMG_MEDIA_DIMG, d->dimg_digest, d->dimg_size)) ||
+	    json_object_array_add(layers, oci_descriptor(CDIMG_MEDIA_TARGET_MANIFEST, d->man_digest,
+	                                                 m->target_manifest_len)) ||
 	    json_object_object_add(o, "layers", layers))
 		goto fail;
 	layers = NULL;
@@ -695,12 +698,12 @@ static int read_annotations(struct cdimg *c, struct json_object *an, char **err)
 	return 0;
 }
 
-/* The artifact manifest: type, config (target config), one .dimg layer,
- * annotations. */
+/* The artifact manifest: type, config (target config), two layers (the
+ * .dimg, the target manifest), annotations. */
 static int check_artifact(struct cdimg *c, const struct tar_file *mf, char **err)
 {
 	struct json_object *o = NULL, *cfg, *layers, *an;
-	const struct tar_file *cf, *df;
+	const struct tar_file *cf, *df, *tf;
 	int64_t sv;
 	int r = parse_file(c, mf, &o, err);
 	if (r < 0)
@@ -714,15 +717,24 @@ static int check_artifact(struct cdimg *c, const struct tar_file *mf, char **err
 	else if (!json_object_object_get_ex(o, "config", &cfg) ||
 	         !json_object_object_get_ex(o, "layers", &layers) ||
 	         !json_object_is_type(layers, json_type_array) ||
-	         json_object_array_length(layers) != 1 ||
+	         json_object_array_length(layers) != 2 ||
 	         !json_object_object_get_ex(o, "annotations", &an))
 		r = fail(err, -EBADMSG,
-		         "manifest: needs a config, exactly one layer and annotations");
+		         "manifest: needs a config, two layers (.dimg, target manifest) and "
+		         "annotations");
 	else if ((r = check_desc(c, cfg, "target config", CDIMG_MEDIA_TARGET_CONFIG, &cf, err)) ==
 	             0 &&
 	         (r = check_desc(c, json_object_array_get_idx(layers, 0), "delta layer",
 	                         CDIMG_MEDIA_DIMG, &df, err)) == 0 &&
+	         (r = check_desc(c, json_object_array_get_idx(layers, 1), "target manifest layer",
+	                         CDIMG_MEDIA_TARGET_MANIFEST, &tf, err)) == 0 &&
 	         (r = read_annotations(c, an, err)) == 0) {
+		if (strcmp(jstr(json_object_array_get_idx(layers, 1), "digest"),
+		           c->info.target_manifest_digest) != 0) {
+			json_object_put(o);
+			return fail(err, -EBADMSG,
+			            "manifest: the target manifest layer is not the annotated one");
+		}
 		c->info.target_config = c->map + cf->off;
 		c->info.target_config_len = (size_t)cf->size;
 		snprintf(c->info.target_config_digest, OCI_DIGEST_LEN, "%s", jstr(cfg, "digest"));

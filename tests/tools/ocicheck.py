@@ -130,7 +130,7 @@ def cmd_cdimg(path, base, target, dimg, ref):
     tman, tcfg, _, _ = image_parts(target)
     _, bcfg, _, _ = image_parts(base)
     need(blob(files, man["config"], TCONFIG) == tcfg, "target config bytes")
-    need(len(man["layers"]) == 1, "one layer")
+    need(len(man["layers"]) == 2, "two layers (.dimg, target manifest)")
     data = blob(files, man["layers"][0], DIMG)
     with open(dimg, "rb") as f:
         need(f.read() == data, "the .dimg blob differs from the raw .dimg")
@@ -143,6 +143,8 @@ def cmd_cdimg(path, base, target, dimg, ref):
     if tman is not None:
         need(an[A + "target.manifest.digest"] == sha(tman), "target manifest digest")
         need(files["blobs/sha256/" + sha(tman)[7:]] == tman, "target manifest bytes")
+        need(blob(files, man["layers"][1], "application/vnd.di3fs.target.manifest.v1+json")
+             == tman, "target manifest as the second layer")
     # Canonical JSON: what we generated has sorted keys and no spaces.
     for doc in (files["index.json"], blob(files, d)):
         need(doc == json.dumps(json.loads(doc), sort_keys=True, separators=(",", ":"),
@@ -332,6 +334,14 @@ def cmd_corrupt(path, outdir):
     def layer_type(m):
         m["layers"][0]["mediaType"] = "application/vnd.di3fs.dimg.v9"
     repack(files, order, layer_type, os.path.join(outdir, "layer-type.cdimg"))
+
+    def no_target_manifest(m):
+        del m["layers"][1]
+    repack(files, order, no_target_manifest, os.path.join(outdir, "one-layer.cdimg"))
+
+    def other_manifest(m):
+        m["layers"][1] = dict(m["config"], mediaType=m["layers"][1]["mediaType"])
+    repack(files, order, other_manifest, os.path.join(outdir, "manifest-layer.cdimg"))
 
     def wrong_tree(m):
         m["annotations"][A + "target.tree"] = "0" * 64
