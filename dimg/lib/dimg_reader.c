@@ -445,6 +445,26 @@ static int apply_ops(const struct dimg_reader *rd, const struct dimg_tree *base,
 	return i == base->n ? 0 : -EBADMSG;
 }
 
+/* The checks that need no hashes: every run and source fits the base, the
+ * entry count matches and the result is a valid tree. */
+int dimg_reader_resolve_unverified(const struct dimg_reader *rd, const struct dimg_tree *base,
+                                   struct dimg_tree **out)
+{
+	struct dimg_tree *t = NULL;
+	int r = dimg_tree_new(&t);
+	if (r < 0)
+		return r;
+	r = apply_ops(rd, base, t);
+	if (!r && (t->n != rd->entry_count || dimg_tree_validate(t, NULL) < 0))
+		r = -EBADMSG;
+	if (r < 0) {
+		dimg_tree_free(t);
+		return r;
+	}
+	*out = t;
+	return 0;
+}
+
 int dimg_reader_resolve(const struct dimg_reader *rd, const struct dimg_tree *base,
                         struct dimg_tree **out)
 {
@@ -455,13 +475,9 @@ int dimg_reader_resolve(const struct dimg_reader *rd, const struct dimg_tree *ba
 		return r;
 	if (memcmp(id, rd->base_id, 32) != 0)
 		return -EXDEV;
-	if ((r = dimg_tree_new(&t)) < 0)
+	if ((r = dimg_reader_resolve_unverified(rd, base, &t)) < 0)
 		return r;
-	r = apply_ops(rd, base, t);
-	if (!r && (t->n != rd->entry_count || dimg_tree_validate(t, NULL) < 0))
-		r = -EBADMSG;
-	if (!r)
-		r = dimg_tree_id(t, id);
+	r = dimg_tree_id(t, id);
 	if (!r && memcmp(id, rd->target_id, 32) != 0)
 		r = -EBADMSG;
 	if (r < 0) {

@@ -8,7 +8,8 @@ libfoo.so.1.3), duplicates, deletions, additions, mode (setuid/setgid/sticky),
 owner, mtime and xattr changes, hardlinks made and broken, symlinks
 retargeted, devices, fifos, type changes at one path.
 
-usage: mkrandpair.py SEED OUT [--small] [--no-root-features]
+usage: mkrandpair.py SEED OUT [--small] [--no-root-features] [--v3]
+--v3 also makes OUT/v3, v2 after a second round of such changes (chains).
 Root is needed for devices, ownership and security.* xattrs.
 """
 import os
@@ -147,7 +148,7 @@ def regular_files(root):
     return sorted(out)
 
 
-def change_v2(rng, root, priv):
+def change_v2(rng, root, priv, rnd=1):
     g = Gen(rng, root, False, priv)
     # The version-named files are changed below, in their own way.
     files = [f for f in regular_files(root) if "foo" not in f]
@@ -185,21 +186,24 @@ def change_v2(rng, root, priv):
             os.mkdir(g.path(rel))
             g.write(os.path.join(rel, "inner"), b"now a dir")
     # Version-named rename with an edit, like a library upgrade.
-    with open(g.path("usr/lib/libfoo.so.1.2"), "rb") as f:
+    lib = "usr/lib/libfoo.so.1.%d" % (rnd + 1)
+    with open(g.path(lib), "rb") as f:
         data = f.read()
-    os.unlink(g.path("usr/lib/libfoo.so.1.2"))
-    g.write("usr/lib/libfoo.so.1.3", mutate(rng, data), 0o755)
-    os.rename(g.path("usr/share/doc/foo-1.2.3"), g.path("usr/share/doc/foo-1.2.4"))
+    os.unlink(g.path(lib))
+    g.write("usr/lib/libfoo.so.1.%d" % (rnd + 2), mutate(rng, data), 0o755)
+    os.rename(g.path("usr/share/doc/foo-1.2.%d" % (rnd + 2)),
+              g.path("usr/share/doc/foo-1.2.%d" % (rnd + 3)))
+    sfx = "" if rnd == 1 else "-r%d" % rnd
     for i in range(5):
-        g.write("usr/share/new%d" % i, rand_bytes(rng, rng.choice([0, 5, 5000])))
+        g.write("usr/share/new%d%s" % (i, sfx), rand_bytes(rng, rng.choice([0, 5, 5000])))
     os.unlink(g.path("bin/rel-link"))
     os.symlink("../usr/share", g.path("bin/rel-link"))
     # A new hardlink and a broken one.
     files = regular_files(root)
-    os.link(g.path(files[0]), g.path("etc/new-hardlink"))
+    os.link(g.path(files[0]), g.path("etc/new-hardlink" + sfx))
     if os.path.exists(g.path("bin/hl0")):
         os.unlink(g.path("bin/hl0"))
-    os.mkfifo(g.path("etc/newfifo"))
+    os.mkfifo(g.path("etc/newfifo" + sfx))
     os.chmod(g.path("tmp"), 0o1770)
     ns = 1700000000123456789
     os.utime(g.path("usr/share"), ns=(ns, ns))
@@ -214,8 +218,8 @@ def main():
     small = "--small" in sys.argv
     priv = os.geteuid() == 0 and "--no-root-features" not in sys.argv
     rng = random.Random(seed)
-    v1, v2 = os.path.join(out, "v1"), os.path.join(out, "v2")
-    for d in (v1, v2):
+    v1, v2, v3 = (os.path.join(out, v) for v in ("v1", "v2", "v3"))
+    for d in (v1, v2, v3):
         if os.path.exists(d):
             shutil.rmtree(d)
     build_v1(rng, v1, small, priv)
@@ -223,6 +227,10 @@ def main():
     if os.system("cp -a '%s' '%s'" % (v1, v2)) != 0:
         return 1
     change_v2(rng, v2, priv)
+    if "--v3" in sys.argv:
+        if os.system("cp -a '%s' '%s'" % (v2, v3)) != 0:
+            return 1
+        change_v2(rng, v3, priv, 2)
     return 0
 
 

@@ -186,6 +186,49 @@ static void check_hostile(const struct dimg_tree *base, const char *path, int ln
 	free(buf);
 }
 
+/* A base listed without hashes: the unverified resolve gives the verified
+ * tree but for the sha256 of kept and SAME files; an index that does not
+ * fit the base is still refused. */
+static void check_unverified(const uint8_t *buf, size_t len, const struct dimg_tree *base)
+{
+	struct dimg_reader *rd;
+	struct dimg_tree *nohash = make_base(), *want = NULL, *got = NULL;
+	for (size_t i = 0; i < nohash->n; i++)
+		memset(nohash->v[i].sha256, 0, 32);
+	CHECK_RC(dimg_reader_open_mem(&rd, buf, len));
+	CHECK_RC(dimg_reader_resolve(rd, base, &want));
+	CHECK(dimg_reader_resolve(rd, nohash, &got) == -EXDEV);
+	CHECK_RC(dimg_reader_resolve_unverified(rd, nohash, &got));
+	CHECK(got->n == want->n);
+	unsigned zeroed = 0;
+	for (size_t i = 0; i < got->n; i++) {
+		struct dimg_entry *g = &got->v[i];
+		CHECK(g->payload == want->v[i].payload);
+		if (g->payload == DIMG_PAYLOAD_SAME) {
+			CHECK(memcmp(g->sha256, (uint8_t[32]){0}, 32) == 0);
+			memcpy(g->sha256, want->v[i].sha256, 32);
+			zeroed++;
+		}
+		CHECK(dimg_entry_meta_equal(g, &want->v[i]));
+	}
+	CHECK(zeroed == 2); /* "a" kept, "e" SAME as "c" */
+	dimg_tree_free(got);
+	got = NULL;
+	/* The SAME source "c" missing, then a base longer than the runs. */
+	struct dimg_tree *misfit = make_base();
+	dimg_entry_clear(&misfit->v[3]);
+	memmove(&misfit->v[3], &misfit->v[4], (misfit->n - 4) * sizeof(misfit->v[0]));
+	misfit->n--;
+	CHECK(dimg_reader_resolve_unverified(rd, misfit, &got) == -EBADMSG);
+	add(nohash, "z-extra", DIMG_TYPE_REG, "x");
+	CHECK(dimg_reader_resolve_unverified(rd, nohash, &got) == -EBADMSG);
+	CHECK(got == NULL);
+	dimg_tree_free(misfit);
+	dimg_tree_free(nohash);
+	dimg_tree_free(want);
+	dimg_reader_free(rd);
+}
+
 int main(void)
 {
 	struct memfiles mf = {{"a", "b", "c", "d/gone"},
@@ -206,6 +249,7 @@ int main(void)
 	CHECK(st.explicit_ == 4); /* b changed, d/new and e new, lnk changed */
 	CHECK(st.removed == 4);   /* b, c, d/gone, lnk */
 	dimg_reader_free(rd);
+	check_unverified(buf, len, base);
 
 	/* Same input, same bytes. */
 	size_t len2;

@@ -90,6 +90,17 @@ const struct dimg_tree *dimg_reader_explicit(const struct dimg_reader *r);
 int dimg_reader_resolve(const struct dimg_reader *r, const struct dimg_tree *base,
                         struct dimg_tree **out);
 
+/* Same decoding without the tree-id checks, for a base whose identity the
+ * caller has established otherwise (e.g. walked with DIMG_WALK_NO_HASH
+ * from a snapshot known by its chain id): still -EBADMSG if the index does
+ * not fit the base (runs past its end, a SAME/PATCH source that is not a
+ * base regular file, a SAME of another size, an invalid result). Kept and
+ * SAME entries carry the base entry's sha256 (zero if base has none);
+ * FULL and PATCH entries carry the delta's, which dimg_reader_rebuild
+ * verifies, so every rebuilt file is still checked. */
+int dimg_reader_resolve_unverified(const struct dimg_reader *r, const struct dimg_tree *base,
+                                   struct dimg_tree **out);
+
 /* The blob of an entry, bounds- and XXH3-checked; borrowed from r. */
 int dimg_reader_blob(const struct dimg_reader *r, const struct dimg_entry *e, const uint8_t **p,
                      size_t *len);

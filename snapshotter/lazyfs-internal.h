@@ -1,0 +1,124 @@
+/* lazyfs internals shared by its files: the image (a resolved tree with a
+ * per-directory child index), the content-addressed cache, the FUSE ops. */
+#ifndef DI3FS_LAZYFS_INTERNAL_H
+#define DI3FS_LAZYFS_INTERNAL_H
+
+#include "lazyfs.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/stat.h>
+
+#include "dimg/dimg.h"
+
+/* Entry and attribute timeouts: trees never change while loaded. */
+#define LAZYFS_TIMEOUT      86400.0
+#define LAZYFS_ROOT_TIMEOUT 1.0
+
+/* Node ids: image id in the high 32 bits, entry index + 1 in the low ones
+ * (hardlinks use their leader's). FUSE's root (1) has image id 0. Image ids
+ * are never reused while mounted, so a stale node id never finds another
+ * image's entry. */
+#define LAZYFS_NODE(id, idx) (((uint64_t)(id) << 32) | ((uint64_t)(idx) + 1))
+
+/* Per-entry index built at load. */
+struct lazyfs_node {
+	uint32_t parent;  /* index of the parent directory (the root: itself) */
+	uint32_t leader;  /* the REG entry a HARDLINK names; else itself */
+	uint32_t nlink;   /* directories: 2 + subdirectories; files: names */
+	uint32_t kid_off; /* directories: first child in lazyfs_image.kids */
+	uint32_t kid_n;
+};
+
+struct lazyfs_image {
+	struct lazyfs *fs;
+	char *name;
+	uint64_t id;
+	/* 1 while loaded + kernel lookups + open handles + images based on it
+	 * (their base pointer). Freed at 0 (lazyfs_image_unref). */
+	atomic_uint_fast64_t refs;
+	int loaded;          /* under fs->lock */
+	unsigned dependents; /* loaded images using it as base; under fs->lock */
+	struct dimg_reader *rd;
+	struct dimg_tree *tree;
+	struct lazyfs_node *nodes;
+	uint32_t *kids; /* children of each directory, sorted by name */
+	struct lazyfs_image *base_img;
+	struct dimg_files base_files; /* base files by path: dir or base_img */
+	int base_is_dir;
+};
+
+struct lazyfs_cache;
+struct lazyfs_cached;
+
+struct lazyfs {
+	char *mountpoint;
+	const struct snap_log *lg;
+	pthread_rwlock_t lock;
+	struct lazyfs_image **byid; /* every live image, ascending id */
+	size_t nimages, cap;
+	uint64_t next_id;
+	struct lazyfs_cache *cache;
+	struct fuse_session *se;
+	pthread_t loop;
+	int loop_started;
+	unsigned threads;
+	struct timespec started;
+};
+
+/* ---- images (lazyfs_tree.c) ---- */
+
+/* Builds nodes and kids of img->tree (a validated tree). */
+int lazyfs_tree_index(struct lazyfs_image *img);
+/* Child called name of directory dir, or -1. O(log children). */
+int64_t lazyfs_tree_child(const struct lazyfs_image *img, uint32_t dir, const char *name);
+/* The last path component of entry idx ("" for the root). */
+const char *lazyfs_tree_name(const struct lazyfs_image *img, uint32_t idx);
+/* stat of entry idx as the filesystem shows it (hardlinks: the leader). */
+void lazyfs_tree_stat(const struct lazyfs_image *img, uint32_t idx, struct stat *st);
+
+/* The live image with node id ino's image id, with a reference taken, and
+ * the entry index; NULL if none (a removed and released image). */
+struct lazyfs_image *lazyfs_image_get(struct lazyfs *fs, uint64_t ino, uint32_t *idx);
+void lazyfs_image_ref(struct lazyfs_image *img, uint64_t n);
+/* Drops n references; the last frees the image (and its base's). */
+void lazyfs_image_unref(struct lazyfs_image *img, uint64_t n);
+void lazyfs_image_free(struct lazyfs_image *img);
+
+/* ---- file content (lazyfs_open.c) ---- */
+
+/* Opens the content of REG entry e of img read-only: the base file, or the
+ * cache file (rebuilt first if missing), or /dev/null for an empty file.
+ * *ce is the cache file's handle (release with lazyfs_cache_put) or NULL.
+ * Failures are logged with the image and path. */
+int lazyfs_open_content(struct lazyfs_image *img, const struct dimg_entry *e, int *fd,
+                        struct lazyfs_cached **ce);
+/* img->base_files for an image whose base is another image. */
+void lazyfs_image_files(struct dimg_files *out, struct lazyfs_image *base);
+
+/* ---- the cache (lazyfs_cache.c) ---- */
+
+/* Writes the content into fd (a new empty temp file); -errno on failure. */
+typedef int (*lazyfs_fill_fn)(void *ctx, int fd);
+
+/* Opens dir (created if missing) and indexes the files already there;
+ * deletes temp leftovers. */
+int lazyfs_cache_open(struct lazyfs_cache **out, const char *dir, uint64_t max,
+                      const struct snap_log *lg, const char **why);
+void lazyfs_cache_close(struct lazyfs_cache *c);
+/* A read-only fd on the cache file holding content sha, made with fill if
+ * it is not there (once, however many threads ask at the same time: the
+ * others wait and share the result, success or error). *ce counts as an
+ * open handle until lazyfs_cache_put. */
+int lazyfs_cache_get(struct lazyfs_cache *c, const uint8_t sha[32], lazyfs_fill_fn fill, void *ctx,
+                     struct lazyfs_cached **ce, int *fd);
+void lazyfs_cache_put(struct lazyfs_cache *c, struct lazyfs_cached *ce);
+void lazyfs_cache_stats(struct lazyfs_cache *c, struct lazyfs_stats *st);
+
+/* ---- FUSE (lazyfs_ops.c) ---- */
+struct fuse_lowlevel_ops;
+extern const struct fuse_lowlevel_ops lazyfs_ops;
+
+#endif

@@ -1,0 +1,74 @@
+#!/bin/bash
+# lazyfs's cache: files rebuilt by one run are reused by the next (no
+# second rebuild, the files untouched); a small --cache-max evicts unused
+# files and the tree stays right; 8 readers opening the same changed file
+# at once rebuild it once and all read the right bytes.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/lazyfs.inc"
+lazy_need
+
+d=$WORK/pair
+python3 "$SRC/tests/tools/mkrandpair.py" 5 "$d"
+# One big changed file, so that concurrent opens overlap its rebuild.
+python3 - "$d" <<'PY'
+import os, random, sys
+d = sys.argv[1]
+r = random.Random(11)
+data = bytearray(r.randbytes(4096)) * 6000
+open(os.path.join(d, "v1/usr/big"), "wb").write(data)
+for i in range(0, len(data), 65536):
+    data[i] ^= 0xFF
+open(os.path.join(d, "v2/usr/big"), "wb").write(data)
+PY
+touch -d @1700000000 "$d/v1/usr" "$d/v2/usr"
+"$CDIMG" diff -q "$d/v1" "$d/v2" -o "$WORK/d.dimg"
+n=$(changed_files "$WORK/d.dimg" sha256 | sort -u | wc -l)
+spec="img=$WORK/d.dimg@$d/v1"
+
+# (g) 8 parallel readers of one changed file.
+lazy_start par "$WORK/mnt" --cache "$WORK/cache" -- "$spec"
+want=$(sha256sum <"$d/v2/usr/big")
+readers=()
+for i in 1 2 3 4 5 6 7 8; do
+	sha256sum <"$WORK/mnt/img/usr/big" >"$WORK/sum$i" &
+	readers+=($!)
+done
+wait "${readers[@]}"
+for i in 1 2 3 4 5 6 7 8; do
+	[ "$(cat "$WORK/sum$i")" = "$want" ] || fail "reader $i got $(cat "$WORK/sum$i")"
+done
+[ "$(cache_files "$WORK/cache")" -eq 1 ] || fail "8 readers left $(cache_files "$WORK/cache") cache files"
+lazy_stop par
+[ "$(lazy_stat par rebuilds)" -eq 1 ] || fail "8 readers: $(lazy_stat par rebuilds) rebuilds"
+
+# (f) reuse across a restart: everything rebuilt once, then never again.
+lazy_start first "$WORK/mnt" --cache "$WORK/cache" -- "$spec"
+$TREECMP "$d/v2" "$WORK/mnt/img" || fail "first run: lazy tree differs from v2"
+lazy_stop first
+files=$(cache_files "$WORK/cache")
+[ "$(lazy_stat first rebuilds)" -eq $((files - 1)) ] || fail "first run: $(lazy_stat first rebuilds) rebuilds, $files files"
+(cd "$WORK/cache" && find sha256 -type f -printf '%p %s %T@\n' | sort) >"$WORK/before"
+lazy_start second "$WORK/mnt" --cache "$WORK/cache" -- "$spec"
+$TREECMP "$d/v2" "$WORK/mnt/img" || fail "second run: lazy tree differs from v2"
+lazy_stop second
+[ "$(lazy_stat second rebuilds)" -eq 0 ] || fail "second run rebuilt $(lazy_stat second rebuilds) files"
+(cd "$WORK/cache" && find sha256 -type f -printf '%p %s %T@\n' | sort) >"$WORK/after"
+cmp "$WORK/before" "$WORK/after" || fail "the cache changed across a restart"
+[ "$files" -eq "$n" ] || fail "$files cache files for $n distinct changed files"
+# Leftover temp files of a killed run are deleted at start.
+touch "$WORK/cache/tmp/leftover"
+
+# Eviction: with a 1-byte limit only open files stay; the tree stays right.
+lazy_start evict "$WORK/mnt" --cache "$WORK/cache" --cache-max 1 -- "$spec"
+[ ! -e "$WORK/cache/tmp/leftover" ] || fail "temp leftover not deleted at start"
+[ "$(cache_files "$WORK/cache")" -eq 0 ] || fail "start over the limit kept $(cache_files "$WORK/cache") files"
+exec 7<"$WORK/mnt/img/usr/big"
+$TREECMP "$d/v2" "$WORK/mnt/img" || fail "evicting: lazy tree differs from v2"
+big=$(sha256sum <"$d/v2/usr/big" | cut -d' ' -f1)
+[ -e "$WORK/cache/sha256/$(echo "$big" | cut -c1-2)/$big" ] ||
+	fail "an open cache file was evicted"
+[ "$(cache_files "$WORK/cache")" -le 2 ] || fail "evicting: $(cache_files "$WORK/cache") files left"
+exec 7<&-
+lazy_stop evict
+[ "$(lazy_stat evict evictions)" -ge "$n" ] || fail "only $(lazy_stat evict evictions) evictions"
+echo "lazyfs_cache: ok ($n changed files, $files cached)"
