@@ -173,6 +173,12 @@ rc=0
 expect_eq "exit code, no socket" 1 "$rc"
 grep -q "containerd socket $WORK/nothing.sock: No such file or directory" "$WORK/err.txt" ||
 	fail "unclear message: $(cat "$WORK/err.txt")"
+python3 -c 'import socket, sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])' "$WORK/stale.sock"
+rc=0
+"$CDIMG" load -a "$WORK/stale.sock" "$WORK/t.cdimg" 2>"$WORK/err.txt" || rc=$?
+expect_eq "exit code, nobody listening" 1 "$rc"
+grep -q "containerd at $WORK/stale.sock does not answer" "$WORK/err.txt" ||
+	fail "unclear message: $(cat "$WORK/err.txt")"
 rc=0
 "$CDIMG" load -n "" "$WORK/t.cdimg" 2>/dev/null || rc=$?
 expect_eq "exit code, empty namespace" 2 "$rc"
