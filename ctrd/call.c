@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 int ctrd_status_errno(grpc_status_code s)
 {
@@ -86,6 +87,8 @@ int ctrd_connect(struct ctrd **out, const char *address, const char *ns, int tim
 		return ctrd_fail(err, -errno, "containerd socket %s: %s", address, strerror(errno));
 	if (!S_ISSOCK(st.st_mode))
 		return ctrd_fail(err, -ENOTSOCK, "containerd address %s is not a socket", address);
+	if (access(address, R_OK | W_OK) < 0) /* else gRPC retries until the deadline */
+		return ctrd_fail(err, -errno, "containerd socket %s: %s", address, strerror(errno));
 	struct ctrd *c = calloc(1, sizeof(*c));
 	if (!c || asprintf(&target, "unix:%s", address) < 0) {
 		free(c);

@@ -133,6 +133,25 @@ expect_eq "images after a second load" 2 "$($C images ls -q | wc -l)"
 $C images ls | awk '$1 == "example.org/load:other"' | grep -q " $MANIFEST " ||
 	fail "--name did not name the image"
 
+step "the base found through a nested multi-platform index, and as docker save"
+for form in multi-arch docker-save; do
+	B="timeout 180 ctr -a $CSOCK -n $NS-$form"
+	python3 "$SRC/tests/assets/mkimages.py" oci "$WORK/base" "$WORK/base" "$WORK/base-$form.tar" \
+		--ref "example.org/load:base-$form" --"$form" >/dev/null
+	"$CDIMG" diff -q "$WORK/base-$form.tar" "$WORK/target.tar" -o "$WORK/$form.cdimg" --target-ref "$NAME"
+	$B images import --snapshotter=di3fs "$WORK/base-$form.tar" >/dev/null
+	base_name=$($B images ls -q)
+	want_type=application/vnd.oci.image.index.v1+json
+	[ "$form" = docker-save ] && want_type=application/vnd.docker.distribution.manifest.v2+json
+	expect_eq "base record's type ($form)" "$want_type" "$($B images ls | awk 'NR == 2 {print $2}')"
+	"$CDIMG" load --json -a "$CSOCK" -n "$NS-$form" "$WORK/$form.cdimg" >"$WORK/$form.json" ||
+		fail "load over the $form base failed"
+	expect_eq "base ($form)" "$base_name" "$(jget "$WORK/$form.json" '["base"]["name"]')"
+	$B snapshots --snapshotter di3fs ls | grep -Eq "^$TARGET_CHAIN +$(jget "$WORK/$form.json" '["base"]["chain_id"]') +Committed" ||
+		fail "target snapshot over the $form base: $($B snapshots --snapshotter di3fs ls)"
+	for i in $($B images ls -q); do $B images rm --sync "$i" >/dev/null; done
+done
+
 step "errors: base image missing"
 rc=0
 "$CDIMG" load -a "$CSOCK" -n "$NS-nobase" "$WORK/t.cdimg" 2>"$WORK/err.txt" >/dev/null || rc=$?
