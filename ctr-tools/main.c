@@ -8,6 +8,9 @@ static const struct cli_cmd commands[] = {
     {"diff", "compare two images or trees and write a .cdimg or .dimg delta", cmd_diff},
     {"apply", "rebuild the target image or tree from its base and a delta", cmd_apply},
     {"show", "summarise a delta (--json: the full index)", cmd_show},
+#ifdef DI3FS_HAVE_CTRD
+    {"load", "put a .cdimg's image into containerd over its base image", cmd_load},
+#endif
 };
 
 static void usage(FILE *f)

@@ -47,10 +47,15 @@ int ctrd_content_info(struct ctrd *c, const char *digest, int64_t *size, char **
  * with expected size and digest). A blob already present is success. */
 int ctrd_content_write(struct ctrd *c, const char *digest, const void *p, size_t n,
                        const struct ctrd_label *labels, size_t n_labels, char **err);
+/* The same, calling progress (if not NULL) after each chunk with the bytes
+ * sent so far and n. */
+typedef void (*ctrd_progress_fn)(void *ctx, const char *what, uint64_t done, uint64_t total);
+int ctrd_content_write_progress(struct ctrd *c, const char *digest, const void *p, size_t n,
+                                const struct ctrd_label *labels, size_t n_labels,
+                                ctrd_progress_fn progress, void *pctx, char **err);
 /* Streams blob digest to sink in order; sink returns 0 or -errno to stop. */
 typedef int (*ctrd_sink_fn)(void *ctx, const void *p, size_t n);
-int ctrd_content_read(struct ctrd *c, const char *digest, ctrd_sink_fn sink, void *ctx,
-                      char **err);
+int ctrd_content_read(struct ctrd *c, const char *digest, ctrd_sink_fn sink, void *ctx, char **err);
 /* Reads a whole (small) blob into malloc'd memory; -EFBIG past max. */
 int ctrd_content_get(struct ctrd *c, const char *digest, size_t max, uint8_t **out, size_t *n,
                      char **err);
@@ -75,9 +80,8 @@ int ctrd_snapshot_stat(struct ctrd *c, const char *snapshotter, const char *key,
 int ctrd_snapshot_prepare(struct ctrd *c, const char *snapshotter, const char *key,
                           const char *parent, const struct ctrd_label *labels, size_t n_labels,
                           char **err);
-int ctrd_snapshot_commit(struct ctrd *c, const char *snapshotter, const char *name,
-                         const char *key, const struct ctrd_label *labels, size_t n_labels,
-                         char **err);
+int ctrd_snapshot_commit(struct ctrd *c, const char *snapshotter, const char *name, const char *key,
+                         const struct ctrd_label *labels, size_t n_labels, char **err);
 int ctrd_snapshot_remove(struct ctrd *c, const char *snapshotter, const char *key, char **err);
 
 #ifdef __cplusplus

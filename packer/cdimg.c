@@ -850,6 +850,11 @@ const struct cdimg_info *cdimg_get_info(const struct cdimg *c)
 	return &c->info;
 }
 
+const uint8_t *cdimg_dimg_bytes(const struct cdimg *c)
+{
+	return c->map + c->info.dimg_offset;
+}
+
 int cdimg_dimg_reader(const struct cdimg *c, struct dimg_reader **out)
 {
 	return dimg_reader_open_mem(out, c->map + c->info.dimg_offset, (size_t)c->info.dimg_size);

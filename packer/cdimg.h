@@ -76,6 +76,9 @@ int cdimg_open(struct cdimg **out, const char *path, char **err);
 void cdimg_free(struct cdimg *c);
 /* Borrowed from c. */
 const struct cdimg_info *cdimg_get_info(const struct cdimg *c);
+/* The .dimg blob's bytes inside the mapping (info.dimg_size of them),
+ * already checked against info.dimg_digest. Borrowed from c. */
+const uint8_t *cdimg_dimg_bytes(const struct cdimg *c);
 /* A reader of the .dimg in place (no copy); it must be freed before c. */
 int cdimg_dimg_reader(const struct cdimg *c, struct dimg_reader **out);
 
