@@ -106,6 +106,14 @@ grep -q "\"containerd.io/snapshot/di3fs.delta\": \"$DIMG\"" "$WORK/info.json" ||
 grep -q "\"containerd.io/snapshot/di3fs.namespace\": \"$NS\"" "$WORK/info.json" ||
 	fail "snapshot lacks the namespace label: $(cat "$WORK/info.json")"
 grep -E 'rpc (Prepare|Commit) ' "$WORK/snap.log" | grep 'di3fs-load' | sed 's/^/  snapshotter: /'
+# past containerd: the snapshotter itself got the labels (containerd passes
+# on only containerd.io/snapshot/ ones)
+"$SNAPCTL" --address "$SOCK" list 2>/dev/null | grep -A3 "/$TARGET_CHAIN <- " >"$WORK/snapctl.txt" ||
+	fail "the snapshotter has no $TARGET_CHAIN over a parent"
+grep -q "label containerd.io/snapshot/di3fs.delta=$DIMG" "$WORK/snapctl.txt" ||
+	fail "the snapshotter did not get the delta label: $(cat "$WORK/snapctl.txt")"
+grep -q "label containerd.io/snapshot/di3fs.namespace=$NS" "$WORK/snapctl.txt" ||
+	fail "the snapshotter did not get the namespace label: $(cat "$WORK/snapctl.txt")"
 [ -z "$($C leases ls -q)" ] || fail "leases left behind: $($C leases ls)"
 
 step "containerd's own import of the target gives the same chain id"
