@@ -179,6 +179,14 @@ grep -q "base image $BASE is not unpacked for snapshotter di3fs" "$WORK/err.txt"
 expect_eq "images in $NS-overlay" "$BASE" "$($NO images ls -q)"
 $NO images rm --sync "$BASE" >/dev/null
 
+step "errors: a snapshotter containerd does not know"
+rc=0
+"$CDIMG" load -a "$CSOCK" -n "$NS" --snapshotter nosuch "$WORK/t.cdimg" 2>"$WORK/err.txt" || rc=$?
+expect_eq "exit code, unknown snapshotter" 1 "$rc"
+cat "$WORK/err.txt"
+grep -q "^cdimg load: $BASE: snapshot stat $BASE_CHAIN (nosuch): .*nosuch" "$WORK/err.txt" ||
+	fail "unclear message: $(cat "$WORK/err.txt")"
+
 step "errors: a corrupt .cdimg"
 cp "$WORK/t.cdimg" "$WORK/bad.cdimg"
 off=$(python3 - "$WORK/t.cdimg" "$DIMG" <<'PY'
