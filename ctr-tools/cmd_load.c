@@ -75,10 +75,11 @@ static double now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* Prints "cdimg load: <err>", frees err, returns code. */
-static int load_fail(int code, char *err)
+/* Prints "cdimg load: [<what>: ]<err>", frees err, returns code. */
+static int load_fail(int code, const char *what, char *err)
 {
-	fprintf(stderr, "cdimg load: %s\n", err ? err : "out of memory");
+	fprintf(stderr, "cdimg load: %s%s%s\n", what ? what : "", what ? ": " : "",
+	        err ? err : "out of memory");
 	free(err);
 	return code;
 }
@@ -131,18 +132,17 @@ static int load_base(struct load_state *s)
 		    s->a->path, want, ns, ns, sn);
 		return CLI_BADINPUT;
 	}
-	if (r == 0)
-		r = ctrd_content_get(s->c, want, LOAD_MAX_JSON, &cfg, &n, &err);
-	if (r == 0 && (r = load_chain_id(cfg, n, s->base_chain, &err)) < 0) {
-		char *e2 = NULL;
-		if (asprintf(&e2, "base image %s: config %s: %s", s->base_name, want, err) >= 0) {
-			free(err);
-			err = e2;
-		}
-	}
-	free(cfg);
 	if (r < 0)
-		return load_fail(CLI_FAILED, err);
+		return load_fail(CLI_FAILED, "looking for the base image", err);
+	r = ctrd_content_get(s->c, want, LOAD_MAX_JSON, &cfg, &n, &err);
+	if (r == 0)
+		r = load_chain_id(cfg, n, s->base_chain, &err);
+	free(cfg);
+	if (r < 0) {
+		char what[320];
+		snprintf(what, sizeof(what), "base image %s: its config %s", s->base_name, want);
+		return load_fail(CLI_FAILED, what, err);
+	}
 	r = ctrd_snapshot_stat(s->c, sn, s->base_chain, &err);
 	if (r == -ENOENT) {
 		fprintf(
@@ -155,7 +155,7 @@ static int load_base(struct load_state *s)
 		return CLI_BADINPUT;
 	}
 	if (r < 0)
-		return load_fail(CLI_FAILED, err);
+		return load_fail(CLI_FAILED, s->base_name, err);
 	return 0;
 }
 
@@ -170,18 +170,22 @@ static int load_content(struct load_state *s)
 	const struct ctrd_label cfg_labels[] = {{gc_snap, s->target_chain}};
 	const struct ctrd_label man_labels[] = {{LABEL_GC_CONFIG, ci->target_config_digest},
 	                                        {LABEL_GC_DIMG, ci->dimg_digest}};
+	const char *what = "the .dimg";
 	int r = ctrd_content_write_progress(s->c, ci->dimg_digest, cdimg_dimg_bytes(s->cd),
 	                                    (size_t)ci->dimg_size, NULL, 0, cli_progress_cb, &s->p,
 	                                    &err);
 	cli_progress_done(&s->p);
-	if (r == 0)
+	if (r == 0 && (what = "the target's config"))
 		r = ctrd_content_write(s->c, ci->target_config_digest, ci->target_config,
 		                       ci->target_config_len, cfg_labels, 1, &err);
-	if (r == 0)
+	if (r == 0 && (what = "the target's manifest"))
 		r = ctrd_content_write(s->c, ci->target_manifest_digest, ci->target_manifest,
 		                       ci->target_manifest_len, man_labels, 2, &err);
-	if (r < 0)
-		return load_fail(CLI_FAILED, err);
+	if (r < 0) {
+		char w[300];
+		snprintf(w, sizeof(w), "%s: storing %s", s->a->path, what);
+		return load_fail(CLI_FAILED, w, err);
+	}
 	return 0;
 }
 
@@ -198,7 +202,7 @@ static int load_snapshot(struct load_state *s)
 	if (r == 0)
 		return 0; /* loaded before */
 	if (r != -ENOENT)
-		return load_fail(CLI_FAILED, err);
+		return load_fail(CLI_FAILED, NULL, err);
 	free(err);
 	err = NULL;
 	if (getrandom(&rnd, sizeof(rnd), 0) < 0)
@@ -209,7 +213,7 @@ static int load_snapshot(struct load_state *s)
 	    (r = ctrd_snapshot_commit(s->c, sn, s->target_chain, key, labels, 2, &err)) < 0)
 		ctrd_snapshot_remove(s->c, sn, key, NULL);
 	if (r < 0)
-		return load_fail(CLI_FAILED, err);
+		return load_fail(CLI_FAILED, NULL, err);
 	s->created = 1;
 	return 0;
 }
@@ -233,7 +237,7 @@ static int load_image(struct load_state *s)
 	                               .size = (int64_t)ci->target_manifest_len};
 	int r = ctrd_image_put(s->c, &img, NULL, 0, &err);
 	free(own);
-	return r < 0 ? load_fail(CLI_FAILED, err) : 0;
+	return r < 0 ? load_fail(CLI_FAILED, NULL, err) : 0;
 }
 
 static void load_report(const struct load_state *s, double secs)
@@ -278,7 +282,7 @@ static int load_run(struct load_state *s)
 		return code;
 	if (ctrd_connect(&s->c, s->a->address, s->a->ns, LOAD_CONNECT_MS, &err) < 0 ||
 	    ctrd_lease_create(s->c, LOAD_LEASE_S, &err) < 0)
-		return load_fail(CLI_FAILED, err);
+		return load_fail(CLI_FAILED, NULL, err);
 	code = load_base(s);
 	if (!code)
 		code = load_content(s);

@@ -106,6 +106,14 @@ grep -q "\"containerd.io/snapshot/di3fs.delta\": \"$DIMG\"" "$WORK/info.json" ||
 grep -q "\"containerd.io/snapshot/di3fs.namespace\": \"$NS\"" "$WORK/info.json" ||
 	fail "snapshot lacks the namespace label: $(cat "$WORK/info.json")"
 grep -E 'rpc (Prepare|Commit) ' "$WORK/snap.log" | grep 'di3fs-load' | sed 's/^/  snapshotter: /'
+# past containerd: the snapshotter itself got the labels (containerd passes
+# on only containerd.io/snapshot/ ones)
+"$SNAPCTL" --address "$SOCK" list 2>/dev/null | grep -A3 "/$TARGET_CHAIN <- " >"$WORK/snapctl.txt" ||
+	fail "the snapshotter has no $TARGET_CHAIN over a parent"
+grep -q "label containerd.io/snapshot/di3fs.delta=$DIMG" "$WORK/snapctl.txt" ||
+	fail "the snapshotter did not get the delta label: $(cat "$WORK/snapctl.txt")"
+grep -q "label containerd.io/snapshot/di3fs.namespace=$NS" "$WORK/snapctl.txt" ||
+	fail "the snapshotter did not get the namespace label: $(cat "$WORK/snapctl.txt")"
 [ -z "$($C leases ls -q)" ] || fail "leases left behind: $($C leases ls)"
 
 step "containerd's own import of the target gives the same chain id"
@@ -170,6 +178,14 @@ grep -q "base image $BASE is not unpacked for snapshotter di3fs" "$WORK/err.txt"
 	fail "unclear message: $(cat "$WORK/err.txt")"
 expect_eq "images in $NS-overlay" "$BASE" "$($NO images ls -q)"
 $NO images rm --sync "$BASE" >/dev/null
+
+step "errors: a snapshotter containerd does not know"
+rc=0
+"$CDIMG" load -a "$CSOCK" -n "$NS" --snapshotter nosuch "$WORK/t.cdimg" 2>"$WORK/err.txt" || rc=$?
+expect_eq "exit code, unknown snapshotter" 1 "$rc"
+cat "$WORK/err.txt"
+grep -q "^cdimg load: $BASE: snapshot stat $BASE_CHAIN (nosuch): .*nosuch" "$WORK/err.txt" ||
+	fail "unclear message: $(cat "$WORK/err.txt")"
 
 step "errors: a corrupt .cdimg"
 cp "$WORK/t.cdimg" "$WORK/bad.cdimg"
