@@ -67,20 +67,25 @@ static int gze_try(const struct gzre_member *m, const uint8_t *raw, uint64_t *bu
 }
 
 /* Candidates, most likely first: the previous member's parameters, the
- * level the header's XFL byte hints at (2: best, 4: fastest), then every
- * level with zlib's default and maximum memLevel. gzip -9n, dh_compress,
- * pigz and Python's gzip module all use window 15 and the default
- * strategy. */
-static size_t gze_candidates(struct gzre_params *c, const struct gzre_params *prev, uint8_t xfl)
+ * level the header's XFL byte hints at (2: best, 4: fastest, else 6),
+ * then every level, each with memLevel 8 (zlib's default: Python, pigz)
+ * and 9 (the block size of GNU gzip and busybox) — 9 first when block ends
+ * are forced, as only gzip-made files need that. Window 15 and the default
+ * strategy: what every common tool uses. */
+static size_t gze_candidates(struct gzre_params *c, const struct gzre_params *prev, uint8_t xfl,
+                             int forced)
 {
 	static const uint8_t levels[] = {9, 6, 1, 2, 3, 4, 5, 7, 8};
+	uint8_t hint = xfl == 2 ? 9 : xfl == 4 ? 1 : 6;
+	uint8_t mem[2] = {forced ? 9 : 8, forced ? 8 : 9};
 	size_t n = 0;
 	if (prev)
 		c[n++] = *prev;
-	c[n++] = (struct gzre_params){xfl == 2 ? 9 : xfl == 4 ? 1 : 6, 15, 8, Z_DEFAULT_STRATEGY};
-	for (uint8_t mem = 8; mem <= 9; mem++)
+	for (int k = 0; k < 2; k++)
+		c[n++] = (struct gzre_params){hint, 15, mem[k], Z_DEFAULT_STRATEGY};
+	for (int k = 0; k < 2; k++)
 		for (size_t i = 0; i < sizeof(levels); i++)
-			c[n++] = (struct gzre_params){levels[i], 15, mem, Z_DEFAULT_STRATEGY};
+			c[n++] = (struct gzre_params){levels[i], 15, mem[k], Z_DEFAULT_STRATEGY};
 	return n;
 }
 
@@ -95,7 +100,7 @@ static int gze_search_member(struct gzre_member *m, const uint8_t *raw,
                              const struct gzre_params *prev, uint64_t *budget)
 {
 	struct gzre_params c[24];
-	size_t n = gze_candidates(c, prev, m->hdr[8]);
+	size_t n = gze_candidates(c, prev, m->hdr[8], m->nends > 0);
 	int r = 0;
 	for (size_t k = 0; k < n && r == 0; k++) {
 		int dup = 0;
@@ -116,13 +121,17 @@ static int gze_search_member(struct gzre_member *m, const uint8_t *raw,
 static int gze_search(struct gzre_file *f)
 {
 	const uint8_t *raw = f->raw.data;
-	uint64_t budget = gze_budget(f->raw.len);
+	/* Each pass has its own budget, so a file that needs its block ends
+	 * forced is not starved by the first pass's failures. */
+	uint64_t budget = gze_budget(f->raw.len), forced = budget;
 	for (uint32_t i = 0; i < f->nm; i++) {
 		struct gzre_member *m = &f->m[i];
 		const struct gzre_params *prev = i ? &f->m[i - 1].p : NULL;
 		int r = gze_search_member(m, raw, prev, &budget);
-		if (r == 0 && (r = gzre_block_ends(m)) == 0 && m->nends)
-			r = gze_search_member(m, raw, prev, &budget);
+		if (r == 0 || r == -ETIME)
+			r = gzre_block_ends(m);
+		if (r == 0 && m->nends)
+			r = gze_search_member(m, raw, prev, &forced);
 		if (r < 0 && r != -ETIME && r != -ENODATA)
 			return r;
 		if (r != 1)
