@@ -11,10 +11,7 @@
 
 #include "dimg/codec.h"
 
-#define GZRE_MAGIC    "DI3FSGZR"
-#define GZRE_VERSION  1u
-#define GZRE_HDR_SIZE 64u
-#define GZRE_MEM_SIZE 24u
+#define GZRE_VERSION 1u
 /* Decompressed content of either side; bounds apply memory (the old side's
  * content is held whole) and the encoder's search. */
 #define GZRE_MAX_RAW     ((uint64_t)64 << 20)

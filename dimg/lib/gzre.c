@@ -340,60 +340,101 @@ static int gzre_blob_ends(struct gzre_blob *b, const uint8_t *p)
 	return p == end ? 0 : -EBADMSG;
 }
 
-static int gzre_blob_members(struct gzre_blob *b, const uint8_t *p, size_t len, size_t pos)
+/* A cursor over the blob's varint-coded header. */
+struct gz_cur {
+	const uint8_t *p, *end;
+};
+
+static int gz_cur_u64(struct gz_cur *c, uint64_t max, uint64_t *v)
+{
+	int r = gz_varint(&c->p, c->end, v);
+	return r < 0 ? r : *v > max ? -EBADMSG : 0;
+}
+
+static int gz_cur_u32(struct gz_cur *c, uint32_t max, uint32_t *v)
+{
+	uint64_t x;
+	int r = gz_cur_u64(c, max, &x);
+	*v = (uint32_t)x;
+	return r;
+}
+
+/* Member records: four parameter bytes, then header length, content
+ * length and number of block ends as varints. */
+static int gzre_blob_record(struct gz_cur *c, struct gzre_member *m)
+{
+	int r;
+	if (c->end - c->p < 4)
+		return -EBADMSG;
+	m->p = (struct gzre_params){c->p[0], c->p[1], c->p[2], c->p[3]};
+	c->p += 4;
+	if (!gzre_params_valid(&m->p))
+		return -EBADMSG;
+	if ((r = gz_cur_u32(c, GZRE_MAX_GZHDR, &m->hdrlen)) < 0 ||
+	    (r = gz_cur_u64(c, GZRE_MAX_RAW, &m->rawlen)) < 0 ||
+	    (r = gz_cur_u32(c, UINT32_MAX, &m->nends)) < 0)
+		return r;
+	return m->hdrlen < 10 ? -EBADMSG : 0;
+}
+
+/* The member headers, block table, tail and inner payload follow the
+ * records back to back; the inner payload is the rest of the blob. */
+static int gzre_blob_sections(struct gzre_blob *b, struct gz_cur *c)
 {
 	uint64_t sum = 0;
-	if (!(b->m = calloc(b->nm, sizeof(*b->m))))
-		return -ENOMEM;
-	size_t hpos = pos + (size_t)b->nm * GZRE_MEM_SIZE;
-	for (uint32_t i = 0; i < b->nm; i++, pos += GZRE_MEM_SIZE) {
+	for (uint32_t i = 0; i < b->nm; i++) {
 		struct gzre_member *m = &b->m[i];
-		const uint8_t *q = p + pos;
-		m->p = (struct gzre_params){q[0], q[1], q[2], q[3]};
-		m->hdrlen = le32dec(q + 4);
-		m->rawlen = le64dec(q + 8);
-		m->nends = le32dec(q + 16);
-		if (!gzre_params_valid(&m->p) || m->hdrlen < 10 || m->hdrlen > GZRE_MAX_GZHDR ||
-		    m->rawlen > b->newraw - sum || m->hdrlen > len - hpos || le32dec(q + 20))
+		int r = gzre_blob_record(c, m);
+		if (r < 0)
+			return r;
+		if (m->rawlen > b->newraw - sum)
 			return -EBADMSG;
 		sum += m->rawlen;
-		m->hdr = p + hpos;
-		hpos += m->hdrlen;
 	}
-	if (sum != b->newraw || b->blocklen > len - hpos || b->taillen > len - hpos - b->blocklen ||
-	    b->inlen != len - hpos - b->blocklen - b->taillen)
+	if (sum != b->newraw)
 		return -EBADMSG;
-	int r = gzre_blob_ends(b, p + hpos);
-	b->tail = p + hpos + b->blocklen;
+	for (uint32_t i = 0; i < b->nm; i++) {
+		if ((size_t)(c->end - c->p) < b->m[i].hdrlen)
+			return -EBADMSG;
+		b->m[i].hdr = c->p;
+		c->p += b->m[i].hdrlen;
+	}
+	size_t left = (size_t)(c->end - c->p);
+	if (b->blocklen > left || b->taillen > left - b->blocklen)
+		return -EBADMSG;
+	int r = gzre_blob_ends(b, c->p);
+	b->tail = c->p + b->blocklen;
 	b->in = b->tail + b->taillen;
+	b->inlen = left - b->blocklen - b->taillen;
 	return r;
 }
 
 static int gzre_blob_parse(struct gzre_blob *b, const uint8_t *p, size_t len)
 {
+	struct gz_cur c = {p + 2, p + len};
+	int r;
 	memset(b, 0, sizeof(*b));
-	if (len < GZRE_HDR_SIZE || memcmp(p, GZRE_MAGIC, 8) != 0)
+	if (len < 2)
 		return -EBADMSG;
-	if (le32dec(p + 8) != GZRE_VERSION)
+	if (p[0] != GZRE_VERSION)
 		return -ENOTSUP;
-	b->inner = p[12];
-	b->nm = le32dec(p + 16);
-	b->oldraw = le64dec(p + 24);
-	b->newraw = le64dec(p + 32);
-	b->taillen = le64dec(p + 40);
-	b->blocklen = le64dec(p + 48);
-	b->inlen = le64dec(p + 56);
-	if (p[13] || p[14] || p[15] || le32dec(p + 20))
+	b->inner = p[1];
+	if (b->inner > DIMG_CODEC_ZSTDREF)
 		return -EBADMSG;
-	if (b->inner > DIMG_CODEC_ZSTDREF || (b->inner == GZRE_INNER_ZSTD && b->oldraw))
+	if ((r = gz_cur_u32(&c, GZRE_MAX_MEMBERS, &b->nm)) < 0 ||
+	    (r = gz_cur_u64(&c, GZRE_MAX_RAW, &b->oldraw)) < 0 ||
+	    (r = gz_cur_u64(&c, GZRE_MAX_RAW, &b->newraw)) < 0 ||
+	    (r = gz_cur_u64(&c, UINT64_MAX, &b->taillen)) < 0 ||
+	    (r = gz_cur_u64(&c, UINT64_MAX, &b->blocklen)) < 0)
+		return r;
+	if (b->nm == 0 || (b->inner == GZRE_INNER_ZSTD && b->oldraw))
 		return -EBADMSG;
-	if (b->nm == 0 || b->nm > GZRE_MAX_MEMBERS)
+	/* Each record takes at least 7 bytes: no allocation past the blob. */
+	if ((size_t)(c.end - c.p) / 7 < b->nm)
 		return -EBADMSG;
-	if (b->oldraw > GZRE_MAX_RAW || b->newraw > GZRE_MAX_RAW)
-		return -EOVERFLOW;
-	if ((len - GZRE_HDR_SIZE) / GZRE_MEM_SIZE < b->nm)
-		return -EBADMSG;
-	return gzre_blob_members(b, p, len, GZRE_HDR_SIZE);
+	if (!(b->m = calloc(b->nm, sizeof(*b->m))))
+		return -ENOMEM;
+	return gzre_blob_sections(b, &c);
 }
 
 /* The sink the inner payload writes the new content to: each member's

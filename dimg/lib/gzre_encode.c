@@ -199,18 +199,17 @@ static int gze_blocks(struct dimg_buf *out, const struct gzre_file *nf)
 
 static int gze_records(struct dimg_buf *out, const struct gzre_file *nf)
 {
-	uint8_t rec[GZRE_MEM_SIZE] = {0};
 	int r = 0;
 	for (uint32_t i = 0; i < nf->nm && !r; i++) {
 		const struct gzre_member *m = &nf->m[i];
-		rec[0] = m->p.level;
-		rec[1] = m->p.wbits;
-		rec[2] = m->p.memlevel;
-		rec[3] = m->p.strategy;
-		le32enc(rec + 4, m->hdrlen);
-		le64enc(rec + 8, m->rawlen);
-		le32enc(rec + 16, m->nends);
-		r = dimg_buf_append(out, rec, sizeof(rec));
+		uint8_t p[4] = {m->p.level, m->p.wbits, m->p.memlevel, m->p.strategy};
+		r = dimg_buf_append(out, p, sizeof(p));
+		if (!r)
+			r = gze_varint(out, m->hdrlen);
+		if (!r)
+			r = gze_varint(out, m->rawlen);
+		if (!r)
+			r = gze_varint(out, m->nends);
 	}
 	for (uint32_t i = 0; i < nf->nm && !r; i++)
 		r = dimg_buf_append(out, nf->m[i].hdr, nf->m[i].hdrlen);
@@ -219,22 +218,23 @@ static int gze_records(struct dimg_buf *out, const struct gzre_file *nf)
 
 /* The whole blob but the inner payload. */
 static int gze_header(struct dimg_buf *out, const struct gzre_file *of, const struct gzre_file *nf,
-                      uint8_t inner, size_t innerlen)
+                      uint8_t inner)
 {
-	uint8_t h[GZRE_HDR_SIZE] = {0};
+	uint8_t h[2] = {GZRE_VERSION, inner};
 	struct dimg_buf blocks = {0};
 	int r = gze_blocks(&blocks, nf);
-	memcpy(h, GZRE_MAGIC, 8);
-	le32enc(h + 8, GZRE_VERSION);
-	h[12] = inner;
-	le32enc(h + 16, nf->nm);
-	le64enc(h + 24, inner == GZRE_INNER_ZSTD ? 0 : of->raw.len);
-	le64enc(h + 32, nf->raw.len);
-	le64enc(h + 40, nf->taillen);
-	le64enc(h + 48, blocks.len);
-	le64enc(h + 56, innerlen);
 	if (!r)
 		r = dimg_buf_append(out, h, sizeof(h));
+	if (!r)
+		r = gze_varint(out, nf->nm);
+	if (!r)
+		r = gze_varint(out, inner == GZRE_INNER_ZSTD ? 0 : of->raw.len);
+	if (!r)
+		r = gze_varint(out, nf->raw.len);
+	if (!r)
+		r = gze_varint(out, nf->taillen);
+	if (!r)
+		r = gze_varint(out, blocks.len);
 	if (!r)
 		r = gze_records(out, nf);
 	if (!r && blocks.len)
@@ -274,7 +274,7 @@ int dimg_gzre_encode(const uint8_t *old, size_t oldlen, const uint8_t *new_, siz
 	if (r == 0)
 		r = gze_inner(&of, &nf, level, &inner, &codec);
 	if (r == 0)
-		r = gze_header(&blob, &of, &nf, codec, inner.len);
+		r = gze_header(&blob, &of, &nf, codec);
 	if (r == 0)
 		r = dimg_buf_append(&blob, inner.data, inner.len);
 	if (r == 0)

@@ -57,24 +57,27 @@ static void fuzz_gzre_old(struct dimg_buf *out)
 	deflateEnd(&z);
 }
 
-static void put32(uint8_t *p, uint32_t v)
+static void put(struct dimg_buf *b, const void *p, size_t n)
 {
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
+	if (dimg_buf_append(b, p, n) < 0)
+		abort();
 }
 
-static void put64(uint8_t *p, uint64_t v)
+static void put_varint(struct dimg_buf *b, uint64_t v)
 {
-	put32(p, (uint32_t)v);
-	put32(p + 4, (uint32_t)(v >> 32));
+	do {
+		uint8_t c = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+		put(b, &c, 1);
+		v >>= 7;
+	} while (v);
 }
 
 /* Input: level, wbits, memlevel, strategy, number of block ends (0..3),
- * each end as one byte of gap, then the content (< 64 KiB). */
+ * that many bytes of block table, then the content (< 64 KiB). */
 static void apply_structured(const uint8_t *data, size_t size)
 {
-	uint8_t h[64] = "DI3FSGZR", rec[24] = {0};
 	static const uint8_t gzhdr[10] = {0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3};
+	static const uint8_t head[2] = {1, 0}; /* version, inner: zstd frame */
 	struct dimg_buf b = {0};
 	if (size < 5 || data[4] > 3 || size - 5 < data[4])
 		return;
@@ -83,26 +86,33 @@ static void apply_structured(const uint8_t *data, size_t size)
 		return;
 	/* A raw zstd frame of the content: magic, single segment with a
 	 * 4-byte size, one last raw block. */
-	uint8_t zf[12] = {0x28, 0xb5, 0x2f, 0xfd, 0xa0};
-	put32(zf + 5, (uint32_t)n);
 	uint32_t block = (uint32_t)n << 3 | 1;
-	zf[9] = (uint8_t)block;
-	zf[10] = (uint8_t)(block >> 8);
-	zf[11] = (uint8_t)(block >> 16);
-	put32(h + 8, 1);
-	put32(h + 16, 1);
-	put64(h + 32, n);
-	put64(h + 48, nends);
-	put64(h + 56, sizeof(zf) + n);
-	memcpy(rec, data, 4);
-	put32(rec + 4, sizeof(gzhdr));
-	put64(rec + 8, n);
-	put32(rec + 16, (uint32_t)nends);
-	if (dimg_buf_append(&b, h, sizeof(h)) < 0 || dimg_buf_append(&b, rec, sizeof(rec)) < 0 ||
-	    dimg_buf_append(&b, gzhdr, sizeof(gzhdr)) < 0 ||
-	    dimg_buf_append(&b, data + 5, nends) < 0 || dimg_buf_append(&b, zf, sizeof(zf)) < 0 ||
-	    dimg_buf_append(&b, data + off, n) < 0)
-		abort();
+	uint8_t zf[12] = {0x28,
+	                  0xb5,
+	                  0x2f,
+	                  0xfd,
+	                  0xa0,
+	                  (uint8_t)n,
+	                  (uint8_t)(n >> 8),
+	                  0,
+	                  0,
+	                  (uint8_t)block,
+	                  (uint8_t)(block >> 8),
+	                  (uint8_t)(block >> 16)};
+	put(&b, head, sizeof(head));
+	put_varint(&b, 1);     /* members */
+	put_varint(&b, 0);     /* old content */
+	put_varint(&b, n);     /* new content */
+	put_varint(&b, 0);     /* tail */
+	put_varint(&b, nends); /* block table bytes */
+	put(&b, data, 4);
+	put_varint(&b, sizeof(gzhdr));
+	put_varint(&b, n);
+	put_varint(&b, nends);
+	put(&b, gzhdr, sizeof(gzhdr));
+	put(&b, data + 5, nends);
+	put(&b, zf, sizeof(zf));
+	put(&b, data + off, n);
 	apply(NULL, 0, b.data, b.len);
 	dimg_buf_free(&b);
 }

@@ -113,11 +113,11 @@ static int round_trip(const struct dimg_buf *old, const struct dimg_buf *nw, siz
 {
 	struct dimg_buf blob = {0}, again = {0};
 	CHECK_RC(dimg_gzre_encode(old->data, old->len, nw->data, nw->len, 19, &blob));
-	CHECK(blob.len >= 64 && memcmp(blob.data, "DI3FSGZR", 8) == 0);
+	CHECK(blob.len >= 20 && blob.data[0] == 1);
 	apply_ok(old, nw, &blob);
 	CHECK_RC(dimg_gzre_encode(old->data, old->len, nw->data, nw->len, 19, &again));
 	CHECK(again.len == blob.len && memcmp(again.data, blob.data, blob.len) == 0);
-	int inner = blob.data[12];
+	int inner = blob.data[1];
 	if (bloblen)
 		*bloblen = blob.len;
 	dimg_buf_free(&blob);
@@ -277,6 +277,37 @@ static void test_lookalikes(void)
 	dimg_buf_free(&t);
 }
 
+/* Where things are in a one-member blob (docs/patch-format.md). */
+struct layout {
+	size_t params, gzhdr, blocks;
+};
+
+static size_t skip_varint(const uint8_t *b, size_t pos, uint64_t *v)
+{
+	*v = 0;
+	for (int i = 0;; i++) {
+		*v |= (uint64_t)(b[pos] & 0x7f) << (7 * i);
+		if (!(b[pos++] & 0x80))
+			return pos;
+	}
+}
+
+static struct layout blob_layout(const uint8_t *b)
+{
+	struct layout l;
+	uint64_t v, hdrlen;
+	size_t pos = 2;
+	for (int i = 0; i < 5; i++)
+		pos = skip_varint(b, pos, &v);
+	l.params = pos;
+	pos = skip_varint(b, pos + 4, &hdrlen);
+	pos = skip_varint(b, pos, &v);
+	pos = skip_varint(b, pos, &v);
+	l.gzhdr = pos;
+	l.blocks = pos + hdrlen;
+	return l;
+}
+
 static int decode_rc(const struct dimg_buf *old, const uint8_t *blob, size_t len,
                      struct dimg_buf *got)
 {
@@ -297,7 +328,8 @@ static void test_corrupt(void)
 	gz_member(&ga, ta.data, ta.len, &o);
 	gz_member(&gb, tb.data, tb.len, &o);
 	CHECK_RC(dimg_gzre_encode(ga.data, ga.len, gb.data, gb.len, 19, &blob));
-	size_t fixed = 64 + 24 + 12 + 16; /* header, one record, gzip header, some ends */
+	struct layout l = blob_layout(blob.data);
+	size_t fixed = l.blocks + 8; /* header, record, gzip header, some block ends */
 	CHECK(blob.len > fixed);
 	for (size_t i = 0; i < fixed; i++) {
 		for (int bit = 0; bit < 8; bit++) {
@@ -311,16 +343,16 @@ static void test_corrupt(void)
 	                          {9, 15, 0, 0}, {9, 15, 10, 0}, {9, 15, 8, 5}};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		uint8_t keep[4];
-		memcpy(keep, blob.data + 64, 4);
-		memcpy(blob.data + 64, bad[i], 4);
+		memcpy(keep, blob.data + l.params, 4);
+		memcpy(blob.data + l.params, bad[i], 4);
 		CHECK(decode_rc(&ga, blob.data, blob.len, &got) == -EBADMSG);
-		memcpy(blob.data + 64, keep, 4);
+		memcpy(blob.data + l.params, keep, 4);
 	}
 	for (size_t cut = 0; cut < blob.len; cut += 7)
 		CHECK(decode_rc(&ga, blob.data, cut, &got) < 0);
 	CHECK(decode_rc(&tb, blob.data, blob.len, &got) == -EXDEV); /* old not gzip */
 	CHECK(decode_rc(&gb, blob.data, blob.len, &got) == -EXDEV); /* other content */
-	blob.data[8] = 2;
+	blob.data[0] = 2;
 	CHECK(decode_rc(&ga, blob.data, blob.len, &got) == -ENOTSUP);
 	CHECK(dimg_patch_apply(DIMG_CODEC_GZRE + 1, ga.data, ga.len, blob.data, blob.len, sink_buf,
 	                       &got, NULL) == -ENOTSUP);
@@ -431,10 +463,12 @@ static void test_rebuild_refuses(void)
 	CHECK_RC(dimg_gzre_encode(ga.data, ga.len, gb.data, gb.len, 19, &blob));
 	CHECK(rebuild_with(&ga, &gb, &blob) == 0);
 	/* Level 9 -> 8 happens to give the same bytes here, 9 -> 1 does not. */
-	blob.data[64] = 1;
+	struct layout l = blob_layout(blob.data);
+	CHECK(blob.data[l.params] == 9);
+	blob.data[l.params] = 1;
 	CHECK(rebuild_with(&ga, &gb, &blob) == -EBADMSG);
-	blob.data[64] = 9;
-	size_t at[] = {64 + 24 + 4, 64 + 24 + 12 + 1}; /* gzip mtime, first block gap */
+	blob.data[l.params] = 9;
+	size_t at[] = {l.gzhdr + 4, l.blocks + 1}; /* gzip mtime, first block gap */
 	for (size_t i = 0; i < sizeof(at) / sizeof(at[0]); i++) {
 		blob.data[at[i]] ^= 1;
 		CHECK(rebuild_with(&ga, &gb, &blob) == -EBADMSG);
