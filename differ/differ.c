@@ -270,8 +270,13 @@ static int try_patches(const uint8_t *old, size_t oldlen, const uint8_t *new_, s
 			dimg_buf_free(&cand);
 		else if (r < 0)
 			goto fail;
-		else
+		else {
+			/* A patch of the deflate bytes is never near a patch of
+			 * the content (24x larger on Debian's man pages): the
+			 * byte codecs would only cost time. */
 			keep_patch(res, &cand, DIMG_CODEC_GZRE);
+			return 0;
+		}
 	}
 	if (o->codecs & DIFFER_CODEC_BSDIFF) {
 		r = dimg_bsdiff(old, oldlen, new_, newlen, o->level, &cand);

@@ -16,6 +16,8 @@
 #define GZE_CHUNK (64u * 1024u)
 /* zstdref on the decompressed contents only while both fit this. */
 #define GZE_ZSTDREF_MAX ((size_t)32 << 20)
+/* bsdiff only on contents this large: below it zstdref wins on text. */
+#define GZE_BSDIFF_MIN ((size_t)128 << 10)
 
 /* Deflate bytes the search may feed per file: a few full tries plus a
  * fixed allowance. Wrong parameters usually fail at the first block
@@ -95,14 +97,16 @@ static int gze_same(const struct gzre_params *a, const struct gzre_params *b)
 	       a->strategy == b->strategy;
 }
 
-/* Tries the candidates on member m (content raw) until one matches. */
-static int gze_search_member(struct gzre_member *m, const uint8_t *raw,
-                             const struct gzre_params *prev, uint64_t *budget)
+/* Tries candidates [from, to) on member m (content raw), with nends of
+ * its block ends forced (0: zlib's own blocks), until one matches. */
+static int gze_pass(struct gzre_member *m, const uint8_t *raw, const struct gzre_params *prev,
+                    uint32_t nends, uint64_t *budget, size_t from, size_t to)
 {
 	struct gzre_params c[24];
-	size_t n = gze_candidates(c, prev, m->hdr[8], m->nends > 0);
+	size_t n = gze_candidates(c, prev, m->hdr[8], nends > 0);
 	int r = 0;
-	for (size_t k = 0; k < n && r == 0; k++) {
+	m->nends = nends;
+	for (size_t k = from; k < n && k < to && r == 0; k++) {
 		int dup = 0;
 		for (size_t j = 0; j < k; j++)
 			dup |= gze_same(&c[j], &c[k]);
@@ -114,25 +118,41 @@ static int gze_search_member(struct gzre_member *m, const uint8_t *raw,
 	return r;
 }
 
-/* Finds parameters for every member: first with zlib's own block
- * boundaries, then with the member's block ends forced (GNU gzip closes
- * blocks early on compressible text; zlib can be told to do the same).
- * -ENODATA when some member has none. */
+/* Finds parameters for member m: the likely candidates first with zlib's
+ * own block boundaries, then with the member's block ends forced (GNU
+ * gzip closes blocks early on compressible text; zlib can be told to do
+ * the same), then the other candidates both ways. Each way has its own
+ * budget so that one's failures do not starve the other. 1 found, 0 not. */
+static int gze_search_member(struct gzre_member *m, const uint8_t *raw,
+                             const struct gzre_params *prev, uint64_t budget[2])
+{
+	size_t hints = prev ? 3 : 2;
+	uint32_t nends = 0;
+	int r = gze_pass(m, raw, prev, 0, &budget[0], 0, hints);
+	if (r == 0 || r == -ETIME) {
+		int e = gzre_block_ends(m);
+		if (e < 0 && e != -ENODATA)
+			return e;
+		nends = e == 0 ? m->nends : 0;
+	}
+	if (r == 0 && nends)
+		r = gze_pass(m, raw, prev, nends, &budget[1], 0, hints);
+	if (r == 0)
+		r = gze_pass(m, raw, prev, 0, &budget[0], hints, SIZE_MAX);
+	if ((r == 0 || r == -ETIME) && nends)
+		r = gze_pass(m, raw, prev, nends, &budget[1], hints, SIZE_MAX);
+	return r == -ETIME ? 0 : r;
+}
+
+/* Finds parameters for every member; -ENODATA when some member has none. */
 static int gze_search(struct gzre_file *f)
 {
 	const uint8_t *raw = f->raw.data;
-	/* Each pass has its own budget, so a file that needs its block ends
-	 * forced is not starved by the first pass's failures. */
-	uint64_t budget = gze_budget(f->raw.len), forced = budget;
+	uint64_t budget[2] = {gze_budget(f->raw.len), gze_budget(f->raw.len)};
 	for (uint32_t i = 0; i < f->nm; i++) {
 		struct gzre_member *m = &f->m[i];
-		const struct gzre_params *prev = i ? &f->m[i - 1].p : NULL;
-		int r = gze_search_member(m, raw, prev, &budget);
-		if (r == 0 || r == -ETIME)
-			r = gzre_block_ends(m);
-		if (r == 0 && m->nends)
-			r = gze_search_member(m, raw, prev, &forced);
-		if (r < 0 && r != -ETIME && r != -ENODATA)
+		int r = gze_search_member(m, raw, i ? &f->m[i - 1].p : NULL, budget);
+		if (r < 0)
 			return r;
 		if (r != 1)
 			return -ENODATA;
@@ -141,39 +161,52 @@ static int gze_search(struct gzre_file *f)
 	return 0;
 }
 
-/* The inner payload: the smallest of a zstd frame of the new content and,
- * when the old file is gzip too, a bsdiff and a zstdref patch between the
- * decompressed contents. */
+/* Keeps cand in *best (codec id in *inner) when it is smaller or *best
+ * is empty; frees the loser. Encoder errors other than size limits fail. */
+static int gze_keep(int r, struct dimg_buf *cand, uint8_t codec, struct dimg_buf *best,
+                    uint8_t *inner)
+{
+	if (r == 0 && (!best->len || cand->len < best->len)) {
+		dimg_buf_free(best);
+		*best = *cand;
+		*inner = codec;
+		memset(cand, 0, sizeof(*cand));
+	}
+	dimg_buf_free(cand);
+	return r == -EFBIG || r == -ENOMEM ? 0 : r;
+}
+
+/* The inner payload: the smallest of, when the old file is gzip too, a
+ * zstdref patch and (on contents past GZE_BSDIFF_MIN, where it can win) a
+ * bsdiff patch between the decompressed contents, and a zstd frame of the
+ * new content. Most files are small man pages, where a level-19 encode is
+ * mostly setup: the frame is skipped when a patch is under half of a fast
+ * one, as the differ does for full copies. */
 static int gze_inner(const struct gzre_file *of, const struct gzre_file *nf, int level,
                      struct dimg_buf *best, uint8_t *inner)
 {
 	struct dimg_buf cand = {0};
 	const uint8_t *o = of->raw.data, *n = nf->raw.data;
 	size_t ol = of->raw.len, nl = nf->raw.len;
-	int r = dimg_zstd_encode(n, nl, level, best);
-	*inner = GZRE_INNER_ZSTD;
-	if (r < 0 || !of->nm)
+	int r = 0, fast = level < 3 ? level : 3;
+	if (of->nm && ol + nl <= GZE_ZSTDREF_MAX)
+		r = gze_keep(dimg_zstdref_encode(o, ol, n, nl, level, &cand), &cand,
+		             DIMG_CODEC_ZSTDREF, best, inner);
+	if (!r && of->nm && (nl >= GZE_BSDIFF_MIN || !best->len))
+		r = gze_keep(dimg_bsdiff(o, ol, n, nl, level, &cand), &cand, DIMG_CODEC_BSDIFF,
+		             best, inner);
+	if (r < 0)
 		return r;
-	for (uint8_t codec = DIMG_CODEC_BSDIFF; codec <= DIMG_CODEC_ZSTDREF; codec++) {
-		if (codec == DIMG_CODEC_ZSTDREF && ol + nl > GZE_ZSTDREF_MAX)
-			break;
-		if (codec == DIMG_CODEC_BSDIFF)
-			r = dimg_bsdiff(o, ol, n, nl, level, &cand);
-		else
-			r = dimg_zstdref_encode(o, ol, n, nl, level, &cand);
-		if (r < 0 && r != -EFBIG && r != -ENOMEM)
-			break;
-		if (r == 0 && cand.len < best->len) {
-			dimg_buf_free(best);
-			*best = cand;
-			*inner = codec;
-			memset(&cand, 0, sizeof(cand));
-		}
+	if (best->len && fast != level) {
+		if ((r = dimg_zstd_encode(n, nl, fast, &cand)) < 0)
+			return r;
+		int skip = best->len <= cand.len / 2;
 		dimg_buf_free(&cand);
-		r = 0;
+		if (skip)
+			return 0;
 	}
-	dimg_buf_free(&cand);
-	return r;
+	r = dimg_zstd_encode(n, nl, level, &cand);
+	return gze_keep(r, &cand, GZRE_INNER_ZSTD, best, inner);
 }
 
 static int gze_varint(struct dimg_buf *out, uint64_t v)
