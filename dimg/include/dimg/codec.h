@@ -1,6 +1,8 @@
 /* Binary patch codecs: our bsdiff-family codec (suffix array by
- * libdivsufsort, zstd-compressed streams) and zstd with the old file as a
- * prefix dictionary. Both are deterministic and apply in streaming form. */
+ * libdivsufsort, zstd-compressed streams), zstd with the old file as a
+ * prefix dictionary, and gzip-recompress (a patch of gzip files'
+ * decompressed contents, recompressed by zlib on apply). All are
+ * deterministic and apply in streaming form. */
 #ifndef DIMG_CODEC_H
 #define DIMG_CODEC_H
 
