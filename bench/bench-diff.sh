@@ -2,7 +2,7 @@
 # bench-diff.sh - delta size and speed of cdimg against simple baselines on
 # real Debian image trees (see bench/README.md).
 #
-#   bench/bench-diff.sh [--cache DIR] [--runs N]
+#   bench/bench-diff.sh [--cache DIR] [--runs N] [--pairs "nginx redis openssl:2:3"]
 #
 # Runs as root (tests/assets/mktrees.sh builds the trees). Finds cdimg via
 # $CDIMG, else ./build/ctr-tools/cdimg (current directory, then the source
@@ -18,9 +18,11 @@ die() {
 say() { printf '%s: %s\n' "$PROG" "$*" >&2; }
 usage() {
 	cat >&2 <<EOF
-usage: $PROG [--cache DIR] [--runs N]
+usage: $PROG [--cache DIR] [--runs N] [--pairs LIST]
   --cache DIR  cache of mktrees.sh (default /var/cache/di3fs)
   --runs N     run every timed step N times, report the median (default 3)
+  --pairs LIST pairs to measure (default "nginx redis"): NAME compares the
+               trees NAME-v1 and NAME-v2, NAME:A:B NAME-vA and NAME-vB
 EOF
 	exit 2
 }
@@ -29,12 +31,15 @@ HERE=$(cd "$(dirname "$0")" && pwd -P)
 SRC=$(cd "$HERE/.." && pwd -P)
 CACHE=/var/cache/di3fs
 RUNS=3
+PAIRS=(nginx redis)
 while [ $# -gt 0 ]; do
 	case $1 in
 	--cache) [ $# -ge 2 ] || usage; CACHE=$2; shift 2 ;;
 	--cache=*) CACHE=${1#*=}; shift ;;
 	--runs) [ $# -ge 2 ] || usage; RUNS=$2; shift 2 ;;
 	--runs=*) RUNS=${1#*=}; shift ;;
+	--pairs) [ $# -ge 2 ] || usage; read -r -a PAIRS <<<"$2"; shift 2 ;;
+	--pairs=*) read -r -a PAIRS <<<"${1#*=}"; shift ;;
 	-h|--help) usage ;;
 	*) say "unknown argument: $1"; usage ;;
 	esac
@@ -63,10 +68,17 @@ if [ -n "$CDIMG" ] && [ ! -x "$CDIMG" ]; then
 	CDIMG=
 fi
 
-PAIRS=(nginx redis)
 say "building/reusing trees (mktrees.sh)"
-bash "$MKTREES" --cache "$CACHE" "${PAIRS[@]}" >"${TMPDIR:-/tmp}/bench-diff.versions.$$" ||
-	die "mktrees.sh failed"
+mapfile -t NAMES < <(printf '%s\n' "${PAIRS[@]}" | sed 's/:.*//' | sort -u)
+if ! bash "$MKTREES" --cache "$CACHE" "${NAMES[@]}" >"${TMPDIR:-/tmp}/bench-diff.versions.$$"; then
+	# A pair this mktrees.sh does not know may still have its trees there.
+	for p in "${PAIRS[@]}"; do
+		IFS=: read -r name a b <<<"$p"
+		[ -d "$CACHE/trees/$name-v${a:-1}" ] && [ -d "$CACHE/trees/$name-v${b:-2}" ] ||
+			die "mktrees.sh failed"
+	done
+	say "warning: mktrees.sh failed; using the trees already in $CACHE/trees"
+fi
 VERSIONS=$(cat "${TMPDIR:-/tmp}/bench-diff.versions.$$")
 rm -f "${TMPDIR:-/tmp}/bench-diff.versions.$$"
 TREES=$(cd "$CACHE/trees" && pwd -P)
@@ -109,6 +121,7 @@ prep_bs() { rm -rf "$w/bsdiff"; mkdir "$w/bsdiff"; }
 prep_zp() { rm -rf "$w/zpatch" "$w/zpatch.log"; mkdir "$w/zpatch"; }
 prep_tx() { rm -rf --one-file-system "$w/tarx"; mkdir "$w/tarx"; }
 prep_diff() { rm -f "$w/x.dimg"; }
+prep_nogz() { rm -f "$w/nogz.dimg"; }
 prep_apply() { rm -rf --one-file-system "$w/applied"; }
 # total size in bytes of the files in directory $1
 dir_bytes() { find "$1" -type f -printf '%s\n' | awk '{ s += $1 } END { print s + 0 }'; }
@@ -161,9 +174,12 @@ list_tree() {
 	(cd "$1" && find . -type f -print0 | xargs -0 -r sha256sum) | LC_ALL=C sort -k 2
 }
 
-for pair in "${PAIRS[@]}"; do
-	v1=$TREES/$pair-v1
-	v2=$TREES/$pair-v2
+for spec in "${PAIRS[@]}"; do
+	IFS=: read -r name a b <<<"$spec"
+	pair=$name-v${a:-1}-v${b:-2}
+	[ "$spec" = "$name" ] && pair=$name
+	v1=$TREES/$name-v${a:-1}
+	v2=$TREES/$name-v${b:-2}
 	w=$WORK/$pair
 	mkdir -p "$w"
 	say "$pair: listing changes"
@@ -233,7 +249,7 @@ for pair in "${PAIRS[@]}"; do
 	rm -rf --one-file-system "$w/tarx" "$w/v2.tar"
 
 	# cdimg
-	cd_note='' cd_bytes='' cd_t='' cd_m='' ap_t='' ap_m='' verify=''
+	cd_note='' cd_bytes='' cd_t='' cd_m='' ap_t='' ap_m='' verify='' ng_bytes=''
 	if [ -z "$CDIMG" ]; then
 		cd_note="cdimg not built (set CDIMG or build ./build/ctr-tools/cdimg)"
 	else
@@ -254,6 +270,11 @@ for pair in "${PAIRS[@]}"; do
 				STATUS=1
 			fi
 			rm -rf --one-file-system "$w/applied"
+			say "$pair: cdimg diff without the gzip codec"
+			if measure prep_nogz "$CDIMG" diff --codecs bsdiff,zstdref "$v1" "$v2" \
+				-o "$w/nogz.dimg" >"$w/nogz.log" 2>&1; then
+				ng_bytes=$(stat -c %s "$w/nogz.dimg"); ng_t=$T_SEC; ng_m=$T_MIB
+			fi
 		else
 			cd_bytes=; cd_note="cdimg diff FAILED"
 			STATUS=1
@@ -261,7 +282,7 @@ for pair in "${PAIRS[@]}"; do
 	fi
 
 	# report
-	out '\n== %s\n' "$(printf '%s\n' "$VERSIONS" | grep "^$pair:" | sed "s/^$pair: //")"
+	out '\n== %s %s\n' "$pair" "$(printf '%s\n' "$VERSIONS" | grep "^$pair:" | sed "s/^$pair: //")"
 	out '  v2 tree: %d entries, %d regular files, %s bytes\n' "$n_entries" "$n_files" "$tree_bytes"
 	out '  regular files changed: %d (%d of them .gz, %s bytes in v2), new: %d (%s bytes), deleted: %d; new or changed symlinks: %d\n' \
 		"$n_changed" "$n_gz" "$changed_bytes" "$n_new" "$new_bytes" "$n_deleted" "$n_links"
@@ -270,6 +291,9 @@ for pair in "${PAIRS[@]}"; do
 		out "$ROWFMT" "cdimg diff" "$cd_bytes" "$(ratio "$cd_bytes" "$smallest")" "$cd_t" "$(ratio "$cd_t" "$bs_t")" "$cd_m"
 	else
 		out '  %-34s %s\n' "cdimg diff" "${cd_note}"
+	fi
+	if [ -n "${ng_bytes:-}" ]; then
+		out "$ROWFMT" "cdimg diff, no gzip codec" "$ng_bytes" "$(ratio "$ng_bytes" "$smallest")" "$ng_t" "$(ratio "$ng_t" "$bs_t")" "$ng_m"
 	fi
 	out "$ROWFMT" "changed files, tar + zstd -19" "$tz_bytes" "$(ratio "$tz_bytes" "$smallest")" "$tz_t" "$(ratio "$tz_t" "$bs_t")" "$tz_m"
 	out "$ROWFMT" "per-file bsdiff (+zstd new)" "$bs_bytes" "$(ratio "$bs_bytes" "$smallest")" "$bs_t" "1.00" "$bs_m"

@@ -39,7 +39,9 @@ static const char diff_help[] =
     "  -l, --level N           zstd level 1..22 (default 19)\n"
     "      --max-diff-size SZ  files larger than SZ (e.g. 512M) are stored whole\n"
     "                          instead of patched (default 512M; bounds memory)\n"
-    "      --codecs LIST       patch codecs to try: bsdiff,zstdref (default both)\n"
+    "      --codecs LIST       patch codecs to try: bsdiff,zstdref,gzip (default all;\n"
+    "                          gzip: a gzip file zlib recreates exactly is patched\n"
+    "                          as its decompressed content and recompressed)\n"
     "      --json              print the summary as JSON on stdout\n"
     "  -q, --quiet             no progress, no summary\n"
     "  -h, --help              this text\n";
@@ -62,6 +64,8 @@ static int parse_codecs(const char *s, unsigned *mask)
 			*mask |= DIFFER_CODEC_BSDIFF;
 		else if (!strcmp(t, "zstdref"))
 			*mask |= DIFFER_CODEC_ZSTDREF;
+		else if (!strcmp(t, "gzip"))
+			*mask |= DIFFER_CODEC_GZIP;
 		else if (strcmp(t, "none") != 0) {
 			free(copy);
 			return -1;
@@ -186,6 +190,8 @@ static void print_summary(const struct diff_args *a, const struct packer_stats *
 		                       json_object_new_int64((int64_t)st->codec_files[1]));
 		json_object_object_add(o, "patch_zstdref",
 		                       json_object_new_int64((int64_t)st->codec_files[2]));
+		json_object_object_add(o, "patch_gzip",
+		                       json_object_new_int64((int64_t)st->codec_files[3]));
 		puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY));
 		json_object_put(o);
 		return;
@@ -203,8 +209,10 @@ static void print_summary(const struct diff_args *a, const struct packer_stats *
 	for (int k = 1; k < 5; k++)
 		printf("  %-6s %8" PRIu64 " files  %s\n", kinds[k], st->files[k],
 		       cli_human(st->blob_bytes[k], h, sizeof(h)));
-	printf("  patches: %" PRIu64 " bsdiff, %" PRIu64 " zstdref; %s of changed files encoded\n",
-	       st->codec_files[1], st->codec_files[2], cli_human(st->input_bytes, h, sizeof(h)));
+	printf("  patches: %" PRIu64 " bsdiff, %" PRIu64 " zstdref, %" PRIu64
+	       " gzip; %s of changed files encoded\n",
+	       st->codec_files[1], st->codec_files[2], st->codec_files[3],
+	       cli_human(st->input_bytes, h, sizeof(h)));
 }
 
 static int open_image(struct dimg_image **out, const char *path, const char *ref,

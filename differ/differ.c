@@ -11,7 +11,7 @@ void differ_opts_default(struct differ_opts *o)
 	o->level = 19;
 	o->max_diff_size = 512ull << 20;
 	o->max_zstdref_window = 32ull << 20;
-	o->codecs = DIFFER_CODEC_BSDIFF | DIFFER_CODEC_ZSTDREF;
+	o->codecs = DIFFER_CODEC_BSDIFF | DIFFER_CODEC_ZSTDREF | DIFFER_CODEC_GZIP;
 }
 
 char *differ_version_key(const char *path)
@@ -263,6 +263,21 @@ static int try_patches(const uint8_t *old, size_t oldlen, const uint8_t *new_, s
 {
 	struct dimg_buf cand = {0};
 	int r;
+	if (o->codecs & DIFFER_CODEC_GZIP) {
+		r = dimg_gzre_encode(old, oldlen, new_, newlen, o->level, &cand);
+		/* Not a gzip file zlib recreates: the other codecs remain. */
+		if (r == -ENODATA || r == -EFBIG || r == -ENOMEM)
+			dimg_buf_free(&cand);
+		else if (r < 0)
+			goto fail;
+		else {
+			/* A patch of the deflate bytes is never near a patch of
+			 * the content (24x larger on Debian's man pages): the
+			 * byte codecs would only cost time. */
+			keep_patch(res, &cand, DIMG_CODEC_GZRE);
+			return 0;
+		}
+	}
 	if (o->codecs & DIFFER_CODEC_BSDIFF) {
 		r = dimg_bsdiff(old, oldlen, new_, newlen, o->level, &cand);
 		/* Too large for the codec is not an error: other encodings remain. */

@@ -23,6 +23,7 @@ struct differ_opts {
 
 #define DIFFER_CODEC_BSDIFF  0x1u
 #define DIFFER_CODEC_ZSTDREF 0x2u
+#define DIFFER_CODEC_GZIP    0x4u /* gzip-recompress, for gzip files zlib recreates */
 
 /* Defaults: level 19, max_diff_size 512 MiB, zstdref while old+new <= 32 MiB
  * (past that bsdiff wins on size and zstdref costs as much time), all codecs. */

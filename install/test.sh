@@ -43,9 +43,9 @@ run_fuzz() {
 		cat build-fuzz.configure.log
 		exit 1
 	}
-	cmake --build build-fuzz -j "$jobs" --target fuzz_bspatch fuzz_dimg fuzz_squash fuzz_oci
+	cmake --build build-fuzz -j "$jobs" --target fuzz_bspatch fuzz_gzre fuzz_dimg fuzz_squash fuzz_oci
 	(cd build-fuzz && ctest --output-on-failure -R '^fuzz\.')
-	for t in bspatch dimg squash oci; do
+	for t in bspatch gzre dimg squash oci; do
 		new=$(mktemp -d /tmp/di3fs-fuzz.XXXXXX) # new units go here, not into the repo
 		corpus=tests/fuzz/corpus/$t
 		[ -d "$corpus" ] || corpus=

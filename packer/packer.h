@@ -22,7 +22,7 @@ struct packer_opts {
 struct packer_stats {
 	uint64_t files[5];       /* REG entries by enum dimg_payload */
 	uint64_t blob_bytes[5];  /* blob bytes by payload */
-	uint64_t codec_files[3]; /* PATCH entries by enum dimg_codec */
+	uint64_t codec_files[4]; /* PATCH entries by enum dimg_codec */
 	uint64_t input_bytes;    /* bytes of the target files that were encoded */
 	uint64_t output_size;    /* size of the .dimg */
 	uint64_t entries;

@@ -100,10 +100,9 @@ static int check_payload(const struct dimg_reader *rd, const struct dimg_entry *
 	int blob = e->payload == DIMG_PAYLOAD_FULL || e->payload == DIMG_PAYLOAD_PATCH;
 	if (reg != (e->payload != DIMG_PAYLOAD_NONE) || e->payload > DIMG_PAYLOAD_PATCH)
 		return -EBADMSG;
-	if ((e->payload == DIMG_PAYLOAD_PATCH) !=
-	    (e->codec == DIMG_CODEC_BSDIFF || e->codec == DIMG_CODEC_ZSTDREF))
+	if ((e->payload == DIMG_PAYLOAD_PATCH) != (e->codec != DIMG_CODEC_NONE))
 		return -EBADMSG;
-	if (e->codec > DIMG_CODEC_ZSTDREF)
+	if (e->codec > DIMG_CODEC_GZRE)
 		return -EBADMSG;
 	if (srcl && e->payload != DIMG_PAYLOAD_SAME && e->payload != DIMG_PAYLOAD_PATCH)
 		return -EBADMSG;

@@ -1,6 +1,8 @@
 /* Binary patch codecs: our bsdiff-family codec (suffix array by
- * libdivsufsort, zstd-compressed streams) and zstd with the old file as a
- * prefix dictionary. Both are deterministic and apply in streaming form. */
+ * libdivsufsort, zstd-compressed streams), zstd with the old file as a
+ * prefix dictionary, and gzip-recompress (a patch of gzip files'
+ * decompressed contents, recompressed by zlib on apply). All are
+ * deterministic and apply in streaming form. */
 #ifndef DIMG_CODEC_H
 #define DIMG_CODEC_H
 
@@ -16,6 +18,7 @@ enum dimg_codec {
 	DIMG_CODEC_NONE = 0,
 	DIMG_CODEC_BSDIFF = 1,  /* docs/patch-format.md */
 	DIMG_CODEC_ZSTDREF = 2, /* one zstd frame, old file as raw prefix */
+	DIMG_CODEC_GZRE = 3,    /* gzip-recompress: patch of the decompressed contents */
 };
 
 /* A growable byte buffer. */
@@ -60,6 +63,21 @@ int dimg_zstd_encode(const uint8_t *data, size_t len, int level, struct dimg_buf
  * one frame and no trailing bytes. */
 int dimg_zstd_decode(const uint8_t *blob, size_t bloblen, dimg_write_fn sink, void *sink_ctx,
                      uint64_t *outlen);
+
+/* gzip-recompress: new_ must be a gzip file (one or more members) that
+ * zlib recreates byte for byte with some parameters; the blob records the
+ * member headers and parameters and a patch (or, when old is not gzip, a
+ * zstd frame) of the decompressed content. Either side's content is at
+ * most 64 MiB. Appends to *out; -ENODATA when new_ does not qualify (the
+ * caller uses another codec). The blob is decoded and compared before it
+ * is returned. */
+int dimg_gzre_encode(const uint8_t *old, size_t oldlen, const uint8_t *new_, size_t newlen,
+                     int level, struct dimg_buf *out);
+/* Decompresses old (held whole, at most 64 MiB), applies the inner patch
+ * and deflates the result member by member, streaming to sink. Corrupt
+ * blob -> -EBADMSG; old not the file the blob was made against -> -EXDEV. */
+int dimg_gzre_decode(const uint8_t *old, size_t oldlen, const uint8_t *patch, size_t patchlen,
+                     dimg_write_fn sink, void *sink_ctx, uint64_t *newlen);
 
 /* Dispatch on codec id: patch apply for DIMG_CODEC_* values. */
 int dimg_patch_apply(uint8_t codec, const uint8_t *old, size_t oldlen, const uint8_t *patch,
