@@ -16,6 +16,56 @@ void snap_config_defaults(struct snap_config *cfg)
 	snprintf(cfg->address, sizeof(cfg->address), "%s", SNAP_DEFAULT_ADDRESS);
 	cfg->threads = SNAP_DEFAULT_THREADS;
 	cfg->log_level = SNAP_LOG_INFO;
+	cfg->delta_images = 1;
+	snprintf(cfg->containerd_address, sizeof(cfg->containerd_address), "%s",
+	         SNAP_DEFAULT_CONTAINERD);
+}
+
+static int parse_bool(int *out, const char *value)
+{
+	if (!strcmp(value, "yes") || !strcmp(value, "true") || !strcmp(value, "1"))
+		*out = 1;
+	else if (!strcmp(value, "no") || !strcmp(value, "false") || !strcmp(value, "0"))
+		*out = 0;
+	else
+		return -EINVAL;
+	return 0;
+}
+
+/* A byte count with an optional K, M, G or T suffix (powers of 1024). */
+static int parse_bytes(unsigned long long *out, const char *value)
+{
+	char *end;
+
+	errno = 0;
+	unsigned long long v = strtoull(value, &end, 10);
+	unsigned shift = 0;
+	if (errno || end == value || value[0] == '-')
+		return -EINVAL;
+	switch (*end) {
+	case 'K':
+		shift = 10;
+		break;
+	case 'M':
+		shift = 20;
+		break;
+	case 'G':
+		shift = 30;
+		break;
+	case 'T':
+		shift = 40;
+		break;
+	case 0:
+		break;
+	default:
+		return -EINVAL;
+	}
+	if (*end && end[1])
+		return -EINVAL;
+	if (shift && v > (~0ULL >> shift))
+		return -EINVAL;
+	*out = v << shift;
+	return 0;
 }
 
 static int parse_threads(int *out, const char *value)
@@ -41,6 +91,15 @@ int snap_config_set(struct snap_config *cfg, const char *name, const char *value
 		return parse_threads(&cfg->threads, value);
 	if (strcmp(name, "log_level") == 0)
 		return snap_log_parse_level(&cfg->log_level, value);
+	if (strcmp(name, "delta_images") == 0)
+		return parse_bool(&cfg->delta_images, value);
+	if (strcmp(name, "containerd_address") == 0)
+		return fsutil_pathf(cfg->containerd_address, sizeof(cfg->containerd_address), "%s",
+		                    value) < 0
+		           ? -EINVAL
+		           : 0;
+	if (strcmp(name, "cache_max") == 0)
+		return parse_bytes(&cfg->cache_max, value);
 	return -ENOENT;
 }
 
@@ -110,6 +169,10 @@ int snap_config_check(const struct snap_config *cfg, const char **why)
 	}
 	if (cfg->address[0] != '/') {
 		*why = "address must be an absolute socket path";
+		return -EINVAL;
+	}
+	if (cfg->containerd_address[0] != '/') {
+		*why = "containerd_address must be an absolute socket path";
 		return -EINVAL;
 	}
 	/* sun_path holds 108 bytes with the NUL */

@@ -32,8 +32,12 @@ static void usage(FILE *f)
 	        "  --log-level LEVEL   error, warn, info (default) or debug\n"
 	        "  -v, --verbose       same as --log-level debug: one line per RPC\n"
 	        "  -h, --help          this help\n\n"
-	        "Config file keys: root, address, threads, log_level. Command-line\n"
-	        "options override the file.\n",
+	        "Config file keys: root, address, threads, log_level, and for delta\n"
+	        "images (cdimg load): delta_images (yes/no, default yes: needs /dev/fuse),\n"
+	        "containerd_address (where delta blobs are fetched from, default\n"
+	        "" SNAP_DEFAULT_CONTAINERD "), cache_max (rebuilt-file cache limit,\n"
+	        "bytes with K/M/G/T suffix, default 0 = no limit). Command-line options\n"
+	        "override the file.\n",
 	        SNAP_DEFAULT_THREADS);
 }
 
@@ -171,13 +175,21 @@ static int serve(const struct snap_config *cfg, const struct snap_log *lg, sigse
 {
 	struct snap *sn = NULL;
 	struct rpc_server *srv = NULL;
-	int sig, r = snap_open(&sn, cfg->root, lg);
+	const char *why = NULL;
+	struct snap_options opt = {
+	    .lazy = cfg->delta_images,
+	    .containerd_address = cfg->containerd_address,
+	    .cache_max = cfg->cache_max,
+	};
+	int sig, r;
 
+	grpc_init(); /* before snap_open: delta images may be fetched from containerd */
+	r = snap_open_opts(&sn, cfg->root, lg, &opt, &why);
 	if (r < 0) {
-		snap_err(lg, "cannot open %s: %s", cfg->root, strerror(-r));
+		snap_err(lg, "cannot open %s: %s", cfg->root, why ? why : strerror(-r));
+		grpc_shutdown();
 		return r;
 	}
-	grpc_init();
 	r = rpc_server_start(&srv, cfg->address, cfg->threads, sn, lg);
 	if (r == 0) {
 		snap_info(lg, "serving on unix:%s with %d threads", cfg->address, cfg->threads);
@@ -188,8 +200,8 @@ static int serve(const struct snap_config *cfg, const struct snap_log *lg, sigse
 	} else {
 		snap_err(lg, "cannot serve on %s: %s", cfg->address, strerror(-r));
 	}
-	grpc_shutdown();
 	snap_close(sn);
+	grpc_shutdown();
 	return r;
 }
 

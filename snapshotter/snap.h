@@ -43,10 +43,30 @@ struct snap_usage {
 	int64_t inodes; /* distinct inodes */
 };
 
+/* Labels that make a snapshot a delta image (docs in snapshotter/README.md):
+ * an active snapshot prepared with SNAP_LABEL_DELTA = "sha256:<hex>" of a
+ * .dimg in containerd's content store (namespace SNAP_LABEL_DELTA_NS) is
+ * committed as the complete tree of that delta applied to its parent,
+ * served lazily by the FUSE filesystem. */
+#define SNAP_LABEL_DELTA    "containerd.io/snapshot/di3fs.delta"
+#define SNAP_LABEL_DELTA_NS "containerd.io/snapshot/di3fs.namespace"
+
+struct snap_options {
+	int lazy;                       /* serve delta images (FUSE; needs root) */
+	const char *containerd_address; /* where delta blobs are fetched from */
+	uint64_t cache_max;             /* rebuilt-file cache limit, bytes (0: none) */
+	unsigned fuse_threads;          /* 0: lazyfs's default */
+};
+
 /* Opens the snapshotter rooted at root (created if missing) and reconciles
  * directories with the store: leftovers of interrupted calls and of removed
- * snapshots are deleted. lg must outlive the snapshotter. */
+ * snapshots are deleted. lg must outlive the snapshotter. Without options
+ * (snap_open) delta images are refused. With opt->lazy the FUSE filesystem
+ * is mounted at <root>/fuse and every delta image in the store is served
+ * again. */
 int snap_open(struct snap **out, const char *root, const struct snap_log *lg);
+int snap_open_opts(struct snap **out, const char *root, const struct snap_log *lg,
+                   const struct snap_options *opt, const char **why);
 void snap_close(struct snap *sn);
 
 /* Creates an active (kind SNAP_KIND_ACTIVE) or view (SNAP_KIND_VIEW) snapshot

@@ -131,8 +131,10 @@ int snap_sweep(struct snap *sn, int startup)
 
 	for (size_t i = 0; i < v.n; i++) {
 		int e = fsutil_pathf(path, sizeof(path), "%s/%s", sn->snapdir, v.names[i]);
-		if (e == 0)
+		if (e == 0) {
+			snap_delta_unmount_base(sn, path); /* a removed delta image's */
 			e = fsutil_rmtree(path);
+		}
 		if (e < 0) {
 			snap_warn(sn->lg, "sweep: cannot remove %s: %s", path, strerror(-e));
 			if (r == 0)
@@ -204,6 +206,12 @@ static int snap_dirs_init(struct snap *sn, const char *root)
 
 int snap_open(struct snap **out, const char *root, const struct snap_log *lg)
 {
+	return snap_open_opts(out, root, lg, NULL, NULL);
+}
+
+int snap_open_opts(struct snap **out, const char *root, const struct snap_log *lg,
+                   const struct snap_options *opt, const char **why)
+{
 	struct snap *sn = calloc(1, sizeof(*sn));
 	size_t ids = 0;
 
@@ -216,6 +224,8 @@ int snap_open(struct snap **out, const char *root, const struct snap_log *lg)
 		r = snap_sweep(sn, 1);
 	if (r == 0)
 		r = snap_verify(sn, &ids);
+	if (r == 0)
+		r = snap_delta_init(sn, opt, why);
 	if (r < 0) {
 		snap_close(sn);
 		return r;
@@ -230,6 +240,7 @@ void snap_close(struct snap *sn)
 {
 	if (!sn)
 		return;
+	snap_delta_fini(sn);
 	store_close(sn->store);
 	pthread_mutex_destroy(&sn->cleanup_mu);
 	free(sn);

@@ -17,6 +17,7 @@
 struct chain {
 	uint64_t *ids; /* nearest parent first */
 	size_t n;
+	int last_delta; /* ids[n-1] is a delta image: its tree is complete */
 };
 
 static int chain_load(struct chain *c, struct store_txn *txn, const char *parent)
@@ -27,6 +28,7 @@ static int chain_load(struct chain *c, struct store_txn *txn, const char *parent
 
 	c->ids = NULL;
 	c->n = 0;
+	c->last_delta = 0;
 	while (r == 0 && next[0]) {
 		struct snap_info info;
 		if (c->n == SNAP_CHAIN_MAX) {
@@ -49,6 +51,11 @@ static int chain_load(struct chain *c, struct store_txn *txn, const char *parent
 			c->ids = ids;
 		}
 		c->ids[c->n++] = info.id;
+		if (snap_delta_digest(&info)) {
+			c->last_delta = 1; /* nothing below it is needed */
+			snap_info_clear(&info);
+			break;
+		}
 		free(next);
 		next = info.parent;
 		info.parent = NULL;
@@ -101,7 +108,10 @@ static int mount_opt_lowerdir(struct snap_mount *m, const struct snap *sn, const
 	if (r == 0)
 		len = (size_t)snprintf(opt, cap, "lowerdir=");
 	for (size_t i = 0; r == 0 && i < c->n; i++) {
-		r = snap_dir_path(dir, sizeof(dir), sn, c->ids[i], "fs");
+		if (c->last_delta && i == c->n - 1)
+			r = snap_delta_tree_path(dir, sizeof(dir), sn, c->ids[i]);
+		else
+			r = snap_dir_path(dir, sizeof(dir), sn, c->ids[i], "fs");
 		if (r == 0)
 			r = fsutil_pathf(opt + len, cap - len, "%s%s", i ? ":" : "", dir);
 		if (r == 0)
@@ -113,10 +123,11 @@ static int mount_opt_lowerdir(struct snap_mount *m, const struct snap *sn, const
 	return r;
 }
 
-static int bind_mount(struct snap_mount *m, const struct snap *sn, uint64_t id, int ro)
+static int bind_mount(struct snap_mount *m, const struct snap *sn, uint64_t id, int ro, int delta)
 {
 	char fs[PATH_MAX];
-	int r = snap_dir_path(fs, sizeof(fs), sn, id, "fs");
+	int r = delta ? snap_delta_tree_path(fs, sizeof(fs), sn, id)
+	              : snap_dir_path(fs, sizeof(fs), sn, id, "fs");
 
 	if (r == 0)
 		r = mount_init(m, "bind", fs);
@@ -163,9 +174,9 @@ int snap_build_mounts(struct snap_mounts *out, const struct snap *sn, struct sto
 		return r;
 	out->n = 1;
 	if (c.n == 0) /* overlay needs a lowerdir: a lone layer is its own dir */
-		r = bind_mount(&out->v[0], sn, info->id, info->kind == SNAP_KIND_VIEW);
+		r = bind_mount(&out->v[0], sn, info->id, info->kind == SNAP_KIND_VIEW, 0);
 	else if (info->kind == SNAP_KIND_VIEW && c.n == 1)
-		r = bind_mount(&out->v[0], sn, c.ids[0], 1);
+		r = bind_mount(&out->v[0], sn, c.ids[0], 1, c.last_delta);
 	else
 		r = overlay_mount(&out->v[0], sn, info, &c);
 	free(c.ids);

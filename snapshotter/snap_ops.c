@@ -143,8 +143,34 @@ static int fill_info(struct snap_info *info, enum snap_kind kind, const char *ke
 	return labels ? snap_labels_copy(&info->labels, labels) : 0;
 }
 
+static int prepare_locked(struct snap_mounts *out, struct snap *sn, enum snap_kind kind,
+                          const char *key, const char *parent, const struct snap_labels *labels,
+                          const char **why);
+
 int snap_prepare(struct snap_mounts *out, struct snap *sn, enum snap_kind kind, const char *key,
                  const char *parent, const struct snap_labels *labels, const char **why)
+{
+	int delta = labels && snap_labels_get(labels, SNAP_LABEL_DELTA) != NULL;
+
+	memset(out, 0, sizeof(*out));
+	if (!delta)
+		return prepare_locked(out, sn, kind, key, parent, labels, why);
+	if (kind != SNAP_KIND_ACTIVE) {
+		set_why(why, "a delta image is prepared as an active snapshot");
+		return -EINVAL;
+	}
+	/* the fetched blob must not be collected before the record names it */
+	pthread_rwlock_rdlock(&sn->delta_gc_rw);
+	int r = snap_delta_fetch(sn, labels, why);
+	if (r == 0)
+		r = prepare_locked(out, sn, kind, key, parent, labels, why);
+	pthread_rwlock_unlock(&sn->delta_gc_rw);
+	return r;
+}
+
+static int prepare_locked(struct snap_mounts *out, struct snap *sn, enum snap_kind kind,
+                          const char *key, const char *parent, const struct snap_labels *labels,
+                          const char **why)
 {
 	struct snap_info info = {0};
 	struct store_txn *txn = NULL;
@@ -224,8 +250,32 @@ int snap_mounts(struct snap_mounts *out, struct snap *sn, const char *key, const
 	return r;
 }
 
-static int commit_in_txn(struct store_txn *txn, const char *name, const char *key,
-                         const struct snap_labels *labels, const char **why)
+/* The committed snapshot's labels: the Commit's, except that a delta
+ * image stays one (its di3fs labels are kept). */
+static int commit_labels(struct snap_labels *have, const struct snap_labels *given)
+{
+	static const char *const keep[] = {SNAP_LABEL_DELTA, SNAP_LABEL_DELTA_NS};
+	char *kept[2] = {NULL, NULL};
+	int r = 0;
+
+	for (size_t i = 0; i < 2; i++) {
+		const char *v = snap_labels_get(have, keep[i]);
+		if (v && !(kept[i] = strdup(v)))
+			r = -ENOMEM;
+	}
+	snap_labels_clear(have);
+	if (r == 0 && given)
+		r = snap_labels_copy(have, given);
+	for (size_t i = 0; r == 0 && i < 2; i++)
+		if (kept[i])
+			r = snap_labels_set(have, keep[i], kept[i]);
+	free(kept[0]);
+	free(kept[1]);
+	return r;
+}
+
+static int commit_in_txn(struct snap_info *out, struct store_txn *txn, const char *name,
+                         const char *key, const struct snap_labels *labels, const char **why)
 {
 	struct snap_info info, other;
 	int r = get_snapshot(&info, txn, key, "snapshot does not exist", why);
@@ -251,15 +301,18 @@ static int commit_in_txn(struct store_txn *txn, const char *name, const char *ke
 		goto out;
 	free(info.name);
 	info.name = strdup(name);
-	snap_labels_clear(&info.labels);
 	r = info.name ? 0 : -ENOMEM;
-	if (r == 0 && labels)
-		r = snap_labels_copy(&info.labels, labels);
+	if (r == 0)
+		r = commit_labels(&info.labels, labels);
 	info.kind = SNAP_KIND_COMMITTED;
 	now(&info.created);
 	info.updated = info.created;
 	if (r == 0)
 		r = store_put(txn, &info, 1);
+	if (r == 0) {
+		*out = info;
+		return 0;
+	}
 out:
 	snap_info_clear(&info);
 	return r;
@@ -281,12 +334,24 @@ int snap_commit(struct snap *sn, const char *name, const char *key,
 		r = store_begin(&txn, sn->store, 1);
 	if (r < 0)
 		return r;
-	r = commit_in_txn(txn, name, key, labels, why);
+	struct snap_info info;
+	r = commit_in_txn(&info, txn, name, key, labels, why);
+	int delta = r == 0 && snap_delta_digest(&info);
+	if (delta)
+		r = snap_delta_activate(sn, txn, &info, why);
+	uint64_t id = info.id;
+	if (r == 0 || delta)
+		snap_info_clear(&info);
 	if (r < 0) {
 		store_abort(txn);
+		if (delta)
+			snap_delta_forget(sn, id);
 		return r;
 	}
-	return store_commit(txn);
+	r = store_commit(txn);
+	if (r < 0 && delta)
+		snap_delta_forget(sn, id);
+	return r;
 }
 
 int snap_remove(struct snap *sn, const char *key, const char **why)
@@ -300,6 +365,7 @@ int snap_remove(struct snap *sn, const char *key, const char **why)
 	if (r < 0)
 		return r;
 	r = get_snapshot(&info, txn, key, "snapshot does not exist", why);
+	uint64_t delta_id = r == 0 && snap_delta_digest(&info) ? info.id : 0;
 	if (r == 0) {
 		snap_info_clear(&info);
 		r = store_has_children(txn, key);
@@ -314,7 +380,10 @@ int snap_remove(struct snap *sn, const char *key, const char **why)
 		store_abort(txn);
 		return r;
 	}
-	return store_commit(txn);
+	r = store_commit(txn);
+	if (r == 0 && delta_id)
+		snap_delta_forget(sn, delta_id);
+	return r;
 }
 
 int snap_stat(struct snap_info *out, struct snap *sn, const char *key, const char **why)
@@ -415,9 +484,11 @@ int snap_usage(struct snap_usage *out, struct snap *sn, const char *key, const c
 	if (r < 0)
 		return r;
 	r = snap_dir_path(fs, sizeof(fs), sn, info.id, "fs");
-	snap_info_clear(&info);
 	if (r == 0)
 		r = fsutil_du(&out->size, &out->inodes, fs);
+	if (r == 0 && info.kind == SNAP_KIND_COMMITTED && snap_delta_digest(&info))
+		r = snap_delta_usage(out, sn, &info);
+	snap_info_clear(&info);
 	if (r == -ENOENT)
 		set_why(why, "snapshot was removed meanwhile");
 	return r;
@@ -445,6 +516,9 @@ int snap_cleanup(struct snap *sn, const char **why)
 	} while (sn->cleanup_again);
 	sn->cleanup_running = 0;
 	pthread_mutex_unlock(&sn->cleanup_mu);
+	int g = snap_delta_gc(sn);
+	if (g < 0 && r == 0)
+		r = g;
 	if (r < 0)
 		set_why(why, "some directories could not be removed");
 	return r;

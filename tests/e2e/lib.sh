@@ -56,6 +56,7 @@ root = $ROOT
 address = "$SOCK"
 threads = 4
 log_level = debug
+containerd_address = "$CSOCK"
 CONF
 }
 
