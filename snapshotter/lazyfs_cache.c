@@ -268,7 +268,8 @@ static int scan(struct lazyfs_cache *c)
 			r = scan_subdir(c, dirfd(d), de->d_name, &fl);
 	}
 	closedir(d);
-	qsort(fl.v, fl.n, sizeof(*fl.v), by_mtime);
+	if (fl.n)
+		qsort(fl.v, fl.n, sizeof(*fl.v), by_mtime);
 	for (size_t i = 0; i < fl.n; i++) {
 		if (!r && !(r = table_add(c, fl.v[i].ce))) {
 			lru_append(c, fl.v[i].ce);
