@@ -387,6 +387,12 @@ static int build(struct lazyfs_cache *c, const uint8_t sha[32], lazyfs_fill_fn f
 	rel[9] = '/';
 	if (!r && renameat2(c->dirfd, tmp, c->dirfd, rel, RENAME_NOREPLACE) < 0)
 		r = -errno;
+	/* Put there by someone else (another process on this cache): the
+	 * same verified bytes, so ours is dropped and read from its fd. */
+	if (r == -EEXIST) {
+		unlinkat(c->dirfd, tmp, 0);
+		r = 0;
+	}
 	if (!r && fstat(f, &st) < 0)
 		r = -errno;
 	if (r < 0) {
