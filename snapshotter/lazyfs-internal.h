@@ -52,6 +52,7 @@ struct lazyfs_image {
 
 struct lazyfs_cache;
 struct lazyfs_cached;
+struct lazyfs_handle;
 
 struct lazyfs {
 	char *mountpoint;
@@ -66,6 +67,9 @@ struct lazyfs {
 	int loop_started;
 	unsigned threads;
 	struct timespec started;
+	pthread_mutex_t hlock;
+	struct lazyfs_handle *handles; /* open files, freed at stop if the
+	                                  kernel did not release them */
 };
 
 /* ---- images (lazyfs_tree.c) ---- */
@@ -120,5 +124,7 @@ void lazyfs_cache_stats(struct lazyfs_cache *c, struct lazyfs_stats *st);
 /* ---- FUSE (lazyfs_ops.c) ---- */
 struct fuse_lowlevel_ops;
 extern const struct fuse_lowlevel_ops lazyfs_ops;
+/* Closes what the kernel still had open (the loop has ended). */
+void lazyfs_handles_free(struct lazyfs *fs);
 
 #endif

@@ -79,6 +79,7 @@ int lazyfs_start(struct lazyfs **out, const struct lazyfs_config *cfg, const cha
 	if (!fs || !(fs->mountpoint = strdup(cfg->mountpoint)))
 		goto fail;
 	pthread_rwlock_init(&fs->lock, NULL);
+	pthread_mutex_init(&fs->hlock, NULL);
 	fs->lg = cfg->lg;
 	fs->next_id = 1;
 	fs->threads = cfg->threads ? cfg->threads : LAZYFS_DEFAULT_THREADS;
@@ -141,12 +142,16 @@ void lazyfs_stop(struct lazyfs *fs)
 		pthread_join(waker, NULL);
 		free(wake_path);
 	}
+	/* Images are freed whatever their references: no handle outlives us. */
+	lazyfs_handles_free(fs);
 	for (size_t i = 0; fs->byid && i < fs->nimages; i++)
 		lazyfs_image_free(fs->byid[i]);
 	free(fs->byid);
 	lazyfs_cache_close(fs->cache);
-	if (fs->mountpoint)
+	if (fs->mountpoint) {
 		pthread_rwlock_destroy(&fs->lock);
+		pthread_mutex_destroy(&fs->hlock);
+	}
 	free(fs->mountpoint);
 	free(fs);
 }

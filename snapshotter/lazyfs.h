@@ -30,12 +30,12 @@ struct lazyfs_config {
 	const char *cache_dir;  /* created if missing; holds sha256/ and tmp/ */
 	uint64_t cache_max;     /* bytes; 0 = no limit. Past it, cached files
 	                           not open are evicted, least recently used first */
-	unsigned threads;       /* FUSE worker threads (0 = a default) */
+	unsigned threads;       /* FUSE worker threads (0 = a default, 8) */
 	const struct snap_log *lg;
 };
 
-/* Mounts the filesystem (allow_other, default_permissions, ro) and starts
- * serving it. A stale mount left at mountpoint by a killed daemon is
+/* Mounts the filesystem (allow_other, default_permissions, ro; needs root)
+ * and starts serving it on threads of its own. A stale mount left at mountpoint by a killed daemon is
  * unmounted first. Leftover temp files in the cache are deleted. */
 int lazyfs_start(struct lazyfs **out, const struct lazyfs_config *cfg, const char **why);
 /* Unmounts (lazily if busy) and frees everything; images need not be
@@ -61,7 +61,8 @@ int lazyfs_add(struct lazyfs *fs, const char *name, const char *dimg_path,
 /* Takes name's tree away. -ENOENT if not loaded; -EBUSY while another
  * loaded image uses it as its base. Open files keep working until closed. */
 int lazyfs_remove(struct lazyfs *fs, const char *name);
-/* The loaded image called name, or NULL. */
+/* The loaded image called name, or NULL. Borrowed: valid until the image
+ * is removed (e.g. to pass as another image's base). */
 struct lazyfs_image *lazyfs_find(struct lazyfs *fs, const char *name);
 
 struct lazyfs_stats {

@@ -268,7 +268,8 @@ static int scan(struct lazyfs_cache *c)
 			r = scan_subdir(c, dirfd(d), de->d_name, &fl);
 	}
 	closedir(d);
-	qsort(fl.v, fl.n, sizeof(*fl.v), by_mtime);
+	if (fl.n)
+		qsort(fl.v, fl.n, sizeof(*fl.v), by_mtime);
 	for (size_t i = 0; i < fl.n; i++) {
 		if (!r && !(r = table_add(c, fl.v[i].ce))) {
 			lru_append(c, fl.v[i].ce);
@@ -386,6 +387,12 @@ static int build(struct lazyfs_cache *c, const uint8_t sha[32], lazyfs_fill_fn f
 	rel[9] = '/';
 	if (!r && renameat2(c->dirfd, tmp, c->dirfd, rel, RENAME_NOREPLACE) < 0)
 		r = -errno;
+	/* Put there by someone else (another process on this cache): the
+	 * same verified bytes, so ours is dropped and read from its fd. */
+	if (r == -EEXIST) {
+		unlinkat(c->dirfd, tmp, 0);
+		r = 0;
+	}
 	if (!r && fstat(f, &st) < 0)
 		r = -errno;
 	if (r < 0) {

@@ -12,10 +12,11 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
-struct handle {
+struct lazyfs_handle {
 	int fd;
 	struct lazyfs_image *img; /* one reference */
 	struct lazyfs_cached *ce;
+	struct lazyfs_handle *prev, *next; /* fs->handles */
 };
 
 static struct lazyfs *fs_of(fuse_req_t req)
@@ -287,6 +288,29 @@ static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t of
 	do_readdir(req, ino, size, off, 1);
 }
 
+static void handle_link(struct lazyfs *fs, struct lazyfs_handle *h)
+{
+	pthread_mutex_lock(&fs->hlock);
+	h->next = fs->handles;
+	if (h->next)
+		h->next->prev = h;
+	fs->handles = h;
+	pthread_mutex_unlock(&fs->hlock);
+}
+
+static void handle_close(struct lazyfs *fs, struct lazyfs_handle *h)
+{
+	pthread_mutex_lock(&fs->hlock);
+	*(h->prev ? &h->prev->next : &fs->handles) = h->next;
+	if (h->next)
+		h->next->prev = h->prev;
+	pthread_mutex_unlock(&fs->hlock);
+	close(h->fd);
+	lazyfs_cache_put(fs->cache, h->ce);
+	lazyfs_image_unref(h->img, 1);
+	free(h);
+}
+
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	uint32_t idx;
@@ -300,7 +324,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	const struct dimg_entry *e = &img->tree->v[img->nodes[idx].leader];
-	struct handle *h = calloc(1, sizeof(*h));
+	struct lazyfs_handle *h = calloc(1, sizeof(*h));
 	int r = !h ? -ENOMEM : e->type != DIMG_TYPE_REG ? -EINVAL : 0;
 	if (!r)
 		r = lazyfs_open_content(img, e, &h->fd, &h->ce);
@@ -316,21 +340,18 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	h->img = img;
+	handle_link(img->fs, h);
 	fi->fh = (uint64_t)(uintptr_t)h;
 	fi->keep_cache = 1; /* the content never changes */
 	fi->noflush = 1;
-	if (fuse_reply_open(req, fi) != 0) {
-		close(h->fd);
-		lazyfs_cache_put(img->fs->cache, h->ce);
-		lazyfs_image_unref(img, 1);
-		free(h);
-	}
+	if (fuse_reply_open(req, fi) != 0)
+		handle_close(img->fs, h);
 }
 
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                     struct fuse_file_info *fi)
 {
-	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+	struct lazyfs_handle *h = (struct lazyfs_handle *)(uintptr_t)fi->fh;
 	struct fuse_bufvec bv = FUSE_BUFVEC_INIT(size);
 	bv.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK | FUSE_BUF_FD_RETRY;
 	bv.buf[0].fd = h->fd;
@@ -340,12 +361,19 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
-	close(h->fd);
-	lazyfs_cache_put(h->img->fs->cache, h->ce);
-	lazyfs_image_unref(h->img, 1);
-	free(h);
+	handle_close(fs_of(req), (struct lazyfs_handle *)(uintptr_t)fi->fh);
 	fuse_reply_err(req, 0);
+}
+
+void lazyfs_handles_free(struct lazyfs *fs)
+{
+	while (fs->handles) {
+		struct lazyfs_handle *h = fs->handles;
+		fs->handles = h->next;
+		close(h->fd);
+		lazyfs_cache_put(fs->cache, h->ce);
+		free(h);
+	}
 }
 
 /* getxattr/listxattr replies: the size when asked for it (size 0), ERANGE

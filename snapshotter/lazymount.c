@@ -10,6 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
 
 static const char usage[] =
     "usage: di3fs-lazymount [--cache DIR] [--cache-max BYTES] [--threads N] [--debug]\n"
@@ -27,6 +30,9 @@ static const char usage[] =
     "  --cache-max BYTES  evict unused cached files past this size (K/M/G suffix; 0: no limit)\n"
     "  --threads N        FUSE worker threads (default 8)\n"
     "  --debug            log at debug level\n"
+    "  --control          also read commands on stdin, one a line, each answered\n"
+    "                     by one line (\"ok\", \"error: ...\", or the statistics):\n"
+    "                     add NAME=DIMG@BASE | remove NAME | stats\n"
     "\n"
     "Prints \"ready\" on stdout once mounted, runs until SIGINT or SIGTERM, then\n"
     "unmounts and prints the cache statistics on stderr. Exit: 0 ok, 1 failed,\n"
@@ -93,14 +99,18 @@ struct opts {
 	uint64_t cache_max;
 	unsigned threads;
 	int debug;
+	int control;
 };
 
 static int parse_opts(int argc, char **argv, struct opts *o)
 {
-	static const struct option longopts[] = {
-	    {"cache", required_argument, NULL, 'c'},   {"cache-max", required_argument, NULL, 'm'},
-	    {"threads", required_argument, NULL, 't'}, {"debug", no_argument, NULL, 'd'},
-	    {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
+	static const struct option longopts[] = {{"cache", required_argument, NULL, 'c'},
+	                                         {"cache-max", required_argument, NULL, 'm'},
+	                                         {"threads", required_argument, NULL, 't'},
+	                                         {"debug", no_argument, NULL, 'd'},
+	                                         {"control", no_argument, NULL, 'C'},
+	                                         {"help", no_argument, NULL, 'h'},
+	                                         {NULL, 0, NULL, 0}};
 	uint64_t v;
 	for (int c; (c = getopt_long(argc, argv, "h", longopts, NULL)) != -1;) {
 		if (c == 'h') {
@@ -114,6 +124,8 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 			o->threads = (unsigned)v;
 		} else if (c == 'd') {
 			o->debug = 1;
+		} else if (c == 'C') {
+			o->control = 1;
 		} else {
 			fputs(usage, stderr);
 			return 2;
@@ -126,15 +138,88 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 	return 0;
 }
 
+static void print_stats(struct lazyfs *fs, FILE *f)
+{
+	struct lazyfs_stats st;
+	lazyfs_get_stats(fs, &st);
+	fprintf(f,
+	        "di3fs-lazymount: cache %" PRIu64 " bytes in %" PRIu64 " files; %" PRIu64
+	        " rebuilds, %" PRIu64 " evictions\n",
+	        st.cache_bytes, st.cache_files, st.rebuilds, st.evictions);
+	fflush(f);
+}
+
+static void run_command(struct lazyfs *fs, char *line)
+{
+	int r = -EINVAL;
+	if (strcmp(line, "stats") == 0) {
+		print_stats(fs, stdout);
+		return;
+	}
+	if (strncmp(line, "remove ", 7) == 0)
+		r = lazyfs_remove(fs, line + 7);
+	else if (strncmp(line, "add ", 4) == 0)
+		r = add_spec(fs, line + 4) ? -EINVAL : 0;
+	if (r < 0)
+		printf("error: %s\n", strerror(-r));
+	else
+		printf("ok\n");
+	fflush(stdout);
+}
+
+/* Commands on stdin, whole lines only (read(2), so poll sees every byte). */
+static int read_commands(struct lazyfs *fs, char *buf, size_t cap, size_t *len)
+{
+	ssize_t n = read(STDIN_FILENO, buf + *len, cap - *len - 1);
+	if (n <= 0)
+		return -1;
+	*len += (size_t)n;
+	buf[*len] = '\0';
+	char *p = buf, *nl;
+	while ((nl = strchr(p, '\n')) != NULL) {
+		*nl = '\0';
+		run_command(fs, p);
+		p = nl + 1;
+	}
+	*len -= (size_t)(p - buf);
+	memmove(buf, p, *len);
+	if (*len == cap - 1)
+		*len = 0; /* a line too long: dropped */
+	return 0;
+}
+
+/* Until SIGINT or SIGTERM, answering commands when asked to. */
+static void serve(struct lazyfs *fs, const sigset_t *set, int control)
+{
+	char buf[8192];
+	size_t len = 0;
+	int sfd = signalfd(-1, set, SFD_CLOEXEC);
+	struct pollfd p[2] = {{sfd, POLLIN, 0}, {control ? STDIN_FILENO : -1, POLLIN, 0}};
+	if (sfd < 0) {
+		int sig;
+		sigwait(set, &sig);
+		return;
+	}
+	for (;;) {
+		if (poll(p, 2, -1) < 0 && errno != EINTR)
+			break;
+		if (p[0].revents)
+			break;
+		if (p[1].revents && read_commands(fs, buf, sizeof(buf), &len) < 0)
+			p[1].fd = -1;
+	}
+	close(sfd);
+}
+
 int main(int argc, char **argv)
 {
-	struct opts o = {"/var/cache/di3fs/lazyfs", 0, 0, 0};
+	struct opts o = {"/var/cache/di3fs/lazyfs", 0, 0, 0, 0};
 	int rc = parse_opts(argc, argv, &o);
 	if (rc)
 		return rc;
 	struct snap_log lg = {o.debug ? SNAP_LOG_DEBUG : SNAP_LOG_INFO};
 	struct lazyfs_config cfg = {argv[optind], o.cache, o.cache_max, o.threads, &lg};
-	/* Blocked before any thread starts, so only sigwait below sees them. */
+	/* Blocked before any thread starts, so only serve() sees them. */
 	sigset_t set;
 	sigemptyset(&set);
 	sigaddset(&set, SIGINT);
@@ -152,15 +237,9 @@ int main(int argc, char **argv)
 	if (!rc) {
 		printf("ready\n");
 		fflush(stdout);
-		int sig;
-		sigwait(&set, &sig);
+		serve(fs, &set, o.control);
 	}
-	struct lazyfs_stats st;
-	lazyfs_get_stats(fs, &st);
+	print_stats(fs, stderr);
 	lazyfs_stop(fs);
-	fprintf(stderr,
-	        "di3fs-lazymount: cache %" PRIu64 " bytes in %" PRIu64 " files; %" PRIu64
-	        " rebuilds, %" PRIu64 " evictions\n",
-	        st.cache_bytes, st.cache_files, st.rebuilds, st.evictions);
 	return rc;
 }

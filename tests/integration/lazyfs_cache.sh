@@ -71,4 +71,18 @@ big=$(sha256sum <"$d/v2/usr/big" | cut -d' ' -f1)
 exec 7<&-
 lazy_stop evict
 [ "$(lazy_stat evict evictions)" -ge "$n" ] || fail "only $(lazy_stat evict evictions) evictions"
+
+# A killed daemon leaves a dead mount (ENOTCONN); the next start clears it.
+lazy_start killed "$WORK/mnt" --cache "$WORK/cache" -- "$spec"
+kill -KILL "$LAZY_PID"
+wait "$LAZY_PID" 2>/dev/null || true
+LAZY_PIDS=$(echo "$LAZY_PIDS" | sed "s/ $LAZY_PID\b//")
+set +e
+err=$(stat "$WORK/mnt/img" 2>&1)
+set -e
+echo "$err" | grep -q "not connected" || fail "no dead mount after kill -9: $err"
+lazy_start restarted "$WORK/mnt" --cache "$WORK/cache" -- "$spec"
+grep -q "stale mount" "$WORK/restarted.err" || fail "stale mount not reported"
+cmp "$WORK/mnt/img/usr/big" "$d/v2/usr/big" || fail "after a stale mount: usr/big differs"
+lazy_stop restarted
 echo "lazyfs_cache: ok ($n changed files, $files cached)"
