@@ -14,6 +14,10 @@
       entry aside) and whose config keeps TARGET's settings
   ocicheck.py corrupt X.cdimg OUTDIR
       write damaged and foreign variants of X.cdimg into OUTDIR
+  ocicheck.py layers ORIG.tar OUT.tar
+      OUT.tar's config is ORIG's byte for byte and each of its layers,
+      uncompressed, is ORIG's layer tar byte for byte with the config's
+      diff_id (gzip layers: no name, mtime 0)
 
 Shares no code with the C implementation it checks.
 """
@@ -28,6 +32,7 @@ import tarfile
 
 MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 INDEX = "application/vnd.oci.image.index.v1+json"
+LAYER = "application/vnd.oci.image.layer.v1.tar"
 ARTIFACT = "application/vnd.di3fs.delta.v1"
 DIMG = "application/vnd.di3fs.dimg.v1"
 TCONFIG = "application/vnd.di3fs.target.config.v1+json"
@@ -348,6 +353,47 @@ def cmd_corrupt(path, outdir):
     repack(files, order, wrong_tree, os.path.join(outdir, "tree-mismatch.cdimg"))
 
 
+def layer_tars(path):
+    """(config bytes, [uncompressed layer tar bytes]) of an image tar."""
+    man, cfg, files, _ = image_parts(path)
+    if man is None:
+        m = json.loads(files["manifest.json"])[0]
+        raw = [files[name] for name in m["Layers"]]
+    else:
+        raw = [blob(files, d) for d in json.loads(man)["layers"]]
+    out = []
+    for b in raw:
+        if b[:2] == b"\x1f\x8b":
+            out.append(gzip.decompress(b))
+        elif b[:4] == b"\x28\xb5\x2f\xfd":
+            raise Bad("zstd layers are not checked here")
+        else:
+            out.append(b)
+    return cfg, out
+
+
+def cmd_layers(orig, out):
+    """OUT gives back ORIG's config bytes and each layer tar byte for byte."""
+    ocfg, otars = layer_tars(orig)
+    man, cfg, files, _ = image_parts(out)
+    need(cfg == ocfg, "config bytes differ from the original's")
+    ids = json.loads(cfg)["rootfs"]["diff_ids"]
+    descs = json.loads(man)["layers"]
+    need(len(descs) == len(otars) == len(ids), "%d layers, the original has %d"
+         % (len(descs), len(otars)))
+    for i, d in enumerate(descs):
+        b = blob(files, d)
+        if d["mediaType"].endswith("+gzip"):
+            need(b[:4] == b"\x1f\x8b\x08\x00" and b[4:8] == b"\0\0\0\0",
+                 "layer %d: gzip header has a name or an mtime" % (i + 1))
+            b = gzip.decompress(b)
+        else:
+            need(d["mediaType"] == LAYER, "layer %d: media type %s" % (i + 1, d["mediaType"]))
+        need(sha(b) == ids[i], "layer %d: diff_id %s, config says %s" % (i + 1, sha(b), ids[i]))
+        need(b == otars[i], "layer %d: tar bytes differ from the original" % (i + 1))
+    print("%s: config %s, %d layers identical to %s" % (out, sha(cfg), len(descs), orig))
+
+
 def main(argv):
     try:
         if argv[1] == "digest":
@@ -356,6 +402,8 @@ def main(argv):
             cmd_cdimg(*argv[2:7])
         elif argv[1] == "image":
             cmd_image(*argv[2:6])
+        elif argv[1] == "layers":
+            cmd_layers(argv[2], argv[3])
         elif argv[1] == "corrupt":
             cmd_corrupt(argv[2], argv[3])
         else:
