@@ -91,11 +91,15 @@ static uint8_t comp_code(const char *filter)
 
 /* ================================================================ writer */
 
+/* The blob is written plain to a temporary file first, then compressed
+ * with its size known: zstd then sizes its tables to the input (a level 19
+ * stream of unknown size would take ~100 MiB). */
 struct zout {
 	ZSTD_CCtx *z;
 	int fd;
-	uint64_t size;
-	uint8_t out[L_BUF];
+	FILE *plain;
+	uint64_t plain_size, size;
+	uint8_t in[L_BUF], out[L_BUF];
 };
 
 static int zout_drain(struct zout *o, ZSTD_inBuffer *in, ZSTD_EndDirective end)
@@ -121,8 +125,28 @@ static int zout_drain(struct zout *o, ZSTD_inBuffer *in, ZSTD_EndDirective end)
 
 static int zout_write(void *ctx, const void *p, size_t n)
 {
-	ZSTD_inBuffer in = {p, n, 0};
-	return zout_drain(ctx, &in, ZSTD_e_continue);
+	struct zout *o = ctx;
+	if (n && fwrite(p, 1, n, o->plain) != n)
+		return -EIO;
+	o->plain_size += n;
+	return 0;
+}
+
+static int zout_compress(struct zout *o)
+{
+	ZSTD_inBuffer none = {NULL, 0, 0};
+	size_t n;
+	int r = 0;
+	if (fflush(o->plain) != 0 || fseek(o->plain, 0, SEEK_SET) != 0)
+		return -EIO;
+	ZSTD_CCtx_setPledgedSrcSize(o->z, o->plain_size);
+	while (r == 0 && (n = fread(o->in, 1, sizeof(o->in), o->plain)) > 0) {
+		ZSTD_inBuffer in = {o->in, n, 0};
+		r = zout_drain(o, &in, ZSTD_e_continue);
+	}
+	if (r == 0 && ferror(o->plain))
+		r = -EIO;
+	return r < 0 ? r : zout_drain(o, &none, ZSTD_e_end);
 }
 
 /* Sorted SHA-256s of a tree's non-empty regular files. */
@@ -268,6 +292,10 @@ int layers_build(int out_fd, const struct dimg_image *target, const struct dimg_
 	memset(st, 0, sizeof(*st));
 	if (!b || !o || !(o->z = ZSTD_createCCtx()))
 		goto out;
+	if (!(o->plain = tmpfile())) {
+		r = -errno;
+		goto out;
+	}
 	if (!target->nlayers || target->nlayers > L_MAX_LAYERS) {
 		r = whyf(why, -ENOTSUP, "the target has %zu layers", target->nlayers);
 		goto out;
@@ -285,14 +313,15 @@ int layers_build(int out_fd, const struct dimg_image *target, const struct dimg_
 	r = zout_write(o, head, sizeof(head));
 	for (size_t i = 0; r == 0 && i < target->nlayers; i++)
 		r = build_layer(b, base, i);
-	ZSTD_inBuffer none = {NULL, 0, 0};
-	if (r == 0 && (r = zout_drain(o, &none, ZSTD_e_end)) == 0) {
+	if (r == 0 && (r = zout_compress(o)) == 0) {
 		st->layers = target->nlayers;
 		st->blob_size = o->size;
 	}
 out:
 	if (b)
 		free(b->have.v);
+	if (o && o->plain)
+		fclose(o->plain);
 	if (o)
 		ZSTD_freeCCtx(o->z);
 	free(o);
