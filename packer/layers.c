@@ -454,13 +454,13 @@ static int write_ref(struct layers_reader *r, const struct layers_src *src, cons
                      dimg_write_fn sink, void *sink_ctx)
 {
 	uint64_t size = get64(rec + 1);
-	int fd, rc = dimg_image_open_content(src->base, rec + 9, &fd);
+	int fd, rc = src->base ? dimg_image_open_content(src->base, rec + 9, &fd) : -ENOENT;
 	if (rc == 0) {
 		rc = stream_fd(fd, size, rec + 9, r->buf, sink, sink_ctx);
 		close(fd);
 		return rc;
 	}
-	if (rc != -ENOENT)
+	if (rc != -ENOENT || !src->content)
 		return rc;
 	return src->content(src->ctx, rec + 9, size, sink, sink_ctx);
 }
@@ -541,7 +541,7 @@ int layers_write(struct layers_reader *r, const struct layers_src *src, dimg_wri
 	r->base = NULL;
 	if (r->cur.kind == LAYERS_FROM_BASE) {
 		const struct dimg_image_layer *bl = NULL;
-		for (size_t k = 0; k < src->base->nlayers && !bl; k++)
+		for (size_t k = 0; src->base && k < src->base->nlayers && !bl; k++)
 			if (!memcmp(src->base->layers[k].diff_id, r->cur.diff_id, 32) &&
 			    src->base->layers[k].has_recipe)
 				bl = &src->base->layers[k];
