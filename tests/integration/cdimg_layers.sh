@@ -19,7 +19,8 @@ command -v zstd >/dev/null || fail "zstd is not installed: run install/deps.sh"
 # exact BASE TARGET NAME: diff, apply twice (identical), check the layers.
 exact() {
 	local base=$1 target=$2 name=$3
-	"$CDIMG" diff --json "$base" "$target" -o "$WORK/$name.cdimg" >"$WORK/$name.json"
+	"$CDIMG" diff --json "$base" "$target" -o "$WORK/$name.cdimg" >"$WORK/$name.json" ||
+		fail "$name: diff failed"
 	python3 - "$WORK/$name.json" "$name" <<'PY'
 import json, sys
 j = json.load(open(sys.argv[1]))
@@ -30,7 +31,7 @@ print("  %s: .cdimg %d B, recipes %d B (%d layers, %d as in the base, %d content
       l["from_base"], l["inline_files"], l["inline_bytes"], l["raw_bytes"]))
 PY
 	"$CDIMG" apply "$base" "$WORK/$name.cdimg" -o "$WORK/$name-out.tar" >"$WORK/apply.txt" \
-		2>"$WORK/apply.err"
+		2>"$WORK/apply.err" || fail "$name: apply failed: $(cat "$WORK/apply.err")"
 	grep -q "original image ID" "$WORK/apply.txt" || fail "$name: not exact: $(cat "$WORK/apply.err")"
 	[ ! -s "$WORK/apply.err" ] || fail "$name: apply warned: $(cat "$WORK/apply.err")"
 	"$CDIMG" apply -q "$base" "$WORK/$name.cdimg" -o "$WORK/$name-out2.tar"
