@@ -1336,10 +1336,14 @@ static int oci_layer_done(struct oci_ctx *c, size_t i, struct dimg_tarsplit *ts,
 	if (!ts)
 		return 0;
 	int r = dimg_tarsplit_end(ts, &out->recipe_off, &out->recipe_len, start);
+	out->has_recipe = r == 0;
+	/* A stream the recorder reads otherwise than libarchive (it saw a file
+	 * cut short) just has no recipe; only I/O failures are failures. */
+	if (r == -EBADMSG)
+		return 0;
 	if (r < 0)
 		dimg_errf(c->err, "layer %s: recording its recipe: %s", c->layers[i].label,
 		          strerror(-r));
-	out->has_recipe = r == 0;
 	return r;
 }
 
