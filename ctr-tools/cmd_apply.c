@@ -10,8 +10,10 @@
 #include "cdimg.h"
 #include "cli.h"
 #include "dimg/dimg.h"
+#include "dimg/hash.h"
 #include "dimg/image.h"
 #include "dimg/write.h"
+#include "layers.h"
 #include "ociwrite.h"
 
 static const char apply_help[] =
@@ -30,15 +32,24 @@ static const char apply_help[] =
     "\n"
     "-o NEW.tar (needs a .cdimg, which carries the target's config): a standard\n"
     "OCI image layout tar (`ctr images import`, `skopeo copy oci-archive:`) of\n"
-    "the target image with its layers squashed into one; the same config\n"
-    "settings, new layer, config and manifest digests. Written to a temporary\n"
-    "name, renamed when complete.\n"
+    "the target image. When the .cdimg records layer recipes and OLD is an\n"
+    "image, each original layer tar is rebuilt byte for byte and checked\n"
+    "against the config's diff_ids, and the config is the original one: the\n"
+    "image ID (config digest) and every diff_id are the original ones; the\n"
+    "layers are gzip-compressed where the original ones were (or with --gzip),\n"
+    "so compressed layer digests and the manifest digest are new. Otherwise,\n"
+    "or with --squash, or if a layer cannot be rebuilt exactly (said on\n"
+    "stderr), the layers are squashed into one: the same config settings, new\n"
+    "layer, config and manifest digests. Written to a temporary name, renamed\n"
+    "when complete.\n"
     "\n"
     "options:\n"
     "  -o, --output PATH    the directory or .tar to create\n"
     "      --ref NAME       image name in NEW.tar (default: the target's name\n"
     "                       recorded in the .cdimg)\n"
-    "      --gzip           compress the layer of NEW.tar with gzip\n"
+    "      --gzip           compress every layer of NEW.tar with gzip\n"
+    "      --squash         one squashed layer even when the original layers\n"
+    "                       could be given back\n"
     "      --base-ref NAME  pick NAME from a multi-image OLD archive\n"
     "      --platform OS/ARCH  platform to pick from OLD's index\n"
     "      --cache DIR      content store for OLD's files (default: temporary)\n"
@@ -53,7 +64,7 @@ struct apply_args {
 	const char *old, *delta, *out;
 	const char *ref, *base_ref, *platform, *cache;
 	unsigned jobs;
-	int quiet, gzip, oci;
+	int quiet, gzip, oci, squash;
 };
 
 struct apply_ctx {
@@ -67,9 +78,11 @@ static int content(void *ctx, const struct dimg_entry *e, dimg_write_fn sink, vo
 	return dimg_reader_rebuild(a->rd, e, a->base, sink, sink_ctx);
 }
 
-static int open_base(const struct apply_args *a, struct dimg_image **img, struct cli_progress *p)
+static int open_base(const struct apply_args *a, int record, struct dimg_image **img,
+                     struct cli_progress *p)
 {
 	struct dimg_image_opts o = {.ref = a->base_ref,
+	                            .record_layers = record,
 	                            .platform = a->platform,
 	                            .cas_dir = a->cache,
 	                            .jobs = a->jobs,
@@ -141,6 +154,138 @@ static int write_oci(const struct apply_args *a, struct dimg_tree *target, struc
 	return 0;
 }
 
+/* ---- the original layers, from the .cdimg's recipes ---- */
+
+struct exact {
+	struct layers_reader *lr;
+	struct layers_src src;
+	const struct apply_args *a;
+	const struct dimg_reader *rd;
+	const struct dimg_files *base_files;
+	const struct dimg_entry **by_sha; /* target REG entries sorted by sha256 */
+	size_t n;
+	char *why;
+};
+
+static int entry_sha_cmp(const void *x, const void *y)
+{
+	const struct dimg_entry *a = *(const struct dimg_entry *const *)x;
+	const struct dimg_entry *b = *(const struct dimg_entry *const *)y;
+	return memcmp(a->sha256, b->sha256, 32);
+}
+
+static int key_sha_cmp(const void *key, const void *y)
+{
+	const struct dimg_entry *b = *(const struct dimg_entry *const *)y;
+	return memcmp(key, b->sha256, 32);
+}
+
+/* layers_src.content: a target file with this content, rebuilt. */
+static int exact_content(void *ctx, const uint8_t sha[32], uint64_t size, dimg_write_fn sink,
+                         void *sink_ctx)
+{
+	struct exact *x = ctx;
+	const struct dimg_entry **e = bsearch(sha, x->by_sha, x->n, sizeof(*e), key_sha_cmp);
+	if (!e || (*e)->size != size)
+		return -ENOENT;
+	return dimg_reader_rebuild(x->rd, *e, x->base_files, sink, sink_ctx);
+}
+
+static int exact_begin(void *ctx, size_t i, int *gzip)
+{
+	struct exact *x = ctx;
+	struct layers_layer l;
+	int r = layers_next(x->lr, i, &l, &x->why);
+	*gzip = x->a->gzip || l.comp == LAYERS_COMP_GZIP;
+	return r;
+}
+
+static int exact_layer(void *ctx, size_t i, dimg_write_fn sink, void *sink_ctx)
+{
+	struct exact *x = ctx;
+	(void)i;
+	return layers_write(x->lr, &x->src, sink, sink_ctx, &x->why);
+}
+
+static int exact_index(struct exact *x, const struct dimg_tree *t)
+{
+	x->by_sha = malloc((t->n ? t->n : 1) * sizeof(*x->by_sha));
+	if (!x->by_sha)
+		return -ENOMEM;
+	for (size_t i = 0; i < t->n; i++)
+		if (t->v[i].type == DIMG_TYPE_REG && t->v[i].size)
+			x->by_sha[x->n++] = &t->v[i];
+	qsort(x->by_sha, x->n, sizeof(*x->by_sha), entry_sha_cmp);
+	return 0;
+}
+
+/* 1: the original layers were written; 0: they could not be (x->why says
+ * why: the caller squashes instead); -errno: a failure of another kind. */
+static int write_exact(const struct apply_args *a, struct exact *x, const struct cdimg_info *ci,
+                       const struct dimg_tree *target)
+{
+	struct oci_layers_result res;
+	char h[32];
+	int r = layers_open(&x->lr, ci->layers, (size_t)ci->layers_size, &x->why);
+	if (r == 0)
+		r = exact_index(x, target);
+	if (r < 0)
+		return r == -ENOMEM ? r : 0;
+	struct oci_layers_opts o = {.n = layers_count(x->lr),
+	                            .begin = exact_begin,
+	                            .ref = a->ref ? a->ref : ci->target_ref};
+	r = oci_image_write_layers(a->out, exact_layer, x, ci->target_config, ci->target_config_len,
+	                           &o, &res);
+	if (r == -EBADMSG || r == -EXDEV || r == -ENOTSUP || r == -EINVAL) {
+		if (!x->why)
+			x->why = strdup(res.why[0] ? res.why : strerror(-r));
+		return 0;
+	}
+	if (r < 0)
+		return r;
+	if (!a->quiet)
+		printf("%s: OCI image %s, %s, the original %zu layers (every diff_id verified)\n"
+		       "  manifest %s\n  config   %s (the original image ID)\n",
+		       a->out, o.ref ? o.ref : "(unnamed)", cli_human(res.file_size, h, sizeof(h)),
+		       o.n, res.manifest_digest, res.config_digest);
+	return 1;
+}
+
+static void exact_free(struct exact *x)
+{
+	layers_free(x->lr);
+	free(x->by_sha);
+	free(x->why);
+}
+
+/* The original layers when the delta and the base allow, else squashed. */
+static int write_image(const struct apply_args *a, struct dimg_tree *target, struct apply_ctx *ac,
+                       const struct dimg_image *base, const struct cdimg_info *ci,
+                       struct cli_progress *p, char **bad)
+{
+	struct exact x = {.a = a, .rd = ac->rd, .base_files = ac->base};
+	int r = 0;
+	if (a->squash)
+		return write_oci(a, target, ac, ci, p, bad);
+	if (!ci->layers)
+		x.why = strdup("the delta records no layer recipes");
+	else if (!base->nlayers)
+		x.why = strdup("the base is a plain directory, not an image");
+	else {
+		x.src = (struct layers_src){base, exact_content, &x};
+		r = write_exact(a, &x, ci, target);
+	}
+	if (r == 0) {
+		fprintf(stderr,
+		        "cdimg apply: warning: not giving back the original layers (%s): "
+		        "writing one squashed layer\n",
+		        x.why ? x.why : "?");
+		r = write_oci(a, target, ac, ci, p, bad);
+	}
+	exact_free(&x);
+	return r < 0 ? r : 0;
+}
+
 static int run_apply(const struct apply_args *a)
 {
 	struct cdimg *c = NULL;
@@ -162,7 +307,7 @@ static int run_apply(const struct apply_args *a)
 		code = CLI_USAGE;
 		goto out;
 	}
-	if ((code = open_base(a, &base, &p)))
+	if ((code = open_base(a, a->oci && !a->squash && ci && ci->layers, &base, &p)))
 		goto out;
 	if ((r = dimg_reader_resolve(rd, base->tree, &target)) < 0) {
 		code = r == -EXDEV ? wrong_base(a, rd, base, ci)
@@ -170,7 +315,8 @@ static int run_apply(const struct apply_args *a)
 		goto out;
 	}
 	struct apply_ctx ac = {rd, &base->files};
-	r = a->oci ? write_oci(a, target, &ac, ci, &p, &bad) : write_dir(a, target, &ac, &p, &bad);
+	r = a->oci ? write_image(a, target, &ac, base, ci, &p, &bad)
+	           : write_dir(a, target, &ac, &p, &bad);
 	cli_progress_done(&p);
 	if (r < 0) {
 		char what[4096 + 64];
@@ -190,12 +336,17 @@ out:
 
 static int parse(int argc, char **argv, struct apply_args *a)
 {
-	static const struct option opts[] = {
-	    {"output", required_argument, 0, 'o'},   {"jobs", required_argument, 0, 'j'},
-	    {"quiet", no_argument, 0, 'q'},          {"help", no_argument, 0, 'h'},
-	    {"ref", required_argument, 0, 'R'},      {"base-ref", required_argument, 0, 'B'},
-	    {"platform", required_argument, 0, 'P'}, {"cache", required_argument, 0, 'K'},
-	    {"gzip", no_argument, 0, 'z'},           {0, 0, 0, 0}};
+	static const struct option opts[] = {{"output", required_argument, 0, 'o'},
+	                                     {"jobs", required_argument, 0, 'j'},
+	                                     {"quiet", no_argument, 0, 'q'},
+	                                     {"help", no_argument, 0, 'h'},
+	                                     {"ref", required_argument, 0, 'R'},
+	                                     {"base-ref", required_argument, 0, 'B'},
+	                                     {"platform", required_argument, 0, 'P'},
+	                                     {"cache", required_argument, 0, 'K'},
+	                                     {"gzip", no_argument, 0, 'z'},
+	                                     {"squash", no_argument, 0, 'S'},
+	                                     {0, 0, 0, 0}};
 	int c;
 	while ((c = getopt_long(argc, argv, "o:j:qh", opts, NULL)) != -1) {
 		switch (c) {
@@ -225,6 +376,9 @@ static int parse(int argc, char **argv, struct apply_args *a)
 			break;
 		case 'z':
 			a->gzip = 1;
+			break;
+		case 'S':
+			a->squash = 1;
 			break;
 		case 'h':
 			fputs(apply_help, stdout);

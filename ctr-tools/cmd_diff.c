@@ -1,5 +1,6 @@
 /* cdimg diff OLD NEW -o OUT: open both images (or trees), plan, encode,
  * write a raw .dimg or wrap it into a .cdimg OCI artifact. */
+#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <json-c/json.h>
@@ -9,6 +10,7 @@
 
 #include "cdimg.h"
 #include "cli.h"
+#include "layers.h"
 #include "dimg/image.h"
 #include "packer.h"
 
@@ -24,7 +26,10 @@ static const char diff_help[] =
     "tar), whose layers are squashed into one tree, or plain directory trees.\n"
     "An output ending in .dimg gets the raw delta; any other name gets a .cdimg:\n"
     "an OCI artifact carrying the delta and NEW's config and manifest, which\n"
-    "needs both sides to be images.\n"
+    "needs both sides to be images. A .cdimg also records how to rebuild each\n"
+    "of NEW's original layer tars byte for byte (layer recipes; contents neither\n"
+    "image's tree holds are embedded), so `cdimg apply` can give back the\n"
+    "original layers, diff_ids and config digest.\n"
     "\n"
     "options:\n"
     "  -o, --output FILE       the delta to write (written to a temp name, renamed)\n"
@@ -42,6 +47,8 @@ static const char diff_help[] =
     "      --codecs LIST       patch codecs to try: bsdiff,zstdref,gzip (default all;\n"
     "                          gzip: a gzip file zlib recreates exactly is patched\n"
     "                          as its decompressed content and recompressed)\n"
+    "      --no-layers         do not record layer recipes (apply then gives back\n"
+    "                          one squashed layer)\n"
     "      --json              print the summary as JSON on stdout\n"
     "  -q, --quiet             no progress, no summary\n"
     "  -h, --help              this text\n";
@@ -50,7 +57,15 @@ struct diff_args {
 	const char *out, *old, *nw;
 	const char *base_ref, *target_ref, *platform, *cache;
 	int json, quiet, raw; /* raw: write a .dimg */
+	int no_layers;
 	struct packer_opts po;
+};
+
+/* The layer recipes a .cdimg got, or why it got none. */
+struct diff_layers {
+	int recorded;
+	struct layers_stats st;
+	char *why;
 };
 
 static int parse_codecs(const char *s, unsigned *mask)
@@ -90,6 +105,7 @@ static int parse(int argc, char **argv, struct diff_args *a)
 	                                     {"target-ref", required_argument, 0, 'T'},
 	                                     {"platform", required_argument, 0, 'P'},
 	                                     {"cache", required_argument, 0, 'K'},
+	                                     {"no-layers", no_argument, 0, 'N'},
 	                                     {0, 0, 0, 0}};
 	unsigned v;
 	int c;
@@ -137,6 +153,9 @@ static int parse(int argc, char **argv, struct diff_args *a)
 		case 'K':
 			a->cache = optarg;
 			break;
+		case 'N':
+			a->no_layers = 1;
+			break;
 		case 'h':
 			fputs(diff_help, stdout);
 			return -1;
@@ -158,9 +177,42 @@ usage:
 	return -2;
 }
 
+static struct json_object *layers_json(const struct diff_layers *dl)
+{
+	struct json_object *o = json_object_new_object();
+	const struct layers_stats *st = &dl->st;
+	json_object_object_add(o, "recorded", json_object_new_boolean(dl->recorded));
+	if (!dl->recorded) {
+		json_object_object_add(o, "why", json_object_new_string(dl->why ? dl->why : "?"));
+		return o;
+	}
+	json_object_object_add(o, "layers", json_object_new_int64((int64_t)st->layers));
+	json_object_object_add(o, "from_base", json_object_new_int64((int64_t)st->from_base));
+	json_object_object_add(o, "size", json_object_new_int64((int64_t)st->blob_size));
+	json_object_object_add(o, "raw_bytes", json_object_new_int64((int64_t)st->raw_bytes));
+	json_object_object_add(o, "refs", json_object_new_int64((int64_t)st->refs));
+	json_object_object_add(o, "inline_files", json_object_new_int64((int64_t)st->inline_files));
+	json_object_object_add(o, "inline_bytes", json_object_new_int64((int64_t)st->inline_bytes));
+	return o;
+}
+
+static void print_layers(const struct diff_layers *dl)
+{
+	char h[32], h2[32];
+	if (!dl->recorded) {
+		printf("  layers: not recorded (%s): apply gives back one squashed layer\n",
+		       dl->why ? dl->why : "?");
+		return;
+	}
+	printf("  layers: %zu original layers recorded (%zu as in the base), recipes %s; "
+	       "%" PRIu64 " contents embedded (%s)\n",
+	       dl->st.layers, dl->st.from_base, cli_human(dl->st.blob_size, h, sizeof(h)),
+	       dl->st.inline_files, cli_human(dl->st.inline_bytes, h2, sizeof(h2)));
+}
+
 /* cdimg_size: 0 for a raw .dimg. */
 static void print_summary(const struct diff_args *a, const struct packer_stats *st,
-                          uint64_t cdimg_size)
+                          uint64_t cdimg_size, const struct diff_layers *dl)
 {
 	static const char *kinds[] = {"none", "empty", "same", "full", "patch"};
 	char h[32], h2[32];
@@ -192,6 +244,8 @@ static void print_summary(const struct diff_args *a, const struct packer_stats *
 		                       json_object_new_int64((int64_t)st->codec_files[2]));
 		json_object_object_add(o, "patch_gzip",
 		                       json_object_new_int64((int64_t)st->codec_files[3]));
+		if (!a->raw)
+			json_object_object_add(o, "layers", layers_json(dl));
 		puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY));
 		json_object_put(o);
 		return;
@@ -213,12 +267,15 @@ static void print_summary(const struct diff_args *a, const struct packer_stats *
 	       " gzip; %s of changed files encoded\n",
 	       st->codec_files[1], st->codec_files[2], st->codec_files[3],
 	       cli_human(st->input_bytes, h, sizeof(h)));
+	if (!a->raw)
+		print_layers(dl);
 }
 
 static int open_image(struct dimg_image **out, const char *path, const char *ref,
-                      const struct diff_args *a, struct cli_progress *p)
+                      const struct diff_args *a, int record, struct cli_progress *p)
 {
 	struct dimg_image_opts o = {.ref = ref,
+	                            .record_layers = record,
 	                            .platform = a->platform,
 	                            .cas_dir = a->cache,
 	                            .jobs = a->po.jobs,
@@ -254,17 +311,51 @@ static int check_images(const struct diff_args *a, const struct dimg_image *base
 	return CLI_USAGE;
 }
 
+/* The layer recipes into a temporary file next to the output; none (and
+ * dl->why) when a layer cannot be recorded. *path is NULL then. */
+static int write_layers(const struct diff_args *a, const struct dimg_image *base,
+                        const struct dimg_image *target, struct diff_layers *dl, char **path)
+{
+	*path = NULL;
+	if (a->no_layers) {
+		dl->why = strdup("--no-layers");
+		return 0;
+	}
+	int fd = packer_tmpfile(a->out, path);
+	if (fd < 0)
+		return fd;
+	int r = layers_build(fd, target, base, a->po.diff.level, &dl->st, &dl->why);
+	if (close(fd) < 0 && r == 0)
+		r = -errno;
+	if (r == 0) {
+		dl->recorded = 1;
+		return 0;
+	}
+	unlink(*path);
+	free(*path);
+	*path = NULL;
+	if (r != -ENOTSUP)
+		return r;
+	if (!a->json && !a->quiet)
+		fprintf(stderr, "cdimg diff: warning: layer recipes not recorded: %s\n",
+		        dl->why ? dl->why : "?");
+	return 0;
+}
+
 /* Encodes into a temporary .dimg next to the output, then wraps it. */
 static int write_cdimg(const struct diff_args *a, const struct dimg_image *base,
                        const struct dimg_files *bf, const struct dimg_image *target,
-                       struct dimg_tree *plan, struct packer_stats *st, uint64_t *size, char **bad)
+                       struct dimg_tree *plan, struct packer_stats *st, uint64_t *size, char **bad,
+                       struct diff_layers *dl)
 {
-	char *tmp = NULL;
+	char *tmp = NULL, *ltmp = NULL;
 	int fd = packer_tmpfile(a->out, &tmp);
 	if (fd < 0)
 		return fd;
 	close(fd);
 	int r = packer_write_dimg(tmp, base->tree, bf, plan, &target->files, &a->po, st, bad);
+	if (r == 0)
+		r = write_layers(a, base, target, dl, &ltmp);
 	if (r == 0) {
 		struct cdimg_meta m = {.base_config_digest = base->config_digest,
 		                       .target_config = target->config,
@@ -272,9 +363,13 @@ static int write_cdimg(const struct diff_args *a, const struct dimg_image *base,
 		                       .target_manifest = target->manifest,
 		                       .target_manifest_len = target->manifest_len,
 		                       .target_manifest_media_type = target->manifest_media_type,
-		                       .target_ref = target->ref};
+		                       .target_ref = target->ref,
+		                       .layers_path = ltmp};
 		r = packer_cdimg_write(a->out, tmp, &m, size);
 	}
+	if (ltmp)
+		unlink(ltmp);
+	free(ltmp);
 	unlink(tmp);
 	free(tmp);
 	return r;
@@ -286,14 +381,15 @@ static int run_diff(struct diff_args *a)
 	struct dimg_tree *plan = NULL;
 	struct packer_stats st;
 	struct cli_progress p;
+	struct diff_layers dl = {0};
 	uint64_t cdimg_size = 0;
 	char *bad = NULL;
 	int r, code;
 	cli_progress_init(&p, a->quiet || a->json);
 	a->po.progress = cli_progress_cb;
 	a->po.pctx = &p;
-	if ((code = open_image(&base, a->old, a->base_ref, a, &p)) ||
-	    (code = open_image(&target, a->nw, a->target_ref, a, &p)) ||
+	if ((code = open_image(&base, a->old, a->base_ref, a, 0, &p)) ||
+	    (code = open_image(&target, a->nw, a->target_ref, a, !a->raw && !a->no_layers, &p)) ||
 	    (!a->raw && (code = check_images(a, base, target))))
 		goto out;
 	if ((r = differ_plan(base->tree, target->tree, &plan)) < 0) {
@@ -304,16 +400,17 @@ static int run_diff(struct diff_args *a)
 		r = packer_write_dimg(a->out, base->tree, &base->files, plan, &target->files,
 		                      &a->po, &st, &bad);
 	else
-		r = write_cdimg(a, base, &base->files, target, plan, &st, &cdimg_size, &bad);
+		r = write_cdimg(a, base, &base->files, target, plan, &st, &cdimg_size, &bad, &dl);
 	cli_progress_done(&p);
 	if (r < 0) {
 		code = cli_fail(r, a->out, bad);
 		goto out;
 	}
-	print_summary(a, &st, cdimg_size);
+	print_summary(a, &st, cdimg_size, &dl);
 	code = CLI_OK;
 out:
 	free(bad);
+	free(dl.why);
 	dimg_image_free(base);
 	dimg_image_free(target);
 	dimg_tree_free(plan);

@@ -158,6 +158,12 @@ static struct json_object *cdimg_json(const struct cdimg_info *ci)
 	                       json_object_new_string(ci->target_manifest_media_type));
 	json_object_object_add(t, "tree", hex_json(ci->target_tree, 32));
 	json_object_object_add(o, "target", t);
+	if (ci->layers) {
+		struct json_object *l = json_object_new_object();
+		json_object_object_add(l, "digest", json_object_new_string(ci->layers_digest));
+		json_object_object_add(l, "size", json_object_new_int64((int64_t)ci->layers_size));
+		json_object_object_add(o, "layer_recipes", l);
+	}
 	return o;
 }
 
@@ -232,6 +238,11 @@ static void show_cdimg_head(const char *path, const struct cdimg_info *ci)
 	printf("           config   %s\n           manifest %s\n", ci->target_config_digest,
 	       ci->target_manifest_digest);
 	printf("           tree     %s\n", id);
+	if (ci->layers)
+		printf("           layers   recipes for the original layer tars, %s\n",
+		       cli_human(ci->layers_size, h, sizeof(h)));
+	else
+		printf("           layers   no recipes: apply gives back one squashed layer\n");
 }
 
 static void show_text(const char *path, const struct dimg_reader *rd, const struct cdimg_info *ci,

@@ -83,7 +83,8 @@ struct wdocs {
 	struct dimg_head head;
 	char dimg_digest[OCI_DIGEST_LEN], cfg_digest[OCI_DIGEST_LEN], man_digest[OCI_DIGEST_LEN];
 	char art_digest[OCI_DIGEST_LEN];
-	uint64_t dimg_size;
+	char layers_digest[OCI_DIGEST_LEN];
+	uint64_t dimg_size, layers_size;
 	struct dimg_buf art, index;
 };
 
@@ -128,6 +129,9 @@ static int build_artifact(const struct cdimg_meta *m, struct wdocs *d)
 	                          oci_descriptor(CDIMG_MEDIA_DIMG, d->dimg_digest, d->dimg_size)) ||
 	    json_object_array_add(layers, oci_descriptor(CDIMG_MEDIA_TARGET_MANIFEST, d->man_digest,
 	                                                 m->target_manifest_len)) ||
+	    (m->layers_path &&
+	     json_object_array_add(
+	         layers, oci_descriptor(CDIMG_MEDIA_LAYERS, d->layers_digest, d->layers_size))) ||
 	    json_object_object_add(o, "layers", layers))
 		goto fail;
 	layers = NULL;
@@ -182,18 +186,18 @@ fail:
 	return r;
 }
 
-/* Copies the .dimg into the archive after its header, hashing it again:
- * the bytes written must be the bytes that were named. */
-static int copy_dimg(struct ocitar *t, int fd, const struct wdocs *d)
+/* Copies a blob file (the .dimg, the recipes) into the archive after its
+ * header, hashing it again: the bytes written must be the bytes named. */
+static int copy_blob(struct ocitar *t, int fd, const char *digest, uint64_t size)
 {
 	uint8_t hdr[OCITAR_BLOCK], sha[32];
 	char name[100], got[OCI_DIGEST_LEN];
 	struct dimg_sha256 *h = NULL;
 	uint8_t *buf = malloc(COPY_BUF);
-	uint64_t left = d->dimg_size, off = 0;
+	uint64_t left = size, off = 0;
 	int r = buf ? dimg_sha256_new(&h) : -ENOMEM;
-	snprintf(name, sizeof(name), "blobs/sha256/%s", d->dimg_digest + 7);
-	if (r < 0 || (r = ocitar_header_encode(hdr, name, '0', d->dimg_size)) < 0 ||
+	snprintf(name, sizeof(name), "blobs/sha256/%s", digest + 7);
+	if (r < 0 || (r = ocitar_header_encode(hdr, name, '0', size)) < 0 ||
 	    (r = ocitar_write(t, hdr, sizeof(hdr))) < 0)
 		goto out;
 	while (left && r == 0) {
@@ -210,7 +214,7 @@ static int copy_dimg(struct ocitar *t, int fd, const struct wdocs *d)
 	if (r == 0) {
 		dimg_sha256_final(h, sha);
 		oci_digest_str(sha, got);
-		r = strcmp(got, d->dimg_digest) ? -ESTALE : ocitar_pad(t);
+		r = strcmp(got, digest) ? -ESTALE : ocitar_pad(t);
 	}
 out:
 	dimg_sha256_free(h);
@@ -219,9 +223,10 @@ out:
 }
 
 /* Fixed order: oci-layout, index.json, blobs/, blobs/sha256/, the artifact
- * manifest, the target manifest, the target config, the .dimg. Metadata
- * first lets a streaming reader decide before the big blob arrives. */
-static int write_tar(int out, int dfd, const struct cdimg_meta *m, const struct wdocs *d,
+ * manifest, the target manifest, the target config, the .dimg, the layer
+ * recipes. Metadata first lets a streaming reader decide before the big
+ * blob arrives. */
+static int write_tar(int out, int dfd, int lfd, const struct cdimg_meta *m, const struct wdocs *d,
                      uint64_t *size)
 {
 	struct ocitar t = {out, 0};
@@ -235,16 +240,23 @@ static int write_tar(int out, int dfd, const struct cdimg_meta *m, const struct 
 	if (strcmp(d->cfg_digest, d->man_digest) != 0 &&
 	    (r = ocitar_blob(&t, d->cfg_digest, m->target_config, m->target_config_len)) < 0)
 		return r;
-	if ((r = copy_dimg(&t, dfd, d)) < 0 || (r = ocitar_finish(&t)) < 0)
+	if ((r = copy_blob(&t, dfd, d->dimg_digest, d->dimg_size)) < 0 ||
+	    (lfd >= 0 && (r = copy_blob(&t, lfd, d->layers_digest, d->layers_size)) < 0) ||
+	    (r = ocitar_finish(&t)) < 0)
 		return r;
 	*size = t.off;
 	return 0;
 }
 
-static int prepare_docs(int dfd, const struct cdimg_meta *m, struct wdocs *d)
+static int prepare_docs(int dfd, int lfd, const struct cdimg_meta *m, struct wdocs *d)
 {
 	uint8_t sha[32];
 	int r;
+	if (lfd >= 0) {
+		if ((r = dimg_sha256_fd(lfd, sha, &d->layers_size)) < 0)
+			return r;
+		oci_digest_str(sha, d->layers_digest);
+	}
 	if (!m->base_config_digest || !oci_digest_valid(m->base_config_digest) ||
 	    !m->target_config || !m->target_manifest)
 		return -EINVAL;
@@ -265,17 +277,21 @@ int packer_cdimg_write(const char *out_path, const char *dimg_path, const struct
 	struct wdocs d;
 	char *tmp = NULL;
 	uint64_t size = 0;
-	int out = -1, r, dfd = open(dimg_path, O_RDONLY | O_CLOEXEC);
+	int out = -1, r, lfd = -1, dfd = open(dimg_path, O_RDONLY | O_CLOEXEC);
 	memset(&d, 0, sizeof(d));
 	if (dfd < 0)
 		return -errno;
-	if ((r = prepare_docs(dfd, m, &d)) < 0)
+	if (m->layers_path && (lfd = open(m->layers_path, O_RDONLY | O_CLOEXEC)) < 0) {
+		r = -errno;
+		goto out;
+	}
+	if ((r = prepare_docs(dfd, lfd, m, &d)) < 0)
 		goto out;
 	if ((out = packer_tmpfile(out_path, &tmp)) < 0) {
 		r = out;
 		goto out;
 	}
-	r = write_tar(out, dfd, m, &d, &size);
+	r = write_tar(out, dfd, lfd, m, &d, &size);
 	if (r == 0)
 		r = packer_commit_tmpfile(out, tmp, out_path);
 	else
@@ -287,6 +303,8 @@ int packer_cdimg_write(const char *out_path, const char *dimg_path, const struct
 out:
 	free(tmp);
 	close(dfd);
+	if (lfd >= 0)
+		close(lfd);
 	dimg_buf_free(&d.art);
 	dimg_buf_free(&d.index);
 	return r;
@@ -698,8 +716,22 @@ static int read_annotations(struct cdimg *c, struct json_object *an, char **err)
 	return 0;
 }
 
+/* The optional third layer: the target's layer recipes. */
+static int check_layers_blob(struct cdimg *c, struct json_object *d, char **err)
+{
+	const struct tar_file *f;
+	int r = check_desc(c, d, "layer recipes", CDIMG_MEDIA_LAYERS, &f, err);
+	if (r < 0)
+		return r;
+	c->info.layers = c->map + f->off;
+	c->info.layers_size = f->size;
+	snprintf(c->info.layers_digest, OCI_DIGEST_LEN, "%s", jstr(d, "digest"));
+	return 0;
+}
+
 /* The artifact manifest: type, config (target config), two layers (the
- * .dimg, the target manifest), annotations. */
+ * .dimg, the target manifest) and optionally a third (layer recipes),
+ * annotations. */
 static int check_artifact(struct cdimg *c, const struct tar_file *mf, char **err)
 {
 	struct json_object *o = NULL, *cfg, *layers, *an;
@@ -717,11 +749,11 @@ static int check_artifact(struct cdimg *c, const struct tar_file *mf, char **err
 	else if (!json_object_object_get_ex(o, "config", &cfg) ||
 	         !json_object_object_get_ex(o, "layers", &layers) ||
 	         !json_object_is_type(layers, json_type_array) ||
-	         json_object_array_length(layers) != 2 ||
+	         json_object_array_length(layers) < 2 || json_object_array_length(layers) > 3 ||
 	         !json_object_object_get_ex(o, "annotations", &an))
 		r = fail(err, -EBADMSG,
-		         "manifest: needs a config, two layers (.dimg, target manifest) and "
-		         "annotations");
+		         "manifest: needs a config, two or three layers (.dimg, target manifest, "
+		         "layer recipes) and annotations");
 	else if ((r = check_desc(c, cfg, "target config", CDIMG_MEDIA_TARGET_CONFIG, &cf, err)) ==
 	             0 &&
 	         (r = check_desc(c, json_object_array_get_idx(layers, 0), "delta layer",
@@ -742,6 +774,8 @@ static int check_artifact(struct cdimg *c, const struct tar_file *mf, char **err
 		c->info.dimg_size = df->size;
 		snprintf(c->info.dimg_digest, OCI_DIGEST_LEN, "%s",
 		         jstr(json_object_array_get_idx(layers, 0), "digest"));
+		if (json_object_array_length(layers) == 3)
+			r = check_layers_blob(c, json_object_array_get_idx(layers, 2), err);
 	}
 	json_object_put(o);
 	return r;

@@ -18,6 +18,7 @@ extern "C" {
 #define CDIMG_MEDIA_DIMG            "application/vnd.di3fs.dimg.v1"
 #define CDIMG_MEDIA_TARGET_CONFIG   "application/vnd.di3fs.target.config.v1+json"
 #define CDIMG_MEDIA_TARGET_MANIFEST "application/vnd.di3fs.target.manifest.v1+json"
+#define CDIMG_MEDIA_LAYERS          "application/vnd.di3fs.layers.v1+zstd"
 
 #define CDIMG_ANNOT_VERSION              "io.di3fs.delta.dimg.version"
 #define CDIMG_ANNOT_BASE_CONFIG          "io.di3fs.delta.base.config.digest"
@@ -36,10 +37,12 @@ struct cdimg_meta {
 	size_t target_manifest_len;
 	const char *target_manifest_media_type; /* NULL: the manifest's own mediaType */
 	const char *target_ref;                 /* NULL: none */
+	const char *layers_path; /* the target's layer recipes (layers.h); NULL: none */
 };
 
-/* Wraps the .dimg at dimg_path (tree ids taken from its header) into a
- * .cdimg at out_path: deterministic (fixed headers and order, canonical
+/* Wraps the .dimg at dimg_path (tree ids taken from its header), and the
+ * layer recipes at m->layers_path if given (a third layer), into a .cdimg
+ * at out_path: deterministic (fixed headers and order, canonical
  * JSON), the .dimg copied through a buffer, never held whole; written to a
  * temporary name and renamed. *out_size (if non-NULL) gets its size.
  * -ESTALE if the .dimg changed while copied. */
@@ -62,6 +65,9 @@ struct cdimg_info {
 	const char *target_ref;                         /* NULL when the delta names none */
 	const uint8_t *target_config, *target_manifest; /* inside the mapping */
 	size_t target_config_len, target_manifest_len;
+	const uint8_t *layers; /* the layer recipes blob inside the mapping, NULL if none */
+	uint64_t layers_size;
+	char layers_digest[72];
 };
 
 struct cdimg;

@@ -367,11 +367,11 @@ static int layer_deflate(struct layer_out *L, const void *p, size_t n, int flush
 	return 0;
 }
 
-static la_ssize_t layer_write_cb(struct archive *a, void *ctx, const void *buf, size_t n)
+/* Raw tar bytes in: hashed (diff_id), compressed if asked, written. */
+static int layer_out_write(void *ctx, const void *buf, size_t n)
 {
 	struct layer_out *L = ctx;
 	int r = 0;
-	(void)a;
 	dimg_sha256_update(L->raw, buf, n);
 	L->raw_size += n;
 	/* zlib takes at most UINT_MAX per call; libarchive blocks are small. */
@@ -381,6 +381,14 @@ static la_ssize_t layer_write_cb(struct archive *a, void *ctx, const void *buf, 
 		            : layer_emit(L, (const uint8_t *)buf + done, k);
 		done += k;
 	}
+	return r;
+}
+
+static la_ssize_t layer_write_cb(struct archive *a, void *ctx, const void *buf, size_t n)
+{
+	struct layer_out *L = ctx;
+	(void)a;
+	int r = layer_out_write(L, buf, n);
 	if (r < 0) {
 		L->err = r;
 		return -1;
@@ -621,8 +629,6 @@ static int layer_write(struct layer_job *j, struct layer_out *L, size_t *failed)
 	archive_entry_free(ae);
 	if (a)
 		archive_write_free(a);
-	if (r == 0 && L->gzip)
-		r = layer_deflate(L, NULL, 0, Z_FINISH);
 	return r;
 }
 
@@ -665,34 +671,70 @@ static uint64_t tree_bytes(const struct dimg_tree *t)
 	return n;
 }
 
-/* The layer blob, first in the archive: its header is written as zeros and
- * patched once the digest and size are known. */
-static int image_layer(struct ocitar *tar, struct layer_job *j, struct oci_image_result *res,
-                       size_t *failed)
+/* What a layer blob came out as. */
+struct layer_done {
+	char diff_id[OCI_DIGEST_LEN], digest[OCI_DIGEST_LEN];
+	uint64_t size, raw_size;
+};
+
+/* Produces a layer's raw tar bytes into L (compression not finished). */
+typedef int (*layer_body_fn)(void *ctx, struct layer_out *L);
+
+/* A layer blob in the archive: its header is written as zeros and patched
+ * once the digest and size are known. */
+static int blob_layer(struct ocitar *tar, const struct oci_image_opts *o, layer_body_fn body,
+                      void *ctx, struct layer_done *d)
 {
 	static const uint8_t zero[OCITAR_BLOCK];
 	uint8_t hdr[OCITAR_BLOCK], sha[32];
 	char name[100];
 	uint64_t hdr_off = tar->off;
 	struct layer_out *L = calloc(1, sizeof(*L));
-	int r = L ? layer_out_init(L, tar, j->o) : -ENOMEM;
-	if (r < 0 || (r = ocitar_write(tar, zero, sizeof(zero))) < 0 ||
-	    (r = layer_write(j, L, failed)) < 0 || (r = ocitar_pad(tar)) < 0)
+	int r = L ? layer_out_init(L, tar, o) : -ENOMEM;
+	if (r < 0 || (r = ocitar_write(tar, zero, sizeof(zero))) < 0 || (r = body(ctx, L)) < 0 ||
+	    (L->gzip && (r = layer_deflate(L, NULL, 0, Z_FINISH)) < 0) || (r = ocitar_pad(tar)) < 0)
 		goto out;
 	dimg_sha256_final(L->raw, sha);
-	oci_digest_str(sha, res->diff_id);
+	oci_digest_str(sha, d->diff_id);
 	if (L->gzip)
 		dimg_sha256_final(L->packed, sha);
-	oci_digest_str(sha, res->layer_digest);
-	res->layer_size = L->packed_size;
-	res->layer_raw_size = L->raw_size;
-	snprintf(name, sizeof(name), "blobs/sha256/%s", res->layer_digest + 7);
+	oci_digest_str(sha, d->digest);
+	d->size = L->packed_size;
+	d->raw_size = L->raw_size;
+	snprintf(name, sizeof(name), "blobs/sha256/%s", d->digest + 7);
 	if ((r = ocitar_header_encode(hdr, name, '0', L->packed_size)) == 0 &&
 	    pwrite(tar->fd, hdr, sizeof(hdr), (off_t)hdr_off) != (ssize_t)sizeof(hdr))
 		r = -EIO;
 out:
 	layer_out_free(L);
 	return r;
+}
+
+struct tree_body {
+	struct layer_job *j;
+	size_t *failed;
+};
+
+static int tree_body_run(void *ctx, struct layer_out *L)
+{
+	struct tree_body *b = ctx;
+	return layer_write(b->j, L, b->failed);
+}
+
+/* The squashed layer, first in the archive. */
+static int image_layer(struct ocitar *tar, struct layer_job *j, struct oci_image_result *res,
+                       size_t *failed)
+{
+	struct tree_body b = {j, failed};
+	struct layer_done d;
+	int r = blob_layer(tar, j->o, tree_body_run, &b, &d);
+	if (r < 0)
+		return r;
+	memcpy(res->diff_id, d.diff_id, OCI_DIGEST_LEN);
+	memcpy(res->layer_digest, d.digest, OCI_DIGEST_LEN);
+	res->layer_size = d.size;
+	res->layer_raw_size = d.raw_size;
+	return 0;
 }
 
 /* Adds the platform of config cfg (canonical JSON) to descriptor d. */
@@ -841,5 +883,143 @@ int oci_image_write(const char *out_path, const struct dimg_tree *t, dimg_conten
 	r = packer_write_atomic(out_path, image_fill_fd, &f);
 	if (r < 0 && err_path && f.failed != (size_t)-1)
 		*err_path = strdup(t->v[f.failed].path);
+	return r;
+}
+
+/* ------------------------------------------- original layers, original config */
+
+/* cfg's rootfs.diff_ids, which must be n valid digests. */
+static int want_diff_ids(const uint8_t *cfg, size_t cfg_len, size_t n, struct json_object **out,
+                         struct oci_layers_result *res)
+{
+	struct json_object *c = NULL, *rootfs, *ids;
+	int r = oci_json_parse(cfg, cfg_len, &c);
+	if (r == 0 &&
+	    (!json_object_object_get_ex(c, "rootfs", &rootfs) ||
+	     !json_object_object_get_ex(rootfs, "diff_ids", &ids) ||
+	     !json_object_is_type(ids, json_type_array) || json_object_array_length(ids) != n))
+		r = -EBADMSG;
+	for (size_t i = 0; r == 0 && i < n; i++)
+		if (!oci_digest_valid(json_object_get_string(json_object_array_get_idx(ids, i))))
+			r = -EBADMSG;
+	if (r < 0) {
+		snprintf(res->why, sizeof(res->why),
+		         "the config's rootfs.diff_ids are not %zu sha256 digests", n);
+		json_object_put(c);
+		return r;
+	}
+	*out = c;
+	return 0;
+}
+
+struct user_body {
+	oci_layer_fn fn;
+	void *ctx;
+	size_t i;
+};
+
+static int user_body_run(void *ctx, struct layer_out *L)
+{
+	struct user_body *b = ctx;
+	return b->fn(b->ctx, b->i, layer_out_write, L);
+}
+
+struct layers_job {
+	oci_layer_fn fn;
+	void *ctx;
+	const uint8_t *cfg;
+	size_t cfg_len;
+	const struct oci_layers_opts *o;
+	struct oci_layers_result *res;
+	struct json_object *ids; /* the config's diff_ids */
+	struct json_object *descs;
+};
+
+/* Layer i, checked against the config's diff_id, described in j->descs. */
+static int layers_one(struct ocitar *tar, struct layers_job *j, size_t i)
+{
+	struct oci_image_opts lo = {0};
+	struct user_body b = {j->fn, j->ctx, i};
+	struct layer_done d;
+	const char *want = json_object_get_string(json_object_array_get_idx(j->ids, i));
+	int r = j->o->begin(j->ctx, i, &lo.gzip);
+	if (r == 0)
+		r = blob_layer(tar, &lo, user_body_run, &b, &d);
+	if (r == 0 && strcmp(d.diff_id, want) != 0) {
+		snprintf(j->res->why, sizeof(j->res->why),
+		         "layer %zu rebuilt with diff_id %.19s..., the config says %.19s...", i + 1,
+		         d.diff_id, want);
+		r = -EBADMSG;
+	}
+	if (r < 0) {
+		j->res->failed = i;
+		return r;
+	}
+	return json_object_array_add(
+	           j->descs, oci_descriptor(lo.gzip ? OCI_MEDIA_LAYER_GZIP : OCI_MEDIA_LAYER,
+	                                    d.digest, d.size))
+	           ? -ENOMEM
+	           : 0;
+}
+
+static struct json_object *layers_manifest(struct layers_job *j, const char *cfg_digest)
+{
+	struct json_object *m = json_object_new_object();
+	if (!m || json_object_object_add(m, "layers", json_object_get(j->descs))) {
+		json_object_put(m);
+		return NULL;
+	}
+	json_object_object_add(m, "schemaVersion", json_object_new_int(2));
+	json_object_object_add(m, "mediaType", json_object_new_string(OCI_MEDIA_MANIFEST));
+	json_object_object_add(m, "config",
+	                       oci_descriptor(OCI_MEDIA_CONFIG, cfg_digest, j->cfg_len));
+	return m;
+}
+
+static int layers_fill_fd(int fd, void *ctx)
+{
+	struct layers_job *j = ctx;
+	struct ocitar tar = {fd, 0};
+	struct oci_image_result ir = {0};
+	struct dimg_buf cb = {(uint8_t *)(uintptr_t)j->cfg, j->cfg_len, j->cfg_len};
+	uint64_t man_size = 0;
+	char unused[OCI_DIGEST_LEN];
+	int r = ocitar_dir(&tar, "blobs/");
+	if (r == 0)
+		r = ocitar_dir(&tar, "blobs/sha256/");
+	for (size_t i = 0; r == 0 && i < j->o->n; i++)
+		r = layers_one(&tar, j, i);
+	if (r < 0 || (r = oci_digest_buf(j->cfg, j->cfg_len, j->res->config_digest)) < 0 ||
+	    (r = ocitar_blob(&tar, j->res->config_digest, j->cfg, j->cfg_len)) < 0 ||
+	    (r = put_json(&tar, NULL, layers_manifest(j, j->res->config_digest),
+	                  j->res->manifest_digest, &man_size)) < 0)
+		return r;
+	memcpy(ir.manifest_digest, j->res->manifest_digest, OCI_DIGEST_LEN);
+	if ((r = put_json(&tar, "index.json", image_index(&ir, man_size, &cb, j->o->ref), unused,
+	                  NULL)) < 0 ||
+	    (r = ocitar_file(&tar, "oci-layout", OCI_LAYOUT_JSON, strlen(OCI_LAYOUT_JSON))) < 0 ||
+	    (r = ocitar_finish(&tar)) < 0)
+		return r;
+	j->res->file_size = tar.off;
+	return 0;
+}
+
+int oci_image_write_layers(const char *out_path, oci_layer_fn fn, void *ctx, const uint8_t *cfg,
+                           size_t cfg_len, const struct oci_layers_opts *o,
+                           struct oci_layers_result *res)
+{
+	struct layers_job j = {fn, ctx, cfg, cfg_len, o, res, NULL, NULL};
+	struct json_object *c = NULL;
+	memset(res, 0, sizeof(*res));
+	res->failed = o->n;
+	int r = want_diff_ids(cfg, cfg_len, o->n, &c, res);
+	if (r < 0)
+		return r;
+	json_object_object_get_ex(c, "rootfs", &j.ids);
+	json_object_object_get_ex(j.ids, "diff_ids", &j.ids);
+	j.descs = json_object_new_array();
+	r = j.descs ? packer_write_atomic(out_path, layers_fill_fd, &j) : -ENOMEM;
+	json_object_put(j.descs);
+	json_object_put(c);
 	return r;
 }

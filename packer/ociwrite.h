@@ -112,6 +112,36 @@ int oci_image_write(const char *out_path, const struct dimg_tree *t, dimg_conten
                     void *ctx, const uint8_t *cfg, size_t cfg_len, const struct oci_image_opts *o,
                     struct oci_image_result *res, char **err_path);
 
+/* ---- a runnable image of given layers with the original config ---- */
+
+/* Produces layer i's uncompressed tar bytes into sink. */
+typedef int (*oci_layer_fn)(void *ctx, size_t i, dimg_write_fn sink, void *sink_ctx);
+
+struct oci_layers_opts {
+	size_t n; /* layers */
+	/* called before layer i is produced: sets *gzip to compress it with
+	 * gzip (mtime 0, no name) or not; -errno stops the write */
+	int (*begin)(void *ctx, size_t i, int *gzip);
+	const char *ref; /* name in index.json; NULL: none */
+};
+
+struct oci_layers_result {
+	char config_digest[OCI_DIGEST_LEN]; /* the digest of cfg as given */
+	char manifest_digest[OCI_DIGEST_LEN];
+	uint64_t file_size;
+	size_t failed; /* the layer that failed, or n */
+	char why[160]; /* when a layer or the config was refused */
+};
+
+/* Writes out_path: an OCI image layout tar whose config is cfg, byte for
+ * byte, and whose layers are produced in order by fn, each checked while
+ * written against cfg's rootfs.diff_ids[i]: a count or a diff_id that
+ * differs is -EBADMSG (res->why says which), and nothing is left at
+ * out_path. Written to a temporary name, renamed when complete. */
+int oci_image_write_layers(const char *out_path, oci_layer_fn fn, void *ctx, const uint8_t *cfg,
+                           size_t cfg_len, const struct oci_layers_opts *o,
+                           struct oci_layers_result *res);
+
 #ifdef __cplusplus
 }
 #endif

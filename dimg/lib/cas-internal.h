@@ -5,6 +5,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "dimg/dimg.h"
 #include "dimg/image.h"
@@ -77,15 +78,33 @@ int dimg_squash_layer(struct dimg_squash *s, struct dimg_layer_info *li,
 int dimg_squash_finish(struct dimg_squash *s, struct dimg_tree **out, char **err);
 void dimg_squash_free(struct dimg_squash *s);
 
+/* ---- layer recipes (tarsplit.c): docs/FORMAT.md "Layer recipes" ---- */
+struct dimg_tarsplit;
+
+/* Records into f (borrowed, stays open) from its current end. */
+int dimg_tarsplit_new(struct dimg_tarsplit **out, FILE *f);
+void dimg_tarsplit_free(struct dimg_tarsplit *t);
+/* Starts a layer's records; dimg_tarsplit_offset says where. */
+void dimg_tarsplit_begin(struct dimg_tarsplit *t);
+uint64_t dimg_tarsplit_offset(const struct dimg_tarsplit *t);
+/* The layer's uncompressed tar bytes, in order. */
+int dimg_tarsplit_feed(struct dimg_tarsplit *t, const void *buf, size_t n);
+/* Ends the layer (END record, flushed): its records are [*off, *off+*len). */
+int dimg_tarsplit_end(struct dimg_tarsplit *t, uint64_t *off, uint64_t *len, uint64_t start);
+
+/* Every tar stream byte of the following layers also goes to t (NULL: none). */
+void dimg_squash_record(struct dimg_squash *s, struct dimg_tarsplit *t);
+
 /* ---- image layouts (oci.c) ---- */
 
 /* 1 if the directory is an OCI image layout or an unpacked docker save
  * rather than a root filesystem, 0 if not, -errno. */
 int dimg_oci_probe_dir(const char *path);
-/* Fills img (tree, config, manifest, digests, media type, ref) from an OCI
- * layout or docker-save input (directory or tar), contents into cas. */
+/* Fills img (tree, config, manifest, digests, media type, ref, layers)
+ * from an OCI layout or docker-save input (directory or tar), contents into
+ * cas; with recipes non-NULL, each layer's recipe is appended to it. */
 int dimg_oci_open(struct dimg_image *img, const char *path, int is_dir,
-                  const struct dimg_image_opts *o, struct dimg_cas *cas, char **err);
+                  const struct dimg_image_opts *o, struct dimg_cas *cas, FILE *recipes, char **err);
 
 /* Sets *err (if err and *err is still NULL) to a malloc'd message. */
 void dimg_errf(char **err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

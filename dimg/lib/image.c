@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "cas-internal.h"
 #include "dimg/image.h"
@@ -15,6 +16,7 @@
 struct image_priv {
 	int is_dir;           /* files came from dimg_dir_files_open */
 	struct dimg_cas *cas; /* files come from this store */
+	FILE *recipes;        /* layer recipes, when recorded (unlinked temp file) */
 };
 
 void dimg_errf(char **err, const char *fmt, ...)
@@ -71,7 +73,12 @@ static int image_open_layers(struct dimg_image *img, const char *path, int is_di
 		image_err(err, r, o->cas_dir ? o->cas_dir : "temporary content store");
 		return r;
 	}
-	r = dimg_oci_open(img, path, is_dir, o, p->cas, err);
+	if (o->record_layers && !(p->recipes = tmpfile())) {
+		r = -errno;
+		image_err(err, r, "temporary file for layer recipes");
+		return r;
+	}
+	r = dimg_oci_open(img, path, is_dir, o, p->cas, p->recipes, err);
 	if (r == 0)
 		r = dimg_cas_files_open(&img->files, p->cas, img->tree);
 	if (r == 0)
@@ -135,11 +142,42 @@ void dimg_image_free(struct dimg_image *img)
 		dimg_cas_files_close(&img->files);
 		dimg_cas_free(p->cas);
 	}
+	if (p && p->recipes)
+		fclose(p->recipes);
 	free(p);
+	free(img->layers);
 	dimg_tree_free(img->tree);
 	free(img->config);
 	free(img->manifest);
 	free(img->manifest_media_type);
 	free(img->ref);
 	free(img);
+}
+
+int dimg_image_recipe_read(const struct dimg_image *img, uint64_t off, void *buf, size_t n)
+{
+	const struct image_priv *p = img->priv;
+	uint8_t *b = buf;
+	if (!p || !p->recipes)
+		return -ENOENT;
+	while (n) {
+		ssize_t k = pread(fileno(p->recipes), b, n, (off_t)off);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			return k < 0 ? -errno : -EOVERFLOW;
+		b += k;
+		n -= (size_t)k;
+		off += (uint64_t)k;
+	}
+	return 0;
+}
+
+int dimg_image_open_content(const struct dimg_image *img, const uint8_t sha256[32], int *fd)
+{
+	const struct image_priv *p = img->priv;
+	*fd = -1;
+	if (!p || !p->cas)
+		return -ENOENT;
+	return dimg_cas_open_blob(p->cas, sha256, fd);
 }

@@ -1323,13 +1323,42 @@ out:
 
 /* ---- squash and entry points ---- */
 
-static int oci_squash(struct oci_ctx *c, struct dimg_cas *cas)
+/* What the caller learns of layer i once it is squashed (and recorded). */
+static int oci_layer_done(struct oci_ctx *c, size_t i, struct dimg_tarsplit *ts, uint64_t start)
 {
-	struct dimg_squash *sq;
+	const struct dimg_layer_info *li = &c->layers[i].li;
+	struct dimg_image_layer *out = &c->img->layers[i];
+	memcpy(out->diff_id, li->got_diff_id, 32);
+	memcpy(out->digest, li->got_digest, 32);
+	out->size = li->got_size;
+	out->filter = li->filter;
+	c->img->nlayers = i + 1;
+	if (!ts)
+		return 0;
+	int r = dimg_tarsplit_end(ts, &out->recipe_off, &out->recipe_len, start);
+	out->has_recipe = r == 0;
+	/* A stream the recorder reads otherwise than libarchive (it saw a file
+	 * cut short) just has no recipe; only I/O failures are failures. */
+	if (r == -EBADMSG)
+		return 0;
+	if (r < 0)
+		dimg_errf(c->err, "layer %s: recording its recipe: %s", c->layers[i].label,
+		          strerror(-r));
+	return r;
+}
+
+static int oci_squash(struct oci_ctx *c, struct dimg_cas *cas, FILE *recipes)
+{
+	struct dimg_squash *sq = NULL;
+	struct dimg_tarsplit *ts = NULL;
 	uint64_t total = 0;
 	for (size_t i = 0; i < c->nlayers; i++)
 		total += c->layers[i].li.size != UINT64_MAX ? c->layers[i].li.size : 0;
-	int r = dimg_squash_new(&sq, cas, total, c->o->progress, c->o->pctx);
+	c->img->layers = calloc(c->nlayers ? c->nlayers : 1, sizeof(*c->img->layers));
+	int r =
+	    c->img->layers ? dimg_squash_new(&sq, cas, total, c->o->progress, c->o->pctx) : -ENOMEM;
+	if (r == 0 && recipes && (r = dimg_tarsplit_new(&ts, recipes)) == 0)
+		dimg_squash_record(sq, ts);
 	for (size_t i = 0; r == 0 && i < c->nlayers; i++) {
 		struct oci_layer *l = &c->layers[i];
 		struct oci_stream *st;
@@ -1343,12 +1372,18 @@ static int oci_squash(struct oci_ctx *c, struct dimg_cas *cas)
 			l->li.size = st->size;
 		l->li.name = l->label;
 		struct dimg_layer_src ls = {.read = oci_stream_read, .ctx = st};
+		uint64_t start = ts ? dimg_tarsplit_offset(ts) : 0;
+		if (ts)
+			dimg_tarsplit_begin(ts);
 		r = dimg_squash_layer(sq, &l->li, &ls, c->err);
 		oci_stream_close(st);
+		if (r == 0)
+			r = oci_layer_done(c, i, ts, start);
 	}
 	if (r == 0)
 		r = dimg_squash_finish(sq, &c->img->tree, c->err);
 	dimg_squash_free(sq);
+	dimg_tarsplit_free(ts);
 	return r;
 }
 
@@ -1376,7 +1411,7 @@ static int oci_src_open(struct oci_ctx *c, const char *path, int is_dir)
 }
 
 int dimg_oci_open(struct dimg_image *img, const char *path, int is_dir,
-                  const struct dimg_image_opts *o, struct dimg_cas *cas, char **err)
+                  const struct dimg_image_opts *o, struct dimg_cas *cas, FILE *recipes, char **err)
 {
 	struct oci_ctx c = {.src = {.dirfd = -1}, .o = o, .err = err, .img = img};
 	int r = oci_src_open(&c, path, is_dir);
@@ -1385,7 +1420,7 @@ int dimg_oci_open(struct dimg_image *img, const char *path, int is_dir,
 	if (r == 0 && (r = oci_try_index(&c)) == 1)
 		r = oci_load_docker(&c);
 	if (r == 0)
-		r = oci_squash(&c, cas);
+		r = oci_squash(&c, cas, recipes);
 	if (r == 0 && c.docker)
 		r = oci_docker_manifest(&c);
 	oci_ctx_free(&c);

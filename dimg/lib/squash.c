@@ -58,6 +58,7 @@ struct dimg_squash {
 	dimg_progress_fn progress;
 	void *pctx;
 	int spent;
+	struct dimg_tarsplit *rec; /* layer recipes, if recorded */
 };
 
 /* State of one layer being read: blob -> (filters, raw format) -> tar. */
@@ -736,6 +737,12 @@ static la_ssize_t sq_read_tar(struct archive *a, void *ctx, const void **buf)
 	}
 	dimg_sha256_update(L->s->hu, *buf, n);
 	L->usize += n;
+	int r = L->s->rec ? dimg_tarsplit_feed(L->s->rec, *buf, n) : 0;
+	if (r < 0) {
+		sq_cb_fail(L, r, "recording the layer recipe: %s", strerror(-r));
+		archive_set_error(a, -r, "%s", L->cb_msg);
+		return -1;
+	}
 	return (la_ssize_t)n;
 }
 
@@ -902,6 +909,11 @@ int dimg_squash_layer(struct dimg_squash *s, struct dimg_layer_info *li,
 }
 
 /* ---- setup and result ---- */
+
+void dimg_squash_record(struct dimg_squash *s, struct dimg_tarsplit *t)
+{
+	s->rec = t;
+}
 
 int dimg_squash_new(struct dimg_squash **out, struct dimg_cas *cas, uint64_t total,
                     dimg_progress_fn progress, void *pctx)

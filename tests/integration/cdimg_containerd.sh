@@ -74,8 +74,12 @@ echo "sizes: .cdimg $cs B, .dimg $ds B, OCI wrapping $((cs - ds)) B"
 t=$(secs)
 "$CDIMG" apply -q "$WORK/v1.tar" "$WORK/nginx.cdimg" -o "$WORK/nginx-v2.tar"
 echo "apply -> OCI tar: $(took "$t") ($(stat -c %s "$WORK/nginx-v2.tar") B)"
-python3 "$SRC/tests/tools/ocicheck.py" image "$WORK/nginx-v2.tar" "$WORK/v2tree" "$WORK/v2.tar" \
-	example.org/nginx:v2
+# The original layer and config come back (that image is the one imported);
+# --squash gives the one-layer image.
+python3 "$SRC/tests/tools/ocicheck.py" layers "$WORK/v2.tar" "$WORK/nginx-v2.tar"
+"$CDIMG" apply -q --squash "$WORK/v1.tar" "$WORK/nginx.cdimg" -o "$WORK/nginx-v2-squashed.tar"
+python3 "$SRC/tests/tools/ocicheck.py" image "$WORK/nginx-v2-squashed.tar" "$WORK/v2tree" \
+	"$WORK/v2.tar" example.org/nginx:v2
 
 # A private containerd, config version 2, CRI disabled.
 mkdir -p "$CTD"

@@ -81,10 +81,14 @@ PY
 for top in a a-b bin dev etc; do
 	$TREECMP "$d/v2/$top" "$WORK/out/$top" || fail "applied tree differs from v2 in /$top"
 done
-"$CDIMG" apply -q "$WORK/v1.tar" "$WORK/d.cdimg" -o "$WORK/app.tar"
-"$CDIMG" apply -q "$WORK/v1.tar" "$WORK/d.cdimg" -o "$WORK/app2.tar"
+# By default the original layer comes back (cdimg_layers.sh tests that in
+# depth); --squash gives the one-layer image checked here field by field.
+"$CDIMG" apply -q "$WORK/v1.tar" "$WORK/d.cdimg" -o "$WORK/exact.tar"
+$CHECK layers "$WORK/v2.tar" "$WORK/exact.tar"
+"$CDIMG" apply -q --squash "$WORK/v1.tar" "$WORK/d.cdimg" -o "$WORK/app.tar"
+"$CDIMG" apply -q --squash "$WORK/v1.tar" "$WORK/d.cdimg" -o "$WORK/app2.tar"
 cmp "$WORK/app.tar" "$WORK/app2.tar" || fail "OCI output differs between runs"
-"$CDIMG" apply -q --gzip --ref other/name:1 "$WORK/v1.tar" "$WORK/d.cdimg" -o "$WORK/appz.tar"
+"$CDIMG" apply -q --squash --gzip --ref other/name:1 "$WORK/v1.tar" "$WORK/d.cdimg" -o "$WORK/appz.tar"
 $CHECK image "$WORK/app.tar" "$d/v2" "$WORK/v2.tar" example.org/app:v2
 $CHECK image "$WORK/appz.tar" "$d/v2" "$WORK/v2.tar" other/name:1
 # Plain GNU tar (no --delay-directory-restore) extracts the layer exactly:
@@ -140,7 +144,7 @@ if [ -f "$MKIMAGES" ]; then
 		--ref example.org/app:v2 >/dev/null
 	for t in v2-2l v2-docker; do
 		"$CDIMG" diff -q "$WORK/v1.tar" "$WORK/$t.tar" -o "$WORK/$t.cdimg"
-		"$CDIMG" apply -q "$WORK/v1.tar" "$WORK/$t.cdimg" -o "$WORK/$t-out.tar"
+		"$CDIMG" apply -q --squash "$WORK/v1.tar" "$WORK/$t.cdimg" -o "$WORK/$t-out.tar"
 		$CHECK image "$WORK/$t-out.tar" "$d/v2" "$WORK/$t.tar" example.org/app:v2
 	done
 fi

@@ -14,6 +14,14 @@
       entry aside) and whose config keeps TARGET's settings
   ocicheck.py corrupt X.cdimg OUTDIR
       write damaged and foreign variants of X.cdimg into OUTDIR
+  ocicheck.py badrecipe X.cdimg OUTDIR
+      write variants of X.cdimg whose layer recipes are damaged inside
+      (a tar header byte, a content reference, cut, junk) with every digest
+      consistent, into OUTDIR
+  ocicheck.py layers ORIG.tar OUT.tar
+      OUT.tar's config is ORIG's byte for byte and each of its layers,
+      uncompressed, is ORIG's layer tar byte for byte with the config's
+      diff_id (gzip layers: no name, mtime 0)
 
 Shares no code with the C implementation it checks.
 """
@@ -28,6 +36,7 @@ import tarfile
 
 MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 INDEX = "application/vnd.oci.image.index.v1+json"
+LAYER = "application/vnd.oci.image.layer.v1.tar"
 ARTIFACT = "application/vnd.di3fs.delta.v1"
 DIMG = "application/vnd.di3fs.dimg.v1"
 TCONFIG = "application/vnd.di3fs.target.config.v1+json"
@@ -130,7 +139,9 @@ def cmd_cdimg(path, base, target, dimg, ref):
     tman, tcfg, _, _ = image_parts(target)
     _, bcfg, _, _ = image_parts(base)
     need(blob(files, man["config"], TCONFIG) == tcfg, "target config bytes")
-    need(len(man["layers"]) == 2, "two layers (.dimg, target manifest)")
+    need(len(man["layers"]) in (2, 3), "two or three layers (.dimg, target manifest, recipes)")
+    if len(man["layers"]) == 3:
+        blob(files, man["layers"][2], "application/vnd.di3fs.layers.v1+zstd")
     data = blob(files, man["layers"][0], DIMG)
     with open(dimg, "rb") as f:
         need(f.read() == data, "the .dimg blob differs from the raw .dimg")
@@ -348,6 +359,114 @@ def cmd_corrupt(path, outdir):
     repack(files, order, wrong_tree, os.path.join(outdir, "tree-mismatch.cdimg"))
 
 
+def recipe_records(raw):
+    """(offset of the first RAW record's data, of the first FILE record's
+    sha256) in a decompressed layer recipes blob (docs/FORMAT.md)."""
+    need(raw[:8] == b"DI3LAYRS", "layer recipes magic")
+    n = int.from_bytes(raw[12:16], "little")
+    pos, first_raw, first_file = 16, None, None
+    for _ in range(n):
+        kind = raw[pos]
+        pos += 36
+        while kind == 1:
+            t = raw[pos]
+            if t == 0:
+                pos += 1
+                break
+            if t == 1:
+                ln = int.from_bytes(raw[pos + 1:pos + 5], "little")
+                first_raw = first_raw or pos + 5
+                pos += 5 + ln
+            elif t in (2, 3):
+                size = int.from_bytes(raw[pos + 1:pos + 9], "little")
+                if t == 2:
+                    first_file = first_file or pos + 9
+                pos += 41 + (size if t == 3 else 0)
+            else:
+                raise Bad("record type %d" % t)
+    need(pos == len(raw), "layer recipes: %d bytes after the last layer" % (len(raw) - pos))
+    return first_raw, first_file
+
+
+def zstd(data, *args):
+    import subprocess
+    return subprocess.run(["zstd", "-q", "-c"] + list(args), input=data, check=True,
+                          stdout=subprocess.PIPE).stdout
+
+
+def cmd_badrecipe(path, outdir):
+    """Variants of X.cdimg whose layer recipes are wrong inside but whose
+    digests are all consistent: only the rebuild can tell."""
+    os.makedirs(outdir, exist_ok=True)
+    files, members = read_layout(path)
+    order = [m.name + ("/" if m.isdir() and not m.name.endswith("/") else "") for m in members]
+    man = json.loads(files["blobs/sha256/" + json.loads(files["index.json"])
+                           ["manifests"][0]["digest"][7:]])
+    need(len(man["layers"]) == 3, "no layer recipes in %s" % path)
+    old = "blobs/sha256/" + man["layers"][2]["digest"][7:]
+    raw = zstd(files[old], "-d")
+    first_raw, first_file = recipe_records(raw)
+
+    def flip(at):
+        return raw[:at] + bytes([raw[at] ^ 0x01]) + raw[at + 1:]
+    variants = {"recipe-cut": zstd(raw[:len(raw) // 2]), "recipe-junk": b"\0" * 64}
+    if first_raw is not None:
+        variants["recipe-flip-header"] = zstd(flip(first_raw + 100))
+    if first_file is not None:
+        variants["recipe-flip-ref"] = zstd(flip(first_file))
+    for name, blob_bytes in variants.items():
+        new = dict(files)
+        del new[old]
+        new["blobs/sha256/" + sha(blob_bytes)[7:]] = blob_bytes
+
+        def edit(m, b=blob_bytes):
+            m["layers"][2].update(digest=sha(b), size=len(b))
+        order2 = ["blobs/sha256/" + sha(blob_bytes)[7:] if n == old else n for n in order]
+        repack(new, order2, edit, os.path.join(outdir, name + ".cdimg"))
+        print(name)
+
+
+def layer_tars(path):
+    """(config bytes, [uncompressed layer tar bytes]) of an image tar."""
+    man, cfg, files, _ = image_parts(path)
+    if man is None:
+        m = json.loads(files["manifest.json"])[0]
+        raw = [files[name] for name in m["Layers"]]
+    else:
+        raw = [blob(files, d) for d in json.loads(man)["layers"]]
+    out = []
+    for b in raw:
+        if b[:2] == b"\x1f\x8b":
+            out.append(gzip.decompress(b))
+        elif b[:4] == b"\x28\xb5\x2f\xfd":
+            raise Bad("zstd layers are not checked here")
+        else:
+            out.append(b)
+    return cfg, out
+
+
+def cmd_layers(orig, out):
+    """OUT gives back ORIG's config bytes and each layer tar byte for byte."""
+    ocfg, otars = layer_tars(orig)
+    man, cfg, files, _ = image_parts(out)
+    need(cfg == ocfg, "config bytes differ from the original's")
+    ids = json.loads(cfg)["rootfs"]["diff_ids"]
+    descs = json.loads(man)["layers"]
+    need(len(descs) == len(otars) == len(ids), "%d layers, the original has %d"
+         % (len(descs), len(otars)))
+    for i, d in enumerate(descs):
+        b = blob(files, d)
+        if d["mediaType"].endswith("+gzip"):
+            need(b[:4] == b"\x1f\x8b\x08\x00" and b[4:8] == b"\0\0\0\0",
+                 "layer %d: gzip header has a name or an mtime" % (i + 1))
+            b = gzip.decompress(b)
+        else:
+            need(d["mediaType"] == LAYER, "layer %d: media type %s" % (i + 1, d["mediaType"]))
+        need(sha(b) == ids[i], "layer %d: diff_id %s, config says %s" % (i + 1, sha(b), ids[i]))
+        need(b == otars[i], "layer %d: tar bytes differ from the original" % (i + 1))
+    print("%s: config %s, %d layers identical to %s" % (out, sha(cfg), len(descs), orig))
+
+
 def main(argv):
     try:
         if argv[1] == "digest":
@@ -356,6 +475,10 @@ def main(argv):
             cmd_cdimg(*argv[2:7])
         elif argv[1] == "image":
             cmd_image(*argv[2:6])
+        elif argv[1] == "badrecipe":
+            cmd_badrecipe(argv[2], argv[3])
+        elif argv[1] == "layers":
+            cmd_layers(argv[2], argv[3])
         elif argv[1] == "corrupt":
             cmd_corrupt(argv[2], argv[3])
         else:

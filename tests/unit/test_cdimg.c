@@ -12,12 +12,14 @@
 #include <sys/stat.h>
 #include <sys/xattr.h>
 #include <unistd.h>
+#include <zstd.h>
 
 #include "cdimg.h"
 #include "check.h"
 #include "differ.h"
 #include "dimg/dimg.h"
 #include "dimg/hash.h"
+#include "layers.h"
 #include "ociwrite.h"
 #include "packer.h"
 
@@ -231,6 +233,98 @@ static void write_oci(const struct env *e, const char *cd, const struct dimg_tre
 	cdimg_free(c);
 }
 
+/* A .cdimg with a third layer: the blob is carried as given and found. */
+static void check_layers_carried(const struct env *e, const char *dimg, const char *out)
+{
+	static const char blob[] = "not parsed by the .cdimg reader";
+	char lp[PATH_MAX + 32], want[OCI_DIGEST_LEN];
+	struct cdimg *c;
+	snprintf(lp, sizeof(lp), "%s/recipes", e->dir);
+	spit(lp, (const uint8_t *)blob, sizeof(blob));
+	struct cdimg_meta m = {.base_config_digest = BASE_CFG_DIGEST,
+	                       .target_config = (const uint8_t *)CONFIG,
+	                       .target_config_len = strlen(CONFIG),
+	                       .target_manifest = (const uint8_t *)e->manifest,
+	                       .target_manifest_len = strlen(e->manifest),
+	                       .layers_path = lp};
+	CHECK_RC(packer_cdimg_write(out, dimg, &m, NULL));
+	CHECK_RC(cdimg_open(&c, out, NULL));
+	const struct cdimg_info *in = cdimg_get_info(c);
+	CHECK_RC(oci_digest_buf(blob, sizeof(blob), want));
+	CHECK(in->layers && in->layers_size == sizeof(blob) &&
+	      !memcmp(in->layers, blob, sizeof(blob)));
+	CHECK(!strcmp(in->layers_digest, want));
+	cdimg_free(c);
+	unlink(lp);
+}
+
+static int buf_sink(void *ctx, const void *p, size_t n)
+{
+	return dimg_buf_append(ctx, p, n);
+}
+
+/* Reads one handmade layer recipe (RAW, INLINE, END) of a blob. */
+static int read_recipe(const uint8_t *raw, size_t n, struct dimg_buf *out)
+{
+	struct layers_reader *r = NULL;
+	struct layers_layer l;
+	struct layers_src src = {0};
+	char *why = NULL;
+	size_t cap = ZSTD_compressBound(n);
+	uint8_t *z = malloc(cap);
+	size_t zn = ZSTD_compress(z, cap, raw, n, 3);
+	CHECK(!ZSTD_isError(zn));
+	int rc = layers_open(&r, z, zn, &why);
+	if (rc == 0)
+		rc = layers_next(r, 0, &l, &why);
+	if (rc == 0)
+		rc = layers_write(r, &src, buf_sink, out, &why);
+	CHECK(rc == 0 || (why && why[0]));
+	free(why);
+	layers_free(r);
+	free(z);
+	return rc;
+}
+
+static void check_layers_reader(void)
+{
+	static const char tarbytes[] = "header bytes", content[] = "file content";
+	uint8_t raw[256], sha[32];
+	size_t n = 0;
+	struct dimg_buf out = {0};
+	memcpy(raw, "DI3LAYRS\1\0\0\0\1\0\0\0", 16);
+	n = 16;
+	memset(raw + n, 0, 36);
+	raw[n] = LAYERS_RECIPE;
+	n += 36;
+	raw[n++] = DIMG_RECIPE_RAW;
+	memcpy(raw + n, "\x0c\0\0\0", 4);
+	memcpy(raw + n + 4, tarbytes, 12);
+	n += 16;
+	raw[n++] = DIMG_RECIPE_INLINE;
+	memcpy(raw + n, "\x0c\0\0\0\0\0\0\0", 8);
+	CHECK_RC(dimg_sha256_buf(content, 12, sha));
+	memcpy(raw + n + 8, sha, 32);
+	memcpy(raw + n + 40, content, 12);
+	n += 52;
+	raw[n++] = DIMG_RECIPE_END;
+	CHECK_RC(read_recipe(raw, n, &out));
+	CHECK(out.len == 24 && !memcmp(out.data, "header bytesfile content", 24));
+	/* a wrong embedded content, an unknown record, a cut, a version */
+	size_t at_content = n - 13, at_end = n - 1;
+	raw[at_content] ^= 1;
+	out.len = 0;
+	CHECK(read_recipe(raw, n, &out) == -EBADMSG);
+	raw[at_content] ^= 1;
+	raw[at_end] = 9;
+	CHECK(read_recipe(raw, n, &out) == -EBADMSG);
+	raw[at_end] = DIMG_RECIPE_END;
+	CHECK(read_recipe(raw, n - 5, &out) == -EBADMSG);
+	raw[8] = 2;
+	CHECK(read_recipe(raw, n, &out) == -ENOTSUP);
+	dimg_buf_free(&out);
+}
+
 static void check_squashed_config(void)
 {
 	struct dimg_buf out = {0};
@@ -284,6 +378,8 @@ int main(void)
 	check_info(cdimg_get_info(c), &e);
 	flips(p[1], p[3], cdimg_get_info(c));
 	cdimg_free(c);
+	check_layers_carried(&e, p[0], p[3]);
+	check_layers_reader();
 
 	write_oci(&e, p[1], base, 0, p[4], &r1);
 	write_oci(&e, p[1], base, 0, p[5], &r2);

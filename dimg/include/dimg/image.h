@@ -20,8 +20,27 @@ struct dimg_image_opts {
 	const char *cas_dir;  /* content store directory; NULL: a private temporary
 	                         one removed by dimg_image_free */
 	unsigned jobs;        /* threads for hashing (0 = one per core) */
+	int record_layers;    /* keep a recipe of each layer (dimg_image_layer) */
 	dimg_progress_fn progress;
 	void *pctx;
+};
+
+/* Records of a layer recipe (docs/FORMAT.md "Layer recipes"): the layer's
+ * uncompressed tar stream as raw bytes and references to contents. */
+#define DIMG_RECIPE_END     0 /* end of the layer */
+#define DIMG_RECIPE_RAW     1 /* u32 n (1..65536), n bytes of the stream */
+#define DIMG_RECIPE_FILE    2 /* u64 size (>0), sha256: a content of that size and hash */
+#define DIMG_RECIPE_INLINE  3 /* u64 size (>0), sha256, the size bytes (in .cdimg only) */
+#define DIMG_RECIPE_RAW_MAX (64u << 10)
+
+/* One layer of an image, in order. */
+struct dimg_image_layer {
+	uint8_t diff_id[32];             /* SHA-256 of the uncompressed tar, verified */
+	uint8_t digest[32];              /* SHA-256 of the blob, verified */
+	uint64_t size;                   /* blob bytes */
+	const char *filter;              /* the blob's compression: "none", "gzip", "zstd", "xz" */
+	int has_recipe;                  /* recorded (opts.record_layers) */
+	uint64_t recipe_off, recipe_len; /* its records, see dimg_image_recipe_read */
 };
 
 struct dimg_image {
@@ -36,7 +55,9 @@ struct dimg_image {
 	size_t manifest_len;
 	char manifest_digest[72];
 	char *manifest_media_type;
-	char *ref;  /* the name the image was picked by, if any */
+	char *ref;      /* the name the image was picked by, if any */
+	size_t nlayers; /* 0 for a plain directory */
+	struct dimg_image_layer *layers;
 	void *priv; /* owned by the implementation */
 };
 
@@ -52,6 +73,13 @@ struct dimg_image {
 int dimg_image_open(struct dimg_image **out, const char *path, const struct dimg_image_opts *o,
                     char **err);
 void dimg_image_free(struct dimg_image *img);
+
+/* Reads exactly n bytes of the recorded recipes at off. -ENOENT when the
+ * image recorded none, -EOVERFLOW past their end. */
+int dimg_image_recipe_read(const struct dimg_image *img, uint64_t off, void *buf, size_t n);
+/* Opens, read-only, a content of the image's layers by SHA-256 (including
+ * files later layers replaced or deleted). -ENOENT if there is none. */
+int dimg_image_open_content(const struct dimg_image *img, const uint8_t sha256[32], int *fd);
 
 #ifdef __cplusplus
 }
