@@ -59,5 +59,6 @@ int cli_open_delta(const char *path, struct cdimg **c, struct dimg_reader **rd);
 int cmd_diff(int argc, char **argv);
 int cmd_apply(int argc, char **argv);
 int cmd_show(int argc, char **argv);
+int cmd_merge(int argc, char **argv);
 
 #endif

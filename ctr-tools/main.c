@@ -8,6 +8,7 @@ static const struct cli_cmd commands[] = {
     {"diff", "compare two images or trees and write a .cdimg or .dimg delta", cmd_diff},
     {"apply", "rebuild the target image or tree from its base and a delta", cmd_apply},
     {"show", "summarise a delta (--json: the full index)", cmd_show},
+    {"merge", "compose a chain of deltas v1->v2->...->vN into one delta v1->vN", cmd_merge},
 };
 
 static void usage(FILE *f)

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <zstd.h>
+
 #include "bsdiff-internal.h"
 #include "dimg/codec.h"
 
@@ -37,8 +39,12 @@ static void bsc_patch_free(struct bsc_patch *p)
 /* One stream: exactly one zstd frame whose content fits within max bytes. */
 static int bsc_stream(const uint8_t *p, uint64_t len, uint64_t max, struct dimg_buf *out)
 {
-	uint64_t n = 0;
-	int r = dimg_zstd_decode(p, (size_t)len, dimg_write_buf, out, &n);
+	uint64_t n = 0, stated = len >= 4 ? ZSTD_getFrameContentSize(p, (size_t)len) : 0;
+	/* One allocation of the stated size (bounded by max), not a series of
+	 * doublings; the decoder still checks the real size. */
+	int r = stated <= max ? dimg_buf_reserve(out, (size_t)stated) : 0;
+	if (r == 0)
+		r = dimg_zstd_decode(p, (size_t)len, dimg_write_buf, out, &n);
 
 	if (r == -ENOMEM || r == -EOVERFLOW)
 		return r;
@@ -284,6 +290,10 @@ int dimg_bsdiff_compose(const uint8_t *ab, size_t ablen, const uint8_t *bc, size
 		r = bsc_decode(&b, bc, bclen);
 	if (r == 0 && b.oldsize != a.newsize)
 		r = -EXDEV;
+	/* Composed streams are at most b's new size together. */
+	if (r == 0 && ((r = dimg_buf_reserve(&o.diff, b.diff.len)) < 0 ||
+	               (r = dimg_buf_reserve(&o.extra, b.extra.len)) < 0))
+		r = -ENOMEM;
 	if (r == 0)
 		r = bsc_compose(&o, &a, &b);
 	if (r == 0)
