@@ -8,8 +8,10 @@ libfoo.so.1.3), duplicates, deletions, additions, mode (setuid/setgid/sticky),
 owner, mtime and xattr changes, hardlinks made and broken, symlinks
 retargeted, devices, fifos, type changes at one path.
 
-usage: mkrandpair.py SEED OUT [--small] [--no-root-features]
+usage: mkrandpair.py SEED OUT [--small] [--no-root-features] [--chain N]
 Root is needed for devices, ownership and security.* xattrs.
+--chain N makes OUT/v1 .. OUT/vN instead, each one the previous one after
+another round of such changes (N >= 2; --chain 2 is the pair).
 """
 import os
 import random
@@ -147,7 +149,7 @@ def regular_files(root):
     return sorted(out)
 
 
-def change_v2(rng, root, priv):
+def change_v2(rng, root, priv, step=1):
     g = Gen(rng, root, False, priv)
     # The version-named files are changed below, in their own way.
     files = [f for f in regular_files(root) if "foo" not in f]
@@ -155,7 +157,8 @@ def change_v2(rng, root, priv):
     n = len(files)
     plan = files[: max(1, n // 2)]
     for rel in plan:
-        if not os.path.exists(g.path(rel)):
+        if not os.path.exists(g.path(rel)) or os.path.isdir(g.path(rel + ".moved")) \
+                or os.path.isdir(g.path(rel + ".copy")):
             continue
         r = rng.random()
         if r < 0.35:  # edit in place (keeps hardlinks)
@@ -185,44 +188,57 @@ def change_v2(rng, root, priv):
             os.mkdir(g.path(rel))
             g.write(os.path.join(rel, "inner"), b"now a dir")
     # Version-named rename with an edit, like a library upgrade.
-    with open(g.path("usr/lib/libfoo.so.1.2"), "rb") as f:
+    lib = "usr/lib/libfoo.so.1.%d" % (step + 1)
+    with open(g.path(lib), "rb") as f:
         data = f.read()
-    os.unlink(g.path("usr/lib/libfoo.so.1.2"))
-    g.write("usr/lib/libfoo.so.1.3", mutate(rng, data), 0o755)
-    os.rename(g.path("usr/share/doc/foo-1.2.3"), g.path("usr/share/doc/foo-1.2.4"))
+    os.unlink(g.path(lib))
+    g.write("usr/lib/libfoo.so.1.%d" % (step + 2), mutate(rng, data), 0o755)
+    os.rename(g.path("usr/share/doc/foo-1.2.%d" % (step + 2)),
+              g.path("usr/share/doc/foo-1.2.%d" % (step + 3)))
     for i in range(5):
-        g.write("usr/share/new%d" % i, rand_bytes(rng, rng.choice([0, 5, 5000])))
+        name = "usr/share/new%d" % i if step == 1 else "usr/share/new%d-%d" % (step, i)
+        g.write(name, rand_bytes(rng, rng.choice([0, 5, 5000])))
     os.unlink(g.path("bin/rel-link"))
     os.symlink("../usr/share", g.path("bin/rel-link"))
     # A new hardlink and a broken one.
     files = regular_files(root)
-    os.link(g.path(files[0]), g.path("etc/new-hardlink"))
+    os.link(g.path(files[0]), g.path("etc/new-hardlink" + ("" if step == 1 else str(step))))
     if os.path.exists(g.path("bin/hl0")):
         os.unlink(g.path("bin/hl0"))
-    os.mkfifo(g.path("etc/newfifo"))
+    os.mkfifo(g.path("etc/newfifo" + ("" if step == 1 else str(step))))
     os.chmod(g.path("tmp"), 0o1770)
     ns = 1700000000123456789
     os.utime(g.path("usr/share"), ns=(ns, ns))
 
 
 def main():
-    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    argv = sys.argv[1:]
+    chain = 2
+    if "--chain" in argv:
+        i = argv.index("--chain")
+        if i + 1 >= len(argv) or not argv[i + 1].isdigit() or int(argv[i + 1]) < 2:
+            print("--chain needs N >= 2", file=sys.stderr)
+            return 2
+        chain = int(argv[i + 1])
+        del argv[i:i + 2]
+    args = [a for a in argv if not a.startswith("--")]
     if len(args) != 2:
         print(__doc__, file=sys.stderr)
         return 2
     seed, out = int(args[0]), args[1]
-    small = "--small" in sys.argv
-    priv = os.geteuid() == 0 and "--no-root-features" not in sys.argv
+    small = "--small" in argv
+    priv = os.geteuid() == 0 and "--no-root-features" not in argv
     rng = random.Random(seed)
-    v1, v2 = os.path.join(out, "v1"), os.path.join(out, "v2")
-    for d in (v1, v2):
+    vs = [os.path.join(out, "v%d" % k) for k in range(1, chain + 1)]
+    for d in vs:
         if os.path.exists(d):
             shutil.rmtree(d)
-    build_v1(rng, v1, small, priv)
-    # cp -a keeps hardlinks, xattrs, owners, devices and times.
-    if os.system("cp -a '%s' '%s'" % (v1, v2)) != 0:
-        return 1
-    change_v2(rng, v2, priv)
+    build_v1(rng, vs[0], small, priv)
+    for k in range(1, chain):
+        # cp -a keeps hardlinks, xattrs, owners, devices and times.
+        if os.system("cp -a '%s' '%s'" % (vs[k - 1], vs[k])) != 0:
+            return 1
+        change_v2(rng, vs[k], priv, k)
     return 0
 
 
