@@ -15,7 +15,7 @@
 #include "packer.h"
 
 static const char merge_help[] =
-    "usage: cdimg merge [OPTIONS] DELTA1 DELTA2 [DELTA...] -o OUT.cdimg|OUT.dimg\n"
+    "usage: cdimg merge [OPTIONS] DELTA1 [DELTA2...] -o OUT.cdimg|OUT.dimg\n"
     "\n"
     "Composes a chain of deltas (DELTA1: v1->v2, DELTA2: v2->v3, ...) into one\n"
     "delta v1->vN, without any image: unchanged entries stay runs, files the\n"
@@ -23,7 +23,7 @@ static const char merge_help[] =
     "patched files are composed into one patch, patches over stored files are\n"
     "applied and the result stored. Each delta's base tree must be the previous\n"
     "one's target tree. Applying the result to v1 gives exactly what applying\n"
-    "the chain gives (same bytes, same metadata).\n"
+    "the chain gives (same bytes, same metadata). One delta alone is rewritten.\n"
     "\n"
     "DELTAs are .cdimg or .dimg files. A .cdimg output takes the base config\n"
     "digest from DELTA1 and the target config and manifest from the last delta,\n"
@@ -112,7 +112,7 @@ static int parse(int argc, char **argv, struct merge_args *a)
 		} else if (c != 'r')
 			goto usage;
 	}
-	if (argc - optind < 2 || !a->out)
+	if (argc - optind < 1 || !a->out)
 		goto usage;
 	a->deltas = argv + optind;
 	a->n = (size_t)(argc - optind);

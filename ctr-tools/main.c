@@ -9,6 +9,8 @@ static const struct cli_cmd commands[] = {
     {"apply", "rebuild the target image or tree from its base and a delta", cmd_apply},
     {"show", "summarise a delta (--json: the full index)", cmd_show},
     {"merge", "compose a chain of deltas v1->v2->...->vN into one delta v1->vN", cmd_merge},
+    {"plan", "the chain of deltas with the fewest bytes from images you have to one you want",
+     cmd_plan},
 };
 
 static void usage(FILE *f)
