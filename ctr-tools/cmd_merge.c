@@ -44,9 +44,10 @@ static const char merge_help[] =
     "      --cache DIR          content store for --base's files\n"
     "      --reencode-ratio R   with --base: re-encode composed patches larger than\n"
     "                           R x the last patch (default 2.0)\n"
-    "  -l, --level N            zstd level 1..22 of rewritten blobs (default 12;\n"
-    "                           files of 1 MiB or more: 9, the streams of composed\n"
-    "                           patches gain little from higher levels)\n"
+    "  -l, --level N            zstd level 1..22 of rewritten blobs (default: 12,\n"
+    "                           and 9 for files of 1 MiB or more: the streams of\n"
+    "                           composed patches gain little from slow levels);\n"
+    "                           an explicit level applies to all files\n"
     "      --json               print the summary as JSON on stdout\n"
     "  -q, --quiet              no summary\n"
     "  -h, --help               this text\n";
@@ -101,7 +102,7 @@ static int parse(int argc, char **argv, struct merge_args *a)
 		else if (c == 'l' && cli_parse_uint(optarg, 1, 22, &v) < 0)
 			goto bad;
 		else if (c == 'l')
-			a->mo.level = a->mo.diff.level = (int)v;
+			a->mo.level = a->mo.large_level = a->mo.diff.level = (int)v;
 		else if (c == 'J')
 			a->json = 1;
 		else if (c == 'q')
