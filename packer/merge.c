@@ -13,11 +13,13 @@
 #include "merge.h"
 #include "packer.h"
 
-/* A blob: borrowed bytes, or bytes owned in own. */
+/* A blob: borrowed bytes, or bytes owned in own. fast: compressed at
+ * zstd level 1 by an intermediate fold, to be recompressed at the end. */
 struct mblob {
 	const uint8_t *p;
 	size_t len;
 	struct dimg_buf own;
+	int fast;
 };
 
 /* A delta in memory: its index ops and explicit entries, one blob each. */
@@ -36,6 +38,7 @@ struct mctx {
 	struct merge_stats *st;
 	const char *name; /* the delta being folded in */
 	char **err;
+	int final_; /* folding in the last delta: blobs at their real level */
 };
 
 static int mfail(struct mctx *c, int rc, const char *fmt, ...)
@@ -261,8 +264,12 @@ static void mblob_take(struct mblob *b, struct dimg_buf *own)
 	b->len = b->own.len;
 }
 
+/* Intermediate folds compress fast: the next fold decodes the blob again,
+ * and blobs that survive to the end are recompressed (finish_blobs). */
 static int level_for(const struct mctx *c, const struct dimg_entry *e)
 {
+	if (!c->final_)
+		return 1;
 	return e->size >= c->o->large_size ? c->o->large_level : c->o->level;
 }
 
@@ -275,6 +282,7 @@ static int store_full(struct mctx *c, struct dimg_entry *e, struct mblob *b,
 	if (r < 0)
 		return r;
 	mblob_take(b, &z);
+	b->fast = !c->final_;
 	return set_payload(e, DIMG_PAYLOAD_FULL, 0, NULL);
 }
 
@@ -305,6 +313,7 @@ static int reencode(struct mctx *c, struct dimg_entry *e, struct mblob *b,
 	dimg_buf_free(&old);
 	if (!r && (force || res.blob.len < b->len)) {
 		mblob_take(b, &res.blob);
+		b->fast = 0;
 		r = set_payload(e, res.payload, res.codec, src);
 		c->st->reencoded++;
 	}
@@ -368,10 +377,12 @@ static int compose_bsdiff(struct mctx *c, struct dimg_entry *e, struct mblob *b,
 		return r == -ENOMEM ? r : mfail(c, r, "%s: cannot compose its patches", e->path);
 	}
 	mblob_take(b, &z);
+	b->fast = !c->final_;
 	if ((r = set_payload(e, DIMG_PAYLOAD_PATCH, DIMG_CODEC_BSDIFF, src_of(a))) < 0)
 		return r;
 	c->st->composed++;
-	if (c->o->base && (double)b->len > c->o->reencode_ratio * (double)last)
+	/* Sizes compare only at real levels: the last fold. */
+	if (c->final_ && c->o->base && (double)b->len > c->o->reencode_ratio * (double)last)
 		return maybe_reencode(c, e, b, a);
 	return 0;
 }
@@ -419,6 +430,7 @@ static int compose_same(struct mctx *c, struct dimg_entry *e, struct mblob *b,
 		memcpy(e->sha256, a->sha256, 32);
 	b->p = ab->p;
 	b->len = ab->len;
+	b->fast = ab->fast;
 	if (a->payload == DIMG_PAYLOAD_SAME)
 		c->st->remapped++;
 	else if (has_blob(a))
@@ -507,7 +519,7 @@ static int acur_next(struct acur *u, struct mdelta *C, size_t *xi)
 /* Copies A's explicit entry xi into C. */
 static int copy_explicit(struct mdelta *C, const struct mdelta *A, size_t xi)
 {
-	struct mblob b = {.p = A->blobs[xi].p, .len = A->blobs[xi].len};
+	struct mblob b = {.p = A->blobs[xi].p, .len = A->blobs[xi].len, .fast = A->blobs[xi].fast};
 	struct dimg_entry e;
 	int r = dimg_entry_copy(&e, &A->x->v[xi]);
 	if (!r && (r = mdelta_entry(C, &e, &b)) < 0)
@@ -583,6 +595,33 @@ static int merge2(struct mctx *c, const struct mdelta *A, const struct mdelta *B
 	C->entries = B->entries;
 	*out = C;
 	return 0;
+}
+
+/* Blobs an intermediate fold compressed fast, recompressed at their level. */
+static int finish_blobs(struct mctx *c, struct mdelta *d)
+{
+	int r = 0;
+	for (size_t i = 0; !r && i < d->x->n; i++) {
+		struct dimg_entry *e = &d->x->v[i];
+		struct mblob *b = &d->blobs[i];
+		struct dimg_buf out = {0}, raw = {0};
+		if (!b->fast)
+			continue;
+		if (e->payload == DIMG_PAYLOAD_FULL) {
+			r = dimg_zstd_decode(b->p, b->len, dimg_write_buf, &raw, NULL);
+			if (!r)
+				r = dimg_zstd_encode(raw.data, raw.len, level_for(c, e), &out);
+		} else {
+			r = dimg_bsdiff_repack(b->p, b->len, level_for(c, e), &out);
+		}
+		if (!r) {
+			mblob_take(b, &out);
+			b->fast = 0;
+		}
+		dimg_buf_free(&raw);
+		dimg_buf_free(&out);
+	}
+	return r;
 }
 
 /* ---- writing ---- */
@@ -717,6 +756,7 @@ static int fold(struct mctx *c, struct dimg_reader *const *rds, const char *cons
 	}
 	for (size_t i = 0; !r && i < n; i++) {
 		c->name = names[i];
+		c->final_ = i + 1 == n;
 		r = mdelta_from_reader(&all[2 * i], rds[i], c);
 		if (!r && i > 0)
 			r = merge2(c, i == 1 ? all[0] : all[2 * i - 1], all[2 * i],
@@ -736,6 +776,8 @@ int merge_write_dimg(const char *out_path, struct dimg_reader *const *rds, const
 	memset(st, 0, sizeof(*st));
 	if (!r)
 		r = fold(&c, rds, names, n, all);
+	if (!r)
+		r = finish_blobs(&c, n == 1 ? all[0] : all[2 * n - 1]);
 	if (!r) {
 		struct mwrite m = {n == 1 ? all[0] : all[2 * n - 1], st};
 		c.name = out_path;

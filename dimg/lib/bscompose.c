@@ -11,6 +11,8 @@
 
 #include "bsdiff-internal.h"
 #include "dimg/codec.h"
+#include "endian-internal.h"
+#include "zstd-internal.h"
 
 /* A run of new bytes: old[opos..] + diff[dpos..] (opos != BSC_EXTRA) or
  * extra[dpos..]. */
@@ -36,20 +38,34 @@ static void bsc_patch_free(struct bsc_patch *p)
 	free(p->seg);
 }
 
-/* One stream: exactly one zstd frame whose content fits within max bytes. */
+/* One stream: exactly one zstd frame stating a content size of at most max
+ * bytes, decoded in one call into a buffer of that size (no window buffer,
+ * no copies). */
 static int bsc_stream(const uint8_t *p, uint64_t len, uint64_t max, struct dimg_buf *out)
 {
-	uint64_t n = 0, stated = len >= 4 ? ZSTD_getFrameContentSize(p, (size_t)len) : 0;
-	/* One allocation of the stated size (bounded by max), not a series of
-	 * doublings; the decoder still checks the real size. */
-	int r = stated <= max ? dimg_buf_reserve(out, (size_t)stated) : 0;
-	if (r == 0)
-		r = dimg_zstd_decode(p, (size_t)len, dimg_write_buf, out, &n);
+	unsigned long long stated;
+	size_t n;
+	int r;
 
-	if (r == -ENOMEM || r == -EOVERFLOW)
-		return r;
-	if (r < 0 || n > max)
+	if (len < 4 || le32dec(p) != ZSTD_MAGICNUMBER)
 		return -EBADMSG;
+	stated = ZSTD_getFrameContentSize(p, (size_t)len);
+	if (stated == ZSTD_CONTENTSIZE_ERROR || stated == ZSTD_CONTENTSIZE_UNKNOWN || stated > max)
+		return -EBADMSG;
+	/* No real frame expands more than 32768 times (docs/patch-format.md,
+	 * zstdref): a short hostile frame cannot make us reserve a huge buffer. */
+	if (stated / 32768 > len)
+		return -EBADMSG;
+	if (ZSTD_findFrameCompressedSize(p, (size_t)len) != len)
+		return -EBADMSG;
+	if ((r = dimg_buf_reserve(out, (size_t)stated)) < 0)
+		return r;
+	n = ZSTD_decompress(out->data, (size_t)stated, p, (size_t)len);
+	if (ZSTD_isError(n))
+		return dimg_zstd_derr(n);
+	if (n != stated)
+		return -EBADMSG;
+	out->len = n;
 	return 0;
 }
 
@@ -303,5 +319,16 @@ int dimg_bsdiff_compose(const uint8_t *ab, size_t ablen, const uint8_t *bc, size
 	dimg_buf_free(&o.ctrl);
 	dimg_buf_free(&o.diff);
 	dimg_buf_free(&o.extra);
+	return r;
+}
+
+int dimg_bsdiff_repack(const uint8_t *patch, size_t len, int level, struct dimg_buf *out)
+{
+	struct bsc_patch p = {0};
+	int r = bsc_decode(&p, patch, len);
+
+	if (r == 0)
+		r = dimg_bsd_pack(p.oldsize, p.newsize, &p.ctrl, &p.diff, &p.extra, level, out);
+	bsc_patch_free(&p);
 	return r;
 }

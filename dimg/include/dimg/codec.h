@@ -58,6 +58,10 @@ int dimg_bspatch(const uint8_t *old, size_t oldlen, const uint8_t *patch, size_t
 int dimg_bsdiff_compose(const uint8_t *ab, size_t ablen, const uint8_t *bc, size_t bclen, int level,
                         struct dimg_buf *out);
 
+/* The same bsdiff patch with its streams recompressed at level (checked
+ * as apply checks it), appended to *out. */
+int dimg_bsdiff_repack(const uint8_t *patch, size_t len, int level, struct dimg_buf *out);
+
 /* zstd frame of new compressed with old as a raw prefix (long-distance
  * matching, window large enough to see all of old). Appends to *out. */
 int dimg_zstdref_encode(const uint8_t *old, size_t oldlen, const uint8_t *new_, size_t newlen,
