@@ -12,6 +12,7 @@
 #include <zstd_errors.h>
 
 #include "dimg/codec.h"
+#include "bsdiff-internal.h"
 #include "endian-internal.h"
 #include "zstd-internal.h"
 
@@ -787,5 +788,49 @@ int dimg_bspatch(const uint8_t *old, size_t oldlen, const uint8_t *patch, size_t
 	free(b.chunk);
 	if (r == 0 && newlen)
 		*newlen = h.newsize;
+	return r;
+}
+
+/* ---- shared with patch composition (bsdiff-internal.h) ---- */
+
+int dimg_bsd_header(const uint8_t *p, size_t len, uint64_t *oldsize, uint64_t *newsize,
+                    uint64_t zlen[3])
+{
+	struct bsd_header h;
+	int r = bsd_parse_header(&h, p, len);
+
+	if (r < 0)
+		return r;
+	*oldsize = h.oldsize;
+	*newsize = h.newsize;
+	memcpy(zlen, h.zlen, sizeof(h.zlen));
+	return 0;
+}
+
+int dimg_bsd_pack(uint64_t oldsize, uint64_t newsize, const struct dimg_buf *ctrl,
+                  const struct dimg_buf *diff, const struct dimg_buf *extra, int level,
+                  struct dimg_buf *out)
+{
+	const struct dimg_buf *in[BSD_NSTREAMS] = {ctrl, diff, extra};
+	uint64_t zlen[BSD_NSTREAMS] = {0};
+	ZSTD_CCtx *cc = ZSTD_createCCtx();
+	size_t start = out->len;
+	int r = cc ? dimg_buf_reserve(out, BSD_HDR_SIZE) : -ENOMEM;
+
+	if (r == 0)
+		out->len += BSD_HDR_SIZE;
+	for (int i = 0; i < BSD_NSTREAMS && r == 0; i++) {
+		size_t before = out->len;
+
+		r = bsd_z_begin(cc, level, in[i]->len);
+		if (r == 0)
+			r = bsd_z_feed(cc, out, in[i]->data, in[i]->len, 1);
+		zlen[i] = out->len - before;
+	}
+	ZSTD_freeCCtx(cc);
+	if (r == 0)
+		bsd_put_header(out->data + start, oldsize, newsize, zlen);
+	else
+		out->len = start;
 	return r;
 }

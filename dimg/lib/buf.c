@@ -76,3 +76,8 @@ int dimg_write_fd(void *ctx, const void *p, size_t n)
 	}
 	return 0;
 }
+
+int dimg_write_buf(void *ctx, const void *p, size_t n)
+{
+	return dimg_buf_append(ctx, p, n);
+}

@@ -13,11 +13,10 @@
 #include "endian-internal.h"
 #include "format-internal.h"
 
-/* One decoded op: a run over the base, or an explicit entry. */
-struct op {
-	uint8_t kind;
-	uint32_t count; /* KEEP/SKIP: base entries; ENTRY: index in explicit */
-};
+_Static_assert((int)DIMG_INDEX_KEEP == (int)DIMG_OP_KEEP &&
+                   (int)DIMG_INDEX_SKIP == (int)DIMG_OP_SKIP &&
+                   (int)DIMG_INDEX_ENTRY == (int)DIMG_OP_ENTRY,
+               "public op kinds are the on-disk op bytes");
 
 struct dimg_reader {
 	const uint8_t *map;
@@ -25,7 +24,7 @@ struct dimg_reader {
 	int mapped; /* map came from mmap (else borrowed memory) */
 	uint8_t base_id[32], target_id[32];
 	uint64_t index_off, index_len, index_raw_len, entry_count;
-	struct op *ops;
+	struct dimg_index_op *ops;
 	size_t nops;
 	struct dimg_tree *explicit_;
 	struct dimg_index_stats st;
@@ -165,7 +164,7 @@ static int push_op(struct dimg_reader *rd, size_t *cap, uint8_t kind, uint32_t c
 {
 	if (rd->nops == *cap) {
 		size_t ncap = *cap ? *cap * 2 : 64;
-		struct op *v = realloc(rd->ops, ncap * sizeof(*v));
+		struct dimg_index_op *v = realloc(rd->ops, ncap * sizeof(*v));
 		if (!v)
 			return -ENOMEM;
 		rd->ops = v;
@@ -377,6 +376,12 @@ const struct dimg_tree *dimg_reader_explicit(const struct dimg_reader *r)
 	return r->explicit_;
 }
 
+const struct dimg_index_op *dimg_reader_ops(const struct dimg_reader *r, size_t *n)
+{
+	*n = r->nops;
+	return r->ops;
+}
+
 /* A SAME or PATCH source must be a regular file of the base. */
 static const struct dimg_entry *base_source(const struct dimg_tree *base,
                                             const struct dimg_entry *e)
@@ -426,7 +431,7 @@ static int apply_ops(const struct dimg_reader *rd, const struct dimg_tree *base,
 {
 	size_t i = 0;
 	for (size_t k = 0; k < rd->nops; k++) {
-		const struct op *o = &rd->ops[k];
+		const struct dimg_index_op *o = &rd->ops[k];
 		int r = 0;
 		if (o->kind == DIMG_OP_ENTRY) {
 			r = resolve_explicit(out, base, &rd->explicit_->v[o->count]);

@@ -218,29 +218,85 @@ static int encode_index(struct dimg_buf *b, const struct dimg_tree *base,
 	return r;
 }
 
-int dimg_writer_finish(struct dimg_writer *w, const struct dimg_tree *base,
-                       const struct dimg_tree *target)
+/* Compresses the raw index and writes it and the trailer. */
+static int write_index(struct dimg_writer *w, const struct dimg_buf *raw, uint64_t entries)
 {
-	struct dimg_buf raw = {0}, z = {0};
+	struct dimg_buf z = {0};
 	uint8_t t[DIMG_TRAILER_SIZE] = {0};
-	int r = encode_index(&raw, base, target);
-	if (!r && raw.len > DIMG_INDEX_MAX)
-		r = -EFBIG;
+	int r = raw->len > DIMG_INDEX_MAX ? -EFBIG : 0;
 	if (!r)
-		r = dimg_zstd_encode(raw.data, raw.len, 19, &z);
+		r = dimg_zstd_encode(raw->data, raw->len, 19, &z);
 	if (r < 0)
 		goto out;
 	le64enc(t, w->off);
 	le64enc(t + 8, z.len);
-	le64enc(t + 16, raw.len);
+	le64enc(t + 16, raw->len);
 	le64enc(t + 24, dimg_xxh3(z.data, z.len));
-	le64enc(t + 32, target->n);
+	le64enc(t + 32, entries);
 	memcpy(t + 56, DIMG_TRAILER_MAGIC, 8);
 	r = write_all(w, z.data, z.len);
 	if (!r)
 		r = write_all(w, t, sizeof(t));
 out:
-	dimg_buf_free(&raw);
 	dimg_buf_free(&z);
+	return r;
+}
+
+int dimg_writer_finish(struct dimg_writer *w, const struct dimg_tree *base,
+                       const struct dimg_tree *target)
+{
+	struct dimg_buf raw = {0};
+	int r = encode_index(&raw, base, target);
+	if (!r)
+		r = write_index(w, &raw, target->n);
+	dimg_buf_free(&raw);
+	return r;
+}
+
+/* One op of a caller-made index; *next is the explicit entry expected. */
+static int given_op(struct dimg_buf *b, struct run *run, const struct dimg_index_op *o,
+                    const struct dimg_tree *x, size_t *next, uint64_t *made)
+{
+	if (o->kind == DIMG_INDEX_ENTRY) {
+		if (o->count != *next || *next >= x->n)
+			return -EINVAL;
+		(*next)++;
+		(*made)++;
+		return entry_op(b, run, &x->v[o->count]);
+	}
+	if ((o->kind != DIMG_INDEX_KEEP && o->kind != DIMG_INDEX_SKIP) || o->count == 0)
+		return -EINVAL;
+	if (o->kind == DIMG_INDEX_KEEP)
+		*made += o->count;
+	if (run->count && run->op != o->kind) {
+		int r = flush_run(b, run);
+		if (r < 0)
+			return r;
+	}
+	run->op = o->kind;
+	run->count += o->count;
+	return 0;
+}
+
+int dimg_writer_finish_ops(struct dimg_writer *w, const struct dimg_index_op *ops, size_t nops,
+                           const struct dimg_tree *explicit_, uint64_t entries)
+{
+	struct dimg_buf raw = {0};
+	struct run run = {0, 0};
+	size_t next = 0;
+	uint64_t made = 0;
+	uint8_t end = DIMG_OP_END;
+	int r = 0;
+	for (size_t k = 0; !r && k < nops; k++)
+		r = given_op(&raw, &run, &ops[k], explicit_, &next, &made);
+	if (!r && (next != explicit_->n || made != entries))
+		r = -EINVAL;
+	if (!r)
+		r = flush_run(&raw, &run);
+	if (!r)
+		r = put_bytes(&raw, &end, 1);
+	if (!r)
+		r = write_index(w, &raw, entries);
+	dimg_buf_free(&raw);
 	return r;
 }

@@ -1,19 +1,23 @@
 #!/bin/bash
-# mktrees.sh - build pairs of real Debian image trees (old and new package
+# mktrees.sh - build pairs and chains of real Debian image trees (package
 # versions over one shared minbase bookworm base) for di3fs tests and
 # benchmarks.
 #
-#   tests/assets/mktrees.sh [--cache DIR] [--out DIR] [PAIR...]
+#   tests/assets/mktrees.sh [--cache DIR] [--out DIR] [SET...]
 #
 #   --cache DIR   cache for the base tarball and the .debs
 #                 (default /var/cache/di3fs)
-#   --out DIR     where PAIR-v1 and PAIR-v2 are made (default DIR/trees)
-#   PAIR          nginx, redis (default: both)
+#   --out DIR     where SET-v1, SET-v2, ... are made (default DIR/trees)
+#   SET           a pair: nginx, redis (default: both);
+#                 a chain: openssl (openssl + libssl3), libc6 (libc6 +
+#                 libc-bin)
 #
-# Tree PAIR-v1 is the base with the OLDEST archive version of the pair's
-# packages unpacked over it, PAIR-v2 the same with the NEWEST one. Every
-# step writes under a temporary name and renames when complete, so an
-# interrupted run is simply redone. Must run as root.
+# Pair SET-v1 is the base with the OLDEST archive version of the pair's
+# packages unpacked over it, SET-v2 the same with the NEWEST one. A chain
+# has one tree per version apt lists for its first package, in dpkg order:
+# SET-v1 the oldest, SET-vN the newest (two versions make SET-v1/SET-v2
+# like a pair). Every step writes under a temporary name and renames when
+# complete, so an interrupted run is simply redone. Must run as root.
 set -eu
 
 PROG=${0##*/}
@@ -30,10 +34,11 @@ say() { printf '%s: %s\n' "$PROG" "$*" >&2; }
 
 usage() {
 	cat >&2 <<EOF
-usage: $PROG [--cache DIR] [--out DIR] [PAIR...]
+usage: $PROG [--cache DIR] [--out DIR] [SET...]
   --cache DIR  cache directory (default /var/cache/di3fs)
-  --out DIR    output directory for PAIR-v1/PAIR-v2 (default CACHE/trees)
-  PAIR         one of: nginx redis (default: nginx redis)
+  --out DIR    output directory for SET-v1, SET-v2, ... (default CACHE/trees)
+  SET          pairs (oldest, newest): nginx redis (default: nginx redis)
+               chains (every version): openssl libc6
 EOF
 	exit 2
 }
@@ -56,16 +61,25 @@ done
 [ -n "$CACHE" ] || die "--cache needs a directory"
 OUT=${OUT:-$CACHE/trees}
 
-# The packages of a pair; the first one decides the versions.
+# The packages of a set; the first one decides the versions.
 pair_pkgs() {
 	case $1 in
 	nginx) echo "nginx nginx-common" ;;
 	redis) echo "redis-server redis-tools" ;;
+	openssl) echo "openssl libssl3" ;;
+	libc6) echo "libc6 libc-bin" ;;
 	*) return 1 ;;
 	esac
 }
+# pair: oldest and newest version; chain: every version.
+set_kind() {
+	case $1 in
+	openssl | libc6) echo chain ;;
+	*) echo pair ;;
+	esac
+}
 for p in "${PAIRS[@]}"; do
-	pair_pkgs "$p" >/dev/null || die "unknown pair '$p' (known: nginx redis)"
+	pair_pkgs "$p" >/dev/null || die "unknown set '$p' (known: nginx redis openssl libc6)"
 done
 
 [ "$(id -u)" = 0 ] || die "must run as root: the base tree holds device nodes and files of other owners (try: sudo $0)"
@@ -178,6 +192,24 @@ pick_version() {
 	done
 	printf '%s\n' "$best"
 }
+# the versions on stdin in dpkg order, oldest first (insertion sort: the
+# lists are a handful of versions long)
+sort_versions() {
+	local sorted=() v i j
+	while read -r v; do
+		i=${#sorted[@]}
+		while [ "$i" -gt 0 ] && dpkg --compare-versions "$v" lt "${sorted[$((i - 1))]}"; do
+			i=$((i - 1))
+		done
+		j=${#sorted[@]}
+		while [ "$j" -gt "$i" ]; do
+			sorted[$j]=${sorted[$((j - 1))]}
+			j=$((j - 1))
+		done
+		sorted[$i]=$v
+	done
+	[ ${#sorted[@]} -eq 0 ] || printf '%s\n' "${sorted[@]}"
+}
 
 # ---------------------------------------------------------------- debs
 # Set DEB to the cached .deb of PKG=VERSION, downloading it if needed.
@@ -250,20 +282,27 @@ for pair in "${PAIRS[@]}"; do
 	read -r -a pkgs <<<"$(pair_pkgs "$pair")"
 	main=${pkgs[0]}
 	all=$(versions_of "$main")
-	old=$(printf '%s\n' "$all" | pick_version oldest)
-	new=$(printf '%s\n' "$all" | pick_version newest)
-	if [ "$old" = "$new" ]; then
-		die "$pair: apt lists only one version of $main ($old); a pair needs two (is the ${SUITE}-security or ${SUITE}-updates suite in the apt sources?)"
+	if [ "$(set_kind "$pair")" = chain ]; then
+		mapfile -t vers < <(printf '%s\n' "$all" | sort_versions)
+	else
+		vers=("$(printf '%s\n' "$all" | pick_version oldest)"
+			"$(printf '%s\n' "$all" | pick_version newest)")
+		[ "${vers[0]}" != "${vers[1]}" ] || vers=("${vers[0]}")
+	fi
+	if [ ${#vers[@]} -lt 2 ]; then
+		die "$pair: apt lists only one version of $main (${vers[0]}); a pair needs two (is the ${SUITE}-security or ${SUITE}-updates suite in the apt sources?)"
 	fi
 	for pkg in "${pkgs[@]:1}"; do
 		others=$(versions_of "$pkg")
-		for v in "$old" "$new"; do
+		for v in "${vers[@]}"; do
 			printf '%s\n' "$others" | grep -qxF -- "$v" ||
 				die "$pair: $pkg has no version $v (it has: $(printf '%s\n' "$others" | tr '\n' ' '))"
 		done
 	done
-	for side in v1 v2; do
-		if [ $side = v1 ]; then ver=$old; else ver=$new; fi
+	summary=
+	for i in "${!vers[@]}"; do
+		side=v$((i + 1))
+		ver=${vers[$i]}
 		debs=()
 		for pkg in "${pkgs[@]}"; do
 			fetch_deb "$pkg" "$ver"
@@ -272,7 +311,10 @@ for pair in "${PAIRS[@]}"; do
 		stamp="recipe=$RECIPE base=$BASE_ID"
 		for pkg in "${pkgs[@]}"; do stamp="$stamp $pkg=$ver"; done
 		make_tree "$pair-$side" "$stamp" "${debs[@]}"
+		summary="$summary${summary:+, }$side = ${pkgs[*]} $ver"
 	done
-	printf '%s: v1 = %s %s, v2 = %s %s\n' "$pair" "${pkgs[*]}" "$old" "${pkgs[*]}" "$new"
-	printf '  %s\n  %s\n' "$OUT/$pair-v1" "$OUT/$pair-v2"
+	printf '%s: %s\n' "$pair" "$summary"
+	for i in "${!vers[@]}"; do
+		printf '  %s\n' "$OUT/$pair-v$((i + 1))"
+	done
 done

@@ -8,9 +8,11 @@ libfoo.so.1.3), duplicates, deletions, additions, mode (setuid/setgid/sticky),
 owner, mtime and xattr changes, hardlinks made and broken, symlinks
 retargeted, devices, fifos, type changes at one path.
 
-usage: mkrandpair.py SEED OUT [--small] [--no-root-features] [--v3]
---v3 also makes OUT/v3, v2 after a second round of such changes (chains).
+usage: mkrandpair.py SEED OUT [--small] [--no-root-features] [--chain N | --v3]
 Root is needed for devices, ownership and security.* xattrs.
+--chain N makes OUT/v1 .. OUT/vN instead, each one the previous one after
+another round of such changes (N >= 2; --chain 2 is the pair; --v3 is
+--chain 3).
 """
 import os
 import random
@@ -148,7 +150,7 @@ def regular_files(root):
     return sorted(out)
 
 
-def change_v2(rng, root, priv, rnd=1):
+def change_v2(rng, root, priv, step=1):
     g = Gen(rng, root, False, priv)
     # The version-named files are changed below, in their own way.
     files = [f for f in regular_files(root) if "foo" not in f]
@@ -156,7 +158,8 @@ def change_v2(rng, root, priv, rnd=1):
     n = len(files)
     plan = files[: max(1, n // 2)]
     for rel in plan:
-        if not os.path.exists(g.path(rel)):
+        if not os.path.exists(g.path(rel)) or os.path.isdir(g.path(rel + ".moved")) \
+                or os.path.isdir(g.path(rel + ".copy")):
             continue
         r = rng.random()
         if r < 0.35:  # edit in place (keeps hardlinks)
@@ -186,51 +189,59 @@ def change_v2(rng, root, priv, rnd=1):
             os.mkdir(g.path(rel))
             g.write(os.path.join(rel, "inner"), b"now a dir")
     # Version-named rename with an edit, like a library upgrade.
-    lib = "usr/lib/libfoo.so.1.%d" % (rnd + 1)
+    lib = "usr/lib/libfoo.so.1.%d" % (step + 1)
     with open(g.path(lib), "rb") as f:
         data = f.read()
     os.unlink(g.path(lib))
-    g.write("usr/lib/libfoo.so.1.%d" % (rnd + 2), mutate(rng, data), 0o755)
-    os.rename(g.path("usr/share/doc/foo-1.2.%d" % (rnd + 2)),
-              g.path("usr/share/doc/foo-1.2.%d" % (rnd + 3)))
-    sfx = "" if rnd == 1 else "-r%d" % rnd
+    g.write("usr/lib/libfoo.so.1.%d" % (step + 2), mutate(rng, data), 0o755)
+    os.rename(g.path("usr/share/doc/foo-1.2.%d" % (step + 2)),
+              g.path("usr/share/doc/foo-1.2.%d" % (step + 3)))
     for i in range(5):
-        g.write("usr/share/new%d%s" % (i, sfx), rand_bytes(rng, rng.choice([0, 5, 5000])))
+        name = "usr/share/new%d" % i if step == 1 else "usr/share/new%d-%d" % (step, i)
+        g.write(name, rand_bytes(rng, rng.choice([0, 5, 5000])))
     os.unlink(g.path("bin/rel-link"))
     os.symlink("../usr/share", g.path("bin/rel-link"))
     # A new hardlink and a broken one.
     files = regular_files(root)
-    os.link(g.path(files[0]), g.path("etc/new-hardlink" + sfx))
+    os.link(g.path(files[0]), g.path("etc/new-hardlink" + ("" if step == 1 else str(step))))
     if os.path.exists(g.path("bin/hl0")):
         os.unlink(g.path("bin/hl0"))
-    os.mkfifo(g.path("etc/newfifo" + sfx))
+    os.mkfifo(g.path("etc/newfifo" + ("" if step == 1 else str(step))))
     os.chmod(g.path("tmp"), 0o1770)
     ns = 1700000000123456789
     os.utime(g.path("usr/share"), ns=(ns, ns))
 
 
 def main():
-    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    argv = sys.argv[1:]
+    chain = 2
+    if "--v3" in argv:
+        argv = [a for a in argv if a != "--v3"] + ["--chain", "3"]
+    if "--chain" in argv:
+        i = argv.index("--chain")
+        if i + 1 >= len(argv) or not argv[i + 1].isdigit() or int(argv[i + 1]) < 2:
+            print("--chain needs N >= 2", file=sys.stderr)
+            return 2
+        chain = int(argv[i + 1])
+        del argv[i:i + 2]
+    args = [a for a in argv if not a.startswith("--")]
     if len(args) != 2:
         print(__doc__, file=sys.stderr)
         return 2
     seed, out = int(args[0]), args[1]
-    small = "--small" in sys.argv
-    priv = os.geteuid() == 0 and "--no-root-features" not in sys.argv
+    small = "--small" in argv
+    priv = os.geteuid() == 0 and "--no-root-features" not in argv
     rng = random.Random(seed)
-    v1, v2, v3 = (os.path.join(out, v) for v in ("v1", "v2", "v3"))
-    for d in (v1, v2, v3):
+    vs = [os.path.join(out, "v%d" % k) for k in range(1, chain + 1)]
+    for d in vs:
         if os.path.exists(d):
             shutil.rmtree(d)
-    build_v1(rng, v1, small, priv)
-    # cp -a keeps hardlinks, xattrs, owners, devices and times.
-    if os.system("cp -a '%s' '%s'" % (v1, v2)) != 0:
-        return 1
-    change_v2(rng, v2, priv)
-    if "--v3" in sys.argv:
-        if os.system("cp -a '%s' '%s'" % (v2, v3)) != 0:
+    build_v1(rng, vs[0], small, priv)
+    for k in range(1, chain):
+        # cp -a keeps hardlinks, xattrs, owners, devices and times.
+        if os.system("cp -a '%s' '%s'" % (vs[k - 1], vs[k])) != 0:
             return 1
-        change_v2(rng, v3, priv, 2)
+        change_v2(rng, vs[k], priv, k)
     return 0
 
 

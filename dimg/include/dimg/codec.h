@@ -35,6 +35,8 @@ typedef int (*dimg_write_fn)(void *ctx, const void *p, size_t n);
 
 /* A sink writing to a file descriptor (ctx is an int* holding the fd). */
 int dimg_write_fd(void *ctx, const void *p, size_t n);
+/* A sink appending to a growable buffer (ctx is a struct dimg_buf*). */
+int dimg_write_buf(void *ctx, const void *p, size_t n);
 
 /* Produces a bsdiff patch turning old into new, appended to *out.
  * level: zstd level for the three streams (1..22). Memory: about
@@ -48,6 +50,20 @@ int dimg_bsdiff(const uint8_t *old, size_t oldlen, const uint8_t *new_, size_t n
  * Corrupt patch -> -EBADMSG; unknown version -> -ENOTSUP. */
 int dimg_bspatch(const uint8_t *old, size_t oldlen, const uint8_t *patch, size_t patchlen,
                  dimg_write_fn sink, void *sink_ctx, uint64_t *newlen);
+
+/* Composes two bsdiff patches, ab (old -> mid) and bc (mid -> new), into
+ * one patch old -> new appended to *out, without old, mid or new: each new
+ * byte range is mapped through bc to mid, then through ab to old; diff
+ * bytes add up modulo 256, ranges landing in ab's extra bytes become extra
+ * bytes (docs/merge.md). Both patches are checked as apply checks them.
+ * Memory: both patches decoded, plus the result's streams.
+ * -EXDEV when bc was not made against a file of ab's new size. */
+int dimg_bsdiff_compose(const uint8_t *ab, size_t ablen, const uint8_t *bc, size_t bclen, int level,
+                        struct dimg_buf *out);
+
+/* The same bsdiff patch with its streams recompressed at level (checked
+ * as apply checks it), appended to *out. */
+int dimg_bsdiff_repack(const uint8_t *patch, size_t len, int level, struct dimg_buf *out);
 
 /* zstd frame of new compressed with old as a raw prefix (long-distance
  * matching, window large enough to see all of old). Appends to *out. */

@@ -53,6 +53,26 @@ int dimg_writer_add_blob(struct dimg_writer *w, const void *p, size_t n, uint64_
  * Does not fsync or close fd. */
 int dimg_writer_finish(struct dimg_writer *w, const struct dimg_tree *base,
                        const struct dimg_tree *target);
+/* One op of a .dimg index (docs/FORMAT.md "Index"); kinds are the op
+ * bytes. */
+enum dimg_index_kind {
+	DIMG_INDEX_KEEP = 1,  /* count base entries kept */
+	DIMG_INDEX_SKIP = 2,  /* count base entries dropped */
+	DIMG_INDEX_ENTRY = 3, /* count: position in the explicit entries */
+};
+struct dimg_index_op {
+	uint8_t kind;
+	uint32_t count;
+};
+
+/* Writes the index and trailer from ops as given, for a caller that knows
+ * the target only relative to the base (merging deltas): explicit holds
+ * the ENTRY records in ops order, with payloads and blob fields set;
+ * entries is the target's entry count. Ops are checked for shape (counts
+ * non-zero, ENTRY positions in range, in order, each used once, KEEP +
+ * ENTRY = entries), not against any base. */
+int dimg_writer_finish_ops(struct dimg_writer *w, const struct dimg_index_op *ops, size_t nops,
+                           const struct dimg_tree *explicit_, uint64_t entries);
 void dimg_writer_free(struct dimg_writer *w);
 /* Bytes written so far. */
 uint64_t dimg_writer_offset(const struct dimg_writer *w);
@@ -82,6 +102,9 @@ void dimg_reader_stats(const struct dimg_reader *r, struct dimg_index_stats *st)
 /* The explicitly stored entries (sorted), with payload fields; SAME
  * entries have sha256 zero until resolved. Borrowed from r. */
 const struct dimg_tree *dimg_reader_explicit(const struct dimg_reader *r);
+/* The index ops in order (ENTRY counts index dimg_reader_explicit());
+ * borrowed from r, *n gets their number. */
+const struct dimg_index_op *dimg_reader_ops(const struct dimg_reader *r, size_t *n);
 
 /* Builds the complete target tree from the base tree. -EXDEV if base's
  * tree id is not the one the delta needs; -EBADMSG if the index does not
