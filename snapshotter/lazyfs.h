@@ -35,8 +35,8 @@ struct lazyfs_config {
 };
 
 /* Mounts the filesystem (allow_other, default_permissions, ro; needs root)
- * and starts serving it on threads of its own. A stale mount left at mountpoint by a killed daemon is
- * unmounted first. Leftover temp files in the cache are deleted. */
+ * and starts serving it on threads of its own. A stale mount left at mountpoint by a killed daemon
+ * is unmounted first. Leftover temp files in the cache are deleted. */
 int lazyfs_start(struct lazyfs **out, const struct lazyfs_config *cfg, const char **why);
 /* Unmounts (lazily if busy) and frees everything; images need not be
  * removed first. Accepts NULL. */
