@@ -73,6 +73,7 @@ di3fs_cold() {
 	stop_snapshotter
 	rm -rf "$ROOT/cache/sha256"
 	start_snapshotter
+	wait_for 30 $C snapshots --snapshotter di3fs ls || fail "containerd did not reconnect"
 	drop_caches
 }
 
