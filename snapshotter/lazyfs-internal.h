@@ -70,7 +70,12 @@ struct lazyfs {
 	pthread_mutex_t hlock;
 	struct lazyfs_handle *handles; /* open files, freed at stop if the
 	                                  kernel did not release them */
+	int readahead_set;             /* widened once, at the first open */
 };
+
+/* Widens the mount's readahead (lazyfs.c); called once, from the first
+ * open, when the INIT exchange (which sets it) is over. */
+void lazyfs_widen_readahead(struct lazyfs *fs);
 
 /* ---- images (lazyfs_tree.c) ---- */
 

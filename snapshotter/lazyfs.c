@@ -72,18 +72,26 @@ static int mount_session(struct lazyfs *fs, const char **why)
 
 /* The kernel gives a FUSE mount 128 KiB of readahead; sequential reads of
  * rebuilt files (one request per window) go several times faster with a
- * larger window, which only root can set, through the mount's bdi. The stat
- * waits for the INIT exchange, which would reset it. Best effort. */
+ * larger window, which root sets through the mount's bdi. The mount's
+ * device number comes from /proc/self/mountinfo, not from a stat of our
+ * own mount. Best effort. */
 #define LAZYFS_READAHEAD_KB 4096
-static void widen_readahead(const struct lazyfs *fs)
+void lazyfs_widen_readahead(struct lazyfs *fs)
 {
-	char path[64];
-	struct stat st;
-	if (stat(fs->mountpoint, &st) < 0)
+	unsigned maj = 0, min = 0, a, b;
+	char line[4096], mp[4096], path[64];
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	if (!f)
 		return;
-	snprintf(path, sizeof(path), "/sys/class/bdi/%u:%u/read_ahead_kb", major(st.st_dev),
-	         minor(st.st_dev));
-	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "%*u %*u %u:%u %*s %4095s", &a, &b, mp) == 3 &&
+		    strcmp(mp, fs->mountpoint) == 0) {
+			maj = a; /* the last one: the newest mount there */
+			min = b;
+		}
+	fclose(f);
+	snprintf(path, sizeof(path), "/sys/class/bdi/%u:%u/read_ahead_kb", maj, min);
+	int fd = maj || min ? open(path, O_WRONLY | O_CLOEXEC) : -1;
 	if (fd < 0)
 		return;
 	if (dprintf(fd, "%d\n", LAZYFS_READAHEAD_KB) < 0)
@@ -111,7 +119,6 @@ int lazyfs_start(struct lazyfs **out, const struct lazyfs_config *cfg, const cha
 	clear_stale_mount(fs, fs->mountpoint);
 	if ((r = mount_session(fs, why)) < 0)
 		goto fail;
-	widen_readahead(fs);
 	*out = fs;
 	return 0;
 fail:

@@ -313,6 +313,9 @@ static void handle_close(struct lazyfs *fs, struct lazyfs_handle *h)
 
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	struct lazyfs *lfs = fuse_req_userdata(req);
+	if (!__atomic_exchange_n(&lfs->readahead_set, 1, __ATOMIC_RELAXED))
+		lazyfs_widen_readahead(lfs);
 	uint32_t idx;
 	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
 		fuse_reply_err(req, EROFS);
