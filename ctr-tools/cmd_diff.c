@@ -42,6 +42,9 @@ static const char diff_help[] =
     "      --codecs LIST       patch codecs to try: bsdiff,zstdref,gzip (default all;\n"
     "                          gzip: a gzip file zlib recreates exactly is patched\n"
     "                          as its decompressed content and recompressed)\n"
+    "      --no-dict           no shared zstd dictionary for small new files (by\n"
+    "                          default one is trained on the files up to 64 KiB\n"
+    "                          stored whole, and kept when it makes the delta smaller)\n"
     "      --json              print the summary as JSON on stdout\n"
     "  -q, --quiet             no progress, no summary\n"
     "  -h, --help              this text\n";
@@ -82,6 +85,7 @@ static int parse(int argc, char **argv, struct diff_args *a)
 	                                     {"level", required_argument, 0, 'l'},
 	                                     {"max-diff-size", required_argument, 0, 'M'},
 	                                     {"codecs", required_argument, 0, 'C'},
+	                                     {"no-dict", no_argument, 0, 'D'},
 	                                     {"json", no_argument, 0, 'J'},
 	                                     {"quiet", no_argument, 0, 'q'},
 	                                     {"help", no_argument, 0, 'h'},
@@ -115,6 +119,9 @@ static int parse(int argc, char **argv, struct diff_args *a)
 		case 'C':
 			if (parse_codecs(optarg, &a->po.diff.codecs) < 0)
 				goto bad;
+			break;
+		case 'D':
+			a->po.no_dict = 1;
 			break;
 		case 'J':
 			a->json = 1;
@@ -192,6 +199,10 @@ static void print_summary(const struct diff_args *a, const struct packer_stats *
 		                       json_object_new_int64((int64_t)st->codec_files[2]));
 		json_object_object_add(o, "patch_gzip",
 		                       json_object_new_int64((int64_t)st->codec_files[3]));
+		json_object_object_add(o, "dictionary_size",
+		                       json_object_new_int64((int64_t)st->dict_bytes));
+		json_object_object_add(o, "dictionary_files",
+		                       json_object_new_int64((int64_t)st->dict_files));
 		puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY));
 		json_object_put(o);
 		return;
@@ -213,6 +224,9 @@ static void print_summary(const struct diff_args *a, const struct packer_stats *
 	       " gzip; %s of changed files encoded\n",
 	       st->codec_files[1], st->codec_files[2], st->codec_files[3],
 	       cli_human(st->input_bytes, h, sizeof(h)));
+	if (st->dict_bytes)
+		printf("  dictionary: %s, used by %" PRIu64 " full files\n",
+		       cli_human(st->dict_bytes, h, sizeof(h)), st->dict_files);
 }
 
 static int open_image(struct dimg_image **out, const char *path, const char *ref,

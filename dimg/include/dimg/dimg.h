@@ -19,6 +19,8 @@ extern "C" {
 #define DIMG_TRAILER_SIZE   64u
 /* Largest decompressed index a reader accepts. */
 #define DIMG_INDEX_MAX (1u << 30)
+/* Largest shared zstd dictionary a reader accepts. */
+#define DIMG_DICT_MAX (1u << 20)
 
 /* Opens regular files of a tree for reading; returns an fd the caller
  * closes, or -errno. The file is found by e->path in the provider's own
@@ -44,6 +46,10 @@ struct dimg_writer;
  * header. Ids are dimg_tree_id() of base and target. */
 int dimg_writer_new(struct dimg_writer **out, int fd, const uint8_t base_id[32],
                     const uint8_t target_id[32]);
+/* Stores the delta's zstd dictionary (docs/FORMAT.md "Dictionary"): only
+ * as the very first blob, at most once, 1..DIMG_DICT_MAX bytes (-EINVAL
+ * otherwise). FULL entries with DIMG_ENTRY_ZDICT are compressed with it. */
+int dimg_writer_add_dict(struct dimg_writer *w, const void *p, size_t n);
 /* Appends a blob; gives back its offset and XXH3-64. */
 int dimg_writer_add_blob(struct dimg_writer *w, const void *p, size_t n, uint64_t *off,
                          uint64_t *xxh3);
@@ -67,6 +73,8 @@ struct dimg_index_stats {
 	uint64_t removed;   /* base entries absent from the target */
 	uint64_t explicit_; /* entries stored in full */
 	uint64_t index_len, index_raw_len, blobs_len, file_len;
+	uint64_t dict_len;   /* bytes of the shared zstd dictionary, 0 if none */
+	uint64_t dict_blobs; /* stored entries whose blob uses it */
 };
 
 /* Opens and maps a .dimg, checks header, trailer, index checksum, and
