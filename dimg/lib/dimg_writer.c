@@ -71,7 +71,7 @@ int dimg_writer_add_blob(struct dimg_writer *w, const void *p, size_t n, uint64_
 
 int dimg_writer_add_dict(struct dimg_writer *w, const void *p, size_t n)
 {
-	if (w->off != DIMG_HEADER_SIZE || w->dict_len || n == 0 || n > DIMG_DICT_MAX)
+	if (w->off != DIMG_HEADER_SIZE || w->dict_len || n < 8 || n > DIMG_DICT_MAX)
 		return -EINVAL;
 	w->dict_len = n;
 	w->dict_xxh3 = dimg_xxh3(p, n);

@@ -47,14 +47,14 @@ struct dimg_writer;
 int dimg_writer_new(struct dimg_writer **out, int fd, const uint8_t base_id[32],
                     const uint8_t target_id[32]);
 /* Stores the delta's zstd dictionary (docs/FORMAT.md "Dictionary"): only
- * as the very first blob, at most once, 1..DIMG_DICT_MAX bytes (-EINVAL
+ * as the very first blob, at most once, 8..DIMG_DICT_MAX bytes (-EINVAL
  * otherwise). FULL entries with DIMG_ENTRY_ZDICT are compressed with it. */
 int dimg_writer_add_dict(struct dimg_writer *w, const void *p, size_t n);
 /* Appends a blob; gives back its offset and XXH3-64. */
 int dimg_writer_add_blob(struct dimg_writer *w, const void *p, size_t n, uint64_t *off,
                          uint64_t *xxh3);
 /* Writes the index and trailer. target's REG entries carry payload, codec,
- * src, blob_* as planned; entries equal to the base entry at the same path
+ * flags, src, blob_* as planned; entries equal to the base entry at the same path
  * (metadata and content, payload SAME from that path) are encoded as runs.
  * Does not fsync or close fd. */
 int dimg_writer_finish(struct dimg_writer *w, const struct dimg_tree *base,
