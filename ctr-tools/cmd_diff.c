@@ -49,6 +49,9 @@ static const char diff_help[] =
     "                          as its decompressed content and recompressed)\n"
     "      --no-layers         do not record layer recipes (apply then gives back\n"
     "                          one squashed layer)\n"
+    "      --no-dict           no shared zstd dictionary for small new files (by\n"
+    "                          default one is trained on the files up to 64 KiB\n"
+    "                          stored whole, and kept when it makes the delta smaller)\n"
     "      --json              print the summary as JSON on stdout\n"
     "  -q, --quiet             no progress, no summary\n"
     "  -h, --help              this text\n";
@@ -92,21 +95,15 @@ static int parse_codecs(const char *s, unsigned *mask)
 
 static int parse(int argc, char **argv, struct diff_args *a)
 {
-	static const struct option opts[] = {{"output", required_argument, 0, 'o'},
-	                                     {"jobs", required_argument, 0, 'j'},
-	                                     {"level", required_argument, 0, 'l'},
-	                                     {"max-diff-size", required_argument, 0, 'M'},
-	                                     {"codecs", required_argument, 0, 'C'},
-	                                     {"json", no_argument, 0, 'J'},
-	                                     {"quiet", no_argument, 0, 'q'},
-	                                     {"help", no_argument, 0, 'h'},
-	                                     {"ref", required_argument, 0, 'R'},
-	                                     {"base-ref", required_argument, 0, 'B'},
-	                                     {"target-ref", required_argument, 0, 'T'},
-	                                     {"platform", required_argument, 0, 'P'},
-	                                     {"cache", required_argument, 0, 'K'},
-	                                     {"no-layers", no_argument, 0, 'N'},
-	                                     {0, 0, 0, 0}};
+	static const struct option opts[] = {
+	    {"output", required_argument, 0, 'o'},   {"jobs", required_argument, 0, 'j'},
+	    {"level", required_argument, 0, 'l'},    {"max-diff-size", required_argument, 0, 'M'},
+	    {"codecs", required_argument, 0, 'C'},   {"no-dict", no_argument, 0, 'D'},
+	    {"json", no_argument, 0, 'J'},           {"quiet", no_argument, 0, 'q'},
+	    {"help", no_argument, 0, 'h'},           {"ref", required_argument, 0, 'R'},
+	    {"base-ref", required_argument, 0, 'B'}, {"target-ref", required_argument, 0, 'T'},
+	    {"platform", required_argument, 0, 'P'}, {"cache", required_argument, 0, 'K'},
+	    {"no-layers", no_argument, 0, 'N'},      {0, 0, 0, 0}};
 	unsigned v;
 	int c;
 	packer_opts_default(&a->po);
@@ -131,6 +128,9 @@ static int parse(int argc, char **argv, struct diff_args *a)
 		case 'C':
 			if (parse_codecs(optarg, &a->po.diff.codecs) < 0)
 				goto bad;
+			break;
+		case 'D':
+			a->po.no_dict = 1;
 			break;
 		case 'J':
 			a->json = 1;
@@ -246,6 +246,10 @@ static void print_summary(const struct diff_args *a, const struct packer_stats *
 		                       json_object_new_int64((int64_t)st->codec_files[3]));
 		if (!a->raw)
 			json_object_object_add(o, "layers", layers_json(dl));
+		json_object_object_add(o, "dictionary_size",
+		                       json_object_new_int64((int64_t)st->dict_bytes));
+		json_object_object_add(o, "dictionary_files",
+		                       json_object_new_int64((int64_t)st->dict_files));
 		puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY));
 		json_object_put(o);
 		return;
@@ -269,6 +273,9 @@ static void print_summary(const struct diff_args *a, const struct packer_stats *
 	       cli_human(st->input_bytes, h, sizeof(h)));
 	if (!a->raw)
 		print_layers(dl);
+	if (st->dict_bytes)
+		printf("  dictionary: %s, used by %" PRIu64 " full files\n",
+		       cli_human(st->dict_bytes, h, sizeof(h)), st->dict_files);
 }
 
 static int open_image(struct dimg_image **out, const char *path, const char *ref,

@@ -125,6 +125,8 @@ static struct json_object *entry_json(const struct dimg_entry *e)
 		if (e->payload == DIMG_PAYLOAD_PATCH)
 			json_object_object_add(o, "codec",
 			                       json_object_new_string(codec_name[e->codec]));
+		if (e->flags & DIMG_ENTRY_ZDICT)
+			json_object_object_add(o, "dictionary", json_object_new_boolean(1));
 		if (e->payload == DIMG_PAYLOAD_SAME || e->payload == DIMG_PAYLOAD_PATCH)
 			add_name(o, "src", e->src ? e->src : e->path);
 		if (e->blob_len) {
@@ -182,6 +184,9 @@ static void show_json(const struct dimg_reader *rd, const struct cdimg_info *ci,
 	json_object_object_add(o, "size", json_object_new_int64((int64_t)st.file_len));
 	json_object_object_add(o, "blobs_size", json_object_new_int64((int64_t)st.blobs_len));
 	json_object_object_add(o, "index_size", json_object_new_int64((int64_t)st.index_len));
+	json_object_object_add(o, "dictionary_size", json_object_new_int64((int64_t)st.dict_len));
+	json_object_object_add(o, "dictionary_blobs",
+	                       json_object_new_int64((int64_t)st.dict_blobs));
 	json_object_object_add(o, "entries", json_object_new_int64((int64_t)st.entries));
 	json_object_object_add(o, "kept", json_object_new_int64((int64_t)st.kept));
 	json_object_object_add(o, "removed", json_object_new_int64((int64_t)st.removed));
@@ -268,6 +273,9 @@ static void show_text(const char *path, const struct dimg_reader *rd, const stru
 	printf("  index: %s", cli_human(st.index_len, h, sizeof(h)));
 	printf(" (%s raw); blobs: %s\n", cli_human(st.index_raw_len, h, sizeof(h)),
 	       cli_human(st.blobs_len, id, sizeof(id)));
+	if (st.dict_len)
+		printf("  dictionary: %s, used by %" PRIu64 " full blobs\n",
+		       cli_human(st.dict_len, h, sizeof(h)), st.dict_blobs);
 	for (size_t i = 0; i < t->n; i++) {
 		if (t->v[i].type != DIMG_TYPE_REG)
 			continue;

@@ -131,6 +131,9 @@ static int has_blob(const struct dimg_entry *e)
 	return e->payload == DIMG_PAYLOAD_FULL || e->payload == DIMG_PAYLOAD_PATCH;
 }
 
+static int undict_blob(const struct dimg_reader *rd, const struct dimg_entry *src,
+                       struct dimg_entry *e, struct mblob *b);
+
 static int mdelta_from_reader(struct mdelta **out, const struct dimg_reader *rd, struct mctx *c)
 {
 	const struct dimg_tree *x = dimg_reader_explicit(rd);
@@ -153,6 +156,12 @@ static int mdelta_from_reader(struct mdelta **out, const struct dimg_reader *rd,
 		}
 		if ((r = dimg_entry_copy(&e, src)) < 0)
 			break;
+		if ((src->flags & DIMG_ENTRY_ZDICT) && (r = undict_blob(rd, src, &e, &b)) < 0) {
+			r = mfail(c, r, "%s: its full copy does not decode", src->path);
+			dimg_entry_clear(&e);
+			dimg_buf_free(&b.own);
+			break;
+		}
 		if ((r = mdelta_entry(d, &e, &b)) < 0)
 			dimg_entry_clear(&e);
 	}
@@ -276,6 +285,26 @@ static int level_for(const struct mctx *c, const struct dimg_entry *e)
 	if (!c->final_)
 		return 1;
 	return e->size >= c->o->large_size ? c->o->large_level : c->o->level;
+}
+
+/* A FULL blob compressed with its delta's dictionary, made a plain zstd
+ * frame (the merged delta carries no dictionary); fast, like an
+ * intermediate fold, so the end recompresses it at its level. */
+static int undict_blob(const struct dimg_reader *rd, const struct dimg_entry *src,
+                       struct dimg_entry *e, struct mblob *b)
+{
+	struct dimg_buf raw = {0}, z = {0};
+	int r = dimg_reader_rebuild(rd, src, NULL, dimg_write_buf, &raw);
+	if (!r)
+		r = dimg_zstd_encode(raw.data, raw.len, 1, &z);
+	if (!r) {
+		mblob_take(b, &z);
+		b->fast = 1;
+		e->flags &= (uint8_t)~DIMG_ENTRY_ZDICT;
+	}
+	dimg_buf_free(&raw);
+	dimg_buf_free(&z);
+	return r;
 }
 
 /* e's new content, stored full. */

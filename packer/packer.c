@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "dimg/hash.h"
+#include "packdict.h"
 #include "packer.h"
 
 void packer_opts_default(struct packer_opts *o)
@@ -31,6 +32,7 @@ struct slot {
 	uint8_t key[64]; /* SHA-256 of the new content, then of the patch source */
 	int state;
 	int rc;
+	uint8_t flags; /* DIMG_ENTRY_* of the blob (ZDICT) */
 	struct differ_result res;
 };
 
@@ -110,7 +112,7 @@ static void *worker(void *arg)
 		if (pl->abort || pl->next >= pl->nslots)
 			break;
 		struct slot *s = &pl->slots[pl->next++];
-		if (s->dup_of != NO_DUP)
+		if (s->dup_of != NO_DUP || s->state == SLOT_DONE)
 			continue;
 		pthread_mutex_unlock(&pl->mu);
 		int rc = encode_one(pl, &pl->plan->v[s->idx], &s->res);
@@ -132,6 +134,8 @@ static void count_entry(struct packer_stats *st, const struct dimg_entry *e)
 	st->blob_bytes[e->payload] += e->blob_len;
 	if (e->payload == DIMG_PAYLOAD_PATCH)
 		st->codec_files[e->codec]++;
+	if (e->flags & DIMG_ENTRY_ZDICT)
+		st->dict_files++;
 }
 
 /* A file whose new and old contents equal an earlier one's gets the same
@@ -140,6 +144,7 @@ static void share_blob(struct dimg_entry *e, const struct dimg_entry *first)
 {
 	e->payload = first->payload;
 	e->codec = first->codec;
+	e->flags = first->flags;
 	e->blob_off = first->blob_off;
 	e->blob_len = first->blob_len;
 	e->blob_xxh3 = first->blob_xxh3;
@@ -174,6 +179,7 @@ static int write_blobs(struct pool *pl, struct dimg_writer *w, struct dimg_tree 
 			e->blob_len = s->res.blob.len;
 			e->payload = s->res.payload;
 			e->codec = s->res.codec;
+			e->flags = s->flags;
 		}
 		if (e->payload == DIMG_PAYLOAD_FULL) {
 			free(e->src);
@@ -319,12 +325,112 @@ int packer_commit_tmpfile(int fd, const char *tmp, const char *path)
 	return 0;
 }
 
+/* Reads a candidate's content into the samples, checked like encode_one. */
+static int read_candidate(const struct pool *pl, const struct dimg_entry *e, uint8_t *dst)
+{
+	const uint8_t *p = NULL;
+	size_t len = 0;
+	uint8_t sha[32];
+	int r = map_entry(pl->target_files, e, &p, &len);
+	if (r < 0)
+		return r;
+	r = dimg_sha256_buf(p, len, sha);
+	if (!r && (len != e->size || memcmp(sha, e->sha256, 32) != 0))
+		r = -ESTALE;
+	if (!r)
+		memcpy(dst, p, len);
+	unmap(p, len);
+	return r;
+}
+
+static int dict_candidate(const struct pool *pl, const struct slot *s)
+{
+	const struct dimg_entry *e = &pl->plan->v[s->idx];
+	return s->dup_of == NO_DUP && e->payload == DIMG_PAYLOAD_FULL && e->size > 0 &&
+	       e->size <= PACKDICT_MAX_FILE;
+}
+
+/* Slots of small FULL files, in plan order, while their sizes fit the
+ * sample budget; their contents back to back in *samples. */
+static int gather_candidates(struct pool *pl, size_t **ks, struct packdict_item **items, size_t *n,
+                             uint8_t **samples, size_t *failed)
+{
+	size_t total = 0, cnt = 0;
+	for (size_t k = 0; k < pl->nslots; k++) {
+		uint64_t sz = pl->plan->v[pl->slots[k].idx].size;
+		if (dict_candidate(pl, &pl->slots[k]) && total + sz <= PACKDICT_MAX_SAMPLES)
+			total += sz, cnt++;
+	}
+	*ks = calloc(cnt ? cnt : 1, sizeof(**ks));
+	*items = calloc(cnt ? cnt : 1, sizeof(**items));
+	*samples = malloc(total ? total : 1);
+	if (!*ks || !*items || !*samples)
+		return -ENOMEM;
+	size_t off = 0;
+	for (size_t k = 0; *n < cnt; k++) {
+		const struct dimg_entry *e = &pl->plan->v[pl->slots[k].idx];
+		if (!dict_candidate(pl, &pl->slots[k]) || off + e->size > PACKDICT_MAX_SAMPLES)
+			continue;
+		int r = read_candidate(pl, e, *samples + off);
+		if (r < 0) {
+			*failed = pl->slots[k].idx;
+			return r;
+		}
+		(*ks)[*n] = k;
+		(*items)[*n].data = *samples + off;
+		(*items)[*n].len = e->size;
+		off += e->size, (*n)++;
+	}
+	return 0;
+}
+
+/* Encodes the small FULL files up front, with a shared dictionary when it
+ * pays; the encoders then skip them. *dict is NULL when there is none. */
+static int prepare_dict(struct pool *pl, const struct packer_opts *o, struct dimg_zdict **dict,
+                        size_t *failed)
+{
+	size_t *ks = NULL, n = 0;
+	struct packdict_item *items = NULL;
+	uint8_t *samples = NULL;
+	int r = gather_candidates(pl, &ks, &items, &n, &samples, failed);
+	if (!r)
+		r = packdict_encode(items, n, samples, o->diff.level, job_count(o->jobs), dict);
+	for (size_t i = 0; !r && i < n; i++) {
+		struct slot *s = &pl->slots[ks[i]];
+		if (!items[i].done)
+			break;
+		s->res.payload = DIMG_PAYLOAD_FULL;
+		s->res.blob = items[i].blob;
+		s->flags = items[i].flags;
+		s->state = SLOT_DONE;
+		memset(&items[i].blob, 0, sizeof(items[i].blob));
+	}
+	for (size_t i = 0; i < n; i++)
+		dimg_buf_free(&items[i].blob);
+	free(items);
+	free(ks);
+	free(samples);
+	return r;
+}
+
+static int write_dict(struct dimg_writer *w, const struct dimg_zdict *d, struct packer_stats *st)
+{
+	const uint8_t *p;
+	size_t len;
+	if (!d)
+		return 0;
+	dimg_zdict_bytes(d, &p, &len);
+	st->dict_bytes = len;
+	return dimg_writer_add_dict(w, p, len);
+}
+
 static int pack(int fd, const struct dimg_tree *base, const struct dimg_files *base_files,
                 struct dimg_tree *plan, const struct dimg_files *target_files,
                 const struct packer_opts *o, struct packer_stats *st, size_t *failed)
 {
 	uint8_t bid[32], tid[32];
 	struct dimg_writer *w = NULL;
+	struct dimg_zdict *dict = NULL;
 	struct pool pl = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
 	pl.plan = plan;
 	pl.base_files = base_files;
@@ -336,8 +442,12 @@ static int pack(int fd, const struct dimg_tree *base, const struct dimg_files *b
 		r = dimg_tree_id(plan, tid);
 	if (!r)
 		r = collect_slots(&pl, base, plan);
+	if (!r && !o->no_dict)
+		r = prepare_dict(&pl, o, &dict, failed);
 	if (!r)
 		r = dimg_writer_new(&w, fd, bid, tid);
+	if (!r)
+		r = write_dict(w, dict, st);
 	if (!r)
 		r = run_pool(&pl, w, plan, o, st, failed);
 	if (!r)
@@ -347,6 +457,9 @@ static int pack(int fd, const struct dimg_tree *base, const struct dimg_files *b
 	for (size_t i = 0; !r && i < plan->n; i++)
 		count_entry(st, &plan->v[i]);
 	dimg_writer_free(w);
+	dimg_zdict_free(dict);
+	for (size_t k = 0; k < pl.nslots; k++)
+		dimg_buf_free(&pl.slots[k].res.blob); /* encoded up front, never written */
 	free(pl.slots);
 	return r;
 }

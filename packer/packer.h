@@ -15,6 +15,7 @@ extern "C" {
 struct packer_opts {
 	struct differ_opts diff;
 	unsigned jobs; /* encoder threads; 0 = one per core */
+	int no_dict;   /* never store a shared dictionary for small full blobs */
 	dimg_progress_fn progress;
 	void *pctx;
 };
@@ -26,6 +27,8 @@ struct packer_stats {
 	uint64_t input_bytes;    /* bytes of the target files that were encoded */
 	uint64_t output_size;    /* size of the .dimg */
 	uint64_t entries;
+	uint64_t dict_bytes; /* the shared dictionary, 0 if none */
+	uint64_t dict_files; /* REG entries whose blob uses it */
 };
 
 void packer_opts_default(struct packer_opts *o);

@@ -12,6 +12,7 @@
 #include "dimg/hash.h"
 #include "endian-internal.h"
 #include "format-internal.h"
+#include "zstd-internal.h"
 
 _Static_assert((int)DIMG_INDEX_KEEP == (int)DIMG_OP_KEEP &&
                    (int)DIMG_INDEX_SKIP == (int)DIMG_OP_SKIP &&
@@ -24,6 +25,8 @@ struct dimg_reader {
 	int mapped; /* map came from mmap (else borrowed memory) */
 	uint8_t base_id[32], target_id[32];
 	uint64_t index_off, index_len, index_raw_len, entry_count;
+	uint64_t dict_len, blobs_off; /* blobs start after the dictionary */
+	ZSTD_DDict *ddict;            /* the delta's dictionary, or NULL */
 	struct dimg_index_op *ops;
 	size_t nops;
 	struct dimg_tree *explicit_;
@@ -107,9 +110,13 @@ static int check_payload(const struct dimg_reader *rd, const struct dimg_entry *
 		return -EBADMSG;
 	if (e->payload == DIMG_PAYLOAD_EMPTY && e->size != 0)
 		return -EBADMSG;
+	/* A dictionary frame needs the file's dictionary: refused up front. */
+	if ((e->flags & ~DIMG_ENTRY_ZDICT) ||
+	    (e->flags && (e->payload != DIMG_PAYLOAD_FULL || !rd->ddict)))
+		return -EBADMSG;
 	if (!blob)
 		return (e->blob_off | e->blob_len | e->blob_xxh3) ? -EBADMSG : 0;
-	if (e->blob_off < DIMG_HEADER_SIZE || e->blob_off > rd->index_off ||
+	if (e->blob_off < rd->blobs_off || e->blob_off > rd->index_off ||
 	    e->blob_len > rd->index_off - e->blob_off)
 		return -EOVERFLOW;
 	return 0;
@@ -125,6 +132,7 @@ static int read_entry(const struct dimg_reader *rd, struct cur *c, struct dimg_e
 	e->type = p[0];
 	e->payload = p[1];
 	e->codec = p[2];
+	e->flags = p[3];
 	e->mode = le32dec(p + 4);
 	e->uid = le32dec(p + 8);
 	e->gid = le32dec(p + 12);
@@ -138,7 +146,7 @@ static int read_entry(const struct dimg_reader *rd, struct cur *c, struct dimg_e
 	e->blob_xxh3 = le64dec(p + 60);
 	uint32_t pl = le32dec(p + 68), ll = le32dec(p + 72), sl = le32dec(p + 76);
 	uint32_t nx = le32dec(p + 80);
-	if (p[3] != 0 || e->mtime_nsec >= 1000000000u || pl >= 4096 || ll >= 4096 || sl >= 4096)
+	if (e->mtime_nsec >= 1000000000u || pl >= 4096 || ll >= 4096 || sl >= 4096)
 		return -EBADMSG;
 	r = check_payload(rd, e, sl);
 	if (r < 0)
@@ -209,6 +217,8 @@ static int parse_index(struct dimg_reader *rd, const uint8_t *raw, size_t len)
 		if (op == DIMG_OP_ENTRY) {
 			r = parse_entry_op(rd, &c, &cap);
 			rd->st.explicit_++;
+			if (!r && (rd->explicit_->v[rd->explicit_->n - 1].flags & DIMG_ENTRY_ZDICT))
+				rd->st.dict_blobs++;
 		} else if (op == DIMG_OP_KEEP || op == DIMG_OP_SKIP) {
 			if ((r = cur_take(&c, 4, &p)) < 0)
 				return r;
@@ -241,6 +251,31 @@ static int fixed_write(void *ctx, const void *p, size_t n)
 	return 0;
 }
 
+/* The shared dictionary: the first blob, its length and XXH3-64 in the
+ * trailer; parsed once (zstd's own format, entropy tables checked) into a
+ * DDict that every frame needing it shares (read-only, thread-safe). */
+static int load_dict(struct dimg_reader *rd, uint64_t len, uint64_t xxh3)
+{
+	rd->blobs_off = DIMG_HEADER_SIZE;
+	if (len == 0)
+		return xxh3 ? -EBADMSG : 0;
+	if (len > DIMG_DICT_MAX || len > rd->index_off - DIMG_HEADER_SIZE)
+		return -EOVERFLOW;
+	const uint8_t *p = rd->map + DIMG_HEADER_SIZE;
+	if (dimg_xxh3(p, len) != xxh3)
+		return -EBADMSG;
+	/* Only zstd's dictionary format (magic, id, entropy tables, content):
+	 * zstd would take other bytes as raw content. */
+	if (len < 8 || le32dec(p) != ZSTD_MAGIC_DICTIONARY)
+		return -EBADMSG;
+	rd->ddict = ZSTD_createDDict(p, len);
+	if (!rd->ddict)
+		return -EBADMSG;
+	rd->dict_len = len;
+	rd->blobs_off += len;
+	return 0;
+}
+
 static int check_header(struct dimg_reader *rd)
 {
 	const uint8_t *h = rd->map;
@@ -253,7 +288,7 @@ static int check_header(struct dimg_reader *rd)
 	memcpy(rd->base_id, h + 16, 32);
 	memcpy(rd->target_id, h + 48, 32);
 	const uint8_t *t = rd->map + rd->len - DIMG_TRAILER_SIZE;
-	if (memcmp(t + 56, DIMG_TRAILER_MAGIC, 8) != 0 || le64dec(t + 40) || le64dec(t + 48))
+	if (memcmp(t + 56, DIMG_TRAILER_MAGIC, 8) != 0)
 		return -EBADMSG;
 	rd->index_off = le64dec(t);
 	rd->index_len = le64dec(t + 8);
@@ -267,7 +302,7 @@ static int check_header(struct dimg_reader *rd)
 		return -EOVERFLOW;
 	if (dimg_xxh3(rd->map + rd->index_off, rd->index_len) != le64dec(t + 24))
 		return -EBADMSG;
-	return 0;
+	return load_dict(rd, le64dec(t + 40), le64dec(t + 48));
 }
 
 static int load(struct dimg_reader *rd)
@@ -296,7 +331,8 @@ static int load(struct dimg_reader *rd)
 	rd->st.entries = rd->entry_count;
 	rd->st.index_len = rd->index_len;
 	rd->st.index_raw_len = rd->index_raw_len;
-	rd->st.blobs_len = rd->index_off - DIMG_HEADER_SIZE;
+	rd->st.blobs_len = rd->index_off - rd->blobs_off;
+	rd->st.dict_len = rd->dict_len;
 	rd->st.file_len = rd->len;
 	return 0;
 }
@@ -352,6 +388,7 @@ void dimg_reader_free(struct dimg_reader *r)
 	if (r->mapped)
 		munmap((void *)r->map, r->len);
 	dimg_tree_free(r->explicit_);
+	ZSTD_freeDDict(r->ddict);
 	free(r->ops);
 	free(r);
 }
@@ -420,7 +457,7 @@ static int resolve_keep(struct dimg_tree *out, const struct dimg_entry *b)
 	struct dimg_entry *e = &out->v[out->n - 1];
 	free(e->src);
 	e->src = NULL;
-	e->codec = 0;
+	e->codec = e->flags = 0;
 	e->blob_off = e->blob_len = e->blob_xxh3 = 0;
 	e->payload = e->type == DIMG_TYPE_REG ? DIMG_PAYLOAD_SAME : DIMG_PAYLOAD_NONE;
 	return 0;
@@ -497,7 +534,7 @@ int dimg_reader_blob(const struct dimg_reader *r, const struct dimg_entry *e, co
 {
 	if (e->payload != DIMG_PAYLOAD_FULL && e->payload != DIMG_PAYLOAD_PATCH)
 		return -EINVAL;
-	if (e->blob_off < DIMG_HEADER_SIZE || e->blob_off > r->index_off ||
+	if (e->blob_off < r->blobs_off || e->blob_off > r->index_off ||
 	    e->blob_len > r->index_off - e->blob_off)
 		return -EOVERFLOW;
 	*p = r->map + e->blob_off;
@@ -505,4 +542,22 @@ int dimg_reader_blob(const struct dimg_reader *r, const struct dimg_entry *e, co
 	if (dimg_xxh3(*p, *len) != e->blob_xxh3)
 		return -EBADMSG;
 	return 0;
+}
+
+int dimg_reader_decode_full(const struct dimg_reader *r, const struct dimg_entry *e,
+                            dimg_write_fn sink, void *sink_ctx)
+{
+	const uint8_t *blob;
+	size_t len;
+	uint64_t n;
+	int rc = dimg_reader_blob(r, e, &blob, &len);
+	if (rc < 0)
+		return rc;
+	if (e->flags & ~DIMG_ENTRY_ZDICT)
+		return -EBADMSG;
+	if (!(e->flags & DIMG_ENTRY_ZDICT))
+		return dimg_zstd_decode(blob, len, sink, sink_ctx, &n);
+	if (!r->ddict)
+		return -EBADMSG; /* needs a dictionary this delta does not have */
+	return dimg_zstd_decode_ddict(blob, len, r->ddict, sink, sink_ctx, &n);
 }

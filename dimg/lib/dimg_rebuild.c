@@ -9,6 +9,7 @@
 
 #include "dimg/dimg.h"
 #include "dimg/hash.h"
+#include "format-internal.h"
 
 /* Passes bytes on while counting and hashing them; refuses output past the
  * expected size so a bad payload cannot fill the disk. */
@@ -90,15 +91,12 @@ static int produce(const struct dimg_reader *r, const struct dimg_entry *e,
 {
 	const uint8_t *blob = NULL;
 	size_t blen = 0;
-	uint64_t n = 0;
 	int fd = -1, rc;
 	switch (e->payload) {
 	case DIMG_PAYLOAD_EMPTY:
 		return 0;
 	case DIMG_PAYLOAD_FULL:
-		if ((rc = dimg_reader_blob(r, e, &blob, &blen)) < 0)
-			return rc;
-		return dimg_zstd_decode(blob, blen, verify_write, v, &n);
+		return dimg_reader_decode_full(r, e, verify_write, v);
 	case DIMG_PAYLOAD_SAME:
 	case DIMG_PAYLOAD_PATCH:
 		if (e->payload == DIMG_PAYLOAD_PATCH &&

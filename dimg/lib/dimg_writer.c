@@ -13,6 +13,7 @@
 struct dimg_writer {
 	int fd;
 	uint64_t off;
+	uint64_t dict_len, dict_xxh3;
 };
 
 _Static_assert(sizeof(DIMG_MAGIC) - 1 == 8, "magic is 8 bytes");
@@ -68,6 +69,15 @@ int dimg_writer_add_blob(struct dimg_writer *w, const void *p, size_t n, uint64_
 	return write_all(w, p, n);
 }
 
+int dimg_writer_add_dict(struct dimg_writer *w, const void *p, size_t n)
+{
+	if (w->off != DIMG_HEADER_SIZE || w->dict_len || n < 8 || n > DIMG_DICT_MAX)
+		return -EINVAL;
+	w->dict_len = n;
+	w->dict_xxh3 = dimg_xxh3(p, n);
+	return write_all(w, p, n);
+}
+
 static size_t slen(const char *s)
 {
 	return s ? strlen(s) : 0;
@@ -95,6 +105,7 @@ static int put_entry(struct dimg_buf *b, const struct dimg_entry *e)
 	p[0] = e->type;
 	p[1] = e->payload;
 	p[2] = e->codec;
+	p[3] = e->flags;
 	le32enc(p + 4, e->mode);
 	le32enc(p + 8, e->uid);
 	le32enc(p + 12, e->gid);
@@ -233,6 +244,8 @@ static int write_index(struct dimg_writer *w, const struct dimg_buf *raw, uint64
 	le64enc(t + 16, raw->len);
 	le64enc(t + 24, dimg_xxh3(z.data, z.len));
 	le64enc(t + 32, entries);
+	le64enc(t + 40, w->dict_len);
+	le64enc(t + 48, w->dict_xxh3);
 	memcpy(t + 56, DIMG_TRAILER_MAGIC, 8);
 	r = write_all(w, z.data, z.len);
 	if (!r)

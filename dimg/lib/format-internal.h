@@ -2,6 +2,8 @@
 #ifndef DIMG_FORMAT_INTERNAL_H
 #define DIMG_FORMAT_INTERNAL_H
 
+#include "dimg/codec.h"
+
 #define DIMG_MAGIC                                                                                 \
 	"\x89"                                                                                     \
 	"DIM\r\n\x1a\n"
@@ -17,5 +19,13 @@ enum {
 
 /* Fixed part of an entry record in the index. */
 #define DIMG_REC_FIXED 84u
+
+struct dimg_reader;
+struct dimg_entry;
+/* Streams a FULL entry's content: its zstd frame, with the delta's
+ * dictionary when the entry's ZDICT flag says so (-EBADMSG when the delta
+ * has none). Not verified here: dimg_reader_rebuild hashes the output. */
+int dimg_reader_decode_full(const struct dimg_reader *r, const struct dimg_entry *e,
+                            dimg_write_fn sink, void *sink_ctx);
 
 #endif

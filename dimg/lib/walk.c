@@ -427,7 +427,8 @@ static int resolve_hardlinks(struct walk *w)
 {
 	for (size_t i = 0; i < w->nregs; i++)
 		w->regs[i].idx = (size_t)dimg_tree_index(w->t, w->regs[i].path);
-	qsort(w->regs, w->nregs, sizeof(*w->regs), cmp_reg_inode);
+	if (w->nregs) /* regs is NULL in a tree without regular files */
+		qsort(w->regs, w->nregs, sizeof(*w->regs), cmp_reg_inode);
 	size_t keep = 0;
 	for (size_t i = 0; i < w->nregs; i++) {
 		struct walk_reg *g = &w->regs[keep - (keep > 0)];

@@ -3,6 +3,9 @@
 #define DIMG_ZSTD_INTERNAL_H
 
 #include <errno.h>
+#include <stdint.h>
+
+#include "dimg/codec.h"
 #include <zstd.h>
 #include <zstd_errors.h>
 
@@ -19,5 +22,11 @@ static inline int dimg_zstd_derr(size_t r)
 		return -EBADMSG;
 	}
 }
+
+/* A plain frame decoded with a delta's dictionary (docs/FORMAT.md
+ * "Dictionary"), or none when dd is NULL (dimg_zstd_decode): one frame
+ * exactly, window bounded by its stated size. */
+int dimg_zstd_decode_ddict(const uint8_t *blob, size_t bloblen, const ZSTD_DDict *dd,
+                           dimg_write_fn sink, void *sink_ctx, uint64_t *outlen);
 
 #endif

@@ -1,9 +1,11 @@
-/* Plain zstd frames (full payloads), zstd with the old file as a raw prefix
+/* Plain zstd frames (full payloads), frames with a delta's shared
+ * dictionary, zstd with the old file as a raw prefix
  * (the zstdref patch codec), and the codec-id dispatch for applying patches. */
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 
+#include <zdict.h>
 #include <zstd.h>
 #include <zstd_errors.h>
 
@@ -96,6 +98,76 @@ int dimg_zstd_encode(const uint8_t *data, size_t len, int level, struct dimg_buf
 	if (r < 0)
 		return r;
 	r = zc_compress(cc, data, len, out);
+	ZSTD_freeCCtx(cc);
+	return r;
+}
+
+struct dimg_zdict {
+	uint8_t *bytes;
+	size_t len;
+	int level;
+	ZSTD_CDict *cdict;
+};
+
+void dimg_zdict_free(struct dimg_zdict *d)
+{
+	if (!d)
+		return;
+	ZSTD_freeCDict(d->cdict);
+	free(d->bytes);
+	free(d);
+}
+
+void dimg_zdict_bytes(const struct dimg_zdict *d, const uint8_t **p, size_t *len)
+{
+	*p = d->bytes;
+	*len = d->len;
+}
+
+int dimg_zdict_train(struct dimg_zdict **out, const uint8_t *samples, const size_t *sizes, size_t n,
+                     size_t cap, int level)
+{
+	struct dimg_zdict *d;
+	size_t got;
+
+	*out = NULL;
+	if (level < 1 || level > ZSTD_maxCLevel() || n > UINT32_MAX)
+		return -EINVAL;
+	d = calloc(1, sizeof(*d));
+	if (!d || !(d->bytes = malloc(cap ? cap : 1))) {
+		free(d);
+		return -ENOMEM;
+	}
+	/* The default trainer (fastCover, no threads) is deterministic. */
+	got = ZDICT_trainFromBuffer(d->bytes, cap, samples, sizes, (unsigned)n);
+	if (ZDICT_isError(got)) {
+		dimg_zdict_free(d);
+		return -ENODATA;
+	}
+	d->len = got;
+	d->level = level;
+	d->cdict = ZSTD_createCDict(d->bytes, d->len, level);
+	if (!d->cdict) {
+		dimg_zdict_free(d);
+		return -ENOMEM;
+	}
+	*out = d;
+	return 0;
+}
+
+int dimg_zstd_encode_dict(const struct dimg_zdict *d, const uint8_t *data, size_t len,
+                          struct dimg_buf *out)
+{
+	ZSTD_CCtx *cc;
+	int r = zc_cctx(&cc, d->level);
+	size_t zr;
+
+	if (r < 0)
+		return r;
+	zr = ZSTD_CCtx_setParameter(cc, ZSTD_c_dictIDFlag, 0);
+	if (!ZSTD_isError(zr))
+		zr = ZSTD_CCtx_refCDict(cc, d->cdict);
+	r = ZSTD_isError(zr) ? zc_cerr(zr) : zc_compress(cc, data, len, out);
 	ZSTD_freeCCtx(cc);
 	return r;
 }
@@ -206,12 +278,13 @@ static int zc_decode(ZSTD_DCtx *dc, const uint8_t *src, size_t len, uint64_t siz
 	return r;
 }
 
-int dimg_zstd_decode(const uint8_t *blob, size_t bloblen, dimg_write_fn sink, void *sink_ctx,
-                     uint64_t *outlen)
+int dimg_zstd_decode_ddict(const uint8_t *blob, size_t bloblen, const ZSTD_DDict *dd,
+                           dimg_write_fn sink, void *sink_ctx, uint64_t *outlen)
 {
 	ZSTD_DCtx *dc;
 	uint64_t size;
 	int wlog, r = zc_frame_size(blob, bloblen, &size);
+	size_t zr;
 
 	if (r < 0)
 		return r;
@@ -219,9 +292,19 @@ int dimg_zstd_decode(const uint8_t *blob, size_t bloblen, dimg_write_fn sink, vo
 	r = zc_dctx(&dc, wlog < ZC_PLAIN_WLOG_MAX ? wlog : ZC_PLAIN_WLOG_MAX);
 	if (r < 0)
 		return r;
-	r = zc_decode(dc, blob, bloblen, size, sink, sink_ctx, outlen);
+	zr = dd ? ZSTD_DCtx_refDDict(dc, dd) : 0;
+	if (ZSTD_isError(zr))
+		r = dimg_zstd_derr(zr);
+	else
+		r = zc_decode(dc, blob, bloblen, size, sink, sink_ctx, outlen);
 	ZSTD_freeDCtx(dc);
 	return r;
+}
+
+int dimg_zstd_decode(const uint8_t *blob, size_t bloblen, dimg_write_fn sink, void *sink_ctx,
+                     uint64_t *outlen)
+{
+	return dimg_zstd_decode_ddict(blob, bloblen, NULL, sink, sink_ctx, outlen);
 }
 
 /* Memory: the decoder keeps one buffer of min(window, new size) plus about

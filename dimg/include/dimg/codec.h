@@ -80,6 +80,23 @@ int dimg_zstd_encode(const uint8_t *data, size_t len, int level, struct dimg_buf
 int dimg_zstd_decode(const uint8_t *blob, size_t bloblen, dimg_write_fn sink, void *sink_ctx,
                      uint64_t *outlen);
 
+/* A zstd dictionary trained on many small files (ZDICT), ready to compress
+ * with. Shared read-only by any number of threads. */
+struct dimg_zdict;
+/* Trains a dictionary of at most cap bytes on n samples laid back to back
+ * in samples (sizes[i] bytes each); level is the one frames will use.
+ * Deterministic (single-threaded training). -ENODATA when zstd cannot
+ * build one from these samples (too few, too small). */
+int dimg_zdict_train(struct dimg_zdict **out, const uint8_t *samples, const size_t *sizes, size_t n,
+                     size_t cap, int level);
+/* The dictionary's bytes, borrowed from d. */
+void dimg_zdict_bytes(const struct dimg_zdict *d, const uint8_t **p, size_t *len);
+void dimg_zdict_free(struct dimg_zdict *d);
+/* Like dimg_zstd_encode, with the dictionary (no dictionary id in the
+ * frame: the delta holds exactly one). */
+int dimg_zstd_encode_dict(const struct dimg_zdict *d, const uint8_t *data, size_t len,
+                          struct dimg_buf *out);
+
 /* gzip-recompress: new_ must be a gzip file (one or more members) that
  * zlib recreates byte for byte with some parameters; the blob records the
  * member headers and parameters and a patch (or, when old is not gzip, a

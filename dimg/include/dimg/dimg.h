@@ -19,6 +19,8 @@ extern "C" {
 #define DIMG_TRAILER_SIZE   64u
 /* Largest decompressed index a reader accepts. */
 #define DIMG_INDEX_MAX (1u << 30)
+/* Largest shared zstd dictionary a reader accepts. */
+#define DIMG_DICT_MAX (1u << 20)
 
 /* Opens regular files of a tree for reading; returns an fd the caller
  * closes, or -errno. The file is found by e->path in the provider's own
@@ -44,11 +46,15 @@ struct dimg_writer;
  * header. Ids are dimg_tree_id() of base and target. */
 int dimg_writer_new(struct dimg_writer **out, int fd, const uint8_t base_id[32],
                     const uint8_t target_id[32]);
+/* Stores the delta's zstd dictionary (docs/FORMAT.md "Dictionary"): only
+ * as the very first blob, at most once, 8..DIMG_DICT_MAX bytes (-EINVAL
+ * otherwise). FULL entries with DIMG_ENTRY_ZDICT are compressed with it. */
+int dimg_writer_add_dict(struct dimg_writer *w, const void *p, size_t n);
 /* Appends a blob; gives back its offset and XXH3-64. */
 int dimg_writer_add_blob(struct dimg_writer *w, const void *p, size_t n, uint64_t *off,
                          uint64_t *xxh3);
 /* Writes the index and trailer. target's REG entries carry payload, codec,
- * src, blob_* as planned; entries equal to the base entry at the same path
+ * flags, src, blob_* as planned; entries equal to the base entry at the same path
  * (metadata and content, payload SAME from that path) are encoded as runs.
  * Does not fsync or close fd. */
 int dimg_writer_finish(struct dimg_writer *w, const struct dimg_tree *base,
@@ -87,6 +93,8 @@ struct dimg_index_stats {
 	uint64_t removed;   /* base entries absent from the target */
 	uint64_t explicit_; /* entries stored in full */
 	uint64_t index_len, index_raw_len, blobs_len, file_len;
+	uint64_t dict_len;   /* bytes of the shared zstd dictionary, 0 if none */
+	uint64_t dict_blobs; /* stored entries whose blob uses it */
 };
 
 /* Opens and maps a .dimg, checks header, trailer, index checksum, and

@@ -54,11 +54,16 @@ struct dimg_entry {
 	/* Delta payload (only in trees read from a .dimg / planned by differ). */
 	uint8_t payload;   /* enum dimg_payload */
 	uint8_t codec;     /* enum dimg_codec, for DIMG_PAYLOAD_PATCH */
+	uint8_t flags;     /* DIMG_ENTRY_* below */
 	char *src;         /* base path for SAME/PATCH; NULL means the entry's own path */
 	uint64_t blob_off; /* absolute offset of the blob in the .dimg */
 	uint64_t blob_len;
 	uint64_t blob_xxh3; /* XXH3-64 of the blob bytes */
 };
+
+/* Entry flags (the record's flags byte). ZDICT: a FULL blob compressed
+ * with the delta's shared zstd dictionary. */
+#define DIMG_ENTRY_ZDICT 0x01u
 
 struct dimg_tree {
 	struct dimg_entry *v; /* sorted by strcmp(path), unique */
