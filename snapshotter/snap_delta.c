@@ -155,7 +155,7 @@ static int check_dimg(const char *path, const char *digest, const char **why)
 	if (r < 0) {
 		set_why(why, whyf("delta %s is not a usable .dimg: %s", digest,
 		                  r == -ENOTSUP ? "unsupported format version" : strerror(-r)));
-		return r == -ENOTSUP ? -EINVAL : r == -ENOMEM ? r : -EINVAL;
+		return r == -ENOMEM ? r : -EINVAL;
 	}
 	dimg_reader_free(rd);
 	return 0;
@@ -241,9 +241,13 @@ static int lowers_add(struct lowers *l, const char *dir)
 		l->opt = opt;
 		l->cap = cap;
 	}
-	l->len += (size_t)sprintf(l->opt + l->len, "%s%s", l->n ? ":" : "", dir);
-	if (l->n++ == 0)
-		snprintf(l->first, sizeof(l->first), "%s", dir);
+	int r = fsutil_pathf(l->opt + l->len, l->cap - l->len, "%s%s", l->n ? ":" : "", dir);
+	if (r == 0 && l->n == 0)
+		r = fsutil_pathf(l->first, sizeof(l->first), "%s", dir);
+	if (r < 0)
+		return r;
+	l->len += strlen(l->opt + l->len);
+	l->n++;
 	return 0;
 }
 
