@@ -264,7 +264,9 @@ static int try_patches(const uint8_t *old, size_t oldlen, const uint8_t *new_, s
 	struct dimg_buf cand = {0};
 	int r;
 	if (o->codecs & DIFFER_CODEC_GZIP) {
-		r = dimg_gzre_encode(old, oldlen, new_, newlen, o->level, &cand);
+		unsigned inner = ((o->codecs & DIFFER_CODEC_BSDIFF) ? DIMG_GZRE_INNER_BSDIFF : 0) |
+		                 ((o->codecs & DIFFER_CODEC_ZSTDREF) ? DIMG_GZRE_INNER_ZSTDREF : 0);
+		r = dimg_gzre_encode(old, oldlen, new_, newlen, o->level, inner, &cand);
 		/* Not a gzip file zlib recreates: the other codecs remain. */
 		if (r == -ENODATA || r == -EFBIG || r == -ENOMEM)
 			dimg_buf_free(&cand);

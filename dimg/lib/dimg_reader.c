@@ -104,7 +104,7 @@ static int check_payload(const struct dimg_reader *rd, const struct dimg_entry *
 		return -EBADMSG;
 	if ((e->payload == DIMG_PAYLOAD_PATCH) != (e->codec != DIMG_CODEC_NONE))
 		return -EBADMSG;
-	if (e->codec > DIMG_CODEC_GZRE)
+	if (e->codec > DIMG_CODEC_CHAIN)
 		return -EBADMSG;
 	if (srcl && e->payload != DIMG_PAYLOAD_SAME && e->payload != DIMG_PAYLOAD_PATCH)
 		return -EBADMSG;

@@ -11,6 +11,8 @@
 #include "dimg/codec.h"
 #include "endian-internal.h"
 #include "gzre-internal.h"
+#include "buf-internal.h"
+#include "varint-internal.h"
 
 #define GZ_CHUNK (64u * 1024u)
 
@@ -289,27 +291,6 @@ struct gzre_blob {
 	uint64_t *ends; /* every member's block ends, m[i].ends point in here */
 };
 
-/* Unsigned LEB128, shortest form, at most 10 bytes (as in bsdiff). */
-static int gz_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
-{
-	uint64_t x = 0;
-	for (int i = 0; i < 10; i++) {
-		if (*p == end)
-			return -EBADMSG;
-		uint8_t b = *(*p)++;
-		if (i == 9 && b > 1)
-			return -EBADMSG;
-		x |= (uint64_t)(b & 0x7f) << (7 * i);
-		if (!(b & 0x80)) {
-			if (i > 0 && b == 0)
-				return -EBADMSG;
-			*v = x;
-			return 0;
-		}
-	}
-	return -EBADMSG;
-}
-
 /* The block table: per member, nends gaps (each >= 1) from the previous
  * end; every end lies strictly inside the member's content. */
 static int gzre_blob_ends(struct gzre_blob *b, const uint8_t *p)
@@ -328,7 +309,7 @@ static int gzre_blob_ends(struct gzre_blob *b, const uint8_t *p)
 		uint64_t at = 0, gap;
 		m->ends = e;
 		for (uint32_t k = 0; k < m->nends; k++) {
-			int r = gz_varint(&p, end, &gap);
+			int r = dimg_varint_get(&p, end, &gap);
 			if (r < 0)
 				return r;
 			if (gap == 0 || gap >= m->rawlen - at)
@@ -347,13 +328,13 @@ struct gz_cur {
 
 static int gz_cur_u64(struct gz_cur *c, uint64_t max, uint64_t *v)
 {
-	int r = gz_varint(&c->p, c->end, v);
+	int r = dimg_varint_get(&c->p, c->end, v);
 	return r < 0 ? r : *v > max ? -EBADMSG : 0;
 }
 
 static int gz_cur_u32(struct gz_cur *c, uint32_t max, uint32_t *v)
 {
-	uint64_t x;
+	uint64_t x = 0;
 	int r = gz_cur_u64(c, max, &x);
 	*v = (uint32_t)x;
 	return r;
@@ -407,6 +388,12 @@ static int gzre_blob_sections(struct gzre_blob *b, struct gz_cur *c)
 	b->in = b->tail + b->taillen;
 	b->inlen = left - b->blocklen - b->taillen;
 	return r;
+}
+
+static void gzre_blob_free(struct gzre_blob *b)
+{
+	free(b->ends);
+	free(b->m);
 }
 
 static int gzre_blob_parse(struct gzre_blob *b, const uint8_t *p, size_t len)
@@ -558,10 +545,94 @@ int dimg_gzre_decode(const uint8_t *old, size_t oldlen, const uint8_t *patch, si
 		r = gz_emit(&o, b.tail, b.taillen);
 	if (o.open)
 		gzre_def_free(&o.d);
-	free(b.ends);
-	free(b.m);
+	gzre_blob_free(&b);
 	gzre_file_free(&of);
 	if (r == 0 && newlen)
 		*newlen = o.total;
+	return r;
+}
+
+/* ---- composition (cdimg merge) ---- */
+
+/* The composed inner payload: its kind and the old content length it
+ * needs. a is old -> mid, b is mid -> new. */
+static int gzc_inner(const struct gzre_blob *a, const struct gzre_blob *b, int level,
+                     struct dimg_buf *inner, uint8_t *kind, uint64_t *oldraw)
+{
+	static const uint8_t none[1];
+	struct dimg_buf mid = {0}, nw = {0};
+	struct dimg_capped cm = {&mid, a->newraw}, cn = {&nw, b->newraw};
+	int r;
+	*kind = GZRE_INNER_ZSTD;
+	*oldraw = 0;
+	if (b->inner == GZRE_INNER_ZSTD) /* new content whole: no old needed */
+		return dimg_buf_append(inner, b->in, b->inlen);
+	if (a->inner == DIMG_CODEC_BSDIFF && b->inner == DIMG_CODEC_BSDIFF) {
+		*kind = DIMG_CODEC_BSDIFF;
+		*oldraw = a->oldraw;
+		return dimg_bsdiff_compose(a->in, a->inlen, b->in, b->inlen, level, inner);
+	}
+	if (a->inner != GZRE_INNER_ZSTD)
+		return -ENOTSUP; /* a zstdref inner needs the old content */
+	r = dimg_zstd_decode(a->in, a->inlen, dimg_write_capped, &cm, NULL);
+	if (!r && mid.len != a->newraw)
+		r = -EBADMSG;
+	if (!r)
+		r = dimg_patch_apply(b->inner, mid.len ? mid.data : none, mid.len, b->in, b->inlen,
+		                     dimg_write_capped, &cn, NULL);
+	if (!r && nw.len != b->newraw)
+		r = -EBADMSG;
+	if (!r)
+		r = dimg_zstd_encode(nw.len ? nw.data : none, nw.len, level, inner);
+	dimg_buf_free(&mid);
+	dimg_buf_free(&nw);
+	return r;
+}
+
+/* bc's blob with another inner kind, old content length and inner payload:
+ * the member count is followed by old_raw; what follows old_raw up to the
+ * inner payload is copied. */
+static int gzc_write(const uint8_t *bc, const struct gzre_blob *b, uint8_t kind, uint64_t oldraw,
+                     const struct dimg_buf *inner, struct dimg_buf *out)
+{
+	const uint8_t *p = bc + 2, *end = b->in, *nm_end;
+	uint64_t v;
+	uint8_t head[2] = {GZRE_VERSION, kind};
+	int r = dimg_varint_get(&p, end, &v);
+	nm_end = p;
+	if (!r)
+		r = dimg_varint_get(&p, end, &v); /* bc's old_raw, replaced */
+	if (!r)
+		r = dimg_buf_append(out, head, 2);
+	if (!r)
+		r = dimg_buf_append(out, bc + 2, (size_t)(nm_end - (bc + 2)));
+	if (!r)
+		r = dimg_varint_put(out, oldraw);
+	if (!r)
+		r = dimg_buf_append(out, p, (size_t)(end - p));
+	if (!r)
+		r = dimg_buf_append(out, inner->data, inner->len);
+	return r;
+}
+
+int dimg_gzre_compose(const uint8_t *ab, size_t ablen, const uint8_t *bc, size_t bclen, int level,
+                      struct dimg_buf *out)
+{
+	struct gzre_blob a = {0}, b = {0};
+	struct dimg_buf inner = {0};
+	uint8_t kind = 0;
+	uint64_t oldraw = 0;
+	int r = gzre_blob_parse(&a, ab, ablen);
+	if (!r)
+		r = gzre_blob_parse(&b, bc, bclen);
+	if (!r && b.inner != GZRE_INNER_ZSTD && a.newraw != b.oldraw)
+		r = -EXDEV;
+	if (!r)
+		r = gzc_inner(&a, &b, level, &inner, &kind, &oldraw);
+	if (!r)
+		r = gzc_write(bc, &b, kind, oldraw, &inner, out);
+	gzre_blob_free(&a);
+	gzre_blob_free(&b);
+	dimg_buf_free(&inner);
 	return r;
 }

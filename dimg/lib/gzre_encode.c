@@ -12,6 +12,7 @@
 #include "dimg/codec.h"
 #include "endian-internal.h"
 #include "gzre-internal.h"
+#include "varint-internal.h"
 
 #define GZE_CHUNK (64u * 1024u)
 /* zstdref on the decompressed contents only while both fit this. */
@@ -177,22 +178,23 @@ static int gze_keep(int r, struct dimg_buf *cand, uint8_t codec, struct dimg_buf
 }
 
 /* The inner payload: the smallest of, when the old file is gzip too, a
- * zstdref patch and (on contents past GZE_BSDIFF_MIN, where it can win) a
- * bsdiff patch between the decompressed contents, and a zstd frame of the
- * new content. Most files are small man pages, where a level-19 encode is
- * mostly setup: the frame is skipped when a patch is under half of a fast
- * one, as the differ does for full copies. */
+ * zstdref patch and (on contents past GZE_BSDIFF_MIN, where it can win,
+ * or always when zstdref is not allowed) a bsdiff patch between the
+ * decompressed contents, and a zstd frame of the new content. Most files are small man pages, where
+ * a level-19 encode is mostly setup: the frame is skipped when a patch is under half of a fast one,
+ * as the differ does for full copies. */
 static int gze_inner(const struct gzre_file *of, const struct gzre_file *nf, int level,
-                     struct dimg_buf *best, uint8_t *inner)
+                     unsigned allow, struct dimg_buf *best, uint8_t *inner)
 {
 	struct dimg_buf cand = {0};
 	const uint8_t *o = of->raw.data, *n = nf->raw.data;
 	size_t ol = of->raw.len, nl = nf->raw.len;
 	int r = 0, fast = level < 3 ? level : 3;
-	if (of->nm && ol + nl <= GZE_ZSTDREF_MAX)
+	if (of->nm && (allow & DIMG_GZRE_INNER_ZSTDREF) && ol + nl <= GZE_ZSTDREF_MAX)
 		r = gze_keep(dimg_zstdref_encode(o, ol, n, nl, level, &cand), &cand,
 		             DIMG_CODEC_ZSTDREF, best, inner);
-	if (!r && of->nm && (nl >= GZE_BSDIFF_MIN || !best->len))
+	if (!r && of->nm && (allow & DIMG_GZRE_INNER_BSDIFF) &&
+	    (nl >= GZE_BSDIFF_MIN || !best->len || !(allow & DIMG_GZRE_INNER_ZSTDREF)))
 		r = gze_keep(dimg_bsdiff(o, ol, n, nl, level, &cand), &cand, DIMG_CODEC_BSDIFF,
 		             best, inner);
 	if (r < 0)
@@ -209,24 +211,13 @@ static int gze_inner(const struct gzre_file *of, const struct gzre_file *nf, int
 	return gze_keep(r, &cand, GZRE_INNER_ZSTD, best, inner);
 }
 
-static int gze_varint(struct dimg_buf *out, uint64_t v)
-{
-	uint8_t b[10];
-	size_t n = 0;
-	do {
-		b[n++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
-		v >>= 7;
-	} while (v);
-	return dimg_buf_append(out, b, n);
-}
-
 /* Every member's block ends as gaps from the previous end. */
 static int gze_blocks(struct dimg_buf *out, const struct gzre_file *nf)
 {
 	int r = 0;
 	for (uint32_t i = 0; i < nf->nm && !r; i++)
 		for (uint32_t k = 0; k < nf->m[i].nends && !r; k++)
-			r = gze_varint(out, nf->m[i].ends[k] - (k ? nf->m[i].ends[k - 1] : 0));
+			r = dimg_varint_put(out, nf->m[i].ends[k] - (k ? nf->m[i].ends[k - 1] : 0));
 	return r;
 }
 
@@ -238,11 +229,11 @@ static int gze_records(struct dimg_buf *out, const struct gzre_file *nf)
 		uint8_t p[4] = {m->p.level, m->p.wbits, m->p.memlevel, m->p.strategy};
 		r = dimg_buf_append(out, p, sizeof(p));
 		if (!r)
-			r = gze_varint(out, m->hdrlen);
+			r = dimg_varint_put(out, m->hdrlen);
 		if (!r)
-			r = gze_varint(out, m->rawlen);
+			r = dimg_varint_put(out, m->rawlen);
 		if (!r)
-			r = gze_varint(out, m->nends);
+			r = dimg_varint_put(out, m->nends);
 	}
 	for (uint32_t i = 0; i < nf->nm && !r; i++)
 		r = dimg_buf_append(out, nf->m[i].hdr, nf->m[i].hdrlen);
@@ -259,15 +250,15 @@ static int gze_header(struct dimg_buf *out, const struct gzre_file *of, const st
 	if (!r)
 		r = dimg_buf_append(out, h, sizeof(h));
 	if (!r)
-		r = gze_varint(out, nf->nm);
+		r = dimg_varint_put(out, nf->nm);
 	if (!r)
-		r = gze_varint(out, inner == GZRE_INNER_ZSTD ? 0 : of->raw.len);
+		r = dimg_varint_put(out, inner == GZRE_INNER_ZSTD ? 0 : of->raw.len);
 	if (!r)
-		r = gze_varint(out, nf->raw.len);
+		r = dimg_varint_put(out, nf->raw.len);
 	if (!r)
-		r = gze_varint(out, nf->taillen);
+		r = dimg_varint_put(out, nf->taillen);
 	if (!r)
-		r = gze_varint(out, blocks.len);
+		r = dimg_varint_put(out, blocks.len);
 	if (!r)
 		r = gze_records(out, nf);
 	if (!r && blocks.len)
@@ -292,7 +283,7 @@ static int gze_verify(const uint8_t *old, size_t oldlen, const uint8_t *new_, si
 }
 
 int dimg_gzre_encode(const uint8_t *old, size_t oldlen, const uint8_t *new_, size_t newlen,
-                     int level, struct dimg_buf *out)
+                     int level, unsigned inner_codecs, struct dimg_buf *out)
 {
 	struct gzre_file nf, of = {0};
 	struct dimg_buf inner = {0}, blob = {0};
@@ -305,7 +296,7 @@ int dimg_gzre_encode(const uint8_t *old, size_t oldlen, const uint8_t *new_, siz
 	if ((r = gze_search(&nf)) == 0 && gzre_parse(&of, old, oldlen) < 0)
 		memset(&of, 0, sizeof(of)); /* not gzip: the new content goes whole */
 	if (r == 0)
-		r = gze_inner(&of, &nf, level, &inner, &codec);
+		r = gze_inner(&of, &nf, level, inner_codecs, &inner, &codec);
 	if (r == 0)
 		r = gze_header(&blob, &of, &nf, codec);
 	if (r == 0)

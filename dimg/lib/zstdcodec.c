@@ -345,6 +345,8 @@ int dimg_patch_apply(uint8_t codec, const uint8_t *old, size_t oldlen, const uin
 		return dimg_zstdref_decode(old, oldlen, patch, patchlen, sink, sink_ctx, newlen);
 	case DIMG_CODEC_GZRE:
 		return dimg_gzre_decode(old, oldlen, patch, patchlen, sink, sink_ctx, newlen);
+	case DIMG_CODEC_CHAIN:
+		return dimg_chain_apply(old, oldlen, patch, patchlen, sink, sink_ctx, newlen);
 	default:
 		/* DIMG_CODEC_NONE is not a patch either. */
 		return -ENOTSUP;

@@ -1,12 +1,16 @@
 /* libFuzzer target for the patch codecs: the input is applied as a patch,
- * through dimg_patch_apply, to a small fixed old buffer with both codecs;
- * it is also split into raw bsdiff streams and wrapped in a valid container,
- * so the control-record checks get reached past the zstd layer. */
+ * through dimg_patch_apply, to a small fixed old buffer with the bsdiff,
+ * zstdref and chain codecs; it is also split into raw bsdiff streams and
+ * wrapped in a valid container, so the control-record checks get reached
+ * past the zstd layer; and, where it applies as a bsdiff patch, wrapped in a
+ * valid chain whose second step is the input again as zstdref, so the chain
+ * gets past its intermediate check. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "dimg/codec.h"
+#include "dimg/hash.h"
 
 /* Must match tests/unit/test_codec.c, which replays tests/assets/should-fail
  * against the same buffer. */
@@ -92,6 +96,30 @@ static void apply_structured(const uint8_t *old, const uint8_t *data, size_t siz
 	dimg_buf_free(&patch);
 }
 
+/* When data applies to old as a bsdiff patch: the chain [data as bsdiff,
+ * data as zstdref over its result], with the true intermediate recorded. */
+static void apply_chain(const uint8_t *old, const uint8_t *data, size_t size)
+{
+	struct dimg_buf mid = {0}, chain = {0};
+	struct dimg_chain_step s[2] = {{.codec = DIMG_CODEC_BSDIFF, .blob = data, .len = size},
+	                               {.codec = DIMG_CODEC_ZSTDREF, .blob = data, .len = size}};
+	uint64_t total = 0, newlen = 0;
+	if (dimg_patch_apply(DIMG_CODEC_BSDIFF, old, FUZZ_OLD_LEN, data, size, dimg_write_buf, &mid,
+	                     NULL) == 0 &&
+	    mid.len <= FUZZ_OUT_CAP) {
+		s[0].size = mid.len;
+		if (dimg_sha256_buf(mid.data, mid.len, s[0].sha256) < 0 ||
+		    dimg_chain_encode(s, 2, &chain) < 0)
+			abort();
+		int r = dimg_patch_apply(DIMG_CODEC_CHAIN, old, FUZZ_OLD_LEN, chain.data, chain.len,
+		                         count_sink, &total, &newlen);
+		if ((r == 0 && total != newlen) || r > 0)
+			abort();
+	}
+	dimg_buf_free(&mid);
+	dimg_buf_free(&chain);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -102,6 +130,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		old[i] = fuzz_old_byte(i);
 	apply(DIMG_CODEC_BSDIFF, old, data, size);
 	apply(DIMG_CODEC_ZSTDREF, old, data, size);
+	apply(DIMG_CODEC_CHAIN, old, data, size);
 	apply_structured(old, data, size);
+	apply_chain(old, data, size);
 	return 0;
 }

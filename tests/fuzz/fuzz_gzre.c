@@ -3,7 +3,8 @@
  * and to a file that is not gzip; it is also wrapped in a valid blob
  * header (its first bytes choosing the zlib parameters and block ends, the
  * rest the content, as a raw zstd frame) so the deflate path is reached
- * with every parameter the format allows. Corpus: tests/fuzz/corpus/gzre,
+ * with every parameter the format allows; and composed with itself or split
+ * in two (dimg_gzre_compose), the result applied. Corpus: tests/fuzz/corpus/gzre,
  * blobs made against fuzz_gzre_old() (see its README). */
 #include <stdint.h>
 #include <stdio.h>
@@ -117,6 +118,20 @@ static void apply_structured(const uint8_t *data, size_t size)
 	dimg_buf_free(&b);
 }
 
+/* Composition (cdimg merge): the input composed after itself and split in
+ * two at its first byte; a composed blob is applied like any other. */
+static void compose(const uint8_t *old, size_t oldlen, const uint8_t *data, size_t size)
+{
+	struct dimg_buf out = {0};
+	size_t k = size ? 1 + (size_t)data[0] * size / 256 : 0;
+	if (dimg_gzre_compose(data, size, data, size, 3, &out) == 0)
+		apply(old, oldlen, out.data, out.len);
+	out.len = 0;
+	if (k <= size && dimg_gzre_compose(data, k, data + k, size - k, 3, &out) == 0)
+		apply(old, oldlen, out.data, out.len);
+	dimg_buf_free(&out);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -128,5 +143,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	apply(old.data, old.len, data, size);
 	apply(plain, sizeof(plain), data, size);
 	apply_structured(data, size);
+	compose(old.data, old.len, data, size);
 	return 0;
 }

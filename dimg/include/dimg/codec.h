@@ -19,6 +19,7 @@ enum dimg_codec {
 	DIMG_CODEC_BSDIFF = 1,  /* docs/patch-format.md */
 	DIMG_CODEC_ZSTDREF = 2, /* one zstd frame, old file as raw prefix */
 	DIMG_CODEC_GZRE = 3,    /* gzip-recompress: patch of the decompressed contents */
+	DIMG_CODEC_CHAIN = 4,   /* patches of codecs 1-3 applied in turn (made by merge) */
 };
 
 /* A growable byte buffer. */
@@ -105,11 +106,54 @@ int dimg_zstd_encode_dict(const struct dimg_zdict *d, const uint8_t *data, size_
  * caller uses another codec). The blob is decoded and compared before it
  * is returned. */
 int dimg_gzre_encode(const uint8_t *old, size_t oldlen, const uint8_t *new_, size_t newlen,
-                     int level, struct dimg_buf *out);
+                     int level, unsigned inner_codecs, struct dimg_buf *out);
+/* inner_codecs of dimg_gzre_encode: the patch codecs the inner payload may
+ * use (a zstd frame of the new content is always allowed). bsdiff alone
+ * gives blobs `cdimg merge` composes without the files. */
+#define DIMG_GZRE_INNER_BSDIFF  (1u << DIMG_CODEC_BSDIFF)
+#define DIMG_GZRE_INNER_ZSTDREF (1u << DIMG_CODEC_ZSTDREF)
+#define DIMG_GZRE_INNER_ALL     (DIMG_GZRE_INNER_BSDIFF | DIMG_GZRE_INNER_ZSTDREF)
 /* Decompresses old (held whole, at most 64 MiB), applies the inner patch
  * and deflates the result member by member, streaming to sink. Corrupt
  * blob -> -EBADMSG; old not the file the blob was made against -> -EXDEV. */
 int dimg_gzre_decode(const uint8_t *old, size_t oldlen, const uint8_t *patch, size_t patchlen,
+                     dimg_write_fn sink, void *sink_ctx, uint64_t *newlen);
+
+/* Composes two gzip-recompress blobs ab (old -> mid) and bc (mid -> new)
+ * into one blob old -> new, appended to *out, without any of the files:
+ * bc's member records and headers, ab's old content length, and an inner
+ * payload that composes: bc's own when it is a zstd frame; the two inner
+ * bsdiff patches composed (dimg_bsdiff_compose); or, when ab's inner is a
+ * zstd frame (mid's whole content), bc's inner applied to it and stored as
+ * a zstd frame. -ENOTSUP for the other pairs (a zstdref inner over a
+ * patch); -EXDEV when bc was not made against ab's content length. level:
+ * zstd level of what is recompressed. */
+int dimg_gzre_compose(const uint8_t *ab, size_t ablen, const uint8_t *bc, size_t bclen, int level,
+                      struct dimg_buf *out);
+
+/* Codec 4, chain: one file's patches of codecs 1-3 applied in turn, each
+ * intermediate content checked by its size and SHA-256 (the last step's
+ * output is the new file, checked by whoever checks the file). Made by
+ * `cdimg merge` where two patches do not compose; at most DIMG_CHAIN_MAX
+ * steps. */
+#define DIMG_CHAIN_MAX 64
+struct dimg_chain_step {
+	uint8_t codec;      /* DIMG_CODEC_BSDIFF .. DIMG_CODEC_GZRE */
+	uint64_t size;      /* this step's output length (not stored for the last) */
+	uint8_t sha256[32]; /* its SHA-256 (not stored for the last) */
+	const uint8_t *blob;
+	size_t len;
+};
+/* Writes n (2 .. DIMG_CHAIN_MAX) steps as a chain blob appended to *out. */
+int dimg_chain_encode(const struct dimg_chain_step *s, size_t n, struct dimg_buf *out);
+/* Splits a chain blob into its steps (s has room for DIMG_CHAIN_MAX);
+ * blobs point into patch. -EBADMSG when malformed, -ENOTSUP for another
+ * version. */
+int dimg_chain_parse(const uint8_t *patch, size_t len, struct dimg_chain_step *s, size_t *n);
+/* Applies the steps to old; intermediates are held in memory (two at a
+ * time), the last step streams to sink. An intermediate that is not what
+ * the blob says -> -EBADMSG; errors of the steps' codecs pass through. */
+int dimg_chain_apply(const uint8_t *old, size_t oldlen, const uint8_t *patch, size_t patchlen,
                      dimg_write_fn sink, void *sink_ctx, uint64_t *newlen);
 
 /* Dispatch on codec id: patch apply for DIMG_CODEC_* values. */
