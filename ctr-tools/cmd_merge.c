@@ -5,6 +5,7 @@
 #include <inttypes.h>
 #include <json-c/json.h>
 #include <malloc.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -12,6 +13,7 @@
 #include "cdimg.h"
 #include "cli.h"
 #include "dimg/image.h"
+#include "layers.h"
 #include "merge.h"
 #include "packer.h"
 
@@ -21,21 +23,24 @@ static const char merge_help[] =
     "Composes a chain of deltas (DELTA1: v1->v2, DELTA2: v2->v3, ...) into one\n"
     "delta v1->vN, without any image: unchanged entries stay runs, files the\n"
     "chain only renamed or copied stay references to v1, bsdiff patches over\n"
-    "patched files are composed into one patch, patches over stored files are\n"
-    "applied and the result stored. Each delta's base tree must be the previous\n"
-    "one's target tree. Applying the result to v1 gives exactly what applying\n"
-    "the chain gives (same bytes, same metadata). One delta alone is rewritten.\n"
+    "patched files are composed into one patch, and so are gzip-recompress\n"
+    "patches whose inner patches compose; patches over stored files are applied\n"
+    "and the result stored. Patches that do not compose (zstdref ones, mixed\n"
+    "codecs) are kept one after the other as a chain patch (codec 4) that\n"
+    "applies them in turn. Each delta's base tree must be the previous one's\n"
+    "target tree. Applying the result to v1 gives exactly what applying the\n"
+    "chain gives (same bytes, same metadata). One delta alone is rewritten.\n"
     "\n"
     "DELTAs are .cdimg or .dimg files. A .cdimg output takes the base config\n"
     "digest from DELTA1 and the target config and manifest from the last delta,\n"
-    "so both must be .cdimg; an output ending in .dimg gets the raw delta.\n"
+    "so both must be .cdimg; an output ending in .dimg gets the raw delta. It\n"
+    "carries the last delta's layer recipes, its layers taken from the base\n"
+    "replaced by the earlier deltas' recipes of them (docs/merge.md).\n"
     "\n"
-    "Patches in codecs that do not compose (a zstdref patch over any patch, a\n"
-    "bsdiff patch over a zstdref one) need the file's content: give v1 with\n"
-    "--base, and such files are rebuilt and re-encoded against it. With --base,\n"
-    "a composed patch larger than --reencode-ratio times the chain's last patch\n"
-    "of that file, and a file the chain stored whole, are also re-encoded against\n"
-    "v1, and the smaller encoding kept.\n"
+    "With --base (v1's image or tree), files left as a chain patch, composed\n"
+    "patches larger than --reencode-ratio times the chain's last patch of that\n"
+    "file, and files the chain stored whole are re-encoded against v1 with the\n"
+    "differ's codecs, and the smaller encoding kept.\n"
     "\n"
     "options:\n"
     "  -o, --output FILE        the merged delta (written to a temp name, renamed)\n"
@@ -181,6 +186,50 @@ static int open_base(const struct merge_args *a, struct dimg_image **img)
 	return code;
 }
 
+/* The merged image's layer recipes, into a temporary file next to the
+ * output (*path; NULL when the last delta records none): the last delta's,
+ * its layers "as in the base" taken from the earlier deltas' recipes. */
+static int merged_layers(const struct merge_args *a, const struct inputs *in, char **path,
+                         char **err)
+{
+	struct dimg_buf acc = {0};
+	int r = 0, fd;
+	*path = NULL;
+	for (size_t i = 0; !r && i < a->n; i++) {
+		const struct cdimg_info *ci = in->c[i] ? cdimg_get_info(in->c[i]) : NULL;
+		struct dimg_buf next = {0};
+		size_t k = 0;
+		char *why = NULL;
+		if (!ci || !ci->layers)
+			continue;
+		if (!acc.len)
+			r = dimg_buf_append(&acc, ci->layers, (size_t)ci->layers_size);
+		else if ((r = layers_compose(acc.data, acc.len, ci->layers, (size_t)ci->layers_size,
+		                             a->mo.level, &next, &k, &why)) == 0) {
+			dimg_buf_free(&acc);
+			acc = next;
+		} else {
+			if (asprintf(err, "%s: %s", a->deltas[i], why ? why : strerror(-r)) < 0)
+				*err = NULL;
+			dimg_buf_free(&next);
+		}
+		free(why);
+	}
+	const struct cdimg_info *last = cdimg_get_info(in->c[a->n - 1]);
+	if (r || !last->layers) {
+		dimg_buf_free(&acc);
+		return r;
+	}
+	if ((fd = packer_tmpfile(a->out, path)) < 0)
+		r = fd;
+	else {
+		r = dimg_write_fd(&fd, acc.data, acc.len);
+		close(fd);
+	}
+	dimg_buf_free(&acc);
+	return r;
+}
+
 /* The merged .dimg goes to a temporary file next to the output, wrapped. */
 static int write_merged(const struct merge_args *a, const struct inputs *in, struct merge_stats *st,
                         uint64_t *size, char **err)
@@ -188,12 +237,14 @@ static int write_merged(const struct merge_args *a, const struct inputs *in, str
 	const char *const *names = (const char *const *)a->deltas;
 	if (a->raw)
 		return merge_write_dimg(a->out, in->rd, names, a->n, &a->mo, st, err);
-	char *tmp = NULL;
+	char *tmp = NULL, *lpath = NULL;
 	int fd = packer_tmpfile(a->out, &tmp);
 	if (fd < 0)
 		return fd;
 	close(fd);
 	int r = merge_write_dimg(tmp, in->rd, names, a->n, &a->mo, st, err);
+	if (r == 0)
+		r = merged_layers(a, in, &lpath, err);
 	if (r == 0) {
 		const struct cdimg_info *first = cdimg_get_info(in->c[0]);
 		const struct cdimg_info *last = cdimg_get_info(in->c[a->n - 1]);
@@ -204,9 +255,13 @@ static int write_merged(const struct merge_args *a, const struct inputs *in, str
 		                       .target_manifest_len = last->target_manifest_len,
 		                       .target_manifest_media_type =
 		                           last->target_manifest_media_type,
-		                       .target_ref = last->target_ref};
+		                       .target_ref = last->target_ref,
+		                       .layers_path = lpath};
 		r = packer_cdimg_write(a->out, tmp, &m, size);
 	}
+	if (lpath)
+		unlink(lpath);
+	free(lpath);
 	unlink(tmp);
 	free(tmp);
 	return r;
@@ -228,6 +283,7 @@ static void print_summary(const struct merge_args *a, const struct merge_stats *
 		json_object_object_add(o, "copied", json_object_new_int64((int64_t)st->copied));
 		json_object_object_add(o, "remapped", json_object_new_int64((int64_t)st->remapped));
 		json_object_object_add(o, "composed", json_object_new_int64((int64_t)st->composed));
+		json_object_object_add(o, "chained", json_object_new_int64((int64_t)st->chained));
 		json_object_object_add(o, "decoded", json_object_new_int64((int64_t)st->decoded));
 		json_object_object_add(o, "reencoded",
 		                       json_object_new_int64((int64_t)st->reencoded));
@@ -239,10 +295,9 @@ static void print_summary(const struct merge_args *a, const struct merge_stats *
 		return;
 	printf("%s: %s, %zu deltas merged, %" PRIu64 " entries (%" PRIu64 " stored)\n", a->out,
 	       cli_human(size, h, sizeof(h)), a->n, st->entries, st->explicit_);
-	printf("  blobs copied %" PRIu64 ", sources moved to v1 %" PRIu64
-	       ", bsdiff composed %" PRIu64 ", applied and stored %" PRIu64 ", re-encoded %" PRIu64
-	       "\n",
-	       st->copied, st->remapped, st->composed, st->decoded, st->reencoded);
+	printf("  blobs copied %" PRIu64 ", sources moved to v1 %" PRIu64 ", composed %" PRIu64
+	       ", chained %" PRIu64 ", applied and stored %" PRIu64 ", re-encoded %" PRIu64 "\n",
+	       st->copied, st->remapped, st->composed, st->chained, st->decoded, st->reencoded);
 }
 
 static int run_merge(struct merge_args *a)

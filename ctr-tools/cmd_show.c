@@ -30,7 +30,7 @@ static const char show_help[] =
 
 static const char *kind_name[] = {"none", "empty", "same", "full", "patch"};
 static const char *type_name[] = {"?", "dir", "reg", "symlink", "hardlink", "chr", "blk", "fifo"};
-static const char *codec_name[] = {"none", "bsdiff", "zstdref", "gzip"};
+static const char *codec_name[] = {"none", "bsdiff", "zstdref", "gzip", "chain"};
 
 static struct json_object *hex_json(const uint8_t *p, size_t n)
 {

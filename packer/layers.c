@@ -556,3 +556,156 @@ int layers_write(struct layers_reader *r, const struct layers_src *src, dimg_wri
 	r->base = NULL;
 	return rc;
 }
+
+/* ---- composing two recipe blobs (cdimg merge) ---- */
+
+#define L_MAX_RAW (1ull << 30) /* a decoded recipe blob past this is refused */
+
+/* The whole decoded blob. */
+static int lc_decode(const uint8_t *blob, size_t len, struct dimg_buf *out)
+{
+	ZSTD_DCtx *z = ZSTD_createDCtx();
+	ZSTD_inBuffer in = {blob, len, 0};
+	size_t left = 1;
+	int r = z ? 0 : -ENOMEM;
+	while (!r && left) {
+		if ((r = dimg_buf_reserve(out, L_BUF)) < 0)
+			break;
+		ZSTD_outBuffer ob = {out->data + out->len, out->cap - out->len, 0};
+		left = ZSTD_decompressStream(z, &ob, &in);
+		out->len += ob.pos;
+		if (ZSTD_isError(left) || (left && in.pos == in.size && ob.pos < ob.size))
+			r = -EBADMSG;
+		else if (out->len > L_MAX_RAW)
+			r = -EFBIG;
+	}
+	if (!r && in.pos != in.size)
+		r = -EBADMSG; /* something after the frame */
+	ZSTD_freeDCtx(z);
+	return r;
+}
+
+/* One layer of a decoded blob: its 36-byte head at off, its records (for a
+ * recipe) up to end. */
+struct lc_layer {
+	size_t off, end;
+};
+
+/* Length of the record at p (n bytes left), or 0 if it runs past them;
+ * *last is set for END. */
+static size_t lc_record(const uint8_t *p, size_t n, int *last)
+{
+	*last = n && p[0] == 0;
+	if (!n || p[0] == 0)
+		return n ? 1 : 0;
+	if (p[0] == 1)
+		return n >= 5 && get32(p + 1) && get32(p + 1) <= 65536 && n - 5 >= get32(p + 1)
+		           ? 5 + get32(p + 1)
+		           : 0;
+	if (n < 41 || (p[0] != 2 && p[0] != 3))
+		return 0;
+	uint64_t size = get64(p + 1);
+	if (p[0] == 2)
+		return 41;
+	return size <= n - 41 ? 41 + (size_t)size : 0;
+}
+
+/* Splits a decoded blob into its layers (header checked as layers_open
+ * and layers_next check it). */
+static int lc_split(const struct dimg_buf *d, struct lc_layer **out, size_t *n)
+{
+	const uint8_t *p = d->data;
+	if (d->len < L_HEAD || memcmp(p, L_MAGIC, 8) || get32(p + 8) != LAYERS_VERSION)
+		return -EBADMSG;
+	*n = get32(p + 12);
+	if (*n == 0 || *n > L_MAX_LAYERS || !(*out = calloc(*n, sizeof(**out))))
+		return *n && *n <= L_MAX_LAYERS ? -ENOMEM : -EBADMSG;
+	size_t at = L_HEAD;
+	for (size_t i = 0; i < *n; i++) {
+		const uint8_t *h = p + at;
+		if (d->len - at < L_LAYER_HEAD ||
+		    (h[0] != LAYERS_RECIPE && h[0] != LAYERS_FROM_BASE) || h[1] > LAYERS_COMP_XZ ||
+		    h[2] || h[3])
+			return -EBADMSG;
+		(*out)[i].off = at;
+		at += L_LAYER_HEAD;
+		for (int last = h[0] != LAYERS_RECIPE; !last;) {
+			size_t k = lc_record(p + at, d->len - at, &last);
+			if (!k)
+				return -EBADMSG;
+			at += k;
+		}
+		(*out)[i].end = at;
+	}
+	return at == d->len ? 0 : -EBADMSG;
+}
+
+/* b's layer i, or a's recipe of the same diff_id when b has it as the
+ * base's and a records it. */
+static int lc_emit(const struct dimg_buf *a, const struct lc_layer *la, size_t na,
+                   const struct dimg_buf *b, const struct lc_layer *lb, struct dimg_buf *out,
+                   size_t *taken)
+{
+	const uint8_t *h = b->data + lb->off;
+	if (h[0] == LAYERS_FROM_BASE)
+		for (size_t k = 0; k < na; k++) {
+			const uint8_t *ah = a->data + la[k].off;
+			if (ah[0] != LAYERS_RECIPE || memcmp(ah + 4, h + 4, 32))
+				continue;
+			uint8_t head[L_LAYER_HEAD];
+			memcpy(head, h, sizeof(head));
+			head[0] = LAYERS_RECIPE;
+			int r = dimg_buf_append(out, head, sizeof(head));
+			(*taken)++;
+			return r < 0 ? r
+			             : dimg_buf_append(out, a->data + la[k].off + L_LAYER_HEAD,
+			                               la[k].end - la[k].off - L_LAYER_HEAD);
+		}
+	return dimg_buf_append(out, h, lb->end - lb->off);
+}
+
+int layers_compose(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen, int level,
+                   struct dimg_buf *out, size_t *taken, char **why)
+{
+	struct dimg_buf da = {0}, db = {0}, raw = {0};
+	struct lc_layer *la = NULL, *lb = NULL;
+	size_t na = 0, nb = 0;
+	int r = lc_decode(a, alen, &da);
+	if (!r)
+		r = lc_decode(b, blen, &db);
+	if (!r)
+		r = lc_split(&da, &la, &na);
+	if (!r)
+		r = lc_split(&db, &lb, &nb);
+	if (r < 0)
+		whyf(why, r, "layer recipes: damaged (%s)", strerror(-r));
+	*taken = 0;
+	if (!r)
+		r = dimg_buf_append(&raw, db.data, L_HEAD);
+	for (size_t i = 0; !r && i < nb; i++)
+		r = lc_emit(&da, la, na, &db, &lb[i], &raw, taken);
+	if (!r) {
+		size_t bound = ZSTD_compressBound(raw.len);
+		ZSTD_CCtx *z = ZSTD_createCCtx();
+		r = z && dimg_buf_reserve(out, bound) == 0 ? 0 : -ENOMEM;
+		if (!r &&
+		    (ZSTD_isError(ZSTD_CCtx_setParameter(z, ZSTD_c_compressionLevel, level)) ||
+		     ZSTD_isError(ZSTD_CCtx_setParameter(z, ZSTD_c_checksumFlag, 1))))
+			r = -EINVAL;
+		if (!r) {
+			size_t n =
+			    ZSTD_compress2(z, out->data + out->len, bound, raw.data, raw.len);
+			if (ZSTD_isError(n))
+				r = -EIO;
+			else
+				out->len += n;
+		}
+		ZSTD_freeCCtx(z);
+	}
+	free(la);
+	free(lb);
+	dimg_buf_free(&da);
+	dimg_buf_free(&db);
+	dimg_buf_free(&raw);
+	return r;
+}

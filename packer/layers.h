@@ -72,6 +72,17 @@ int layers_next(struct layers_reader *r, size_t i, struct layers_layer *out, cha
 int layers_write(struct layers_reader *r, const struct layers_src *src, dimg_write_fn sink,
                  void *sink_ctx, char **why);
 
+/* Recipes for a merged delta (cdimg merge): b describes image vk+1 made
+ * against vk, a describes vk (or anything holding vk's layers). The result
+ * is b with each layer b takes "as in the base" replaced by a's recipe of
+ * the layer with that diff_id, where a records one (*taken counts them);
+ * the others stay as they are. A content either recipe names must still be
+ * in the applier's base or target tree: layers_write says which is not.
+ * Compressed at level with a checksum, like layers_build. -EBADMSG with
+ * *why for a damaged blob. */
+int layers_compose(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen, int level,
+                   struct dimg_buf *out, size_t *taken, char **why);
+
 #ifdef __cplusplus
 }
 #endif

@@ -278,13 +278,17 @@ static void mblob_take(struct mblob *b, struct dimg_buf *own)
  * on a 5-step chain than level 1). */
 #define MERGE_FAST_PATCH_LEVEL (-7)
 
+/* The zstd level a blob of e keeps in the output. */
+static int real_level(const struct mctx *c, const struct dimg_entry *e)
+{
+	return e->size >= c->o->large_size ? c->o->large_level : c->o->level;
+}
+
 /* Intermediate folds compress fast: the next fold decodes the blob again,
  * and blobs that survive to the end are recompressed (finish_blobs). */
 static int level_for(const struct mctx *c, const struct dimg_entry *e)
 {
-	if (!c->final_)
-		return 1;
-	return e->size >= c->o->large_size ? c->o->large_level : c->o->level;
+	return c->final_ ? real_level(c, e) : 1;
 }
 
 /* A FULL blob compressed with its delta's dictionary, made a plain zstd
@@ -382,20 +386,18 @@ static int rebuild(struct mctx *c, const struct dimg_entry *e, const struct mblo
 	return r;
 }
 
-/* The composed v1-relative patch in b, applied to the base: re-encoded
- * when that is smaller. */
-static int maybe_reencode(struct mctx *c, struct dimg_entry *e, struct mblob *b,
-                          const struct dimg_entry *a)
+/* The composed v1-relative patch e holds in b, applied to the base:
+ * re-encoded when that is smaller. */
+static int maybe_reencode(struct mctx *c, struct dimg_entry *e, struct mblob *b)
 {
-	struct dimg_buf old = {0}, nw = {0};
-	int r = base_content(c, src_of(a), &old);
-	if (!r)
-		r = dimg_bspatch(old.data, old.len, b->p, b->len, dimg_write_buf, &nw, NULL);
+	struct dimg_buf nw = {0};
+	int r = entry_content(c, e, b, &nw);
+	if (r < 0 && r != -ENOMEM && !(c->err && *c->err))
+		r = mfail(c, r, "%s: cannot rebuild from the base and the merged patch", e->path);
 	if (!r)
 		r = check_content(c, e, &nw);
 	if (!r)
-		r = reencode(c, e, b, a, &nw, 0);
-	dimg_buf_free(&old);
+		r = reencode(c, e, b, e, &nw, 0);
 	dimg_buf_free(&nw);
 	return r;
 }
@@ -418,8 +420,117 @@ static int compose_bsdiff(struct mctx *c, struct dimg_entry *e, struct mblob *b,
 	c->st->composed++;
 	/* Sizes compare only at real levels: the last fold. */
 	if (c->final_ && c->o->base && (double)b->len > c->o->reencode_ratio * (double)last)
-		return maybe_reencode(c, e, b, a);
+		return maybe_reencode(c, e, b);
 	return 0;
+}
+
+/* A patch as steps: a chain blob's own, or the patch as one step whose
+ * output is e's content. */
+static int patch_steps(struct mctx *c, const struct dimg_entry *e, const uint8_t *p, size_t len,
+                       struct dimg_chain_step *s, size_t *n)
+{
+	if (e->codec != DIMG_CODEC_CHAIN) {
+		s[0] = (struct dimg_chain_step){
+		    .codec = e->codec, .size = e->size, .blob = p, .len = len};
+		memcpy(s[0].sha256, e->sha256, 32);
+		*n = 1;
+		return 0;
+	}
+	int r = dimg_chain_parse(p, len, s, n);
+	if (r < 0)
+		return mfail(c, r, "%s: its chain of patches is damaged", e->path);
+	s[*n - 1].size = e->size; /* the last step's output: the file */
+	memcpy(s[*n - 1].sha256, e->sha256, 32);
+	return 0;
+}
+
+/* Composes step x (old -> mid) and step y (mid -> new) into one, in *out:
+ * 1 when done, 0 when their codecs do not compose. */
+static int compose_step(struct mctx *c, const struct dimg_entry *e, const struct dimg_chain_step *x,
+                        const struct dimg_chain_step *y, struct dimg_buf *out)
+{
+	int r = -ENOTSUP, level = real_level(c, e);
+	if (x->codec == DIMG_CODEC_BSDIFF && y->codec == DIMG_CODEC_BSDIFF)
+		r = dimg_bsdiff_compose(x->blob, x->len, y->blob, y->len, level, out);
+	else if (x->codec == DIMG_CODEC_GZRE && y->codec == DIMG_CODEC_GZRE)
+		r = dimg_gzre_compose(x->blob, x->len, y->blob, y->len, level, out);
+	if (r == -ENOTSUP)
+		return 0;
+	if (r < 0 && r != -ENOMEM)
+		return mfail(c, r, "%s: cannot compose its patches", e->path);
+	return r < 0 ? r : 1;
+}
+
+/* The steps of a (old -> mid) then those of e (mid -> new), the two
+ * meeting in the middle composed when their codecs allow, written as one
+ * patch (a single step left) or a chain into b. */
+static int join_steps(struct mctx *c, struct dimg_entry *e, struct mblob *b,
+                      struct dimg_chain_step *s, size_t na, size_t nb, struct dimg_buf *tmp)
+{
+	struct dimg_buf out = {0};
+	size_t n = na + nb;
+	int r = compose_step(c, e, &s[na - 1], &s[na], tmp);
+	if (r == 1) { /* the middle pair becomes one step with the second's output */
+		s[na].blob = tmp->data;
+		s[na].len = tmp->len;
+		memmove(&s[na - 1], &s[na], (nb) * sizeof(*s));
+		n--;
+		c->st->composed++;
+	} else if (r < 0) {
+		return r;
+	}
+	if (n > DIMG_CHAIN_MAX)
+		return mfail(
+		    c, -E2BIG,
+		    "%s: its patches do not compose and would chain more than %d; give the "
+		    "first delta's base with --base IMAGE|DIR",
+		    e->path, DIMG_CHAIN_MAX);
+	uint8_t codec = n == 1 ? s[0].codec : DIMG_CODEC_CHAIN;
+	r = n == 1 ? dimg_buf_append(&out, s[0].blob, s[0].len) : dimg_chain_encode(s, n, &out);
+	if (r < 0) {
+		dimg_buf_free(&out);
+		return r;
+	}
+	mblob_take(b, &out);
+	b->fast = 0;
+	e->codec = codec;
+	c->st->chained += n > 1;
+	return 0;
+}
+
+/* B's patch e over a's patch where the two are not both bsdiff: composed
+ * step by step where the codecs allow (gzip-recompress over
+ * gzip-recompress), else kept as a chain of patches (codec 4) that applies
+ * them in turn. With a base, what stays a chain or grew is re-encoded at
+ * the end (finish_blobs / maybe_reencode). */
+static int compose_steps(struct mctx *c, struct dimg_entry *e, struct mblob *b,
+                         const struct dimg_entry *a, const struct mblob *ab)
+{
+	struct dimg_chain_step s[2 * DIMG_CHAIN_MAX];
+	struct dimg_buf fast = {0}, tmp = {0};
+	size_t na = 0, nb = 0, last = b->len;
+	const uint8_t *ap = ab->p;
+	size_t alen = ab->len;
+	int r = 0;
+	if (ab->fast) { /* a bsdiff patch of an earlier fold: at its real level */
+		r = dimg_bsdiff_repack(ab->p, ab->len, real_level(c, a), &fast);
+		ap = fast.data;
+		alen = fast.len;
+	}
+	if (!r)
+		r = patch_steps(c, a, ap, alen, s, &na);
+	if (!r)
+		r = patch_steps(c, e, b->p, b->len, s + na, &nb);
+	if (!r)
+		r = join_steps(c, e, b, s, na, nb, &tmp);
+	if (!r)
+		r = set_payload(e, DIMG_PAYLOAD_PATCH, e->codec, src_of(a));
+	dimg_buf_free(&fast);
+	dimg_buf_free(&tmp);
+	if (!r && c->final_ && c->o->base && e->codec != DIMG_CODEC_CHAIN &&
+	    (double)b->len > c->o->reencode_ratio * (double)last)
+		r = maybe_reencode(c, e, b);
+	return r;
 }
 
 /* B's PATCH over an accumulated explicit entry a. */
@@ -435,15 +546,10 @@ static int compose_patch(struct mctx *c, struct dimg_entry *e, struct mblob *b,
 	if (a->payload == DIMG_PAYLOAD_PATCH && a->codec == DIMG_CODEC_BSDIFF &&
 	    e->codec == DIMG_CODEC_BSDIFF)
 		return compose_bsdiff(c, e, b, a, ab);
-	if (a->payload == DIMG_PAYLOAD_PATCH && !c->o->base)
-		return mfail(c, -ENOTSUP,
-		             "%s: a codec %u patch over a codec %u patch does not compose without "
-		             "the files; give the first delta's base with --base IMAGE|DIR",
-		             e->path, e->codec, a->codec);
+	if (a->payload == DIMG_PAYLOAD_PATCH)
+		return compose_steps(c, e, b, a, ab);
 	r = rebuild(c, e, b, a, ab, &nw);
-	if (!r && a->payload == DIMG_PAYLOAD_PATCH) {
-		r = reencode(c, e, b, a, &nw, 1);
-	} else if (!r) {
+	if (!r) {
 		r = store_full(c, e, b, &nw);
 		c->st->decoded++;
 		/* A full copy where v1 may hold a similar file: try a patch. */
@@ -640,6 +746,11 @@ static int finish_blobs(struct mctx *c, struct mdelta *d)
 		struct dimg_entry *e = &d->x->v[i];
 		struct mblob *b = &d->blobs[i];
 		struct dimg_buf out = {0}, raw = {0};
+		if (c->o->base && e->payload == DIMG_PAYLOAD_PATCH &&
+		    e->codec == DIMG_CODEC_CHAIN) {
+			r = maybe_reencode(c, e, b);
+			continue;
+		}
 		if (!b->fast)
 			continue;
 		if (e->payload == DIMG_PAYLOAD_FULL) {

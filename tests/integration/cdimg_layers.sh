@@ -100,6 +100,41 @@ $CHECK image "$WORK/nl.tar" "$WORK/y" "$WORK/v3.tar" ex/app:v3 >/dev/null
 [ "$(stat -c %s "$WORK/nolayers.cdimg")" -lt "$(stat -c %s "$WORK/embedded.cdimg")" ] ||
 	fail "--no-layers is not smaller"
 
+# ---- a merged delta: v1 -> v3 through v2, without images ----
+# v3 shares its first layer with v2, which v1 lacks: the second delta takes
+# that layer "as in the base" (v2's), the merged delta's recipes take it
+# from the first delta's recipe of it, so applying the merge over v1 still
+# gives every original layer of v3.
+cp -a "$WORK/y" "$WORK/y2"
+echo "changed in v3" >>"$WORK/y2/etc/overwritten"
+$MKIMAGES oci "$WORK/x" "$WORK/y2" "$WORK/v4.tar" --ref ex/app:v4 --opaque var/cache
+"$CDIMG" diff -q "$WORK/v1.tar" "$WORK/v3.tar" -o "$WORK/m12.cdimg"
+"$CDIMG" diff -q "$WORK/v3.tar" "$WORK/v4.tar" -o "$WORK/m23.cdimg"
+"$CDIMG" merge -q "$WORK/m12.cdimg" "$WORK/m23.cdimg" -o "$WORK/m13.cdimg"
+"$CDIMG" apply "$WORK/v1.tar" "$WORK/m13.cdimg" -o "$WORK/m13-out.tar" >"$WORK/apply.txt" \
+	2>"$WORK/apply.err" || fail "merged: apply failed: $(cat "$WORK/apply.err")"
+grep -q "original image ID" "$WORK/apply.txt" || fail "merged: not exact: $(cat "$WORK/apply.err")"
+$CHECK layers "$WORK/v4.tar" "$WORK/m13-out.tar"
+[ "$($CHECK digest config "$WORK/m13-out.tar")" = "$($CHECK digest config "$WORK/v4.tar")" ] ||
+	fail "merged: image ID differs"
+# The second delta alone takes the shared layer as its base's (kind 2),
+# which v1 lacks; the merged recipes hold the first delta's recipe of it.
+python3 - "$WORK/m23.cdimg" "$WORK/m13.cdimg" <<'PY'
+import json, subprocess, sys, tarfile
+def first_kind(path):
+    t = tarfile.open(path)
+    idx = json.load(t.extractfile("index.json"))
+    blob = lambda d: t.extractfile("blobs/sha256/" + d["digest"].split(":")[1]).read()
+    man = json.loads(blob(idx["manifests"][0]))
+    raw = subprocess.run(["zstd", "-dc"], input=blob(man["layers"][2]), check=True,
+                         capture_output=True).stdout
+    assert raw[:8] == b"DI3LAYRS", raw[:8]
+    return raw[16]
+assert first_kind(sys.argv[1]) == 2, "second delta: shared layer not from the base"
+assert first_kind(sys.argv[2]) == 1, "merged: shared layer not a recipe"
+PY
+echo "  merged v1 -> v3 -> v4: the original layers of v4 over v1"
+
 # ---- damaged recipes: consistent digests, wrong insides ----
 $CHECK badrecipe "$WORK/embedded.cdimg" "$WORK/bad" >/dev/null
 n=0

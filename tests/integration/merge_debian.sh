@@ -2,9 +2,10 @@
 # cdimg merge on a real three-version chain (Debian minbase + openssl and
 # libssl3 3.0.17, 3.0.20, 3.0.22, built by tests/assets/mktrees.sh):
 # applying the merged delta gives v3 exactly and what the chain gives; the
-# merged delta stays within 1.25x of a direct diff v1 -> v3, with the
-# chain made for merging (--codecs bsdiff, merged without any image) and
-# with default deltas merged with --base.
+# merged delta stays within 1.25x of a direct diff v1 -> v3 (default
+# codecs), with the chain made for merging (--codecs bsdiff,gzip, merged
+# without any image) and with default deltas merged with --base; default
+# deltas merged without any image apply too (chain patches).
 . "$(dirname "$0")/lib.sh"
 
 TREES=${DI3FS_TREES:-/var/cache/di3fs/trees}
@@ -21,6 +22,9 @@ within_ratio() {
 	[ $((m * 4)) -le $((d * 5)) ] || fail "${1##*/} ($m) is over 1.25x the direct diff ($d)"
 }
 
+# jget FILE KEY: a top-level field of a JSON summary.
+jget() { python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$1" "$2"; }
+
 check() {
 	local m=$1 name=$2
 	rm -rf "$WORK/out"
@@ -28,16 +32,18 @@ check() {
 	$TREECMP "$v3" "$WORK/out" || fail "$name: merged delta over v1 differs from v3"
 }
 
-# Deltas made for merging: bsdiff only, merged without any image.
-"$CDIMG" diff -q --codecs bsdiff "$v1" "$v2" -o "$WORK/b12.dimg"
-"$CDIMG" diff -q --codecs bsdiff "$v2" "$v3" -o "$WORK/b23.dimg"
-"$CDIMG" diff -q --codecs bsdiff "$v1" "$v3" -o "$WORK/b13.dimg"
+# Deltas made for merging (bsdiff, and gzip-recompress with bsdiff inner
+# patches: every pair composes), merged without any image, against the
+# direct diff with the default codecs.
+"$CDIMG" diff -q --codecs bsdiff,gzip "$v1" "$v2" -o "$WORK/b12.dimg"
+"$CDIMG" diff -q --codecs bsdiff,gzip "$v2" "$v3" -o "$WORK/b23.dimg"
 "$CDIMG" diff -q "$v1" "$v3" -o "$WORK/d13.dimg"
-"$CDIMG" merge -q "$WORK/b12.dimg" "$WORK/b23.dimg" -o "$WORK/bm13.dimg"
-check "$WORK/bm13.dimg" "bsdiff chain"
-# like for like: a bsdiff-only chain against a bsdiff-only direct diff (the
-# default codecs' gzip patches compose only with --base: checked below)
-within_ratio "$WORK/bm13.dimg" "$WORK/b13.dimg"
+"$CDIMG" merge --json "$WORK/b12.dimg" "$WORK/b23.dimg" -o "$WORK/bm13.dimg" >"$WORK/bm.json"
+check "$WORK/bm13.dimg" "bsdiff,gzip chain"
+within_ratio "$WORK/bm13.dimg" "$WORK/d13.dimg"
+chained=$(jget "$WORK/bm.json" chained) composed=$(jget "$WORK/bm.json" composed)
+[ "$chained" = 0 ] || fail "bsdiff,gzip chain: $chained files left as a chain of patches"
+[ "$composed" -gt 150 ] || fail "bsdiff,gzip chain: only $composed patches composed"
 # And what the chain gives, step by step, is the same tree.
 "$CDIMG" apply -q "$v1" "$WORK/b12.dimg" -o "$WORK/s2"
 "$CDIMG" apply -q "$WORK/s2" "$WORK/b23.dimg" -o "$WORK/s3"
@@ -46,12 +52,20 @@ rm -rf "$WORK/out"
 $TREECMP "$WORK/s3" "$WORK/out" || fail "merged delta differs from applying the chain"
 rm -rf "$WORK/s2" "$WORK/s3"
 
-# Default deltas (zstdref too): merged with --base.
+# Default deltas (zstdref inner patches): merged without any image, what
+# does not compose is kept as a chain patch; with --base, re-encoded.
 "$CDIMG" diff -q "$v1" "$v2" -o "$WORK/d12.dimg"
 "$CDIMG" diff -q "$v2" "$v3" -o "$WORK/d23.dimg"
+"$CDIMG" merge --json "$WORK/d12.dimg" "$WORK/d23.dimg" -o "$WORK/dn13.dimg" >"$WORK/dn.json"
+check "$WORK/dn13.dimg" "default chain without a base"
+chained=$(jget "$WORK/dn.json" chained)
+[ "$chained" -gt 0 ] || fail "default chain: no chain patch made (zstdref inner patches expected)"
+echo "default chain merged without a base: $(stat -c %s "$WORK/dn13.dimg") bytes, $chained chain patches"
 "$CDIMG" merge -q --base "$v1" "$WORK/d12.dimg" "$WORK/d23.dimg" -o "$WORK/dm13.dimg"
 check "$WORK/dm13.dimg" "default chain with --base"
 within_ratio "$WORK/dm13.dimg" "$WORK/d13.dimg"
+[ "$(stat -c %s "$WORK/dm13.dimg")" -lt "$(stat -c %s "$WORK/dn13.dimg")" ] ||
+	fail "--base did not make the merged delta smaller"
 
 # libc6: apt lists two versions (bookworm, bookworm-security); an upgrade
 # merged with the downgrade back is a delta from v1 to v1 that, applied,
