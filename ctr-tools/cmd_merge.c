@@ -284,6 +284,9 @@ static void print_summary(const struct merge_args *a, const struct merge_stats *
 		json_object_object_add(o, "remapped", json_object_new_int64((int64_t)st->remapped));
 		json_object_object_add(o, "composed", json_object_new_int64((int64_t)st->composed));
 		json_object_object_add(o, "chained", json_object_new_int64((int64_t)st->chained));
+		json_object_object_add(o, "dict_blobs",
+		                       json_object_new_int64((int64_t)st->dict_blobs));
+		json_object_object_add(o, "undict", json_object_new_int64((int64_t)st->undict));
 		json_object_object_add(o, "decoded", json_object_new_int64((int64_t)st->decoded));
 		json_object_object_add(o, "reencoded",
 		                       json_object_new_int64((int64_t)st->reencoded));

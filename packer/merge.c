@@ -14,12 +14,15 @@
 #include "packer.h"
 
 /* A blob: borrowed bytes, or bytes owned in own. fast: compressed at
- * zstd level 1 by an intermediate fold, to be recompressed at the end. */
+ * zstd level 1 by an intermediate fold, to be recompressed at the end.
+ * dict: the input delta whose dictionary a FULL blob is compressed with
+ * (its entry flagged DIMG_ENTRY_ZDICT), NULL for a plain frame. */
 struct mblob {
 	const uint8_t *p;
 	size_t len;
 	struct dimg_buf own;
 	int fast;
+	const struct dimg_reader *dict;
 };
 
 /* A delta in memory: its index ops and explicit entries, one blob each. */
@@ -131,9 +134,6 @@ static int has_blob(const struct dimg_entry *e)
 	return e->payload == DIMG_PAYLOAD_FULL || e->payload == DIMG_PAYLOAD_PATCH;
 }
 
-static int undict_blob(const struct dimg_reader *rd, const struct dimg_entry *src,
-                       struct dimg_entry *e, struct mblob *b);
-
 static int mdelta_from_reader(struct mdelta **out, const struct dimg_reader *rd, struct mctx *c)
 {
 	const struct dimg_tree *x = dimg_reader_explicit(rd);
@@ -156,12 +156,7 @@ static int mdelta_from_reader(struct mdelta **out, const struct dimg_reader *rd,
 		}
 		if ((r = dimg_entry_copy(&e, src)) < 0)
 			break;
-		if ((src->flags & DIMG_ENTRY_ZDICT) && (r = undict_blob(rd, src, &e, &b)) < 0) {
-			r = mfail(c, r, "%s: its full copy does not decode", src->path);
-			dimg_entry_clear(&e);
-			dimg_buf_free(&b.own);
-			break;
-		}
+		b.dict = (src->flags & DIMG_ENTRY_ZDICT) ? rd : NULL;
 		if ((r = mdelta_entry(d, &e, &b)) < 0)
 			dimg_entry_clear(&e);
 	}
@@ -218,6 +213,15 @@ static const char *src_of(const struct dimg_entry *e)
 	return e->src ? e->src : e->path;
 }
 
+/* A FULL blob's content: a plain zstd frame, or one made with its delta's
+ * dictionary. */
+static int full_decode(const struct mblob *b, struct dimg_buf *out)
+{
+	if (b->dict)
+		return dimg_reader_decode_dict(b->dict, b->p, b->len, dimg_write_buf, out);
+	return dimg_zstd_decode(b->p, b->len, dimg_write_buf, out, NULL);
+}
+
 /* The content an accumulated (v1-relative) entry gives. */
 static int entry_content(struct mctx *c, const struct dimg_entry *e, const struct mblob *b,
                          struct dimg_buf *out)
@@ -227,7 +231,7 @@ static int entry_content(struct mctx *c, const struct dimg_entry *e, const struc
 	if (e->payload == DIMG_PAYLOAD_EMPTY)
 		return 0;
 	if (e->payload == DIMG_PAYLOAD_FULL)
-		return dimg_zstd_decode(b->p, b->len, dimg_write_buf, out, NULL);
+		return full_decode(b, out);
 	if (!c->o->base)
 		return -ENOTSUP;
 	r = base_content(c, src_of(e), &old);
@@ -259,6 +263,7 @@ static int set_payload(struct dimg_entry *e, uint8_t payload, uint8_t codec, con
 	free(e->src);
 	e->src = copy;
 	e->payload = payload;
+	e->flags &= (uint8_t)~DIMG_ENTRY_ZDICT; /* a new blob, or none: no dictionary */
 	e->codec = payload == DIMG_PAYLOAD_PATCH ? codec : 0;
 	return 0;
 }
@@ -271,6 +276,7 @@ static void mblob_take(struct mblob *b, struct dimg_buf *own)
 	memset(own, 0, sizeof(*own));
 	b->p = b->own.data;
 	b->len = b->own.len;
+	b->dict = NULL;
 }
 
 /* zstd's fast negative levels for composed patches of intermediate folds:
@@ -291,20 +297,21 @@ static int level_for(const struct mctx *c, const struct dimg_entry *e)
 	return c->final_ ? real_level(c, e) : 1;
 }
 
-/* A FULL blob compressed with its delta's dictionary, made a plain zstd
- * frame (the merged delta carries no dictionary); fast, like an
- * intermediate fold, so the end recompresses it at its level. */
-static int undict_blob(const struct dimg_reader *rd, const struct dimg_entry *src,
-                       struct dimg_entry *e, struct mblob *b)
+/* A FULL blob compressed with another delta's dictionary than the one
+ * the output keeps, made a plain zstd frame at its level. */
+static int undict(struct mctx *c, struct dimg_entry *e, struct mblob *b)
 {
 	struct dimg_buf raw = {0}, z = {0};
-	int r = dimg_reader_rebuild(rd, src, NULL, dimg_write_buf, &raw);
+	int r = full_decode(b, &raw);
+	if (r < 0 && r != -ENOMEM)
+		r = mfail(c, r, "%s: its full copy does not decode", e->path);
 	if (!r)
-		r = dimg_zstd_encode(raw.data, raw.len, 1, &z);
+		r = dimg_zstd_encode(raw.data, raw.len, real_level(c, e), &z);
 	if (!r) {
 		mblob_take(b, &z);
-		b->fast = 1;
+		b->fast = 0;
 		e->flags &= (uint8_t)~DIMG_ENTRY_ZDICT;
+		c->st->undict++;
 	}
 	dimg_buf_free(&raw);
 	dimg_buf_free(&z);
@@ -444,12 +451,20 @@ static int patch_steps(struct mctx *c, const struct dimg_entry *e, const uint8_t
 	return 0;
 }
 
-/* Composes step x (old -> mid) and step y (mid -> new) into one, in *out:
- * 1 when done, 0 when their codecs do not compose. */
-static int compose_step(struct mctx *c, const struct dimg_entry *e, const struct dimg_chain_step *x,
-                        const struct dimg_chain_step *y, struct dimg_buf *out)
+/* A patch an intermediate fold compressed fast, at level. */
+static int repack(uint8_t codec, const uint8_t *p, size_t len, int level, struct dimg_buf *out)
 {
-	int r = -ENOTSUP, level = real_level(c, e);
+	if (codec == DIMG_CODEC_GZRE)
+		return dimg_gzre_repack(p, len, level, out);
+	return dimg_bsdiff_repack(p, len, level, out);
+}
+
+/* Composes step x (old -> mid) and step y (mid -> new) into one, in *out,
+ * at level: 1 when done, 0 when their codecs do not compose. */
+static int compose_step(struct mctx *c, const struct dimg_entry *e, const struct dimg_chain_step *x,
+                        const struct dimg_chain_step *y, int level, struct dimg_buf *out)
+{
+	int r = -ENOTSUP;
 	if (x->codec == DIMG_CODEC_BSDIFF && y->codec == DIMG_CODEC_BSDIFF)
 		r = dimg_bsdiff_compose(x->blob, x->len, y->blob, y->len, level, out);
 	else if (x->codec == DIMG_CODEC_GZRE && y->codec == DIMG_CODEC_GZRE)
@@ -465,11 +480,16 @@ static int compose_step(struct mctx *c, const struct dimg_entry *e, const struct
  * meeting in the middle composed when their codecs allow, written as one
  * patch (a single step left) or a chain into b. */
 static int join_steps(struct mctx *c, struct dimg_entry *e, struct mblob *b,
-                      struct dimg_chain_step *s, size_t na, size_t nb, struct dimg_buf *tmp)
+                      struct dimg_chain_step *s, size_t na, size_t nb, int a_fast,
+                      struct dimg_buf *tmp)
 {
 	struct dimg_buf out = {0};
 	size_t n = na + nb;
-	int r = compose_step(c, e, &s[na - 1], &s[na], tmp);
+	/* One patch as the result, in a fold before the last: fast, the next
+	 * fold decodes it again (finish_blobs recompresses what stays). */
+	int fast = !c->final_ && n == 2;
+	int r = compose_step(c, e, &s[na - 1], &s[na],
+	                     fast ? MERGE_FAST_PATCH_LEVEL : real_level(c, e), tmp);
 	if (r == 1) { /* the middle pair becomes one step with the second's output */
 		s[na].blob = tmp->data;
 		s[na].len = tmp->len;
@@ -478,6 +498,13 @@ static int join_steps(struct mctx *c, struct dimg_entry *e, struct mblob *b,
 		c->st->composed++;
 	} else if (r < 0) {
 		return r;
+	} else if (a_fast) { /* a's patch of an earlier fold, kept: at its real level */
+		tmp->len = 0;
+		if ((r = repack(s[na - 1].codec, s[na - 1].blob, s[na - 1].len, real_level(c, e),
+		                tmp)) < 0)
+			return r;
+		s[na - 1].blob = tmp->data;
+		s[na - 1].len = tmp->len;
 	}
 	if (n > DIMG_CHAIN_MAX)
 		return mfail(
@@ -492,7 +519,7 @@ static int join_steps(struct mctx *c, struct dimg_entry *e, struct mblob *b,
 		return r;
 	}
 	mblob_take(b, &out);
-	b->fast = 0;
+	b->fast = fast && n == 1;
 	e->codec = codec;
 	c->st->chained += n > 1;
 	return 0;
@@ -507,25 +534,15 @@ static int compose_steps(struct mctx *c, struct dimg_entry *e, struct mblob *b,
                          const struct dimg_entry *a, const struct mblob *ab)
 {
 	struct dimg_chain_step s[2 * DIMG_CHAIN_MAX];
-	struct dimg_buf fast = {0}, tmp = {0};
+	struct dimg_buf tmp = {0};
 	size_t na = 0, nb = 0, last = b->len;
-	const uint8_t *ap = ab->p;
-	size_t alen = ab->len;
-	int r = 0;
-	if (ab->fast) { /* a bsdiff patch of an earlier fold: at its real level */
-		r = dimg_bsdiff_repack(ab->p, ab->len, real_level(c, a), &fast);
-		ap = fast.data;
-		alen = fast.len;
-	}
-	if (!r)
-		r = patch_steps(c, a, ap, alen, s, &na);
+	int r = patch_steps(c, a, ab->p, ab->len, s, &na);
 	if (!r)
 		r = patch_steps(c, e, b->p, b->len, s + na, &nb);
 	if (!r)
-		r = join_steps(c, e, b, s, na, nb, &tmp);
+		r = join_steps(c, e, b, s, na, nb, ab->fast, &tmp);
 	if (!r)
 		r = set_payload(e, DIMG_PAYLOAD_PATCH, e->codec, src_of(a));
-	dimg_buf_free(&fast);
 	dimg_buf_free(&tmp);
 	if (!r && c->final_ && c->o->base && e->codec != DIMG_CODEC_CHAIN &&
 	    (double)b->len > c->o->reencode_ratio * (double)last)
@@ -572,13 +589,16 @@ static int compose_same(struct mctx *c, struct dimg_entry *e, struct mblob *b,
 	b->p = ab->p;
 	b->len = ab->len;
 	b->fast = ab->fast;
+	b->dict = ab->dict;
 	if (a->payload == DIMG_PAYLOAD_SAME)
 		c->st->remapped++;
 	else if (has_blob(a))
 		c->st->copied++;
-	return set_payload(
+	int r = set_payload(
 	    e, a->payload, a->codec,
 	    a->payload == DIMG_PAYLOAD_SAME || a->payload == DIMG_PAYLOAD_PATCH ? src_of(a) : NULL);
+	e->flags |= a->flags & DIMG_ENTRY_ZDICT;
+	return r;
 }
 
 /* A file the delta stored whole where the base has a file at its path (the
@@ -586,7 +606,7 @@ static int compose_same(struct mctx *c, struct dimg_entry *e, struct mblob *b,
 static int full_against_base(struct mctx *c, struct dimg_entry *e, struct mblob *b)
 {
 	struct dimg_buf nw = {0};
-	int r = dimg_zstd_decode(b->p, b->len, dimg_write_buf, &nw, NULL);
+	int r = full_decode(b, &nw);
 	if (r < 0 && r != -ENOMEM)
 		r = mfail(c, r, "%s: its full copy does not decode", e->path);
 	if (!r)
@@ -660,7 +680,10 @@ static int acur_next(struct acur *u, struct mdelta *C, size_t *xi)
 /* Copies A's explicit entry xi into C. */
 static int copy_explicit(struct mdelta *C, const struct mdelta *A, size_t xi)
 {
-	struct mblob b = {.p = A->blobs[xi].p, .len = A->blobs[xi].len, .fast = A->blobs[xi].fast};
+	struct mblob b = {.p = A->blobs[xi].p,
+	                  .len = A->blobs[xi].len,
+	                  .fast = A->blobs[xi].fast,
+	                  .dict = A->blobs[xi].dict};
 	struct dimg_entry e;
 	int r = dimg_entry_copy(&e, &A->x->v[xi]);
 	if (!r && (r = mdelta_entry(C, &e, &b)) < 0)
@@ -691,7 +714,7 @@ static int merge_run(struct mctx *c, struct acur *u, struct mdelta *C, uint8_t k
 static int merge_explicit(struct mctx *c, const struct mdelta *A, const struct mdelta *B,
                           struct mdelta *C, size_t xi)
 {
-	struct mblob b = {.p = B->blobs[xi].p, .len = B->blobs[xi].len};
+	struct mblob b = {.p = B->blobs[xi].p, .len = B->blobs[xi].len, .dict = B->blobs[xi].dict};
 	struct dimg_entry e;
 	int r = dimg_entry_copy(&e, &B->x->v[xi]);
 	if (r < 0)
@@ -754,11 +777,11 @@ static int finish_blobs(struct mctx *c, struct mdelta *d)
 		if (!b->fast)
 			continue;
 		if (e->payload == DIMG_PAYLOAD_FULL) {
-			r = dimg_zstd_decode(b->p, b->len, dimg_write_buf, &raw, NULL);
+			r = full_decode(b, &raw);
 			if (!r)
 				r = dimg_zstd_encode(raw.data, raw.len, level_for(c, e), &out);
 		} else {
-			r = dimg_bsdiff_repack(b->p, b->len, level_for(c, e), &out);
+			r = repack(e->codec, b->p, b->len, level_for(c, e), &out);
 		}
 		if (!r) {
 			mblob_take(b, &out);
@@ -770,11 +793,37 @@ static int finish_blobs(struct mctx *c, struct mdelta *d)
 	return r;
 }
 
+/* The one dictionary the output keeps: the input delta whose dictionary
+ * compresses the most bytes of the merged delta's blobs (the first such
+ * input on a tie); the other dictionary blobs become plain frames. */
+static int pick_dict(struct mctx *c, struct dimg_reader *const *rds, size_t n, struct mdelta *d,
+                     const struct dimg_reader **keep)
+{
+	uint64_t best = 0;
+	int r = 0;
+	*keep = NULL;
+	for (size_t k = 0; k < n; k++) {
+		uint64_t bytes = 0;
+		for (size_t i = 0; i < d->x->n; i++)
+			bytes += d->blobs[i].dict == rds[k] ? d->blobs[i].len : 0;
+		if (bytes > best)
+			best = bytes, *keep = rds[k];
+	}
+	for (size_t i = 0; !r && i < d->x->n; i++) {
+		if (d->blobs[i].dict && d->blobs[i].dict != *keep)
+			r = undict(c, &d->x->v[i], &d->blobs[i]);
+		else if (d->blobs[i].dict)
+			c->st->dict_blobs++;
+	}
+	return r;
+}
+
 /* ---- writing ---- */
 
 struct mwrite {
 	struct mdelta *d;
 	struct merge_stats *st;
+	const struct dimg_reader *dict; /* whose dictionary the output keeps */
 };
 
 /* Blobs already written, by content: identical blobs (the same file
@@ -807,8 +856,8 @@ static ssize_t blobset_find(struct blobset *bs, const struct mdelta *d, size_t i
 			return -1;
 		}
 		const struct mblob *o = &d->blobs[j - 1];
-		if (d->x->v[j - 1].blob_xxh3 == h && o->len == b->len &&
-		    !memcmp(o->p, b->p, b->len))
+		if (d->x->v[j - 1].blob_xxh3 == h && d->x->v[j - 1].flags == d->x->v[i].flags &&
+		    o->len == b->len && !memcmp(o->p, b->p, b->len))
 			return (ssize_t)(j - 1);
 	}
 }
@@ -837,6 +886,12 @@ static int mwrite_fill(int fd, void *ctx)
 	int r = blobset_init(&bs, d->x->n);
 	if (!r)
 		r = dimg_writer_new(&w, fd, d->base_id, d->target_id);
+	if (!r && m->dict) {
+		const uint8_t *p;
+		size_t len;
+		dimg_reader_dict(m->dict, &p, &len);
+		r = dimg_writer_add_dict(w, p, len);
+	}
 	for (size_t i = 0; !r && i < d->x->n; i++) {
 		struct dimg_entry *e = &d->x->v[i];
 		if (has_blob(e))
@@ -922,10 +977,12 @@ int merge_write_dimg(const char *out_path, struct dimg_reader *const *rds, const
 	memset(st, 0, sizeof(*st));
 	if (!r)
 		r = fold(&c, rds, names, n, all);
+	struct mwrite m = {r ? NULL : n == 1 ? all[0] : all[2 * n - 1], st, NULL};
 	if (!r)
-		r = finish_blobs(&c, n == 1 ? all[0] : all[2 * n - 1]);
+		r = finish_blobs(&c, m.d);
+	if (!r)
+		r = pick_dict(&c, rds, n, m.d, &m.dict);
 	if (!r) {
-		struct mwrite m = {n == 1 ? all[0] : all[2 * n - 1], st};
 		c.name = out_path;
 		st->entries = m.d->entries;
 		st->explicit_ = m.d->x->n;

@@ -544,6 +544,21 @@ int dimg_reader_blob(const struct dimg_reader *r, const struct dimg_entry *e, co
 	return 0;
 }
 
+void dimg_reader_dict(const struct dimg_reader *r, const uint8_t **p, size_t *len)
+{
+	*p = r->ddict ? r->map + DIMG_HEADER_SIZE : NULL;
+	*len = r->ddict ? (size_t)r->dict_len : 0;
+}
+
+int dimg_reader_decode_dict(const struct dimg_reader *r, const uint8_t *blob, size_t len,
+                            dimg_write_fn sink, void *sink_ctx)
+{
+	uint64_t n;
+	if (!r->ddict)
+		return -EBADMSG; /* needs a dictionary this delta does not have */
+	return dimg_zstd_decode_ddict(blob, len, r->ddict, sink, sink_ctx, &n);
+}
+
 int dimg_reader_decode_full(const struct dimg_reader *r, const struct dimg_entry *e,
                             dimg_write_fn sink, void *sink_ctx)
 {
@@ -557,7 +572,5 @@ int dimg_reader_decode_full(const struct dimg_reader *r, const struct dimg_entry
 		return -EBADMSG;
 	if (!(e->flags & DIMG_ENTRY_ZDICT))
 		return dimg_zstd_decode(blob, len, sink, sink_ctx, &n);
-	if (!r->ddict)
-		return -EBADMSG; /* needs a dictionary this delta does not have */
-	return dimg_zstd_decode_ddict(blob, len, r->ddict, sink, sink_ctx, &n);
+	return dimg_reader_decode_dict(r, blob, len, sink, sink_ctx);
 }

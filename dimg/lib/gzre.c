@@ -636,3 +636,29 @@ int dimg_gzre_compose(const uint8_t *ab, size_t ablen, const uint8_t *bc, size_t
 	dimg_buf_free(&inner);
 	return r;
 }
+
+int dimg_gzre_repack(const uint8_t *p, size_t len, int level, struct dimg_buf *out)
+{
+	static const uint8_t none[1];
+	struct gzre_blob b = {0};
+	struct dimg_buf inner = {0}, raw = {0};
+	struct dimg_capped cr = {&raw, 0};
+	int r = gzre_blob_parse(&b, p, len);
+	cr.max = b.newraw;
+	if (!r && b.inner == DIMG_CODEC_BSDIFF)
+		r = dimg_bsdiff_repack(b.in, b.inlen, level, &inner);
+	else if (!r && b.inner == GZRE_INNER_ZSTD) {
+		r = dimg_zstd_decode(b.in, b.inlen, dimg_write_capped, &cr, NULL);
+		if (!r && raw.len != b.newraw)
+			r = -EBADMSG;
+		if (!r)
+			r = dimg_zstd_encode(raw.len ? raw.data : none, raw.len, level, &inner);
+	} else if (!r)
+		r = dimg_buf_append(&inner, b.in, b.inlen);
+	if (!r)
+		r = gzc_write(p, &b, b.inner, b.oldraw, &inner, out);
+	gzre_blob_free(&b);
+	dimg_buf_free(&inner);
+	dimg_buf_free(&raw);
+	return r;
+}

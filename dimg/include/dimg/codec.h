@@ -131,6 +131,11 @@ int dimg_gzre_decode(const uint8_t *old, size_t oldlen, const uint8_t *patch, si
 int dimg_gzre_compose(const uint8_t *ab, size_t ablen, const uint8_t *bc, size_t bclen, int level,
                       struct dimg_buf *out);
 
+/* The same gzip-recompress blob with its inner payload recompressed at
+ * level (a bsdiff patch's streams, or a zstd frame), checked as apply
+ * checks it; appended to *out. */
+int dimg_gzre_repack(const uint8_t *patch, size_t len, int level, struct dimg_buf *out);
+
 /* Codec 4, chain: one file's patches of codecs 1-3 applied in turn, each
  * intermediate content checked by its size and SHA-256 (the last step's
  * output is the new file, checked by whoever checks the file). Made by

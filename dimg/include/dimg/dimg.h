@@ -113,6 +113,14 @@ const struct dimg_tree *dimg_reader_explicit(const struct dimg_reader *r);
 /* The index ops in order (ENTRY counts index dimg_reader_explicit());
  * borrowed from r, *n gets their number. */
 const struct dimg_index_op *dimg_reader_ops(const struct dimg_reader *r, size_t *n);
+/* The delta's zstd dictionary (checked when the reader opened): *p and
+ * *len point into the mapping, NULL and 0 when it has none. */
+void dimg_reader_dict(const struct dimg_reader *r, const uint8_t **p, size_t *len);
+/* Decodes a zstd frame compressed with this delta's dictionary (a FULL
+ * blob of an entry flagged DIMG_ENTRY_ZDICT, wherever its bytes now are);
+ * -EBADMSG when the delta has no dictionary. */
+int dimg_reader_decode_dict(const struct dimg_reader *r, const uint8_t *blob, size_t len,
+                            dimg_write_fn sink, void *sink_ctx);
 
 /* Builds the complete target tree from the base tree. -EXDEV if base's
  * tree id is not the one the delta needs; -EBADMSG if the index does not
