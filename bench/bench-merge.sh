@@ -79,8 +79,9 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 
 ROWS=()
 FAILED=0
-# bench_chain NAME TREE...: chain deltas (bsdiff, mergeable without images)
-# and default ones, a direct diff first -> last, merges, checks.
+# bench_chain NAME TREE...: chain deltas made for merging (bsdiff,gzip:
+# every patch composes) and default ones, a direct diff first -> last,
+# merges with and without the first tree, checks.
 bench_chain() {
 	local name=$1 i n total=0 first last
 	shift
@@ -89,11 +90,11 @@ bench_chain() {
 	first=${trees[0]} last=${trees[$n]}
 	local bs=() df=()
 	for ((i = 0; i < n; i++)); do
-		"$CDIMG" diff -q --codecs bsdiff "${trees[$i]}" "${trees[$((i + 1))]}" -o "$WORK/$name-b$i.dimg"
+		"$CDIMG" diff -q --codecs bsdiff,gzip "${trees[$i]}" "${trees[$((i + 1))]}" -o "$WORK/$name-b$i.dimg"
 		"$CDIMG" diff -q "${trees[$i]}" "${trees[$((i + 1))]}" -o "$WORK/$name-d$i.dimg"
 		bs+=("$WORK/$name-b$i.dimg")
 		df+=("$WORK/$name-d$i.dimg")
-		total=$((total + $(size "$WORK/$name-b$i.dimg")))
+		total=$((total + $(size "$WORK/$name-d$i.dimg")))
 	done
 	timed "$CDIMG" diff -q "$first" "$last" -o "$WORK/$name-direct.dimg"
 	local dt=$T_SEC dc=$T_CPU ds
@@ -101,10 +102,13 @@ bench_chain() {
 	timed "$CDIMG" merge -q "${bs[@]}" -o "$WORK/$name-merged.dimg"
 	local mt=$T_SEC mc=$T_CPU ms
 	ms=$(size "$WORK/$name-merged.dimg")
+	timed "$CDIMG" merge -q "${df[@]}" -o "$WORK/$name-plain.dimg"
+	local pt=$T_SEC pc=$T_CPU psz
+	psz=$(size "$WORK/$name-plain.dimg")
 	timed "$CDIMG" merge -q --base "$first" "${df[@]}" -o "$WORK/$name-based.dimg"
 	local bt=$T_SEC bc=$T_CPU bsz
 	bsz=$(size "$WORK/$name-based.dimg")
-	for m in merged based; do
+	for m in merged plain based; do
 		rm -rf "$WORK/out"
 		if ! "$CDIMG" apply -q "$first" "$WORK/$name-$m.dimg" -o "$WORK/out" ||
 			! python3 "$SRC/tests/tools/treecmp.py" "$last" "$WORK/out" >/dev/null; then
@@ -114,9 +118,10 @@ bench_chain() {
 	done
 	rm -rf "$WORK/out"
 	ROWS+=("$name|$n|direct diff (default codecs)|$dt|$dc|-|$ds|1.00")
-	ROWS+=("$name|$n|merge of bsdiff deltas, no image|$mt|$mc|$(ratio "$dc" "$mc")x|$ms|$(ratio "$ms" "$ds")")
+	ROWS+=("$name|$n|merge of bsdiff,gzip deltas, no image|$mt|$mc|$(ratio "$dc" "$mc")x|$ms|$(ratio "$ms" "$ds")")
+	ROWS+=("$name|$n|merge of default deltas, no image|$pt|$pc|$(ratio "$dc" "$pc")x|$psz|$(ratio "$psz" "$ds")")
 	ROWS+=("$name|$n|merge of default deltas, --base|$bt|$bc|$(ratio "$dc" "$bc")x|$bsz|$(ratio "$bsz" "$ds")")
-	ROWS+=("$name|$n|chain of bsdiff deltas (sum)|-|-|-|$total|$(ratio "$total" "$ds")")
+	ROWS+=("$name|$n|chain of default deltas (sum)|-|-|-|$total|$(ratio "$total" "$ds")")
 }
 
 bench_chain openssl "$TREES/openssl-v1" "$TREES/openssl-v2" "$TREES/openssl-v3"
