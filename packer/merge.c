@@ -521,7 +521,6 @@ static int join_steps(struct mctx *c, struct dimg_entry *e, struct mblob *b,
 	mblob_take(b, &out);
 	b->fast = fast && n == 1;
 	e->codec = codec;
-	c->st->chained += n > 1;
 	return 0;
 }
 
@@ -795,7 +794,8 @@ static int finish_blobs(struct mctx *c, struct mdelta *d)
 
 /* The one dictionary the output keeps: the input delta whose dictionary
  * compresses the most bytes of the merged delta's blobs (the first such
- * input on a tie); the other dictionary blobs become plain frames. */
+ * input on a tie); the other dictionary blobs become plain frames. Counts
+ * the output's chain patches on the way. */
 static int pick_dict(struct mctx *c, struct dimg_reader *const *rds, size_t n, struct mdelta *d,
                      const struct dimg_reader **keep)
 {
@@ -810,6 +810,8 @@ static int pick_dict(struct mctx *c, struct dimg_reader *const *rds, size_t n, s
 			best = bytes, *keep = rds[k];
 	}
 	for (size_t i = 0; !r && i < d->x->n; i++) {
+		const struct dimg_entry *e = &d->x->v[i];
+		c->st->chained += e->payload == DIMG_PAYLOAD_PATCH && e->codec == DIMG_CODEC_CHAIN;
 		if (d->blobs[i].dict && d->blobs[i].dict != *keep)
 			r = undict(c, &d->x->v[i], &d->blobs[i]);
 		else if (d->blobs[i].dict)

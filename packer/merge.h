@@ -35,7 +35,7 @@ struct merge_stats {
 	uint64_t copied;     /* blobs carried over as they were */
 	uint64_t remapped;   /* SAME/PATCH whose source was moved to the first base */
 	uint64_t composed;   /* patch pairs composed into one (bsdiff, gzip-recompress) */
-	uint64_t chained;    /* files whose patches stay a chain (codec 4) */
+	uint64_t chained;    /* output files whose patch is a chain (codec 4) */
 	uint64_t decoded;    /* patches applied to a full blob, stored full */
 	uint64_t reencoded;  /* files rebuilt from --base and re-encoded */
 	uint64_t dict_blobs; /* full copies kept with the dictionary the output carries */
