@@ -70,23 +70,40 @@ void cli_progress_init(struct cli_progress *p, int quiet)
 	p->enabled = !quiet && isatty(STDERR_FILENO);
 }
 
+/* 1 when a line is due: enabled, and 100 ms since the last one or done. */
+static int progress_due(struct cli_progress *p, uint64_t done, uint64_t total)
+{
+	if (!p || !p->enabled)
+		return 0;
+	int64_t t = now_ms();
+	if (p->drawn && t - p->last_ms < 100 && done != total)
+		return 0;
+	p->last_ms = t;
+	p->drawn = 1;
+	return 1;
+}
+
 void cli_progress_cb(void *ctx, const char *what, uint64_t done, uint64_t total)
 {
 	struct cli_progress *p = ctx;
 	char a[32], b[32];
-	if (!p || !p->enabled)
+	if (!progress_due(p, done, total))
 		return;
-	int64_t t = now_ms();
-	if (p->drawn && t - p->last_ms < 100 && done != total)
-		return;
-	p->last_ms = t;
-	p->drawn = 1;
 	if (total)
 		fprintf(stderr, "\r\033[K%s: %5.1f%% (%s of %s)", what,
 		        100.0 * (double)done / (double)total, cli_human(done, a, sizeof(a)),
 		        cli_human(total, b, sizeof(b)));
 	else
 		fprintf(stderr, "\r\033[K%s: %s", what, cli_human(done, a, sizeof(a)));
+	fflush(stderr);
+}
+
+void cli_progress_count_cb(void *ctx, const char *what, uint64_t done, uint64_t total)
+{
+	struct cli_progress *p = ctx;
+	if (!progress_due(p, done, total))
+		return;
+	fprintf(stderr, "\r\033[K%s: %" PRIu64 " of %" PRIu64 " files", what, done, total);
 	fflush(stderr);
 }
 

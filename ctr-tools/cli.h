@@ -36,6 +36,8 @@ struct cli_progress {
 };
 void cli_progress_init(struct cli_progress *p, int quiet);
 void cli_progress_cb(void *ctx, const char *what, uint64_t done, uint64_t total);
+/* The same, for counts of files instead of bytes. */
+void cli_progress_count_cb(void *ctx, const char *what, uint64_t done, uint64_t total);
 void cli_progress_done(struct cli_progress *p);
 
 /* Parses "123", "64K", "512M", "2G" into bytes; -1 on error. */

@@ -173,10 +173,16 @@ static int open_inputs(const struct merge_args *a, struct inputs *in)
 
 static int open_base(const struct merge_args *a, struct dimg_image **img)
 {
-	struct dimg_image_opts o = {
-	    .ref = a->base_ref, .platform = a->platform, .cas_dir = a->cache};
+	struct cli_progress p;
+	cli_progress_init(&p, a->quiet || a->json);
+	struct dimg_image_opts o = {.ref = a->base_ref,
+	                            .platform = a->platform,
+	                            .cas_dir = a->cache,
+	                            .progress = cli_progress_cb,
+	                            .pctx = &p};
 	char *err = NULL;
 	int r = dimg_image_open(img, a->base, &o, &err);
+	cli_progress_done(&p);
 	if (r >= 0)
 		return 0;
 	int code = err ? cli_exit_code(r) : cli_fail(r, a->base, NULL);
@@ -316,7 +322,12 @@ static int run_merge(struct merge_args *a)
 		a->mo.base_files = &base->files;
 	}
 	if (!code) {
+		struct cli_progress p;
+		cli_progress_init(&p, a->quiet || a->json);
+		a->mo.progress = cli_progress_count_cb;
+		a->mo.progress_ctx = &p;
 		int r = write_merged(a, &in, &st, &size, &err);
+		cli_progress_done(&p);
 		if (r < 0 && err) {
 			fprintf(stderr, "cdimg merge: %s\n", err);
 			code = cli_exit_code(r);

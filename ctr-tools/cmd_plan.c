@@ -234,9 +234,12 @@ static int identify(const struct pset *s, const char *what, uint8_t id[32])
 		return 0;
 	}
 	struct dimg_image *img = NULL;
-	struct dimg_image_opts o = {0};
+	struct cli_progress p;
+	cli_progress_init(&p, 0); /* stderr, on a terminal only */
+	struct dimg_image_opts o = {.progress = cli_progress_cb, .pctx = &p};
 	char *err = NULL;
 	int r = dimg_image_open(&img, what, &o, &err);
+	cli_progress_done(&p);
 	if (r < 0) {
 		int code = err ? cli_exit_code(r) : cli_fail(r, what, NULL);
 		if (err)

@@ -41,8 +41,15 @@ struct mctx {
 	struct merge_stats *st;
 	const char *name; /* the delta being folded in */
 	char **err;
-	int final_; /* folding in the last delta: blobs at their real level */
+	int final_;           /* folding in the last delta: blobs at their real level */
+	uint64_t done, total; /* explicit entries composed, for progress */
 };
+
+static void progress(struct mctx *c, const char *what, uint64_t done, uint64_t total)
+{
+	if (c->o->progress)
+		c->o->progress(c->o->progress_ctx, what, done, total);
+}
 
 static int mfail(struct mctx *c, int rc, const char *fmt, ...)
 {
@@ -352,6 +359,14 @@ static int reencode(struct mctx *c, struct dimg_entry *e, struct mblob *b,
 	struct dimg_buf old = {0};
 	struct differ_result res = {0};
 	int r = src ? base_content(c, src, &old) : 0;
+	if (!r && src && old.len == content->len && !memcmp(old.data, content->data, old.len)) {
+		/* the chain came back to v1's bytes: no blob at all */
+		dimg_buf_free(&old);
+		dimg_buf_free(&b->own);
+		*b = (struct mblob){0};
+		c->st->reencoded++;
+		return set_payload(e, DIMG_PAYLOAD_SAME, 0, src);
+	}
 	if (!r)
 		r = differ_encode(src ? old.data : NULL, old.len, content->data, content->len,
 		                  &c->o->diff, &res);
@@ -721,6 +736,7 @@ static int merge_explicit(struct mctx *c, const struct mdelta *A, const struct m
 	r = compose_entry(c, A, &e, &b);
 	if (!r)
 		r = mdelta_entry(C, &e, &b);
+	progress(c, "merging", ++c->done, c->total);
 	if (r < 0) {
 		dimg_entry_clear(&e);
 		dimg_buf_free(&b.own);
@@ -760,6 +776,26 @@ static int merge2(struct mctx *c, const struct mdelta *A, const struct mdelta *B
 	return 0;
 }
 
+/* With the base: a stored file whose content is its source's in v1 (the
+ * chain came back: a downgrade, a reverted change) becomes SAME, no blob.
+ * Sizes and SHA-256 are compared; the base tree's hashes are v1's. */
+static int same_as_base(struct mctx *c, struct dimg_entry *e, struct mblob *b)
+{
+	if (e->type != DIMG_TYPE_REG || !has_blob(e))
+		return 0;
+	const char *src = e->payload == DIMG_PAYLOAD_PATCH ? src_of(e) : e->path;
+	const struct dimg_entry *be = dimg_tree_find(c->o->base, src);
+	if (!be || be->type != DIMG_TYPE_REG || be->size != e->size ||
+	    memcmp(be->sha256, e->sha256, 32))
+		return 0;
+	if (set_payload(e, DIMG_PAYLOAD_SAME, 0, src) < 0)
+		return 0; /* out of memory: keeping the blob is correct too */
+	dimg_buf_free(&b->own);
+	*b = (struct mblob){0};
+	c->st->reencoded++;
+	return 1;
+}
+
 /* Blobs an intermediate fold compressed fast, recompressed at their level. */
 static int finish_blobs(struct mctx *c, struct mdelta *d)
 {
@@ -768,6 +804,9 @@ static int finish_blobs(struct mctx *c, struct mdelta *d)
 		struct dimg_entry *e = &d->x->v[i];
 		struct mblob *b = &d->blobs[i];
 		struct dimg_buf out = {0}, raw = {0};
+		progress(c, "finishing", i + 1, d->x->n);
+		if (c->o->base && same_as_base(c, e, b))
+			continue;
 		if (c->o->base && e->payload == DIMG_PAYLOAD_PATCH &&
 		    e->codec == DIMG_CODEC_CHAIN) {
 			r = maybe_reencode(c, e, b);
@@ -956,6 +995,7 @@ static int fold(struct mctx *c, struct dimg_reader *const *rds, const char *cons
 	for (size_t i = 1; !r && i < n; i++) {
 		c->name = names[i];
 		r = check_link(c, rds, names, i);
+		c->total += dimg_reader_explicit(rds[i])->n;
 	}
 	for (size_t i = 0; !r && i < n; i++) {
 		c->name = names[i];

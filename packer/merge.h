@@ -27,6 +27,9 @@ struct merge_opts {
 	const struct dimg_files *base_files;
 	struct differ_opts diff;
 	double reencode_ratio;
+	/* Called now and then with entries done / to do (NULL: none). */
+	void (*progress)(void *ctx, const char *what, uint64_t done, uint64_t total);
+	void *progress_ctx;
 };
 
 struct merge_stats {

@@ -83,4 +83,16 @@ $TREECMP "$l1" "$WORK/out" || fail "libc6 up and down again: differs from v1"
 m=$(stat -c %s "$WORK/l11.dimg") s=$(stat -c %s "$WORK/l12.dimg")
 echo "libc6 v1->v2->v1 merged: $m bytes (one step: $s)"
 [ "$m" -lt "$s" ] || fail "libc6 round trip merged ($m) not under one step ($s)"
+# Up and back down (v1 -> v2 -> v3 -> v1) merged with --base: every file
+# is v1's again, so the merged delta stores no blob at all.
+"$CDIMG" diff -q "$v3" "$v1" -o "$WORK/d31.dimg"
+"$CDIMG" merge -q --base "$v1" "$WORK/d12.dimg" "$WORK/d23.dimg" "$WORK/d31.dimg" -o "$WORK/m11.dimg"
+rm -rf "$WORK/out"
+"$CDIMG" apply -q "$v1" "$WORK/m11.dimg" -o "$WORK/out"
+$TREECMP "$v1" "$WORK/out" || fail "openssl up and down again: differs from v1"
+blobs=$("$CDIMG" show --json "$WORK/m11.dimg" | python3 -c '
+import json, sys
+print(sum(1 for e in json.load(sys.stdin)["stored_entries"] if e.get("blob_size")))')
+echo "openssl v1 -> v3 -> v1 merged with --base: $(stat -c %s "$WORK/m11.dimg") bytes, $blobs blobs"
+[ "$blobs" = 0 ] || fail "openssl round trip merged with --base still stores $blobs blobs"
 echo "merge_debian: ok"
