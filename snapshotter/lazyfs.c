@@ -304,7 +304,9 @@ int lazyfs_add(struct lazyfs *fs, const char *name, const char *dimg_path,
 	if (lazyfs_find(fs, name))
 		return -EEXIST;
 	struct lazyfs_image *img = calloc(1, sizeof(*img));
-	if (!img || !(img->name = strdup(name))) {
+	if (!img || !(img->name = strdup(name)) || !(img->dimg_path = strdup(dimg_path))) {
+		if (img)
+			free(img->name);
 		free(img);
 		*why = "out of memory";
 		return -ENOMEM;
