@@ -140,4 +140,8 @@ got=$(read_errno "$(tree_of "$ID4" 2>/dev/null || echo "$WORK/none")/usr/bin/too
 [ "${got%% *}" != ok ] || fail "v4 tool read through a cut v2 blob: $got"
 echo "   reading v4 with v2's blob cut: $got"
 grep error "$WORK/snap.log" | sed 's/^/   log: /' | head -n 5
+
+step "stop"
+stop_containerd
+stop_snapshotter TERM
 echo "PASS"
