@@ -128,7 +128,8 @@ static int load_base(struct load_state *s)
 		    stderr,
 		    "cdimg load: %s: its base image (config %s) is not in containerd's namespace "
 		    "\"%s\": import the base image first (ctr -n %s images import "
-		    "--snapshotter=%s BASE.tar)\n",
+		    "--snapshotter=%s BASE.tar), or, if it is a delta image, `cdimg load` the "
+		    ".cdimg that makes it\n",
 		    s->a->path, want, ns, ns, sn);
 		return CLI_BADINPUT;
 	}

@@ -35,6 +35,7 @@ struct lazyfs_node {
 struct lazyfs_image {
 	struct lazyfs *fs;
 	char *name;
+	char *dimg_path; /* the .dimg, named in error messages */
 	uint64_t id;
 	/* 1 while loaded + kernel lookups + open handles + images based on it
 	 * (their base pointer). Freed at 0 (lazyfs_image_unref). */

@@ -11,17 +11,50 @@
 struct rebuild_ctx {
 	struct lazyfs_image *img;
 	const struct dimg_entry *e;
+	int base_err; /* opening the base file failed so: not this delta's fault */
 };
+
+/* img->base_files.open, noting a failure: a chain's base image may fail to
+ * rebuild the file this patch applies to. */
+static int open_base_noted(void *ctx, const struct dimg_entry *want, int *fd)
+{
+	struct rebuild_ctx *rc = ctx;
+	const struct dimg_files *bf = &rc->img->base_files;
+	int r = bf->open(bf->ctx, want, fd);
+	if (r < 0)
+		rc->base_err = r;
+	return r;
+}
+
+static void log_rebuild_error(const struct rebuild_ctx *rc, int r)
+{
+	const struct lazyfs_image *img = rc->img;
+	const char *src = rc->e->src ? rc->e->src : rc->e->path;
+	if (rc->base_err && img->base_img)
+		snap_err(img->fs->lg,
+		         "lazyfs: image %s (delta %s): %s: rebuild failed: its base file %s in "
+		         "image %s (delta %s) cannot be opened: %s",
+		         img->name, img->dimg_path, rc->e->path, src, img->base_img->name,
+		         img->base_img->dimg_path, strerror(-rc->base_err));
+	else if (rc->base_err)
+		snap_err(img->fs->lg,
+		         "lazyfs: image %s (delta %s): %s: rebuild failed: its base file %s "
+		         "cannot be opened: %s",
+		         img->name, img->dimg_path, rc->e->path, src, strerror(-rc->base_err));
+	else
+		snap_err(img->fs->lg, "lazyfs: image %s (delta %s): %s: rebuild failed: %s%s",
+		         img->name, img->dimg_path, rc->e->path, strerror(-r),
+		         r == -EBADMSG ? " (corrupt delta, or content not matching its SHA-256)"
+		                       : "");
+}
 
 static int rebuild_into(void *ctx, int fd)
 {
 	struct rebuild_ctx *rc = ctx;
-	int r = dimg_reader_rebuild(rc->img->rd, rc->e, &rc->img->base_files, dimg_write_fd, &fd);
+	struct dimg_files base = {open_base_noted, rc};
+	int r = dimg_reader_rebuild(rc->img->rd, rc->e, &base, dimg_write_fd, &fd);
 	if (r < 0)
-		snap_err(rc->img->fs->lg, "lazyfs: image %s: %s: rebuild failed: %s%s",
-		         rc->img->name, rc->e->path, strerror(-r),
-		         r == -EBADMSG ? " (corrupt delta, or content not matching its SHA-256)"
-		                       : "");
+		log_rebuild_error(rc, r);
 	return r;
 }
 
@@ -43,7 +76,7 @@ static int open_empty(int *fd)
 int lazyfs_open_content(struct lazyfs_image *img, const struct dimg_entry *e, int *fd,
                         struct lazyfs_cached **ce)
 {
-	struct rebuild_ctx rc = {img, e};
+	struct rebuild_ctx rc = {img, e, 0};
 	*ce = NULL;
 	*fd = -1;
 	switch (e->payload) {

@@ -230,5 +230,6 @@ void lazyfs_image_free(struct lazyfs_image *img)
 	free(img->nodes);
 	free(img->kids);
 	free(img->name);
+	free(img->dimg_path);
 	free(img);
 }

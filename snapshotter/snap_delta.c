@@ -347,6 +347,8 @@ static int activate_rec(struct snap *sn, struct store_txn *txn, const struct sna
 		if (r == 0 && snap_delta_digest(&p)) {
 			char pname[24];
 			r = activate_rec(sn, txn, &p, depth + 1, why);
+			if (r < 0) /* the parent's own error is logged just before */
+				set_why(why, "its parent delta image is not served");
 			id_name(pname, p.id);
 			base.image = r == 0 ? lazyfs_find(sn->lfs, pname) : NULL;
 			if (r == 0 && !base.image)
@@ -363,9 +365,12 @@ static int activate_rec(struct snap *sn, struct store_txn *txn, const struct sna
 	}
 	if (r == 0)
 		r = lazyfs_add(sn->lfs, name, blob, &base, NULL, why);
-	if (r < 0)
+	if (r < 0 && why && *why)
+		snap_err(sn->lg, "delta image \"%s\" (id %s, %s): %s: %s", info->name, name,
+		         snap_delta_digest(info), *why, strerror(-r));
+	else if (r < 0)
 		snap_err(sn->lg, "delta image \"%s\" (id %s, %s): %s", info->name, name,
-		         snap_delta_digest(info), why && *why ? *why : strerror(-r));
+		         snap_delta_digest(info), strerror(-r));
 	else
 		snap_debug(sn->lg, "delta image \"%s\" served at %s/fuse/%s", info->name, sn->root,
 		           name);

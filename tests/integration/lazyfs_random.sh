@@ -63,7 +63,8 @@ for i in 1 2; do
 done
 [ "$(cache_files "$WORK/cache2")" -eq 0 ] || fail "a corrupt rebuild left a cache file"
 [ -z "$(ls -A "$WORK/cache2/tmp")" ] || fail "a corrupt rebuild left a temp file"
-grep -q "image bad: fresh: rebuild failed" "$WORK/small.err" || fail "no log line naming the image and path"
+grep -qF "image bad (delta $p/bad.dimg): fresh: rebuild failed" "$WORK/small.err" ||
+	fail "no log line naming the image, its delta and the path"
 cmp "$WORK/mnt/good/fresh" "$p/v2/fresh" || fail "good delta: fresh differs"
 [ "$(cache_files "$WORK/cache2")" -eq 1 ] || fail "good delta: no cache file"
 
