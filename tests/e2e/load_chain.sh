@@ -8,6 +8,8 @@
 # v4 gives EIO, nothing is cached for it, and the log names the file and
 # the damaged blob. (c) the same blob cut short, then a restart: the chain
 # above it is not served, the log says why, and the daemon keeps serving.
+# (m) v1 -> v4 merged from zstdref deltas (chain patches) loads over v1 and
+# serves v4's files.
 . "$(dirname "$0")/lib.sh"
 
 CDIMG=${CDIMG:-$SRC/build/ctr-tools/cdimg}
@@ -93,6 +95,27 @@ done
 # tool of v2, v3 and v4 rebuilt (intermediates cached), and version of v4
 [ "$(cache_files)" -ge 3 ] || fail "only $(cache_files) files rebuilt for a file 3 deltas deep"
 
+step "(m) v1 -> v4 merged from zstdref deltas (chain patches), loaded over v1 in another namespace"
+for v in 2 3 4; do
+	"$CDIMG" diff -q --codecs zstdref "$WORK/c$((v - 1)).tar" "$WORK/c$v.tar" -o "$WORK/z$((v - 1))$v.cdimg"
+done
+"$CDIMG" merge --json "$WORK/z12.cdimg" "$WORK/z23.cdimg" "$WORK/z34.cdimg" -o "$WORK/m14.cdimg" >"$WORK/m14.json"
+[ "$(jget "$WORK/m14.json" '["chained"]')" -ge 1 ] || fail "the merged delta has no chain patch"
+C2="timeout 180 ctr -a $CSOCK -n $NS-m"
+$C2 images import --snapshotter=di3fs "$WORK/c1.tar" >/dev/null
+$CDIMG load -a "$CSOCK" -n "$NS-m" --json "$WORK/m14.cdimg" >"$WORK/loadm.json" ||
+	fail "loading the merged v1 -> v4 delta failed"
+IDM=$(jget "$WORK/loadm.json" '["chain_id"]')
+TM=$($C2 snapshots --snapshotter di3fs view --mounts "v$RANDOM$RANDOM" "$IDM" | python3 -c '
+import json, sys
+m = [{k.lower(): v for k, v in x.items()} for x in json.load(sys.stdin)]
+assert len(m) == 1 and m[0]["type"] == "bind", m
+print(m[0]["source"])')
+for f in usr/bin/tool etc/version etc/same; do
+	cmp "$TM/$f" "$WORK/t4/$f" || fail "merged v4 $f (a chain patch over v1) differs"
+done
+$C2 images rm example.org/chain:v1 example.org/chain:v4 >/dev/null
+
 step "(b) v1 -> v2's stored blob damaged in tool's patch, before any read: EIO, nothing cached, named"
 BLOB12=$ROOT/deltas/sha256/${DIMG12#sha256:}
 [ -f "$BLOB12" ] || fail "no stored blob $BLOB12"
@@ -130,7 +153,7 @@ restart_snapshotter
 grep -F "${DIMG12#sha256:}" "$WORK/snap.log" | grep -q error ||
 	fail "the log does not name the cut blob: $(cat "$WORK/snap.log")"
 "$SNAPCTL" --address "$SOCK" list >/dev/null 2>&1 || fail "the daemon stopped serving"
-ID3N=$(grep -o '(id [0-9]*, sha256:[0-9a-f]*)' "$WORK/snap.log" | grep -v "${DIMG12#sha256:}" | head -n1)
+ID3N=$(grep error "$WORK/snap.log" | grep -o '(id [0-9]*, sha256:[0-9a-f]*)' | grep -v "${DIMG12#sha256:}" | head -n1)
 [ -n "$ID3N" ] || fail "the log does not name the delta images above the cut blob: $(cat "$WORK/snap.log")"
 grep -F "$ID3N: its parent delta image is not served" "$WORK/snap.log" >/dev/null ||
 	fail "the log does not say the chain above fails for its parent: $(grep error "$WORK/snap.log")"
