@@ -126,6 +126,9 @@ int lazyfs_cache_get(struct lazyfs_cache *c, const uint8_t sha[32], lazyfs_fill_
                      struct lazyfs_cached **ce, int *fd);
 void lazyfs_cache_put(struct lazyfs_cache *c, struct lazyfs_cached *ce);
 void lazyfs_cache_stats(struct lazyfs_cache *c, struct lazyfs_stats *st);
+/* statvfs of the filesystem the cache lives on (where rebuilt files go). */
+struct statvfs;
+int lazyfs_cache_statvfs(struct lazyfs_cache *c, struct statvfs *sv);
 
 /* ---- FUSE (lazyfs_ops.c) ---- */
 struct fuse_lowlevel_ops;

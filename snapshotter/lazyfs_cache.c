@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 enum { CACHED_READY, CACHED_BUILDING, CACHED_FAILED };
@@ -530,6 +531,11 @@ void lazyfs_cache_put(struct lazyfs_cache *c, struct lazyfs_cached *ce)
 	pthread_mutex_lock(&c->mu);
 	put_locked(c, ce);
 	pthread_mutex_unlock(&c->mu);
+}
+
+int lazyfs_cache_statvfs(struct lazyfs_cache *c, struct statvfs *sv)
+{
+	return fstatvfs(c->dirfd, sv) < 0 ? -errno : 0;
 }
 
 void lazyfs_cache_stats(struct lazyfs_cache *c, struct lazyfs_stats *st)

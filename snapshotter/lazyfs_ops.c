@@ -442,12 +442,27 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 	lazyfs_image_unref(img, 1);
 }
 
+/* Space: that of the cache's filesystem, where rebuilt files go (what
+ * `df` on a delta image can usefully tell); files: the entries served, none
+ * free (read-only). */
 static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 {
+	struct lazyfs *fs = fs_of(req);
 	struct statvfs sv;
-	memset(&sv, 0, sizeof(sv));
-	sv.f_bsize = sv.f_frsize = 4096;
+	uint64_t files = 0;
+	(void)ino;
+	if (lazyfs_cache_statvfs(fs->cache, &sv) < 0) {
+		memset(&sv, 0, sizeof(sv));
+		sv.f_bsize = sv.f_frsize = 4096;
+	}
+	pthread_rwlock_rdlock(&fs->lock);
+	for (size_t i = 0; i < fs->nimages; i++)
+		files += fs->byid[i]->tree ? fs->byid[i]->tree->n : 0;
+	pthread_rwlock_unlock(&fs->lock);
+	sv.f_files = files;
+	sv.f_ffree = sv.f_favail = 0;
 	sv.f_namemax = 255;
+	sv.f_flag |= ST_RDONLY;
 	fuse_reply_statfs(req, &sv);
 }
 

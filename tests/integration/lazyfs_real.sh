@@ -2,7 +2,8 @@
 # lazyfs on the real tree pairs (Debian minbase + two nginx, two redis):
 # the mounted delta image equals v2 in every byte and metadata field (and
 # cdimg apply's output); listing, stat and xattrs rebuild nothing; reading
-# one changed file rebuilds exactly that one.
+# one changed file rebuilds exactly that one; statfs tells the cache's
+# space and the entries served.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lazyfs.inc"
 lazy_need
@@ -23,6 +24,10 @@ for pair in nginx redis; do
 	find "$mnt/$pair" -exec stat {} + >/dev/null
 	getfattr -R -P -h -d -m - "$mnt/$pair" >/dev/null
 	[ "$(cache_files "$cache")" -eq 0 ] || fail "$pair: metadata access rebuilt files"
+	# statfs: the cache's filesystem's space, the entries served, read-only.
+	read -r blocks bsize files < <(stat -f -c '%b %S %c' "$mnt/$pair")
+	[ "$blocks $bsize" = "$(stat -f -c '%b %S' "$cache")" ] || fail "$pair: statfs space is not the cache's"
+	[ "$files" -eq "$(find "$v2" | wc -l)" ] || fail "$pair: statfs says $files files, v2 has $(find "$v2" | wc -l)"
 	# One changed file: one rebuild, the right bytes.
 	one=$(changed_files "$WORK/$pair.dimg" | head -n 1)
 	[ -n "$one" ] || fail "$pair: the delta rebuilds no file"
