@@ -350,6 +350,19 @@ static const char *reencode_src(struct mctx *c, const struct dimg_entry *e,
 	return be && be->type == DIMG_TYPE_REG ? src : NULL;
 }
 
+/* e becomes SAME as v1's file src (its content is that file's): no blob.
+ * On failure (no memory) nothing changed. */
+static int make_same(struct mctx *c, struct dimg_entry *e, struct mblob *b, const char *src)
+{
+	int r = set_payload(e, DIMG_PAYLOAD_SAME, 0, src);
+	if (r < 0)
+		return r;
+	dimg_buf_free(&b->own);
+	*b = (struct mblob){0};
+	c->st->reencoded++;
+	return 0;
+}
+
 /* Re-encodes e's new content against the base with the differ's codecs;
  * keeps the result when smaller than what b holds (always when force). */
 static int reencode(struct mctx *c, struct dimg_entry *e, struct mblob *b,
@@ -360,12 +373,8 @@ static int reencode(struct mctx *c, struct dimg_entry *e, struct mblob *b,
 	struct differ_result res = {0};
 	int r = src ? base_content(c, src, &old) : 0;
 	if (!r && src && old.len == content->len && !memcmp(old.data, content->data, old.len)) {
-		/* the chain came back to v1's bytes: no blob at all */
-		dimg_buf_free(&old);
-		dimg_buf_free(&b->own);
-		*b = (struct mblob){0};
-		c->st->reencoded++;
-		return set_payload(e, DIMG_PAYLOAD_SAME, 0, src);
+		dimg_buf_free(&old); /* the chain came back to v1's bytes */
+		return make_same(c, e, b, src);
 	}
 	if (!r)
 		r = differ_encode(src ? old.data : NULL, old.len, content->data, content->len,
@@ -788,12 +797,7 @@ static int same_as_base(struct mctx *c, struct dimg_entry *e, struct mblob *b)
 	if (!be || be->type != DIMG_TYPE_REG || be->size != e->size ||
 	    memcmp(be->sha256, e->sha256, 32))
 		return 0;
-	if (set_payload(e, DIMG_PAYLOAD_SAME, 0, src) < 0)
-		return 0; /* out of memory: keeping the blob is correct too */
-	dimg_buf_free(&b->own);
-	*b = (struct mblob){0};
-	c->st->reencoded++;
-	return 1;
+	return make_same(c, e, b, src) == 0; /* no memory: keeping the blob is correct too */
 }
 
 /* Blobs an intermediate fold compressed fast, recompressed at their level. */

@@ -12,6 +12,7 @@
 #include "bsdiff-internal.h"
 #include "dimg/codec.h"
 #include "endian-internal.h"
+#include "varint-internal.h"
 #include "zstd-internal.h"
 
 /* A run of new bytes: old[opos..] + diff[dpos..] (opos != BSC_EXTRA) or
@@ -69,22 +70,15 @@ static int bsc_stream(const uint8_t *p, uint64_t len, uint64_t max, struct dimg_
 	return 0;
 }
 
+/* The varint at *pos of the control stream (varint-internal.h rules). */
 static int bsc_varint(const struct dimg_buf *b, size_t *pos, uint64_t *v)
 {
-	*v = 0;
-	for (unsigned shift = 0; shift < 70; shift += 7) {
-		uint8_t byte;
-
-		if (*pos >= b->len)
-			return -EBADMSG;
-		byte = b->data[(*pos)++];
-		if (shift == 63 && byte > 1)
-			return -EBADMSG;
-		*v |= (uint64_t)(byte & 0x7f) << shift;
-		if (!(byte & 0x80))
-			return (byte == 0 && shift) ? -EBADMSG : 0;
-	}
-	return -EBADMSG;
+	if (*pos >= b->len)
+		return -EBADMSG;
+	const uint8_t *p = b->data + *pos;
+	int r = dimg_varint_get(&p, b->data + b->len, v);
+	*pos = (size_t)(p - b->data);
+	return r;
 }
 
 static int bsc_push(struct bsc_patch *p, uint64_t npos, uint64_t len, uint64_t opos, uint64_t dpos)
@@ -169,30 +163,17 @@ struct bsc_out {
 	int open;
 };
 
-static int bsc_put_varint(struct dimg_buf *b, uint64_t v)
-{
-	uint8_t t[10];
-	size_t n = 0;
-
-	while (v >= 0x80) {
-		t[n++] = (uint8_t)(v | 0x80);
-		v >>= 7;
-	}
-	t[n++] = (uint8_t)v;
-	return dimg_buf_append(b, t, n);
-}
-
 static int bsc_flush(struct bsc_out *o)
 {
 	int r = 0;
 
 	if (!o->open)
 		return 0;
-	r = bsc_put_varint(&o->ctrl, (o->seek << 1) ^ (uint64_t)((int64_t)o->seek >> 63));
+	r = dimg_varint_put(&o->ctrl, (o->seek << 1) ^ (uint64_t)((int64_t)o->seek >> 63));
 	if (!r)
-		r = bsc_put_varint(&o->ctrl, o->ndiff);
+		r = dimg_varint_put(&o->ctrl, o->ndiff);
 	if (!r)
-		r = bsc_put_varint(&o->ctrl, o->nextra);
+		r = dimg_varint_put(&o->ctrl, o->nextra);
 	o->open = 0;
 	return r;
 }

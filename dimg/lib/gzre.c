@@ -554,6 +554,15 @@ int dimg_gzre_decode(const uint8_t *old, size_t oldlen, const uint8_t *patch, si
 
 /* ---- composition (cdimg merge) ---- */
 
+/* The whole content a blob whose inner payload is a zstd frame holds:
+ * exactly new_raw bytes. */
+static int gzc_frame_content(const struct gzre_blob *b, struct dimg_buf *out)
+{
+	struct dimg_capped c = {out, b->newraw};
+	int r = dimg_zstd_decode(b->in, b->inlen, dimg_write_capped, &c, NULL);
+	return r == 0 && out->len != b->newraw ? -EBADMSG : r;
+}
+
 /* The composed inner payload: its kind and the old content length it
  * needs. a is old -> mid, b is mid -> new. */
 static int gzc_inner(const struct gzre_blob *a, const struct gzre_blob *b, int level,
@@ -561,7 +570,7 @@ static int gzc_inner(const struct gzre_blob *a, const struct gzre_blob *b, int l
 {
 	static const uint8_t none[1];
 	struct dimg_buf mid = {0}, nw = {0};
-	struct dimg_capped cm = {&mid, a->newraw}, cn = {&nw, b->newraw};
+	struct dimg_capped cn = {&nw, b->newraw};
 	int r;
 	*kind = GZRE_INNER_ZSTD;
 	*oldraw = 0;
@@ -574,9 +583,7 @@ static int gzc_inner(const struct gzre_blob *a, const struct gzre_blob *b, int l
 	}
 	if (a->inner != GZRE_INNER_ZSTD)
 		return -ENOTSUP; /* a zstdref inner needs the old content */
-	r = dimg_zstd_decode(a->in, a->inlen, dimg_write_capped, &cm, NULL);
-	if (!r && mid.len != a->newraw)
-		r = -EBADMSG;
+	r = gzc_frame_content(a, &mid);
 	if (!r)
 		r = dimg_patch_apply(b->inner, mid.len ? mid.data : none, mid.len, b->in, b->inlen,
 		                     dimg_write_capped, &cn, NULL);
@@ -642,15 +649,11 @@ int dimg_gzre_repack(const uint8_t *p, size_t len, int level, struct dimg_buf *o
 	static const uint8_t none[1];
 	struct gzre_blob b = {0};
 	struct dimg_buf inner = {0}, raw = {0};
-	struct dimg_capped cr = {&raw, 0};
 	int r = gzre_blob_parse(&b, p, len);
-	cr.max = b.newraw;
 	if (!r && b.inner == DIMG_CODEC_BSDIFF)
 		r = dimg_bsdiff_repack(b.in, b.inlen, level, &inner);
 	else if (!r && b.inner == GZRE_INNER_ZSTD) {
-		r = dimg_zstd_decode(b.in, b.inlen, dimg_write_capped, &cr, NULL);
-		if (!r && raw.len != b.newraw)
-			r = -EBADMSG;
+		r = gzc_frame_content(&b, &raw);
 		if (!r)
 			r = dimg_zstd_encode(raw.len ? raw.data : none, raw.len, level, &inner);
 	} else if (!r)
