@@ -45,7 +45,7 @@ fi
 BUILD=${1:-$SRC/build}
 REPS=${2:-5}
 export SNAPSHOTTER=$BUILD/snapshotter/di3fs-snapshotter
-export SNAPCTL=$BUILD/snapshotter/di3fs-snapctl
+export SNAPCTL=$BUILD/tests/e2e/di3fs-snapctl
 export DI3FS_SRC=$SRC
 CDIMG=$BUILD/ctr-tools/cdimg
 [ -x "$CDIMG" ] || { echo "build first: no $CDIMG" >&2; exit 1; }

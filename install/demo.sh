@@ -28,7 +28,7 @@ v2=/var/cache/di3fs/trees/$pair-v2
 work=$(mktemp -d /tmp/di3fs-demo.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 export SNAPSHOTTER=$PWD/build/snapshotter/di3fs-snapshotter
-export SNAPCTL=$PWD/build/snapshotter/di3fs-snapctl
+export SNAPCTL=$PWD/build/tests/e2e/di3fs-snapctl
 
 echo "== cdimg diff $v1 $v2"
 "$CDIMG" diff "$v1" "$v2" -o "$work/$pair.dimg"

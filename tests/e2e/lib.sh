@@ -4,7 +4,7 @@
 set -eu
 SRC=${DI3FS_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
 SNAPSHOTTER=${SNAPSHOTTER:-$SRC/build/snapshotter/di3fs-snapshotter}
-SNAPCTL=${SNAPCTL:-$(dirname "$SNAPSHOTTER")/di3fs-snapctl}
+SNAPCTL=${SNAPCTL:-$(dirname "$SNAPSHOTTER")/../tests/e2e/di3fs-snapctl}
 
 # Outside CI a machine may lack what these tests need; in CI (CI set, as
 # .ci/run has it) a missing piece is a failure, never a silent skip.
