@@ -16,6 +16,7 @@
 
 #include "dimg/image.h"
 #include "dimg/write.h"
+#include "tree-internal.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

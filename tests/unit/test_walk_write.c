@@ -32,6 +32,7 @@
 #include "dimg/hash.h"
 #include "dimg/tree.h"
 #include "dimg/write.h"
+#include "tree-internal.h"
 
 #define NRANDOM 160 /* random entries per tree, besides the fixed ones */
 

@@ -7,6 +7,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "dimg/types.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -112,9 +114,20 @@ int dimg_tree_id(const struct dimg_tree *t, uint8_t out[32]);
 /* Lower-case hex of 32 bytes into out[65]. */
 void dimg_hex32(const uint8_t in[32], char out[65]);
 
-/* Progress callback for long operations: done/total in bytes (total may be 0
- * when unknown). Called from the calling thread only. */
-typedef void (*dimg_progress_fn)(void *ctx, const char *what, uint64_t done, uint64_t total);
+/* Opens regular files of a tree for reading; returns an fd the caller
+ * closes, or -errno. The file is found by e->path in the provider's own
+ * tree (callers may pass an entry with only the path set). Used for the
+ * base of a delta and the target of a diff. */
+struct dimg_files {
+	int (*open)(void *ctx, const struct dimg_entry *e, int *out_fd);
+	void *ctx;
+};
+
+/* Files under a directory, opened by entry path without following any
+ * symlink (openat2 RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS, or a component walk
+ * with O_NOFOLLOW where openat2 is missing). *out owns a dup of the root. */
+int dimg_dir_files_open(struct dimg_files *out, const char *root);
+void dimg_dir_files_close(struct dimg_files *f);
 
 #define DIMG_WALK_NO_HASH 0x1u /* leave sha256 zero (fast listing) */
 

@@ -29,8 +29,6 @@ int dimg_tree_write_dir(const struct dimg_tree *t, const char *outdir, dimg_cont
                         void *ctx, unsigned flags, dimg_progress_fn progress, void *pctx,
                         char **err_path);
 
-/* Removes a directory tree (for cleaning temporaries); ignores ENOENT. */
-int dimg_rmtree(const char *path);
 
 #ifdef __cplusplus
 }

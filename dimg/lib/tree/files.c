@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "dimg/dimg.h"
+#include "tree-internal.h"
 
 /* Tree-style paths only: relative, no empty, "." or ".." components. The
  * kernel would catch ".." with RESOLVE_BENEATH, but the component walk

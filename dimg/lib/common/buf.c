@@ -6,7 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "dimg/codec.h"
+#include "dimg/types.h"
 
 int dimg_buf_reserve(struct dimg_buf *b, size_t extra)
 {

@@ -1,6 +1,6 @@
 /* Plain zstd frames (full payloads), frames with a delta's shared
  * dictionary, zstd with the old file as a raw prefix
- * (the zstdref patch codec), and the codec-id dispatch for applying patches. */
+ * (the zstdref patch codec). */
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -333,22 +333,4 @@ int dimg_zstdref_decode(const uint8_t *old, size_t oldlen, const uint8_t *patch,
 		r = zc_decode(dc, patch, patchlen, size, sink, sink_ctx, newlen);
 	ZSTD_freeDCtx(dc);
 	return r;
-}
-
-int dimg_patch_apply(uint8_t codec, const uint8_t *old, size_t oldlen, const uint8_t *patch,
-                     size_t patchlen, dimg_write_fn sink, void *sink_ctx, uint64_t *newlen)
-{
-	switch (codec) {
-	case DIMG_CODEC_BSDIFF:
-		return dimg_bspatch(old, oldlen, patch, patchlen, sink, sink_ctx, newlen);
-	case DIMG_CODEC_ZSTDREF:
-		return dimg_zstdref_decode(old, oldlen, patch, patchlen, sink, sink_ctx, newlen);
-	case DIMG_CODEC_GZRE:
-		return dimg_gzre_decode(old, oldlen, patch, patchlen, sink, sink_ctx, newlen);
-	case DIMG_CODEC_CHAIN:
-		return dimg_chain_apply(old, oldlen, patch, patchlen, sink, sink_ctx, newlen);
-	default:
-		/* DIMG_CODEC_NONE is not a patch either. */
-		return -ENOTSUP;
-	}
 }

@@ -16,6 +16,7 @@
 
 #include "cas-internal.h"
 #include "dimg/hash.h"
+#include "tree-internal.h"
 
 #define OCI_JSON_MAX    (16u << 20) /* index, manifest, config */
 #define OCI_MEMBERS_MAX 1000000u

@@ -19,6 +19,7 @@
 #include "dimg/dimg.h"
 #include "dimg/hash.h"
 #include "dimg/tree.h"
+#include "tree-internal.h"
 
 /* A regular file seen by the walk: enough to group hardlinks and to make
  * sure the file later hashed is the inode that was stat'ed. */

@@ -13,6 +13,7 @@
 #include "cas-internal.h"
 #include "dimg/hash.h"
 #include "dimg/write.h"
+#include "tree-internal.h"
 
 struct dimg_cas {
 	int rootfd;

@@ -16,6 +16,7 @@
 #include "dimg/dimg.h"
 #include "dimg/hash.h"
 #include "dimg/write.h"
+#include "tree-internal.h"
 
 #define PROGRESS_STEP (8u << 20)
 
