@@ -29,7 +29,6 @@ int dimg_tree_write_dir(const struct dimg_tree *t, const char *outdir, dimg_cont
                         void *ctx, unsigned flags, dimg_progress_fn progress, void *pctx,
                         char **err_path);
 
-
 #ifdef __cplusplus
 }
 #endif
