@@ -71,12 +71,12 @@ static char *manifest_type(const struct cdimg_meta *m)
 	char *s = NULL;
 	if (m->target_manifest_media_type)
 		return strdup(m->target_manifest_media_type);
-	if (oci_json_parse(m->target_manifest, m->target_manifest_len, &o) == 0 &&
+	if (oci_json_parse(&o, m->target_manifest, m->target_manifest_len) == 0 &&
 	    json_object_object_get_ex(o, "mediaType", &t) &&
 	    json_object_is_type(t, json_type_string))
 		s = strdup(json_object_get_string(t));
 	json_object_put(o);
-	return s ? s : strdup(OCI_MEDIA_MANIFEST);
+	return s ? s : strdup(OCI_MT_MANIFEST);
 }
 
 struct wdocs {
@@ -126,12 +126,12 @@ static int build_artifact(const struct cdimg_meta *m, struct wdocs *d)
 		goto fail;
 	/* the target manifest is a layer too: a registry copy keeps it */
 	if (json_object_array_add(layers,
-	                          oci_descriptor(CDIMG_MEDIA_DIMG, d->dimg_digest, d->dimg_size)) ||
-	    json_object_array_add(layers, oci_descriptor(CDIMG_MEDIA_TARGET_MANIFEST, d->man_digest,
+	                          oci_descriptor(DI3FS_MT_DIMG, d->dimg_digest, d->dimg_size)) ||
+	    json_object_array_add(layers, oci_descriptor(DI3FS_MT_TARGET_MANIFEST, d->man_digest,
 	                                                 m->target_manifest_len)) ||
 	    (m->layers_path &&
 	     json_object_array_add(
-	         layers, oci_descriptor(CDIMG_MEDIA_LAYERS, d->layers_digest, d->layers_size))) ||
+	         layers, oci_descriptor(DI3FS_MT_LAYERS, d->layers_digest, d->layers_size))) ||
 	    json_object_object_add(o, "layers", layers))
 		goto fail;
 	layers = NULL;
@@ -139,13 +139,13 @@ static int build_artifact(const struct cdimg_meta *m, struct wdocs *d)
 		goto fail;
 	an = NULL;
 	json_object_object_add(o, "schemaVersion", json_object_new_int(2));
-	json_object_object_add(o, "mediaType", json_object_new_string(OCI_MEDIA_MANIFEST));
-	json_object_object_add(o, "artifactType", json_object_new_string(CDIMG_ARTIFACT_TYPE));
+	json_object_object_add(o, "mediaType", json_object_new_string(OCI_MT_MANIFEST));
+	json_object_object_add(o, "artifactType", json_object_new_string(DI3FS_ARTIFACT_TYPE));
 	json_object_object_add(
 	    o, "config",
-	    oci_descriptor(CDIMG_MEDIA_TARGET_CONFIG, d->cfg_digest, m->target_config_len));
+	    oci_descriptor(DI3FS_MT_TARGET_CONFIG, d->cfg_digest, m->target_config_len));
 	if ((r = oci_json_dump(o, &d->art)) == 0)
-		r = oci_digest_buf(d->art.data, d->art.len, d->art_digest);
+		r = oci_digest_buf(d->art_digest, d->art.data, d->art.len);
 fail:
 	json_object_put(an);
 	json_object_put(layers);
@@ -156,12 +156,12 @@ fail:
 static int build_index(const struct cdimg_meta *m, struct wdocs *d)
 {
 	struct json_object *o = json_object_new_object(), *ms = json_object_new_array();
-	struct json_object *desc = oci_descriptor(OCI_MEDIA_MANIFEST, d->art_digest, d->art.len);
+	struct json_object *desc = oci_descriptor(OCI_MT_MANIFEST, d->art_digest, d->art.len);
 	struct json_object *an = NULL;
 	int r = -ENOMEM;
 	if (!o || !ms || !desc)
 		goto fail;
-	json_object_object_add(desc, "artifactType", json_object_new_string(CDIMG_ARTIFACT_TYPE));
+	json_object_object_add(desc, "artifactType", json_object_new_string(DI3FS_ARTIFACT_TYPE));
 	if (m->target_ref) {
 		if (!(an = json_object_new_object()) ||
 		    annot(an, OCI_ANNOT_REF_NAME, m->target_ref) ||
@@ -176,7 +176,7 @@ static int build_index(const struct cdimg_meta *m, struct wdocs *d)
 		goto fail;
 	ms = NULL;
 	json_object_object_add(o, "schemaVersion", json_object_new_int(2));
-	json_object_object_add(o, "mediaType", json_object_new_string(OCI_MEDIA_INDEX));
+	json_object_object_add(o, "mediaType", json_object_new_string(OCI_MT_INDEX));
 	r = oci_json_dump(o, &d->index);
 fail:
 	json_object_put(an);
@@ -213,7 +213,7 @@ static int copy_blob(struct ocitar *t, int fd, const char *digest, uint64_t size
 	}
 	if (r == 0) {
 		dimg_sha256_final(h, sha);
-		oci_digest_str(sha, got);
+		oci_digest_str(got, sha);
 		r = strcmp(got, digest) ? -ESTALE : ocitar_pad(t);
 	}
 out:
@@ -255,7 +255,7 @@ static int prepare_docs(int dfd, int lfd, const struct cdimg_meta *m, struct wdo
 	if (lfd >= 0) {
 		if ((r = dimg_sha256_fd(lfd, sha, &d->layers_size)) < 0)
 			return r;
-		oci_digest_str(sha, d->layers_digest);
+		oci_digest_str(d->layers_digest, sha);
 	}
 	if (!m->base_config_digest || !oci_digest_valid(m->base_config_digest) ||
 	    !m->target_config || !m->target_manifest)
@@ -263,9 +263,9 @@ static int prepare_docs(int dfd, int lfd, const struct cdimg_meta *m, struct wdo
 	if ((r = read_dimg_head(dfd, &d->head)) < 0 ||
 	    (r = dimg_sha256_fd(dfd, sha, &d->dimg_size)) < 0)
 		return r;
-	oci_digest_str(sha, d->dimg_digest);
-	if ((r = oci_digest_buf(m->target_config, m->target_config_len, d->cfg_digest)) < 0 ||
-	    (r = oci_digest_buf(m->target_manifest, m->target_manifest_len, d->man_digest)) < 0 ||
+	oci_digest_str(d->dimg_digest, sha);
+	if ((r = oci_digest_buf(d->cfg_digest, m->target_config, m->target_config_len)) < 0 ||
+	    (r = oci_digest_buf(d->man_digest, m->target_manifest, m->target_manifest_len)) < 0 ||
 	    (r = build_artifact(m, d)) < 0)
 		return r;
 	return build_index(m, d);
@@ -554,7 +554,7 @@ static int verify_blobs(const struct cdimg *c, char **err)
 		snprintf(want, sizeof(want), "sha256:%s", f->name + 13);
 		if (!oci_digest_valid(want))
 			return fail(err, -EBADMSG, "%s: not a blob name", f->name);
-		int r = oci_digest_buf(c->map + f->off, (size_t)f->size, got);
+		int r = oci_digest_buf(got, c->map + f->off, (size_t)f->size);
 		if (r < 0)
 			return r;
 		if (strcmp(want, got) != 0)
@@ -569,7 +569,7 @@ static int parse_file(const struct cdimg *c, const struct tar_file *f, struct js
 {
 	if (f->size > MAX_JSON)
 		return fail(err, -EOVERFLOW, "%s: too large for JSON", f->name);
-	if (oci_json_parse(c->map + f->off, (size_t)f->size, o) < 0 ||
+	if (oci_json_parse(o, c->map + f->off, (size_t)f->size) < 0 ||
 	    !json_object_is_type(*o, json_type_object)) {
 		json_object_put(*o);
 		*o = NULL;
@@ -578,31 +578,14 @@ static int parse_file(const struct cdimg *c, const struct tar_file *f, struct js
 	return 0;
 }
 
-static const char *jstr(struct json_object *o, const char *key)
-{
-	struct json_object *v;
-	if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_string))
-		return NULL;
-	return json_object_get_string(v);
-}
-
-static int jint(struct json_object *o, const char *key, int64_t *out)
-{
-	struct json_object *v;
-	if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_int))
-		return -1;
-	*out = json_object_get_int64(v);
-	return 0;
-}
-
 /* A descriptor of the expected media type whose blob is present with the
  * size it names. */
 static int check_desc(const struct cdimg *c, struct json_object *d, const char *what,
                       const char *media, const struct tar_file **blob, char **err)
 {
-	const char *mt = jstr(d, "mediaType"), *dg = jstr(d, "digest");
-	int64_t size;
-	if (!mt || !dg || jint(d, "size", &size) < 0 || size < 0)
+	const char *mt = oci_jstr(d, "mediaType"), *dg = oci_jstr(d, "digest");
+	uint64_t size;
+	if (!mt || !dg || oci_ju64(d, "size", &size) < 0)
 		return fail(err, -EBADMSG, "%s: descriptor lacks mediaType, digest or size", what);
 	if (strcmp(mt, media) != 0)
 		return fail(err, -ENOTSUP, "%s: media type '%s' is not supported (expected %s)",
@@ -611,9 +594,9 @@ static int check_desc(const struct cdimg *c, struct json_object *d, const char *
 		return fail(err, -ENOTSUP, "%s: digest '%.80s' is not a sha256 digest", what, dg);
 	if (!(*blob = find_blob(c, dg)))
 		return fail(err, -EBADMSG, "%s: blob %.19s... is missing", what, dg);
-	if ((uint64_t)size != (*blob)->size)
+	if (size != (*blob)->size)
 		return fail(err, -EBADMSG,
-		            "%s: blob is %" PRIu64 " bytes, its descriptor says %" PRId64, what,
+		            "%s: blob is %" PRIu64 " bytes, its descriptor says %" PRIu64, what,
 		            (*blob)->size, size);
 	return 0;
 }
@@ -626,7 +609,7 @@ static int check_layout(const struct cdimg *c, char **err)
 		return fail(err, -EBADMSG, "not an OCI image layout: no oci-layout file");
 	int r = parse_file(c, f, &o, err);
 	if (r == 0) {
-		const char *v = jstr(o, "imageLayoutVersion");
+		const char *v = oci_jstr(o, "imageLayoutVersion");
 		if (!v || strcmp(v, "1.0.0") != 0)
 			r = fail(err, -ENOTSUP,
 			         "oci-layout: version '%s' is not supported (expected 1.0.0)",
@@ -641,14 +624,14 @@ static int check_index(const struct cdimg *c, const struct tar_file **man, char 
 {
 	const struct tar_file *f = find_file(c, "index.json");
 	struct json_object *o = NULL, *ms;
-	int64_t sv;
+	uint64_t sv;
 	if (!f)
 		return fail(err, -EBADMSG, "not an OCI image layout: no index.json");
 	int r = parse_file(c, f, &o, err);
 	if (r < 0)
 		return r;
-	const char *mt = jstr(o, "mediaType");
-	if (jint(o, "schemaVersion", &sv) < 0 || sv != 2 || (mt && strcmp(mt, OCI_MEDIA_INDEX)))
+	const char *mt = oci_jstr(o, "mediaType");
+	if (oci_ju64(o, "schemaVersion", &sv) < 0 || sv != 2 || (mt && strcmp(mt, OCI_MT_INDEX)))
 		r = fail(err, -ENOTSUP, "index.json: not an OCI image index (schemaVersion 2)");
 	else if (!json_object_object_get_ex(o, "manifests", &ms) ||
 	         !json_object_is_type(ms, json_type_array) || json_object_array_length(ms) == 0)
@@ -658,39 +641,25 @@ static int check_index(const struct cdimg *c, const struct tar_file **man, char 
 		         "index.json: %zu manifests; a .cdimg holds exactly one delta",
 		         json_object_array_length(ms));
 	else
-		r = check_desc(c, json_object_array_get_idx(ms, 0), "index.json",
-		               OCI_MEDIA_MANIFEST, man, err);
+		r = check_desc(c, json_object_array_get_idx(ms, 0), "index.json", OCI_MT_MANIFEST,
+		               man, err);
 	json_object_put(o);
 	return r;
 }
 
 static int parse_tree_id(const char *hex, uint8_t out[32])
 {
-	if (!hex || strlen(hex) != 64)
-		return -1;
-	for (size_t i = 0; i < 32; i++) {
-		unsigned v = 0;
-		for (size_t k = 0; k < 2; k++) {
-			char ch = hex[2 * i + k];
-			if (ch >= '0' && ch <= '9')
-				v = v << 4 | (unsigned)(ch - '0');
-			else if (ch >= 'a' && ch <= 'f')
-				v = v << 4 | (unsigned)(ch - 'a' + 10);
-			else
-				return -1;
-		}
-		out[i] = (uint8_t)v;
-	}
-	return 0;
+	return hex ? oci_hex_decode(out, 32, hex, strlen(hex)) : -EINVAL;
 }
 
 static int read_annotations(struct cdimg *c, struct json_object *an, char **err)
 {
 	struct cdimg_info *in = &c->info;
-	const char *v = jstr(an, CDIMG_ANNOT_VERSION), *bc = jstr(an, CDIMG_ANNOT_BASE_CONFIG);
-	const char *tm = jstr(an, CDIMG_ANNOT_TARGET_MANIFEST);
-	const char *mt = jstr(an, CDIMG_ANNOT_TARGET_MANIFEST_TYPE),
-	           *ref = jstr(an, CDIMG_ANNOT_TARGET_REF);
+	const char *v = oci_jstr(an, CDIMG_ANNOT_VERSION),
+	           *bc = oci_jstr(an, CDIMG_ANNOT_BASE_CONFIG);
+	const char *tm = oci_jstr(an, CDIMG_ANNOT_TARGET_MANIFEST);
+	const char *mt = oci_jstr(an, CDIMG_ANNOT_TARGET_MANIFEST_TYPE),
+	           *ref = oci_jstr(an, CDIMG_ANNOT_TARGET_REF);
 	if (!v)
 		return fail(err, -EBADMSG, "manifest: annotation %s is missing",
 		            CDIMG_ANNOT_VERSION);
@@ -703,8 +672,8 @@ static int read_annotations(struct cdimg *c, struct json_object *an, char **err)
 		return fail(
 		    err, -EBADMSG,
 		    "manifest: base config / target manifest annotations are missing or malformed");
-	if (parse_tree_id(jstr(an, CDIMG_ANNOT_BASE_TREE), in->base_tree) < 0 ||
-	    parse_tree_id(jstr(an, CDIMG_ANNOT_TARGET_TREE), in->target_tree) < 0)
+	if (parse_tree_id(oci_jstr(an, CDIMG_ANNOT_BASE_TREE), in->base_tree) < 0 ||
+	    parse_tree_id(oci_jstr(an, CDIMG_ANNOT_TARGET_TREE), in->target_tree) < 0)
 		return fail(err, -EBADMSG,
 		            "manifest: tree id annotations are missing or malformed");
 	snprintf(in->base_config_digest, sizeof(in->base_config_digest), "%s", bc);
@@ -720,12 +689,12 @@ static int read_annotations(struct cdimg *c, struct json_object *an, char **err)
 static int check_layers_blob(struct cdimg *c, struct json_object *d, char **err)
 {
 	const struct tar_file *f;
-	int r = check_desc(c, d, "layer recipes", CDIMG_MEDIA_LAYERS, &f, err);
+	int r = check_desc(c, d, "layer recipes", DI3FS_MT_LAYERS, &f, err);
 	if (r < 0)
 		return r;
 	c->info.layers = c->map + f->off;
 	c->info.layers_size = f->size;
-	snprintf(c->info.layers_digest, OCI_DIGEST_LEN, "%s", jstr(d, "digest"));
+	snprintf(c->info.layers_digest, OCI_DIGEST_LEN, "%s", oci_jstr(d, "digest"));
 	return 0;
 }
 
@@ -736,16 +705,16 @@ static int check_artifact(struct cdimg *c, const struct tar_file *mf, char **err
 {
 	struct json_object *o = NULL, *cfg, *layers, *an;
 	const struct tar_file *cf, *df, *tf;
-	int64_t sv;
+	uint64_t sv;
 	int r = parse_file(c, mf, &o, err);
 	if (r < 0)
 		return r;
-	const char *at = jstr(o, "artifactType");
-	if (jint(o, "schemaVersion", &sv) < 0 || sv != 2)
+	const char *at = oci_jstr(o, "artifactType");
+	if (oci_ju64(o, "schemaVersion", &sv) < 0 || sv != 2)
 		r = fail(err, -ENOTSUP, "manifest: schemaVersion is not 2");
-	else if (!at || strcmp(at, CDIMG_ARTIFACT_TYPE) != 0)
+	else if (!at || strcmp(at, DI3FS_ARTIFACT_TYPE) != 0)
 		r = fail(err, -ENOTSUP, "artifact type '%s' is not a di3fs delta (expected %s)",
-		         at ? at : "(none)", CDIMG_ARTIFACT_TYPE);
+		         at ? at : "(none)", DI3FS_ARTIFACT_TYPE);
 	else if (!json_object_object_get_ex(o, "config", &cfg) ||
 	         !json_object_object_get_ex(o, "layers", &layers) ||
 	         !json_object_is_type(layers, json_type_array) ||
@@ -754,14 +723,13 @@ static int check_artifact(struct cdimg *c, const struct tar_file *mf, char **err
 		r = fail(err, -EBADMSG,
 		         "manifest: needs a config, two or three layers (.dimg, target manifest, "
 		         "layer recipes) and annotations");
-	else if ((r = check_desc(c, cfg, "target config", CDIMG_MEDIA_TARGET_CONFIG, &cf, err)) ==
-	             0 &&
+	else if ((r = check_desc(c, cfg, "target config", DI3FS_MT_TARGET_CONFIG, &cf, err)) == 0 &&
 	         (r = check_desc(c, json_object_array_get_idx(layers, 0), "delta layer",
-	                         CDIMG_MEDIA_DIMG, &df, err)) == 0 &&
+	                         DI3FS_MT_DIMG, &df, err)) == 0 &&
 	         (r = check_desc(c, json_object_array_get_idx(layers, 1), "target manifest layer",
-	                         CDIMG_MEDIA_TARGET_MANIFEST, &tf, err)) == 0 &&
+	                         DI3FS_MT_TARGET_MANIFEST, &tf, err)) == 0 &&
 	         (r = read_annotations(c, an, err)) == 0) {
-		if (strcmp(jstr(json_object_array_get_idx(layers, 1), "digest"),
+		if (strcmp(oci_jstr(json_object_array_get_idx(layers, 1), "digest"),
 		           c->info.target_manifest_digest) != 0) {
 			json_object_put(o);
 			return fail(err, -EBADMSG,
@@ -769,11 +737,12 @@ static int check_artifact(struct cdimg *c, const struct tar_file *mf, char **err
 		}
 		c->info.target_config = c->map + cf->off;
 		c->info.target_config_len = (size_t)cf->size;
-		snprintf(c->info.target_config_digest, OCI_DIGEST_LEN, "%s", jstr(cfg, "digest"));
+		snprintf(c->info.target_config_digest, OCI_DIGEST_LEN, "%s",
+		         oci_jstr(cfg, "digest"));
 		c->info.dimg_offset = df->off;
 		c->info.dimg_size = df->size;
 		snprintf(c->info.dimg_digest, OCI_DIGEST_LEN, "%s",
-		         jstr(json_object_array_get_idx(layers, 0), "digest"));
+		         oci_jstr(json_object_array_get_idx(layers, 0), "digest"));
 		if (json_object_array_length(layers) == 3)
 			r = check_layers_blob(c, json_object_array_get_idx(layers, 2), err);
 	}
@@ -792,7 +761,8 @@ static int check_target_manifest(struct cdimg *c, char **err)
 	int r = parse_file(c, f, &o, err);
 	if (r < 0)
 		return r;
-	const char *dg = json_object_object_get_ex(o, "config", &cfg) ? jstr(cfg, "digest") : NULL;
+	const char *dg =
+	    json_object_object_get_ex(o, "config", &cfg) ? oci_jstr(cfg, "digest") : NULL;
 	if (!dg || strcmp(dg, c->info.target_config_digest) != 0)
 		r = fail(err, -EBADMSG,
 		         "target manifest names config %.19s..., the delta carries %.19s...",

@@ -14,12 +14,6 @@
 extern "C" {
 #endif
 
-#define CDIMG_ARTIFACT_TYPE         "application/vnd.di3fs.delta.v1"
-#define CDIMG_MEDIA_DIMG            "application/vnd.di3fs.dimg.v1"
-#define CDIMG_MEDIA_TARGET_CONFIG   "application/vnd.di3fs.target.config.v1+json"
-#define CDIMG_MEDIA_TARGET_MANIFEST "application/vnd.di3fs.target.manifest.v1+json"
-#define CDIMG_MEDIA_LAYERS          "application/vnd.di3fs.layers.v1+zstd"
-
 #define CDIMG_ANNOT_VERSION              "io.di3fs.delta.dimg.version"
 #define CDIMG_ANNOT_BASE_CONFIG          "io.di3fs.delta.base.config.digest"
 #define CDIMG_ANNOT_BASE_TREE            "io.di3fs.delta.base.tree"

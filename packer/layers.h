@@ -15,8 +15,7 @@
 extern "C" {
 #endif
 
-#define LAYERS_MEDIA_TYPE "application/vnd.di3fs.layers.v1+zstd"
-#define LAYERS_VERSION    1u
+#define LAYERS_VERSION 1u
 
 enum layers_kind { LAYERS_RECIPE = 1, LAYERS_FROM_BASE = 2 };
 enum layers_comp {

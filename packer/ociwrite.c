@@ -122,57 +122,6 @@ int ocitar_finish(struct ocitar *t)
 
 /* ------------------------------------------------------ digests and JSON */
 
-void oci_digest_str(const uint8_t sha[32], char out[OCI_DIGEST_LEN])
-{
-	char hex[65];
-	dimg_hex32(sha, hex);
-	snprintf(out, OCI_DIGEST_LEN, "sha256:%s", hex);
-}
-
-int oci_digest_buf(const void *p, size_t n, char out[OCI_DIGEST_LEN])
-{
-	uint8_t sha[32];
-	int r = dimg_sha256_buf(p, n, sha);
-	if (r < 0)
-		return r;
-	oci_digest_str(sha, out);
-	return 0;
-}
-
-int oci_digest_valid(const char *s)
-{
-	if (strncmp(s, "sha256:", 7) != 0 || strlen(s) != 71)
-		return 0;
-	for (const char *c = s + 7; *c; c++)
-		if (!((*c >= '0' && *c <= '9') || (*c >= 'a' && *c <= 'f')))
-			return 0;
-	return 1;
-}
-
-int oci_json_parse(const void *p, size_t n, struct json_object **out)
-{
-	const char *s = p;
-	*out = NULL;
-	if (n > (64u << 20))
-		return -EOVERFLOW;
-	struct json_tokener *tok = json_tokener_new();
-	if (!tok)
-		return -ENOMEM;
-	struct json_object *o = json_tokener_parse_ex(tok, s, (int)n);
-	size_t end = json_tokener_get_parse_end(tok);
-	int ok = o && json_tokener_get_error(tok) == json_tokener_success;
-	json_tokener_free(tok);
-	for (size_t i = end; ok && i < n; i++)
-		if (s[i] != ' ' && s[i] != '\n' && s[i] != '\r' && s[i] != '\t')
-			ok = 0;
-	if (!ok) {
-		json_object_put(o);
-		return -EBADMSG;
-	}
-	*out = o;
-	return 0;
-}
-
 static int cmp_str(const void *a, const void *b)
 {
 	return strcmp(*(const char *const *)a, *(const char *const *)b);
@@ -299,7 +248,7 @@ static int squash_history(struct json_object *cfg)
 int oci_config_squash(const uint8_t *cfg, size_t len, const char *diff_id, struct dimg_buf *out)
 {
 	struct json_object *o = NULL, *rootfs = NULL, *ids = NULL;
-	int r = oci_json_parse(cfg, len, &o);
+	int r = oci_json_parse(&o, cfg, len);
 	if (r < 0)
 		return r;
 	if (!json_object_is_type(o, json_type_object)) {
@@ -695,10 +644,10 @@ static int blob_layer(struct ocitar *tar, const struct oci_image_opts *o, layer_
 	    (L->gzip && (r = layer_deflate(L, NULL, 0, Z_FINISH)) < 0) || (r = ocitar_pad(tar)) < 0)
 		goto out;
 	dimg_sha256_final(L->raw, sha);
-	oci_digest_str(sha, d->diff_id);
+	oci_digest_str(d->diff_id, sha);
 	if (L->gzip)
 		dimg_sha256_final(L->packed, sha);
-	oci_digest_str(sha, d->digest);
+	oci_digest_str(d->digest, sha);
 	d->size = L->packed_size;
 	d->raw_size = L->raw_size;
 	snprintf(name, sizeof(name), "blobs/sha256/%s", d->digest + 7);
@@ -742,7 +691,7 @@ static int add_platform(struct json_object *d, const struct dimg_buf *cfg)
 {
 	static const char *keys[] = {"architecture", "os", "variant"};
 	struct json_object *c = NULL, *v, *p;
-	int r = oci_json_parse(cfg->data, cfg->len, &c);
+	int r = oci_json_parse(&c, cfg->data, cfg->len);
 	if (r < 0)
 		return r;
 	if (!(p = json_object_new_object())) {
@@ -768,7 +717,7 @@ static int put_json(struct ocitar *tar, const char *name, struct json_object *o,
 {
 	struct dimg_buf b = {0};
 	int r = o ? oci_json_dump(o, &b) : -ENOMEM;
-	if (r == 0 && !name && (r = oci_digest_buf(b.data, b.len, digest)) == 0)
+	if (r == 0 && !name && (r = oci_digest_buf(digest, b.data, b.len)) == 0)
 		r = ocitar_blob(tar, digest, b.data, b.len);
 	else if (r == 0 && name)
 		r = ocitar_file(tar, name, b.data, b.len);
@@ -784,18 +733,17 @@ static struct json_object *image_manifest(const struct oci_image_result *res, ui
 {
 	struct json_object *m = json_object_new_object(), *layers = json_object_new_array();
 	if (!m || !layers ||
-	    json_object_array_add(layers,
-	                          oci_descriptor(gzip ? OCI_MEDIA_LAYER_GZIP : OCI_MEDIA_LAYER,
-	                                         res->layer_digest, res->layer_size)) ||
+	    json_object_array_add(layers, oci_descriptor(gzip ? OCI_MT_LAYER_GZIP : OCI_MT_LAYER,
+	                                                 res->layer_digest, res->layer_size)) ||
 	    json_object_object_add(m, "layers", layers)) {
 		json_object_put(layers);
 		json_object_put(m);
 		return NULL;
 	}
 	json_object_object_add(m, "schemaVersion", json_object_new_int(2));
-	json_object_object_add(m, "mediaType", json_object_new_string(OCI_MEDIA_MANIFEST));
+	json_object_object_add(m, "mediaType", json_object_new_string(OCI_MT_MANIFEST));
 	json_object_object_add(m, "config",
-	                       oci_descriptor(OCI_MEDIA_CONFIG, res->config_digest, cfg_size));
+	                       oci_descriptor(OCI_MT_CONFIG, res->config_digest, cfg_size));
 	return m;
 }
 
@@ -803,7 +751,7 @@ static struct json_object *image_index(const struct oci_image_result *res, uint6
                                        const struct dimg_buf *cfg, const char *ref)
 {
 	struct json_object *x = json_object_new_object(), *ms = json_object_new_array();
-	struct json_object *d = oci_descriptor(OCI_MEDIA_MANIFEST, res->manifest_digest, man_size);
+	struct json_object *d = oci_descriptor(OCI_MT_MANIFEST, res->manifest_digest, man_size);
 	int bad = !x || !ms || !d || add_platform(d, cfg) < 0;
 	if (!bad && ref) {
 		struct json_object *an = json_object_new_object();
@@ -819,7 +767,7 @@ static struct json_object *image_index(const struct oci_image_result *res, uint6
 		return NULL;
 	}
 	json_object_object_add(x, "schemaVersion", json_object_new_int(2));
-	json_object_object_add(x, "mediaType", json_object_new_string(OCI_MEDIA_INDEX));
+	json_object_object_add(x, "mediaType", json_object_new_string(OCI_MT_INDEX));
 	json_object_object_add(x, "manifests", ms);
 	return x;
 }
@@ -836,7 +784,7 @@ static int image_write_fd(int fd, struct layer_job *j, const uint8_t *cfg, size_
 	    (r = image_layer(&tar, j, res, failed)) < 0)
 		goto out;
 	if ((r = oci_config_squash(cfg, cfg_len, res->diff_id, &c)) < 0 ||
-	    (r = oci_digest_buf(c.data, c.len, res->config_digest)) < 0 ||
+	    (r = oci_digest_buf(res->config_digest, c.data, c.len)) < 0 ||
 	    (r = ocitar_blob(&tar, res->config_digest, c.data, c.len)) < 0)
 		goto out;
 	if ((r = put_json(&tar, NULL, image_manifest(res, c.len, j->o->gzip), res->manifest_digest,
@@ -893,7 +841,7 @@ static int want_diff_ids(const uint8_t *cfg, size_t cfg_len, size_t n, struct js
                          struct oci_layers_result *res)
 {
 	struct json_object *c = NULL, *rootfs, *ids;
-	int r = oci_json_parse(cfg, cfg_len, &c);
+	int r = oci_json_parse(&c, cfg, cfg_len);
 	if (r == 0 &&
 	    (!json_object_object_get_ex(c, "rootfs", &rootfs) ||
 	     !json_object_object_get_ex(rootfs, "diff_ids", &ids) ||
@@ -956,8 +904,8 @@ static int layers_one(struct ocitar *tar, struct layers_job *j, size_t i)
 		return r;
 	}
 	return json_object_array_add(
-	           j->descs, oci_descriptor(lo.gzip ? OCI_MEDIA_LAYER_GZIP : OCI_MEDIA_LAYER,
-	                                    d.digest, d.size))
+	           j->descs,
+	           oci_descriptor(lo.gzip ? OCI_MT_LAYER_GZIP : OCI_MT_LAYER, d.digest, d.size))
 	           ? -ENOMEM
 	           : 0;
 }
@@ -970,9 +918,8 @@ static struct json_object *layers_manifest(struct layers_job *j, const char *cfg
 		return NULL;
 	}
 	json_object_object_add(m, "schemaVersion", json_object_new_int(2));
-	json_object_object_add(m, "mediaType", json_object_new_string(OCI_MEDIA_MANIFEST));
-	json_object_object_add(m, "config",
-	                       oci_descriptor(OCI_MEDIA_CONFIG, cfg_digest, j->cfg_len));
+	json_object_object_add(m, "mediaType", json_object_new_string(OCI_MT_MANIFEST));
+	json_object_object_add(m, "config", oci_descriptor(OCI_MT_CONFIG, cfg_digest, j->cfg_len));
 	return m;
 }
 
@@ -989,7 +936,7 @@ static int layers_fill_fd(int fd, void *ctx)
 		r = ocitar_dir(&tar, "blobs/sha256/");
 	for (size_t i = 0; r == 0 && i < j->o->n; i++)
 		r = layers_one(&tar, j, i);
-	if (r < 0 || (r = oci_digest_buf(j->cfg, j->cfg_len, j->res->config_digest)) < 0 ||
+	if (r < 0 || (r = oci_digest_buf(j->res->config_digest, j->cfg, j->cfg_len)) < 0 ||
 	    (r = ocitar_blob(&tar, j->res->config_digest, j->cfg, j->cfg_len)) < 0 ||
 	    (r = put_json(&tar, NULL, layers_manifest(j, j->res->config_digest),
 	                  j->res->manifest_digest, &man_size)) < 0)

@@ -8,24 +8,13 @@
 #include <stdint.h>
 
 #include "dimg/codec.h"
+#include "dimg/oci.h"
 #include "dimg/tree.h"
 #include "dimg/write.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-#define OCI_MEDIA_INDEX           "application/vnd.oci.image.index.v1+json"
-#define OCI_MEDIA_MANIFEST        "application/vnd.oci.image.manifest.v1+json"
-#define OCI_MEDIA_CONFIG          "application/vnd.oci.image.config.v1+json"
-#define OCI_MEDIA_LAYER           "application/vnd.oci.image.layer.v1.tar"
-#define OCI_MEDIA_LAYER_GZIP      "application/vnd.oci.image.layer.v1.tar+gzip"
-#define OCI_LAYOUT_JSON           "{\"imageLayoutVersion\":\"1.0.0\"}"
-#define OCI_ANNOT_REF_NAME        "org.opencontainers.image.ref.name"
-#define OCI_ANNOT_CONTAINERD_NAME "io.containerd.image.name"
-
-/* "sha256:" + 64 hex + NUL */
-#define OCI_DIGEST_LEN 72
 
 /* ---- tar framing ----
  * Every header is ustar with fixed fields: mtime 0, uid/gid 0, no owner
@@ -54,18 +43,6 @@ int ocitar_finish(struct ocitar *t);
 
 /* ---- digests and JSON ---- */
 
-/* "sha256:<hex>" of 32 bytes into out[OCI_DIGEST_LEN]. */
-void oci_digest_str(const uint8_t sha[32], char out[OCI_DIGEST_LEN]);
-/* Digest of a buffer as "sha256:<hex>". */
-int oci_digest_buf(const void *p, size_t n, char out[OCI_DIGEST_LEN]);
-/* 1 if s is "sha256:" followed by exactly 64 lower-case hex digits. */
-int oci_digest_valid(const char *s);
-
-struct json_object;
-/* Parses one JSON value filling exactly [p, p+n) (whitespace around it
- * allowed), at most 64 MiB; *out is the caller's (json_object_put).
- * -EBADMSG when it is not valid JSON. */
-int oci_json_parse(const void *p, size_t n, struct json_object **out);
 /* Canonical JSON of o appended to out: object keys sorted (byte order), no
  * whitespace, '/' not escaped. The same value gives the same bytes. */
 int oci_json_dump(struct json_object *o, struct dimg_buf *out);

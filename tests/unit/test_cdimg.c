@@ -152,11 +152,11 @@ static void write_cdimg(const struct env *e, const char *dimg, const char *out)
 static void check_info(const struct cdimg_info *in, const struct env *e)
 {
 	char cfg[OCI_DIGEST_LEN];
-	CHECK_RC(oci_digest_buf(CONFIG, strlen(CONFIG), cfg));
+	CHECK_RC(oci_digest_buf(cfg, CONFIG, strlen(CONFIG)));
 	CHECK(!strcmp(in->base_config_digest, BASE_CFG_DIGEST));
 	CHECK(!strcmp(in->target_config_digest, cfg));
 	CHECK(in->target_ref && !strcmp(in->target_ref, "example.org/app:v2"));
-	CHECK(!strcmp(in->target_manifest_media_type, OCI_MEDIA_MANIFEST));
+	CHECK(!strcmp(in->target_manifest_media_type, OCI_MT_MANIFEST));
 	CHECK(in->target_config_len == strlen(CONFIG) &&
 	      !memcmp(in->target_config, CONFIG, strlen(CONFIG)));
 	CHECK(in->target_manifest_len == strlen(e->manifest) &&
@@ -250,7 +250,7 @@ static void check_layers_carried(const struct env *e, const char *dimg, const ch
 	CHECK_RC(packer_cdimg_write(out, dimg, &m, NULL));
 	CHECK_RC(cdimg_open(&c, out, NULL));
 	const struct cdimg_info *in = cdimg_get_info(c);
-	CHECK_RC(oci_digest_buf(blob, sizeof(blob), want));
+	CHECK_RC(oci_digest_buf(want, blob, sizeof(blob)));
 	CHECK(in->layers && in->layers_size == sizeof(blob) &&
 	      !memcmp(in->layers, blob, sizeof(blob)));
 	CHECK(!strcmp(in->layers_digest, want));
@@ -331,7 +331,7 @@ static void check_squashed_config(void)
 	struct json_object *o, *h, *ids;
 	const char *id = "sha256:4444444444444444444444444444444444444444444444444444444444444444";
 	CHECK_RC(oci_config_squash((const uint8_t *)CONFIG, strlen(CONFIG), id, &out));
-	CHECK_RC(oci_json_parse(out.data, out.len, &o));
+	CHECK_RC(oci_json_parse(&o, out.data, out.len));
 	CHECK(json_object_object_get_ex(o, "history", &h) && json_object_array_length(h) == 3);
 	CHECK(json_object_object_get_ex(json_object_array_get_idx(h, 0), "empty_layer", NULL));
 	CHECK(!json_object_object_get_ex(json_object_array_get_idx(h, 2), "empty_layer", NULL));
@@ -361,12 +361,12 @@ int main(void)
 	snprintf(e.v2, sizeof(e.v2), "%s/v2", e.dir);
 	for (int i = 0; i < 8; i++)
 		snprintf(p[i], sizeof(p[i]), "%s/%s", e.dir, names[i]);
-	CHECK_RC(oci_digest_buf(CONFIG, strlen(CONFIG), cfgd));
+	CHECK_RC(oci_digest_buf(cfgd, CONFIG, strlen(CONFIG)));
 	snprintf(
 	    e.manifest, sizeof(e.manifest),
 	    "{\"schemaVersion\":2,\"config\":{\"mediaType\":\"%s\",\"digest\":\"%s\",\"size\":%zu},"
 	    "\"layers\":[]}",
-	    OCI_MEDIA_CONFIG, cfgd, strlen(CONFIG));
+	    OCI_MT_CONFIG, cfgd, strlen(CONFIG));
 	check_squashed_config();
 	make_pair(&e);
 	write_dimg(&e, p[0], &base);

@@ -16,22 +16,14 @@
 
 #include "cas-internal.h"
 #include "dimg/hash.h"
+#include "dimg/oci.h"
 #include "tree-internal.h"
 
-#define OCI_JSON_MAX    (16u << 20) /* index, manifest, config */
 #define OCI_MEMBERS_MAX 1000000u
 #define OCI_NAME_MAX    4096u
 #define OCI_INDEX_DEPTH 4
 #define OCI_LINK_HOPS   8
 #define OCI_READ_BUF    (256u << 10)
-
-#define MT_OCI_INDEX       "application/vnd.oci.image.index.v1+json"
-#define MT_OCI_MANIFEST    "application/vnd.oci.image.manifest.v1+json"
-#define MT_OCI_CONFIG      "application/vnd.oci.image.config.v1+json"
-#define MT_DOCKER_LIST     "application/vnd.docker.distribution.manifest.list.v2+json"
-#define MT_DOCKER_MANIFEST "application/vnd.docker.distribution.manifest.v2+json"
-#define MT_DOCKER_CONFIG   "application/vnd.docker.container.image.v1+json"
-#define MT_OCI_LAYER       "application/vnd.oci.image.layer.v1.tar"
 
 /* ---- where the layout's files come from: a directory or a tar ---- */
 
@@ -386,95 +378,6 @@ static int oci_read_all(const struct oci_src *s, const char *name, size_t max, u
 	return 0;
 }
 
-/* ---- digests and JSON ---- */
-
-static int oci_hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
-/* "sha256:<64 lower-case hex>" -> 32 bytes; other algorithms -ENOTSUP. */
-static int oci_parse_digest(const char *d, uint8_t out[32])
-{
-	if (!d)
-		return -EBADMSG;
-	if (strncmp(d, "sha256:", 7) != 0)
-		return strchr(d, ':') ? -ENOTSUP : -EBADMSG;
-	d += 7;
-	if (strlen(d) != 64)
-		return -EBADMSG;
-	for (int i = 0; i < 32; i++) {
-		int hi = oci_hexval(d[2 * i]), lo = oci_hexval(d[2 * i + 1]);
-		if (hi < 0 || lo < 0)
-			return -EBADMSG;
-		out[i] = (uint8_t)(hi << 4 | lo);
-	}
-	return 0;
-}
-
-static void oci_blob_name(char out[80], const uint8_t d[32])
-{
-	char hex[65];
-	dimg_hex32(d, hex);
-	snprintf(out, 80, "blobs/sha256/%s", hex);
-}
-
-static void oci_digest_str(char out[72], const uint8_t d[32])
-{
-	char hex[65];
-	dimg_hex32(d, hex);
-	snprintf(out, 72, "sha256:%s", hex);
-}
-
-static int oci_json_parse(struct json_object **out, const uint8_t *buf, size_t len)
-{
-	*out = NULL;
-	if (len > OCI_JSON_MAX)
-		return -EFBIG;
-	struct json_tokener *tok = json_tokener_new();
-	if (!tok)
-		return -ENOMEM;
-	struct json_object *o = json_tokener_parse_ex(tok, (const char *)buf, (int)len);
-	int ok = o && json_tokener_get_error(tok) == json_tokener_success;
-	for (size_t i = ok ? json_tokener_get_parse_end(tok) : len; ok && i < len; i++)
-		ok = buf[i] == ' ' || buf[i] == '\n' || buf[i] == '\r' || buf[i] == '\t';
-	json_tokener_free(tok);
-	if (!ok) {
-		json_object_put(o);
-		return -EBADMSG;
-	}
-	*out = o;
-	return 0;
-}
-
-/* A string member (no embedded NULs), or NULL. */
-static const char *oci_jstr(struct json_object *o, const char *key)
-{
-	struct json_object *v;
-	if (!o || !json_object_object_get_ex(o, key, &v) ||
-	    !json_object_is_type(v, json_type_string))
-		return NULL;
-	const char *s = json_object_get_string(v);
-	return strlen(s) == (size_t)json_object_get_string_len(v) ? s : NULL;
-}
-
-static struct json_object *oci_jget(struct json_object *o, const char *key, json_type type)
-{
-	struct json_object *v;
-	if (!o || !json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, type))
-		return NULL;
-	return v;
-}
-
-static const char *oci_jannot(struct json_object *o, const char *key)
-{
-	return oci_jstr(oci_jget(o, "annotations", json_type_object), key);
-}
-
 /* ---- the chosen image, being built ---- */
 
 struct oci_layer {
@@ -494,37 +397,23 @@ struct oci_ctx {
 	int docker;                 /* picked through manifest.json */
 };
 
-/* A descriptor: digest, size, media type, all checked. */
-struct oci_desc {
-	uint8_t digest[32];
-	uint64_t size;
-	const char *media_type;
-};
-
-static int oci_desc_parse(struct oci_ctx *c, struct json_object *o, const char *what,
+static int oci_desc_check(struct oci_ctx *c, struct json_object *o, const char *what,
                           struct oci_desc *d)
 {
-	struct json_object *size = oci_jget(o, "size", json_type_int);
-	int r = oci_parse_digest(oci_jstr(o, "digest"), d->digest);
-	d->media_type = oci_jstr(o, "mediaType");
-	if (r == 0 && (!size || json_object_get_int64(size) < 0))
-		r = -EBADMSG;
-	if (r < 0) {
+	int r = oci_desc_parse(d, o);
+	if (r < 0)
 		dimg_errf(c->err, "%s: bad descriptor (%s)", what,
 		          r == -ENOTSUP ? "unsupported digest algorithm" : "digest or size");
-		return r;
-	}
-	d->size = (uint64_t)json_object_get_int64(size);
-	return 0;
+	return r;
 }
 
 /* Reads a blob named by a descriptor, checking its size and digest. */
 static int oci_read_blob(struct oci_ctx *c, const struct oci_desc *d, const char *what,
                          uint8_t **out, size_t *len)
 {
-	char name[80], ds[72];
+	char name[OCI_BLOB_PATH_LEN], ds[OCI_DIGEST_LEN];
 	uint8_t got[32];
-	oci_blob_name(name, d->digest);
+	oci_blob_path(name, d->digest);
 	oci_digest_str(ds, d->digest);
 	if (d->size > OCI_JSON_MAX) {
 		dimg_errf(c->err, "%s %s: %llu bytes is too large", what, ds,
@@ -561,135 +450,6 @@ static int oci_read_json_blob(struct oci_ctx *c, const struct oci_desc *d, const
 }
 
 /* ---- references and platforms ---- */
-
-/* Docker-style normal form: "nginx" -> "docker.io/library/nginx:latest". */
-static int oci_ref_normal(char **out, const char *ref)
-{
-	const char *slash = strchr(ref, '/'), *last = strrchr(ref, '/');
-	const char *domain = "docker.io", *path = ref;
-	size_t dl = slash ? (size_t)(slash - ref) : 0;
-	if (slash && (memchr(ref, '.', dl) || memchr(ref, ':', dl) ||
-	              (dl == 9 && strncmp(ref, "localhost", 9) == 0))) {
-		domain = ref;
-		path = slash + 1;
-	} else {
-		dl = strlen(domain);
-	}
-	if (dl == 15 && strncmp(domain, "index.docker.io", 15) == 0) {
-		domain = "docker.io";
-		dl = 9;
-	}
-	int hub = dl == 9 && strncmp(domain, "docker.io", 9) == 0;
-	const char *lib = hub && !strchr(path, '/') ? "library/" : "";
-	const char *tail = last ? last + 1 : ref;
-	const char *tag = strchr(tail, ':') || strchr(tail, '@') ? "" : ":latest";
-	if (asprintf(out, "%.*s/%s%s%s", (int)dl, domain, lib, path, tag) < 0) {
-		*out = NULL;
-		return -ENOMEM;
-	}
-	return 0;
-}
-
-/* Does name (from an annotation or RepoTags) denote ref? */
-static int oci_ref_match(const char *name, const char *ref)
-{
-	char *a = NULL, *b = NULL;
-	if (!name)
-		return 0;
-	if (strcmp(name, ref) == 0)
-		return 1;
-	/* An OCI ref.name may be a bare tag: "v1" for "app:v1". */
-	const char *tagsep = strrchr(ref, ':');
-	if (!strchr(name, '/') && !strchr(name, ':') && tagsep && !strchr(tagsep, '/') &&
-	    strcmp(tagsep + 1, name) == 0)
-		return 1;
-	int m = oci_ref_normal(&a, name) == 0 && oci_ref_normal(&b, ref) == 0 && strcmp(a, b) == 0;
-	free(a);
-	free(b);
-	return m;
-}
-
-struct oci_platform {
-	char os[32], arch[32], variant[32];
-};
-
-/* This build's platform, named the way Go's GOARCH does. */
-static void oci_default_platform(struct oci_platform *p)
-{
-	const char *arch, *variant = "";
-#if defined(__x86_64__)
-	arch = "amd64";
-#elif defined(__aarch64__)
-	arch = "arm64";
-#elif defined(__arm__)
-	arch = "arm";
-	variant = __ARM_ARCH >= 7 ? "v7" : __ARM_ARCH == 6 ? "v6" : "v5";
-#elif defined(__i386__)
-	arch = "386";
-#elif defined(__powerpc64__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-	arch = "ppc64le";
-#elif defined(__powerpc64__)
-	arch = "ppc64";
-#elif defined(__s390x__)
-	arch = "s390x";
-#elif defined(__riscv) && __riscv_xlen == 64
-	arch = "riscv64";
-#elif defined(__loongarch64)
-	arch = "loong64";
-#elif defined(__mips64) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-	arch = "mips64le";
-#elif defined(__mips64)
-	arch = "mips64";
-#else
-	arch = "unknown";
-#endif
-	snprintf(p->os, sizeof(p->os), "linux");
-	snprintf(p->arch, sizeof(p->arch), "%s", arch);
-	snprintf(p->variant, sizeof(p->variant), "%s", variant);
-}
-
-static int oci_parse_platform(struct oci_platform *p, const char *s)
-{
-	memset(p, 0, sizeof(*p));
-	const char *a = strchr(s, '/');
-	const char *v = a ? strchr(a + 1, '/') : NULL;
-	size_t ol = a ? (size_t)(a - s) : 0, al = a ? (v ? (size_t)(v - a - 1) : strlen(a + 1)) : 0;
-	if (!a || ol == 0 || al == 0 || ol >= sizeof(p->os) || al >= sizeof(p->arch) ||
-	    (v &&
-	     (strlen(v + 1) == 0 || strlen(v + 1) >= sizeof(p->variant) || strchr(v + 1, '/'))))
-		return -EINVAL;
-	memcpy(p->os, s, ol);
-	memcpy(p->arch, a + 1, al);
-	if (v)
-		snprintf(p->variant, sizeof(p->variant), "%s", v + 1);
-	return 0;
-}
-
-static void oci_platform_from(struct oci_platform *p, struct json_object *o, const char *os_key,
-                              const char *arch_key)
-{
-	const char *os = oci_jstr(o, os_key), *arch = oci_jstr(o, arch_key);
-	const char *variant = oci_jstr(o, "variant");
-	memset(p, 0, sizeof(*p));
-	snprintf(p->os, sizeof(p->os), "%s", os ? os : "");
-	snprintf(p->arch, sizeof(p->arch), "%s", arch ? arch : "");
-	snprintf(p->variant, sizeof(p->variant), "%s", variant ? variant : "");
-}
-
-/* want's variant, if any, must match; arm64 means v8 and arm v7 unless said. */
-static int oci_platform_match(const struct oci_platform *want, const struct oci_platform *have)
-{
-	if (strcmp(want->os, have->os) != 0 || strcmp(want->arch, have->arch) != 0)
-		return 0;
-	if (!want->variant[0])
-		return 1;
-	const char *hv = have->variant;
-	if (!hv[0])
-		hv = strcmp(have->arch, "arm64") == 0 ? "v8"
-		     : strcmp(have->arch, "arm") == 0 ? "v7"
-		                                      : "";
-	return strcmp(want->variant, hv) == 0;
-}
 
 /* ---- OCI index: candidates, selection ---- */
 
@@ -728,11 +488,6 @@ static int oci_grow(void **v, size_t *cap, size_t n, size_t size)
 	return 0;
 }
 
-static int oci_is(const char *mt, const char *a, const char *b)
-{
-	return mt && (strcmp(mt, a) == 0 || strcmp(mt, b) == 0);
-}
-
 static int oci_collect(struct oci_ctx *c, struct oci_cands *cs, struct json_object *index,
                        const char *in1, const char *in2, int depth);
 
@@ -760,24 +515,23 @@ static int oci_collect_one(struct oci_ctx *c, struct oci_cands *cs, struct json_
                            const char *in1, const char *in2, int depth)
 {
 	struct oci_cand k = {0};
-	int r = oci_desc_parse(c, item, "index entry", &k.d);
+	int r = oci_desc_check(c, item, "index entry", &k.d);
 	if (r < 0)
 		return r;
-	k.name1 = oci_jannot(item, "org.opencontainers.image.ref.name");
-	k.name2 = oci_jannot(item, "io.containerd.image.name");
+	k.name1 = oci_jannot(item, OCI_ANNOT_REF_NAME);
+	k.name2 = oci_jannot(item, OCI_ANNOT_CONTAINERD_NAME);
 	if (!k.name1 && !k.name2) {
 		k.name1 = in1;
 		k.name2 = in2;
 	}
-	if (oci_is(k.d.media_type, MT_OCI_INDEX, MT_DOCKER_LIST))
+	if (oci_mt_is_index(k.d.media_type))
 		return oci_nested(c, cs, &k.d, k.name1, k.name2, depth);
 	/* Attestations and other artifacts are not images to run. */
-	if (!oci_is(k.d.media_type, MT_OCI_MANIFEST, MT_DOCKER_MANIFEST) ||
-	    oci_jannot(item, "vnd.docker.reference.type"))
+	if (!oci_mt_is_manifest(k.d.media_type) || oci_jannot(item, "vnd.docker.reference.type"))
 		return 0;
-	struct json_object *plat = oci_jget(item, "platform", json_type_object);
+	struct json_object *plat = oci_jobj(item, "platform");
 	if (plat) {
-		oci_platform_from(&k.plat, plat, "os", "architecture");
+		oci_platform_from_json(&k.plat, plat);
 		k.has_plat = 1;
 	}
 	if ((r = oci_grow((void **)&cs->v, &cs->cap, cs->n, sizeof(*cs->v))) < 0)
@@ -789,7 +543,7 @@ static int oci_collect_one(struct oci_ctx *c, struct oci_cands *cs, struct json_
 static int oci_collect(struct oci_ctx *c, struct oci_cands *cs, struct json_object *index,
                        const char *in1, const char *in2, int depth)
 {
-	struct json_object *arr = oci_jget(index, "manifests", json_type_array);
+	struct json_object *arr = oci_jarr(index, "manifests");
 	if (!arr) {
 		dimg_errf(c->err, "image index without a manifests list");
 		return -EBADMSG;
@@ -818,8 +572,9 @@ static int oci_read_manifest_config(struct oci_ctx *c, const struct oci_desc *d,
 	int r = oci_read_json_blob(c, d, "manifest", mraw, mlen, man);
 	if (r < 0)
 		return r;
-	r = oci_desc_parse(c, oci_jget(*man, "config", json_type_object), "manifest config", &cd);
-	if (r == 0 && !oci_is(cd.media_type, MT_OCI_CONFIG, MT_DOCKER_CONFIG)) {
+	r = oci_desc_check(c, oci_jobj(*man, "config"), "manifest config", &cd);
+	if (r == 0 && !(cd.media_type && (strcmp(cd.media_type, OCI_MT_CONFIG) == 0 ||
+	                                  strcmp(cd.media_type, DOCKER_MT_CONFIG) == 0))) {
 		dimg_errf(c->err, "not a container image: config media type %s",
 		          cd.media_type ? cd.media_type : "(none)");
 		r = -ENOTSUP;
@@ -846,7 +601,7 @@ static int oci_cand_platform(struct oci_ctx *c, struct oci_cand *k)
 	int r = oci_read_manifest_config(c, &k->d, &mraw, &mlen, &man, &craw, &clen, &cfg);
 	if (r < 0)
 		return r;
-	oci_platform_from(&k->plat, cfg, "os", "architecture");
+	oci_platform_from_json(&k->plat, cfg);
 	k->has_plat = 1;
 	json_object_put(man);
 	json_object_put(cfg);
@@ -890,10 +645,10 @@ static int oci_keep_platform(struct oci_ctx *c, struct oci_cands *cs,
 static int oci_want_platform(struct oci_ctx *c, struct oci_platform *want)
 {
 	if (!c->o->platform) {
-		oci_default_platform(want);
+		oci_platform_host(want);
 		return 0;
 	}
-	if (oci_parse_platform(want, c->o->platform) < 0) {
+	if (oci_platform_parse(want, c->o->platform) < 0) {
 		dimg_errf(c->err, "bad platform '%s' (want os/arch[/variant])", c->o->platform);
 		return -EINVAL;
 	}
@@ -934,25 +689,6 @@ static int oci_select(struct oci_ctx *c, struct oci_cands *cs, int docker_fallba
 
 /* ---- the chosen manifest ---- */
 
-static int oci_layer_media_ok(const char *mt)
-{
-	static const char *const ok[] = {
-	    MT_OCI_LAYER,
-	    MT_OCI_LAYER "+gzip",
-	    MT_OCI_LAYER "+zstd",
-	    "application/vnd.oci.image.layer.nondistributable.v1.tar",
-	    "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
-	    "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd",
-	    "application/vnd.docker.image.rootfs.diff.tar",
-	    "application/vnd.docker.image.rootfs.diff.tar.gzip",
-	    "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
-	};
-	for (size_t i = 0; mt && i < sizeof(ok) / sizeof(ok[0]); i++)
-		if (strcmp(mt, ok[i]) == 0)
-			return 1;
-	return 0;
-}
-
 static int oci_layers_alloc(struct oci_ctx *c, size_t n)
 {
 	c->layers = calloc(n ? n : 1, sizeof(*c->layers));
@@ -964,7 +700,7 @@ static int oci_layers_alloc(struct oci_ctx *c, size_t n)
 
 static int oci_manifest_layers(struct oci_ctx *c, struct json_object *man)
 {
-	struct json_object *arr = oci_jget(man, "layers", json_type_array);
+	struct json_object *arr = oci_jarr(man, "layers");
 	char ds[72];
 	if (!arr) {
 		dimg_errf(c->err, "manifest without a layers list");
@@ -974,8 +710,8 @@ static int oci_manifest_layers(struct oci_ctx *c, struct json_object *man)
 	for (size_t i = 0; r == 0 && i < c->nlayers; i++) {
 		struct oci_layer *l = &c->layers[i];
 		struct oci_desc d;
-		r = oci_desc_parse(c, json_object_array_get_idx(arr, i), "manifest layer", &d);
-		if (r == 0 && !oci_layer_media_ok(d.media_type)) {
+		r = oci_desc_check(c, json_object_array_get_idx(arr, i), "manifest layer", &d);
+		if (r == 0 && oci_mt_layer_compression(d.media_type) < 0) {
 			dimg_errf(c->err, "layer %zu: unsupported media type %s", i,
 			          d.media_type ? d.media_type : "(none)");
 			r = -ENOTSUP;
@@ -987,7 +723,7 @@ static int oci_manifest_layers(struct oci_ctx *c, struct json_object *man)
 		l->label = strdup(ds);
 		if (!l->member || !l->label)
 			return -ENOMEM;
-		oci_blob_name(l->member, d.digest);
+		oci_blob_path(l->member, d.digest);
 		memcpy(l->li.digest, d.digest, 32);
 		l->li.has_digest = 1;
 		l->li.size = d.size;
@@ -997,8 +733,8 @@ static int oci_manifest_layers(struct oci_ctx *c, struct json_object *man)
 
 static int oci_diff_ids(struct oci_ctx *c)
 {
-	struct json_object *rootfs = oci_jget(c->config, "rootfs", json_type_object);
-	struct json_object *ids = oci_jget(rootfs, "diff_ids", json_type_array);
+	struct json_object *rootfs = oci_jobj(c->config, "rootfs");
+	struct json_object *ids = oci_jarr(rootfs, "diff_ids");
 	if (!ids || json_object_array_length(ids) != c->nlayers) {
 		dimg_errf(c->err,
 		          "config rootfs.diff_ids missing or not one per layer (%zu layers)",
@@ -1009,7 +745,7 @@ static int oci_diff_ids(struct oci_ctx *c)
 		struct json_object *v = json_object_array_get_idx(ids, i);
 		const char *s =
 		    json_object_is_type(v, json_type_string) ? json_object_get_string(v) : NULL;
-		int r = oci_parse_digest(s, c->layers[i].li.diff_id);
+		int r = oci_digest_parse(c->layers[i].li.diff_id, s);
 		if (r < 0) {
 			dimg_errf(c->err, "config diff_id %zu is not a sha256 digest", i);
 			return r;
@@ -1031,7 +767,7 @@ static int oci_load_manifest(struct oci_ctx *c, const struct oci_cand *k)
 	mt = mt ? mt : k->d.media_type;
 	oci_digest_str(img->manifest_digest, k->d.digest);
 	struct oci_desc cd;
-	r = oci_desc_parse(c, oci_jget(man, "config", json_type_object), "config", &cd);
+	r = oci_desc_check(c, oci_jobj(man, "config"), "config", &cd);
 	if (r == 0) {
 		oci_digest_str(img->config_digest, cd.digest);
 		img->manifest_media_type = strdup(mt);
@@ -1123,7 +859,7 @@ static int oci_docker_pick(struct oci_ctx *c, struct json_object *arr, struct js
 	*tag = NULL;
 	for (size_t i = 0; i < n && !*out; i++) {
 		struct json_object *e = json_object_array_get_idx(arr, i);
-		struct json_object *tags = oci_jget(e, "RepoTags", json_type_array);
+		struct json_object *tags = oci_jarr(e, "RepoTags");
 		size_t nt = tags ? json_object_array_length(tags) : 0;
 		if (!c->o->ref && n == 1) {
 			*out = e;
@@ -1179,7 +915,7 @@ static int oci_docker_layer(struct oci_layer *l, const char *path)
 			return -ENOMEM;
 		if (strlen(d) > 6 && d[6] == '/') /* "sha256/<hex>" */
 			d[6] = ':';
-		l->li.has_digest = oci_parse_digest(d, l->li.digest) == 0;
+		l->li.has_digest = oci_digest_parse(l->li.digest, d) == 0;
 		free(d);
 	}
 	return 0;
@@ -1187,7 +923,7 @@ static int oci_docker_layer(struct oci_layer *l, const char *path)
 
 static int oci_docker_layers(struct oci_ctx *c, struct json_object *entry)
 {
-	struct json_object *arr = oci_jget(entry, "Layers", json_type_array);
+	struct json_object *arr = oci_jarr(entry, "Layers");
 	int r = oci_layers_alloc(c, arr ? json_object_array_length(arr) : 0);
 	for (size_t i = 0; r == 0 && i < c->nlayers; i++) {
 		struct json_object *v = json_object_array_get_idx(arr, i);
@@ -1208,7 +944,7 @@ static int oci_docker_platform(struct oci_ctx *c)
 	int r = oci_want_platform(c, &want);
 	if (r < 0)
 		return r;
-	oci_platform_from(&have, c->config, "os", "architecture");
+	oci_platform_from_json(&have, c->config);
 	if (oci_platform_match(&want, &have))
 		return 0;
 	dimg_errf(c->err, "the image is for %s/%s, not %s", have.os, have.arch, c->o->platform);
@@ -1255,26 +991,12 @@ static int oci_load_docker(struct oci_ctx *c)
 static const char *oci_layer_media_type(const char *filter)
 {
 	if (strcmp(filter, "none") == 0)
-		return MT_OCI_LAYER;
+		return OCI_MT_LAYER;
 	if (strcmp(filter, "gzip") == 0)
-		return MT_OCI_LAYER "+gzip";
+		return OCI_MT_LAYER_GZIP;
 	if (strcmp(filter, "zstd") == 0)
-		return MT_OCI_LAYER "+zstd";
+		return OCI_MT_LAYER_ZSTD;
 	return NULL;
-}
-
-static struct json_object *oci_jdesc(const char *mt, const uint8_t d[32], uint64_t size)
-{
-	char ds[72];
-	struct json_object *o = json_object_new_object();
-	oci_digest_str(ds, d);
-	if (o && (json_object_object_add(o, "mediaType", json_object_new_string(mt)) ||
-	          json_object_object_add(o, "digest", json_object_new_string(ds)) ||
-	          json_object_object_add(o, "size", json_object_new_int64((int64_t)size)))) {
-		json_object_put(o);
-		o = NULL;
-	}
-	return o;
 }
 
 /* docker save has no registry manifest: describe the image with an OCI
@@ -1297,19 +1019,19 @@ static int oci_docker_manifest(struct oci_ctx *c)
 			r = -ENOTSUP;
 			goto out;
 		}
-		if (json_object_array_add(layers, oci_jdesc(mt, li->got_digest, li->got_size)))
+		if (json_object_array_add(layers, oci_desc_json(mt, li->got_digest, li->got_size)))
 			goto out;
 	}
 	if (json_object_object_add(m, "schemaVersion", json_object_new_int(2)) ||
-	    json_object_object_add(m, "mediaType", json_object_new_string(MT_OCI_MANIFEST)) ||
-	    json_object_object_add(m, "config", oci_jdesc(MT_OCI_CONFIG, cd, img->config_len)))
+	    json_object_object_add(m, "mediaType", json_object_new_string(OCI_MT_MANIFEST)) ||
+	    json_object_object_add(m, "config", oci_desc_json(OCI_MT_CONFIG, cd, img->config_len)))
 		goto out;
 	json_object_object_add(m, "layers", layers);
 	layers = NULL;
 	const char *s = json_object_to_json_string_length(
 	    m, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
 	img->manifest = s ? malloc(len) : NULL;
-	img->manifest_media_type = strdup(MT_OCI_MANIFEST);
+	img->manifest_media_type = strdup(OCI_MT_MANIFEST);
 	if (!img->manifest || !img->manifest_media_type)
 		goto out;
 	memcpy(img->manifest, s, len);
