@@ -81,7 +81,9 @@ stop_snapshotter() {
 	fi
 }
 
-start_containerd() {
+# The private containerd's config: own root, state and sockets, CRI off,
+# di3fs as a proxy plugin. A test may edit it before start_containerd.
+write_containerd_config() {
 	mkdir -p "$CTD"
 	cat >"$CTD/config.toml" <<CONF
 version = 2
@@ -99,6 +101,10 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
   type = "snapshot"
   address = "$SOCK"
 CONF
+}
+
+start_containerd() {
+	[ -f "$CTD/config.toml" ] || write_containerd_config
 	containerd --config "$CTD/config.toml" >>"$CTD/containerd.log" 2>&1 &
 	CTD_PID=$!
 	wait_for 30 ctr -a "$CSOCK" version || fail "containerd did not start"
