@@ -31,10 +31,11 @@ pair_spec() {
 	biome-2.6.8-2.6.9) echo "npm @biomejs/cli-linux-x64 package/biome 2.6.8 2.6.9" ;;
 	containerd) echo "apt containerd usr/bin/containerd" ;;
 	ctr) echo "apt containerd usr/bin/ctr" ;;
+	libxul) echo "apt firefox-esr usr/lib/firefox-esr/libxul.so" ;;
 	*) return 1 ;;
 	esac
 }
-ALL="esbuild-0.25.11-0.25.12 esbuild-0.27.6-0.27.7 esbuild-0.25.12-0.27.7 ctr containerd biome-2.6.8-2.6.9"
+ALL="esbuild-0.25.11-0.25.12 esbuild-0.27.6-0.27.7 esbuild-0.25.12-0.27.7 ctr containerd biome-2.6.8-2.6.9 libxul"
 
 CACHE=/var/cache/di3fs/bin-pairs
 PAIRS=()
