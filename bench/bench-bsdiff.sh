@@ -74,7 +74,8 @@ ours() {
 	rm -rf "$d" && mkdir -p "$d/a" "$d/b"
 	ln "$3/old" "$d/a/f" 2>/dev/null || cp "$3/old" "$d/a/f"
 	ln "$3/new" "$d/b/f" 2>/dev/null || cp "$3/new" "$d/b/f"
-	timed "$d/t" "$1" diff -q -j 1 --codecs "$2" --no-dict --no-layers "$d/a" "$d/b" -o "$d/x.dimg"
+	timed "$d/t" "$1" diff -q -j 1 --codecs "$2" --no-dict --no-layers "$d/a" "$d/b" -o "$d/x.dimg" ||
+		return 1
 	"$1" apply -q "$d/a" "$d/x.dimg" -o "$d/out"
 	if ! cmp -s "$d/out/f" "$3/new"; then
 		echo "bench-bsdiff: $4: applied file differs from new" >&2
@@ -91,7 +92,10 @@ print(e.get("blob_size", 0), e.get("codec", e["payload"]))')
 # debian PAIRDIR: Debian's bsdiff, cached; prints "bytes wall cpu rss".
 debian() {
 	if [ "$FRESH" = 1 ] || [ ! -s "$1/debian.patch" ] || [ "$1/versions" -nt "$1/debian.patch" ]; then
-		timed "$1/debian.time" bsdiff "$1/old" "$1/new" "$1/debian.patch.tmp"
+		# (set -e does not reach into $(...): a killed bsdiff must not
+		# leave its partial patch behind as the cached one)
+		timed "$1/debian.time" bsdiff "$1/old" "$1/new" "$1/debian.patch.tmp" ||
+			return 1
 		mv "$1/debian.patch.tmp" "$1/debian.patch"
 	fi
 	bspatch "$1/old" "$WORK/deb.out" "$1/debian.patch"
@@ -126,8 +130,18 @@ echo "$hdr"
 echo "$sep"
 for dir in $dirs; do
 	name=${dir##*/}
-	read -r db dw dc _ <<<"$(debian "$dir")"
-	read -r ob _ ow oc orss <<<"$(ours "$CDIMG" bsdiff "$dir" ours)"
+	deb=$(debian "$dir") || {
+		echo "bench-bsdiff: $name: Debian's bsdiff failed" >&2
+		status=1
+		continue
+	}
+	read -r db dw dc _ <<<"$deb"
+	o=$(ours "$CDIMG" bsdiff "$dir" ours) || {
+		echo "bench-bsdiff: $name: cdimg diff failed" >&2
+		status=1
+		continue
+	}
+	read -r ob _ ow oc orss <<<"$o"
 	mb() { python3 -c "import os,sys; print('%.1f' % (os.path.getsize(sys.argv[1]) / 1e6))" "$1"; }
 	row="| $name | $(mb "$dir/old") | $(mb "$dir/new") | $db | $ob | $(ratio "$ob" "$db") |"
 	if [ -n "$BEFORE" ]; then
