@@ -67,8 +67,9 @@ timed() {
 	awk '{printf "%s %.2f %s\n", $1, $2 + $3, $4}' "$WORK/time" >"$out"
 }
 
-# ours CDIMG CODECS PAIRDIR TAG: prints "bytes wall cpu rss" of the file's
-# blob and the diff; checks the apply.
+# ours CDIMG CODECS PAIRDIR TAG: prints "bytes codec wall cpu rss" of the
+# file's blob and the diff; fails when the delta does not apply byte-exact.
+# (Run in $(...): failures are returned, status is set by the caller.)
 ours() {
 	local d=$WORK/$4
 	rm -rf "$d" && mkdir -p "$d/a" "$d/b"
@@ -79,7 +80,7 @@ ours() {
 	"$1" apply -q "$d/a" "$d/x.dimg" -o "$d/out"
 	if ! cmp -s "$d/out/f" "$3/new"; then
 		echo "bench-bsdiff: $4: applied file differs from new" >&2
-		status=1
+		return 1
 	fi
 	bytes=$("$1" show --json "$d/x.dimg" | python3 -c '
 import json, sys
@@ -101,7 +102,7 @@ debian() {
 	bspatch "$1/old" "$WORK/deb.out" "$1/debian.patch"
 	cmp -s "$WORK/deb.out" "$1/new" || {
 		echo "bench-bsdiff: $1: Debian's patch does not apply" >&2
-		status=1
+		return 1
 	}
 	rm -f "$WORK/deb.out"
 	echo "$(stat -c %s "$1/debian.patch") $(cat "$1/debian.time")"
@@ -145,11 +146,13 @@ for dir in $dirs; do
 	mb() { python3 -c "import os,sys; print('%.1f' % (os.path.getsize(sys.argv[1]) / 1e6))" "$1"; }
 	row="| $name | $(mb "$dir/old") | $(mb "$dir/new") | $db | $ob | $(ratio "$ob" "$db") |"
 	if [ -n "$BEFORE" ]; then
-		read -r bb _ bw bc _ <<<"$(ours "$BEFORE" bsdiff "$dir" before)"
+		o=$(ours "$BEFORE" bsdiff "$dir" before) || status=1
+		read -r bb _ bw bc _ <<<"$o"
 		row="$row $bb | $(ratio "$bb" "$db") |"
 	fi
 	if [ "$ZSTDREF" = 1 ]; then
-		read -r zb _ <<<"$(ours "$CDIMG" zstdref "$dir" zstdref)"
+		o=$(ours "$CDIMG" zstdref "$dir" zstdref) || status=1
+		read -r zb _ <<<"$o"
 		read -r pb _ <<<"$(patchfrom "$dir")"
 		row="$row $zb | $(ratio "$zb" "$db") | $pb | $(ratio "$pb" "$db") |"
 	fi
