@@ -44,6 +44,9 @@ static const char diff_help[] =
     "  -l, --level N           zstd level 1..22 (default 19)\n"
     "      --max-diff-size SZ  files larger than SZ (e.g. 512M) are stored whole\n"
     "                          instead of patched (default 512M; bounds memory)\n"
+    "      --zstdref-window SZ zstdref (zstd with the old file as its window) is\n"
+    "                          tried while old + new fit SZ (default 1G): applying\n"
+    "                          such a patch holds up to the new file in memory\n"
     "      --codecs LIST       patch codecs to try: bsdiff,zstdref,gzip (default all;\n"
     "                          gzip: a gzip file zlib recreates exactly is patched\n"
     "                          as its decompressed content and recompressed, with\n"
@@ -97,15 +100,23 @@ static int parse_codecs(const char *s, unsigned *mask)
 
 static int parse(int argc, char **argv, struct diff_args *a)
 {
-	static const struct option opts[] = {
-	    {"output", required_argument, 0, 'o'},   {"jobs", required_argument, 0, 'j'},
-	    {"level", required_argument, 0, 'l'},    {"max-diff-size", required_argument, 0, 'M'},
-	    {"codecs", required_argument, 0, 'C'},   {"no-dict", no_argument, 0, 'D'},
-	    {"json", no_argument, 0, 'J'},           {"quiet", no_argument, 0, 'q'},
-	    {"help", no_argument, 0, 'h'},           {"ref", required_argument, 0, 'R'},
-	    {"base-ref", required_argument, 0, 'B'}, {"target-ref", required_argument, 0, 'T'},
-	    {"platform", required_argument, 0, 'P'}, {"cache", required_argument, 0, 'K'},
-	    {"no-layers", no_argument, 0, 'N'},      {0, 0, 0, 0}};
+	static const struct option opts[] = {{"output", required_argument, 0, 'o'},
+	                                     {"jobs", required_argument, 0, 'j'},
+	                                     {"level", required_argument, 0, 'l'},
+	                                     {"max-diff-size", required_argument, 0, 'M'},
+	                                     {"codecs", required_argument, 0, 'C'},
+	                                     {"no-dict", no_argument, 0, 'D'},
+	                                     {"json", no_argument, 0, 'J'},
+	                                     {"quiet", no_argument, 0, 'q'},
+	                                     {"help", no_argument, 0, 'h'},
+	                                     {"ref", required_argument, 0, 'R'},
+	                                     {"base-ref", required_argument, 0, 'B'},
+	                                     {"target-ref", required_argument, 0, 'T'},
+	                                     {"platform", required_argument, 0, 'P'},
+	                                     {"cache", required_argument, 0, 'K'},
+	                                     {"no-layers", no_argument, 0, 'N'},
+	                                     {"zstdref-window", required_argument, 0, 'W'},
+	                                     {0, 0, 0, 0}};
 	unsigned v;
 	int c;
 	packer_opts_default(&a->po);
@@ -125,6 +136,10 @@ static int parse(int argc, char **argv, struct diff_args *a)
 			break;
 		case 'M':
 			if (cli_parse_size(optarg, &a->po.diff.max_diff_size) < 0)
+				goto bad;
+			break;
+		case 'W':
+			if (cli_parse_size(optarg, &a->po.diff.max_zstdref_window) < 0)
 				goto bad;
 			break;
 		case 'C':
