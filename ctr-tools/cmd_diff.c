@@ -374,7 +374,7 @@ static int write_cdimg(const struct diff_args *a, const struct dimg_image *base,
 		                       .target_manifest_media_type = target->manifest_media_type,
 		                       .target_ref = target->ref,
 		                       .layers_path = ltmp};
-		r = packer_cdimg_write(a->out, tmp, &m, size);
+		r = cdimg_write(a->out, tmp, &m, size);
 	}
 	if (ltmp)
 		unlink(ltmp);

@@ -263,7 +263,7 @@ static int write_merged(const struct merge_args *a, const struct inputs *in, str
 		                           last->target_manifest_media_type,
 		                       .target_ref = last->target_ref,
 		                       .layers_path = lpath};
-		r = packer_cdimg_write(a->out, tmp, &m, size);
+		r = cdimg_write(a->out, tmp, &m, size);
 	}
 	if (lpath)
 		unlink(lpath);

@@ -40,8 +40,8 @@ struct cdimg_meta {
  * JSON), the .dimg copied through a buffer, never held whole; written to a
  * temporary name and renamed. *out_size (if non-NULL) gets its size.
  * -ESTALE if the .dimg changed while copied. */
-int packer_cdimg_write(const char *out_path, const char *dimg_path, const struct cdimg_meta *m,
-                       uint64_t *out_size);
+int cdimg_write(const char *out_path, const char *dimg_path, const struct cdimg_meta *m,
+                uint64_t *out_size);
 
 /* ---- reader ---- */
 
