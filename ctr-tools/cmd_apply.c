@@ -78,26 +78,14 @@ static int content(void *ctx, const struct dimg_entry *e, dimg_write_fn sink, vo
 	return dimg_reader_rebuild(a->rd, e, a->base, sink, sink_ctx);
 }
 
-static int open_base(const struct apply_args *a, int record, struct dimg_image **img,
-                     struct cli_progress *p)
+static int open_base(const struct apply_args *a, int record, struct dimg_image **img)
 {
 	struct dimg_image_opts o = {.ref = a->base_ref,
 	                            .record_layers = record,
 	                            .platform = a->platform,
 	                            .cas_dir = a->cache,
-	                            .jobs = a->jobs,
-	                            .progress = cli_progress_cb,
-	                            .pctx = p};
-	char *err = NULL;
-	int r = dimg_image_open(img, a->old, &o, &err);
-	cli_progress_done(p);
-	if (r >= 0)
-		return 0;
-	int code = err ? cli_exit_code(r) : cli_fail(r, a->old, NULL);
-	if (err)
-		fprintf(stderr, "cdimg: %s: %s\n", a->old, err);
-	free(err);
-	return code;
+	                            .jobs = a->jobs};
+	return cli_open_image(img, a->old, &o, a->quiet);
 }
 
 /* -EXDEV names both sides: the tree ids, and for a .cdimg the configs. */
@@ -126,7 +114,11 @@ static int write_dir(const struct apply_args *a, struct dimg_tree *target, struc
 		fprintf(stderr,
 		        "cdimg: warning: not root: ownership and device nodes are not restored\n");
 	}
-	return dimg_tree_write_dir(target, a->out, content, ac, flags, cli_progress_cb, p, bad);
+	struct dimg_err err = {0};
+	int r = dimg_tree_write_dir(target, a->out, content, ac, flags, cli_progress_cb, p, &err);
+	if (r < 0 && err.what[0])
+		*bad = strdup(err.what);
+	return r;
 }
 
 static int write_oci(const struct apply_args *a, struct dimg_tree *target, struct apply_ctx *ac,
@@ -307,7 +299,7 @@ static int run_apply(const struct apply_args *a)
 		code = CLI_USAGE;
 		goto out;
 	}
-	if ((code = open_base(a, a->oci && !a->squash && ci && ci->layers, &base, &p)))
+	if ((code = open_base(a, a->oci && !a->squash && ci && ci->layers, &base)))
 		goto out;
 	if ((r = dimg_reader_resolve(rd, base->tree, &target)) < 0) {
 		code = r == -EXDEV ? wrong_base(a, rd, base, ci)

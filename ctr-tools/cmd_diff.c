@@ -281,26 +281,14 @@ static void print_summary(const struct diff_args *a, const struct packer_stats *
 }
 
 static int open_image(struct dimg_image **out, const char *path, const char *ref,
-                      const struct diff_args *a, int record, struct cli_progress *p)
+                      const struct diff_args *a, int record)
 {
 	struct dimg_image_opts o = {.ref = ref,
 	                            .record_layers = record,
 	                            .platform = a->platform,
 	                            .cas_dir = a->cache,
-	                            .jobs = a->po.jobs,
-	                            .progress = cli_progress_cb,
-	                            .pctx = p};
-	char *err = NULL;
-	int r = dimg_image_open(out, path, &o, &err);
-	cli_progress_done(p);
-	if (r < 0) {
-		int code = err ? cli_exit_code(r) : cli_fail(r, path, NULL);
-		if (err)
-			fprintf(stderr, "cdimg: %s: %s\n", path, err);
-		free(err);
-		return code;
-	}
-	return 0;
+	                            .jobs = a->po.jobs};
+	return cli_open_image(out, path, &o, a->quiet || a->json);
 }
 
 /* A .cdimg names both images: refuse plain trees before any work. */
@@ -397,8 +385,8 @@ static int run_diff(struct diff_args *a)
 	cli_progress_init(&p, a->quiet || a->json);
 	a->po.progress = cli_progress_cb;
 	a->po.pctx = &p;
-	if ((code = open_image(&base, a->old, a->base_ref, a, 0, &p)) ||
-	    (code = open_image(&target, a->nw, a->target_ref, a, !a->raw && !a->no_layers, &p)) ||
+	if ((code = open_image(&base, a->old, a->base_ref, a, 0)) ||
+	    (code = open_image(&target, a->nw, a->target_ref, a, !a->raw && !a->no_layers)) ||
 	    (!a->raw && (code = check_images(a, base, target))))
 		goto out;
 	if ((r = differ_plan(base->tree, target->tree, &plan)) < 0) {

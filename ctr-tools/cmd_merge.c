@@ -173,23 +173,9 @@ static int open_inputs(const struct merge_args *a, struct inputs *in)
 
 static int open_base(const struct merge_args *a, struct dimg_image **img)
 {
-	struct cli_progress p;
-	cli_progress_init(&p, a->quiet || a->json);
-	struct dimg_image_opts o = {.ref = a->base_ref,
-	                            .platform = a->platform,
-	                            .cas_dir = a->cache,
-	                            .progress = cli_progress_cb,
-	                            .pctx = &p};
-	char *err = NULL;
-	int r = dimg_image_open(img, a->base, &o, &err);
-	cli_progress_done(&p);
-	if (r >= 0)
-		return 0;
-	int code = err ? cli_exit_code(r) : cli_fail(r, a->base, NULL);
-	if (err)
-		fprintf(stderr, "cdimg: %s: %s\n", a->base, err);
-	free(err);
-	return code;
+	struct dimg_image_opts o = {
+	    .ref = a->base_ref, .platform = a->platform, .cas_dir = a->cache};
+	return cli_open_image(img, a->base, &o, a->quiet || a->json);
 }
 
 /* The merged image's layer recipes, into a temporary file next to the

@@ -234,19 +234,9 @@ static int identify(const struct pset *s, const char *what, uint8_t id[32])
 		return 0;
 	}
 	struct dimg_image *img = NULL;
-	struct cli_progress p;
-	cli_progress_init(&p, 0); /* stderr, on a terminal only */
-	struct dimg_image_opts o = {.progress = cli_progress_cb, .pctx = &p};
-	char *err = NULL;
-	int r = dimg_image_open(&img, what, &o, &err);
-	cli_progress_done(&p);
-	if (r < 0) {
-		int code = err ? cli_exit_code(r) : cli_fail(r, what, NULL);
-		if (err)
-			fprintf(stderr, "cdimg: %s: %s\n", what, err);
-		free(err);
+	int code = cli_open_image(&img, what, NULL, 0); /* progress on a terminal only */
+	if (code)
 		return code;
-	}
 	memcpy(id, img->tree_id, 32);
 	dimg_image_free(img);
 	return 0;

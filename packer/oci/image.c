@@ -180,12 +180,12 @@ int oci_image_write(const char *out_path, const struct dimg_tree *t, dimg_conten
 {
 	struct layer_job j = {t, content, ctx, o, 0, tree_bytes(t)};
 	struct image_fill f = {&j, cfg, cfg_len, res, (size_t)-1};
-	const char *bad = NULL;
+	struct dimg_err bad = {0};
 	int r = dimg_tree_validate(t, &bad);
 	memset(res, 0, sizeof(*res));
 	if (r < 0) {
-		if (err_path && bad)
-			*err_path = strdup(bad);
+		if (err_path)
+			*err_path = strdup(bad.what);
 		return r;
 	}
 	r = packer_write_atomic(out_path, image_fill_fd, &f);

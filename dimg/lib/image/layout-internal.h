@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dimg/types.h"
+
 struct archive;
 
 #define OCI_MEMBERS_MAX 1000000u
@@ -33,7 +35,7 @@ int oci_norm_name(char **out, const char *raw);
 void oci_src_close(struct oci_src *s);
 /* Lists the tar's members once (names, sizes, links); contents are read
  * later by name, each in one sequential pass. */
-int oci_src_open_tar(struct oci_src *s, const char *path, char **err);
+int oci_src_open_tar(struct oci_src *s, const char *path, struct dimg_err *err);
 /* Follows member links to a regular member. */
 int oci_member_resolve(const struct oci_src *s, const char *name, const struct oci_member **out);
 

@@ -35,10 +35,10 @@ struct sq_layer {
 	struct archive *tar; /* parses the tar stream fed from raw */
 	uint64_t csize, usize;
 	int raw_eof, src_eof;
-	int cb_err;        /* first -errno met in a read callback */
-	char cb_msg[96];   /* and what it was */
-	const char *entry; /* raw path of the entry at hand, for messages */
-	char *msg;         /* the first refusal, for *err */
+	int cb_err;           /* first -errno met in a read callback */
+	char cb_msg[96];      /* and what it was */
+	const char *entry;    /* raw path of the entry at hand, for messages */
+	struct dimg_err *err; /* the first refusal (NULL: not wanted) */
 };
 
 /* ---- messages ---- */
@@ -55,10 +55,10 @@ static int sq_fail(struct sq_layer *L, int r, const char *fmt, ...)
 		why = NULL;
 	va_end(ap);
 	if (L->entry)
-		dimg_errf(&L->msg, "layer %s: entry '%s': %s", L->li->name, L->entry,
-		          why ? why : "refused");
+		dimg_err_set(L->err, r, NULL, "layer %s: entry '%s': %s", L->li->name, L->entry,
+		             why ? why : "refused");
 	else
-		dimg_errf(&L->msg, "layer %s: %s", L->li->name, why ? why : "refused");
+		dimg_err_set(L->err, r, NULL, "layer %s: %s", L->li->name, why ? why : "refused");
 	free(why);
 	return r;
 }
@@ -722,17 +722,16 @@ static void sq_blame_digest(struct sq_layer *L)
 	dimg_sha256_final(L->s->hc, got);
 	if (memcmp(got, L->li->digest, 32) == 0)
 		return;
-	free(L->msg);
-	L->msg = NULL;
+	dimg_err_clear(L->err); /* this message replaces the layer's own */
 	L->entry = NULL;
 	dimg_hex32(got, hex);
 	sq_fail(L, -EBADMSG, "blob digest mismatch: content is sha256:%s", hex);
 }
 
 int dimg_squash_layer(struct dimg_squash *s, struct dimg_layer_info *li,
-                      const struct dimg_layer_src *src, char **err)
+                      const struct dimg_layer_src *src, struct dimg_err *err)
 {
-	struct sq_layer L = {.s = s, .li = li, .src = src};
+	struct sq_layer L = {.s = s, .li = li, .src = src, .err = err};
 	if (s->spent)
 		return -EINVAL;
 	s->layer++;
@@ -753,9 +752,6 @@ int dimg_squash_layer(struct dimg_squash *s, struct dimg_layer_info *li,
 	} else if (r == -EBADMSG) {
 		sq_blame_digest(&L);
 	}
-	if (L.msg)
-		dimg_errf(err, "%s", L.msg);
-	free(L.msg);
 	archive_read_free(L.tar);
 	archive_read_free(L.raw);
 	sq_progress(s, 1);
@@ -849,10 +845,10 @@ static int sq_emit(struct dimg_tree *t, struct sq_node *x)
 	return dimg_tree_append_move(t, &e);
 }
 
-int dimg_squash_finish(struct dimg_squash *s, struct dimg_tree **out, char **err)
+int dimg_squash_finish(struct dimg_squash *s, struct dimg_tree **out, struct dimg_err *err)
 {
 	struct dimg_tree *t = NULL;
-	const char *bad = NULL;
+	struct dimg_err bad = {0};
 	*out = NULL;
 	if (s->spent)
 		return -EINVAL;
@@ -869,7 +865,7 @@ int dimg_squash_finish(struct dimg_squash *s, struct dimg_tree **out, char **err
 	for (size_t i = 0; i < n && r == 0; i++)
 		r = sq_emit(t, v[i]);
 	if (r == 0 && (r = dimg_tree_validate(t, &bad)) < 0)
-		dimg_errf(err, "squashed tree is invalid at '%s'", bad ? bad : "");
+		dimg_err_set(err, r, NULL, "squashed tree is invalid at '%s'", bad.what);
 	if (r == 0) {
 		*out = t;
 		t = NULL;
