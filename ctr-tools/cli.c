@@ -181,22 +181,13 @@ int cli_open_image(struct dimg_image **out, const char *path, const struct dimg_
 /* Opens a .dimg or a .cdimg (by its first bytes); reports errors itself. */
 int cli_open_delta(const char *path, struct cdimg **c, struct dimg_reader **rd)
 {
-	char *err = NULL;
-	int code, r = cdimg_sniff(path);
+	struct dimg_err err = {0};
+	int r = cdimg_sniff(path);
 	if (r == CDIMG_KIND_CDIMG) {
 		if ((r = cdimg_open(c, path, &err)) == 0 && (r = cdimg_dimg_reader(*c, rd)) < 0)
 			return cli_fail(r, path, "the .dimg inside");
 	} else if (r >= 0) {
 		r = dimg_reader_open(rd, path);
 	}
-	if (r >= 0) {
-		code = 0;
-	} else if (err) {
-		fprintf(stderr, "cdimg: %s: %s\n", path, err);
-		code = cli_exit_code(r);
-	} else {
-		code = cli_fail(r, path, NULL);
-	}
-	free(err);
-	return code;
+	return r < 0 ? cli_report(r, &err, path) : 0;
 }

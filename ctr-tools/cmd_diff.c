@@ -321,7 +321,10 @@ static int write_layers(const struct diff_args *a, const struct dimg_image *base
 	int fd = packer_tmpfile(a->out, path);
 	if (fd < 0)
 		return fd;
-	int r = layers_build(fd, target, base, a->po.diff.level, &dl->st, &dl->why);
+	struct dimg_err why = {0};
+	int r = layers_build(fd, target, base, a->po.diff.level, &dl->st, &why);
+	if (r < 0 && why.why[0])
+		dl->why = strdup(why.why);
 	if (close(fd) < 0 && r == 0)
 		r = -errno;
 	if (r == 0) {
@@ -342,8 +345,8 @@ static int write_layers(const struct diff_args *a, const struct dimg_image *base
 /* Encodes into a temporary .dimg next to the output, then wraps it. */
 static int write_cdimg(const struct diff_args *a, const struct dimg_image *base,
                        const struct dimg_files *bf, const struct dimg_image *target,
-                       struct dimg_tree *plan, struct packer_stats *st, uint64_t *size, char **bad,
-                       struct diff_layers *dl)
+                       struct dimg_tree *plan, struct packer_stats *st, uint64_t *size,
+                       struct dimg_err *bad, struct diff_layers *dl)
 {
 	char *tmp = NULL, *ltmp = NULL;
 	int fd = packer_tmpfile(a->out, &tmp);
@@ -380,7 +383,7 @@ static int run_diff(struct diff_args *a)
 	struct cli_progress p;
 	struct diff_layers dl = {0};
 	uint64_t cdimg_size = 0;
-	char *bad = NULL;
+	struct dimg_err bad = {0};
 	int r, code;
 	cli_progress_init(&p, a->quiet || a->json);
 	a->po.progress = cli_progress_cb;
@@ -400,13 +403,12 @@ static int run_diff(struct diff_args *a)
 		r = write_cdimg(a, base, &base->files, target, plan, &st, &cdimg_size, &bad, &dl);
 	cli_progress_done(&p);
 	if (r < 0) {
-		code = cli_fail(r, a->out, bad);
+		code = cli_report(r, &bad, a->out);
 		goto out;
 	}
 	print_summary(a, &st, cdimg_size, &dl);
 	code = CLI_OK;
 out:
-	free(bad);
 	free(dl.why);
 	dimg_image_free(base);
 	dimg_image_free(target);

@@ -34,19 +34,6 @@ struct cdimg {
 	char *manifest_type, *ref;
 };
 
-__attribute__((format(printf, 3, 4))) static int fail(char **err, int rc, const char *fmt, ...)
-{
-	va_list ap;
-	char msg[512];
-	if (err && !*err) {
-		va_start(ap, fmt);
-		vsnprintf(msg, sizeof(msg), fmt, ap);
-		va_end(ap);
-		*err = strdup(msg);
-	}
-	return rc;
-}
-
 /* A numeric header field: octal (spaces/NULs around) or base-256. */
 static int tar_num(const uint8_t *f, size_t w, uint64_t *out)
 {
@@ -161,51 +148,57 @@ static int pax_parse(const uint8_t *p, uint64_t n, struct pax *x)
 	return 0;
 }
 
-static int add_file(struct cdimg *c, char *name, uint64_t off, uint64_t size, char **err)
+static int add_file(struct cdimg *c, char *name, uint64_t off, uint64_t size, struct dimg_err *err)
 {
 	for (size_t i = 0; i < c->nfiles; i++)
 		if (!strcmp(c->files[i].name, name)) {
-			fail(err, 0, "entry '%s' appears twice", name);
+			dimg_err_set(err, 0, NULL, "entry '%s' appears twice", name);
 			free(name);
 			return -EBADMSG;
 		}
 	if (c->nfiles == MAX_FILES) {
 		free(name);
-		return fail(err, -EBADMSG, "more than %u entries: not a .cdimg", MAX_FILES);
+		return dimg_err_set(err, -EBADMSG, NULL, "more than %u entries: not a .cdimg",
+		                    MAX_FILES);
 	}
 	c->files[c->nfiles++] = (struct tar_file){name, off, size};
 	return 0;
 }
 
 /* One header at *off: files recorded, pax state carried to the next. */
-static int tar_entry(struct cdimg *c, uint64_t *off, struct pax *x, char **err)
+static int tar_entry(struct cdimg *c, uint64_t *off, struct pax *x, struct dimg_err *err)
 {
 	const uint8_t *h = c->map + *off;
 	uint64_t size;
 	if (!tar_checksum_ok(h))
-		return fail(err, -EBADMSG, "tar header at offset %" PRIu64 ": bad checksum", *off);
+		return dimg_err_set(err, -EBADMSG, NULL,
+		                    "tar header at offset %" PRIu64 ": bad checksum", *off);
 	if (memcmp(h + 257, "ustar", 5) != 0)
-		return fail(err, -EBADMSG, "offset %" PRIu64 ": not a ustar/pax tar header", *off);
+		return dimg_err_set(err, -EBADMSG, NULL,
+		                    "offset %" PRIu64 ": not a ustar/pax tar header", *off);
 	if (tar_num(h + 124, 12, &size) < 0)
-		return fail(err, -EBADMSG, "tar header at offset %" PRIu64 ": bad size", *off);
+		return dimg_err_set(err, -EBADMSG, NULL,
+		                    "tar header at offset %" PRIu64 ": bad size", *off);
 	char type = (char)h[156];
 	if ((type == '0' || type == '\0' || type == '7') && x->has_size)
 		size = x->size;
 	uint64_t data = *off + OCITAR_BLOCK, room = c->len - data;
 	if (size > room || (size + OCITAR_BLOCK - 1) / OCITAR_BLOCK * OCITAR_BLOCK > room)
-		return fail(err, -EOVERFLOW,
-		            "entry at offset %" PRIu64 " runs past the end (truncated)", *off);
+		return dimg_err_set(err, -EOVERFLOW, NULL,
+		                    "entry at offset %" PRIu64 " runs past the end (truncated)",
+		                    *off);
 	*off = data + (size + OCITAR_BLOCK - 1) / OCITAR_BLOCK * OCITAR_BLOCK;
 	if (type == 'x') {
 		if (size > MAX_PAX || pax_parse(c->map + data, size, x) < 0)
-			return fail(err, -EBADMSG, "bad pax extended header at offset %" PRIu64,
-			            data);
+			return dimg_err_set(err, -EBADMSG, NULL,
+			                    "bad pax extended header at offset %" PRIu64, data);
 		return 0;
 	}
 	if (type == 'g' || type == '5')
 		return 0;
 	if (type != '0' && type != '\0' && type != '7')
-		return fail(err, -EBADMSG, "unexpected tar entry type '%c' in a .cdimg", type);
+		return dimg_err_set(err, -EBADMSG, NULL,
+		                    "unexpected tar entry type '%c' in a .cdimg", type);
 	char *name = tar_name(h, x->path);
 	free(x->path);
 	*x = (struct pax){0};
@@ -214,14 +207,15 @@ static int tar_entry(struct cdimg *c, uint64_t *off, struct pax *x, char **err)
 	return add_file(c, name, data, size, err);
 }
 
-static int tar_scan(struct cdimg *c, char **err)
+static int tar_scan(struct cdimg *c, struct dimg_err *err)
 {
 	struct pax x = {0};
 	uint64_t off = 0;
 	int r = 0;
 	for (;;) {
 		if (c->len - off < OCITAR_BLOCK) {
-			r = fail(err, -EOVERFLOW, "truncated: the archive has no end marker");
+			r = dimg_err_set(err, -EOVERFLOW, NULL,
+			                 "truncated: the archive has no end marker");
 			break;
 		}
 		if (block_zero(c->map + off))
@@ -249,7 +243,7 @@ static const struct tar_file *find_blob(const struct cdimg *c, const char *diges
 }
 
 /* Every blob's content against its name (the digest). */
-static int verify_blobs(const struct cdimg *c, char **err)
+static int verify_blobs(const struct cdimg *c, struct dimg_err *err)
 {
 	for (size_t i = 0; i < c->nfiles; i++) {
 		const struct tar_file *f = &c->files[i];
@@ -257,31 +251,32 @@ static int verify_blobs(const struct cdimg *c, char **err)
 		if (strncmp(f->name, "blobs/", 6) != 0)
 			continue;
 		if (strncmp(f->name, "blobs/sha256/", 13) != 0)
-			return fail(err, -ENOTSUP, "%s: only sha256 digests are supported",
-			            f->name);
+			return dimg_err_set(err, -ENOTSUP, NULL,
+			                    "%s: only sha256 digests are supported", f->name);
 		snprintf(want, sizeof(want), "sha256:%s", f->name + 13);
 		if (!oci_digest_valid(want))
-			return fail(err, -EBADMSG, "%s: not a blob name", f->name);
+			return dimg_err_set(err, -EBADMSG, NULL, "%s: not a blob name", f->name);
 		int r = oci_digest_buf(got, c->map + f->off, (size_t)f->size);
 		if (r < 0)
 			return r;
 		if (strcmp(want, got) != 0)
-			return fail(err, -EBADMSG,
-			            "blob %.19s...: content does not match its digest", want);
+			return dimg_err_set(err, -EBADMSG, NULL,
+			                    "blob %.19s...: content does not match its digest",
+			                    want);
 	}
 	return 0;
 }
 
 static int parse_file(const struct cdimg *c, const struct tar_file *f, struct json_object **o,
-                      char **err)
+                      struct dimg_err *err)
 {
 	if (f->size > MAX_JSON)
-		return fail(err, -EOVERFLOW, "%s: too large for JSON", f->name);
+		return dimg_err_set(err, -EOVERFLOW, NULL, "%s: too large for JSON", f->name);
 	if (oci_json_parse(o, c->map + f->off, (size_t)f->size) < 0 ||
 	    !json_object_is_type(*o, json_type_object)) {
 		json_object_put(*o);
 		*o = NULL;
-		return fail(err, -EBADMSG, "%s: not a JSON object", f->name);
+		return dimg_err_set(err, -EBADMSG, NULL, "%s: not a JSON object", f->name);
 	}
 	return 0;
 }
@@ -289,65 +284,71 @@ static int parse_file(const struct cdimg *c, const struct tar_file *f, struct js
 /* A descriptor of the expected media type whose blob is present with the
  * size it names. */
 static int check_desc(const struct cdimg *c, struct json_object *d, const char *what,
-                      const char *media, const struct tar_file **blob, char **err)
+                      const char *media, const struct tar_file **blob, struct dimg_err *err)
 {
 	const char *mt = oci_jstr(d, "mediaType"), *dg = oci_jstr(d, "digest");
 	uint64_t size;
 	if (!mt || !dg || oci_ju64(d, "size", &size) < 0)
-		return fail(err, -EBADMSG, "%s: descriptor lacks mediaType, digest or size", what);
+		return dimg_err_set(err, -EBADMSG, NULL,
+		                    "%s: descriptor lacks mediaType, digest or size", what);
 	if (strcmp(mt, media) != 0)
-		return fail(err, -ENOTSUP, "%s: media type '%s' is not supported (expected %s)",
-		            what, mt, media);
+		return dimg_err_set(err, -ENOTSUP, NULL,
+		                    "%s: media type '%s' is not supported (expected %s)", what, mt,
+		                    media);
 	if (!oci_digest_valid(dg))
-		return fail(err, -ENOTSUP, "%s: digest '%.80s' is not a sha256 digest", what, dg);
+		return dimg_err_set(err, -ENOTSUP, NULL,
+		                    "%s: digest '%.80s' is not a sha256 digest", what, dg);
 	if (!(*blob = find_blob(c, dg)))
-		return fail(err, -EBADMSG, "%s: blob %.19s... is missing", what, dg);
+		return dimg_err_set(err, -EBADMSG, NULL, "%s: blob %.19s... is missing", what, dg);
 	if (size != (*blob)->size)
-		return fail(err, -EBADMSG,
-		            "%s: blob is %" PRIu64 " bytes, its descriptor says %" PRIu64, what,
-		            (*blob)->size, size);
+		return dimg_err_set(err, -EBADMSG, NULL,
+		                    "%s: blob is %" PRIu64 " bytes, its descriptor says %" PRIu64,
+		                    what, (*blob)->size, size);
 	return 0;
 }
 
-static int check_layout(const struct cdimg *c, char **err)
+static int check_layout(const struct cdimg *c, struct dimg_err *err)
 {
 	const struct tar_file *f = find_file(c, "oci-layout");
 	struct json_object *o = NULL;
 	if (!f)
-		return fail(err, -EBADMSG, "not an OCI image layout: no oci-layout file");
+		return dimg_err_set(err, -EBADMSG, NULL,
+		                    "not an OCI image layout: no oci-layout file");
 	int r = parse_file(c, f, &o, err);
 	if (r == 0) {
 		const char *v = oci_jstr(o, "imageLayoutVersion");
 		if (!v || strcmp(v, "1.0.0") != 0)
-			r = fail(err, -ENOTSUP,
-			         "oci-layout: version '%s' is not supported (expected 1.0.0)",
-			         v ? v : "(none)");
+			r = dimg_err_set(
+			    err, -ENOTSUP, NULL,
+			    "oci-layout: version '%s' is not supported (expected 1.0.0)",
+			    v ? v : "(none)");
 	}
 	json_object_put(o);
 	return r;
 }
 
 /* index.json: one manifest, the artifact; gives its blob. */
-static int check_index(const struct cdimg *c, const struct tar_file **man, char **err)
+static int check_index(const struct cdimg *c, const struct tar_file **man, struct dimg_err *err)
 {
 	const struct tar_file *f = find_file(c, "index.json");
 	struct json_object *o = NULL, *ms;
 	uint64_t sv;
 	if (!f)
-		return fail(err, -EBADMSG, "not an OCI image layout: no index.json");
+		return dimg_err_set(err, -EBADMSG, NULL, "not an OCI image layout: no index.json");
 	int r = parse_file(c, f, &o, err);
 	if (r < 0)
 		return r;
 	const char *mt = oci_jstr(o, "mediaType");
 	if (oci_ju64(o, "schemaVersion", &sv) < 0 || sv != 2 || (mt && strcmp(mt, OCI_MT_INDEX)))
-		r = fail(err, -ENOTSUP, "index.json: not an OCI image index (schemaVersion 2)");
+		r = dimg_err_set(err, -ENOTSUP, NULL,
+		                 "index.json: not an OCI image index (schemaVersion 2)");
 	else if (!json_object_object_get_ex(o, "manifests", &ms) ||
 	         !json_object_is_type(ms, json_type_array) || json_object_array_length(ms) == 0)
-		r = fail(err, -EBADMSG, "index.json: no manifests");
+		r = dimg_err_set(err, -EBADMSG, NULL, "index.json: no manifests");
 	else if (json_object_array_length(ms) != 1)
-		r = fail(err, -ENOTSUP,
-		         "index.json: %zu manifests; a .cdimg holds exactly one delta",
-		         json_object_array_length(ms));
+		r = dimg_err_set(err, -ENOTSUP, NULL,
+		                 "index.json: %zu manifests; a .cdimg holds exactly one delta",
+		                 json_object_array_length(ms));
 	else
 		r = check_desc(c, json_object_array_get_idx(ms, 0), "index.json", OCI_MT_MANIFEST,
 		               man, err);
@@ -360,7 +361,7 @@ static int parse_tree_id(const char *hex, uint8_t out[32])
 	return hex ? oci_hex_decode(out, 32, hex, strlen(hex)) : -EINVAL;
 }
 
-static int read_annotations(struct cdimg *c, struct json_object *an, char **err)
+static int read_annotations(struct cdimg *c, struct json_object *an, struct dimg_err *err)
 {
 	struct cdimg_info *in = &c->info;
 	const char *v = oci_jstr(an, CDIMG_ANNOT_VERSION),
@@ -369,21 +370,21 @@ static int read_annotations(struct cdimg *c, struct json_object *an, char **err)
 	const char *mt = oci_jstr(an, CDIMG_ANNOT_TARGET_MANIFEST_TYPE),
 	           *ref = oci_jstr(an, CDIMG_ANNOT_TARGET_REF);
 	if (!v)
-		return fail(err, -EBADMSG, "manifest: annotation %s is missing",
-		            CDIMG_ANNOT_VERSION);
+		return dimg_err_set(err, -EBADMSG, NULL, "manifest: annotation %s is missing",
+		                    CDIMG_ANNOT_VERSION);
 	if (strcmp(v, "1") != 0)
-		return fail(err, -ENOTSUP,
-		            "delta format version '%.20s' is not supported (this cdimg reads 1)",
-		            v);
+		return dimg_err_set(
+		    err, -ENOTSUP, NULL,
+		    "delta format version '%.20s' is not supported (this cdimg reads 1)", v);
 	in->dimg_version = 1;
 	if (!bc || !oci_digest_valid(bc) || !tm || !oci_digest_valid(tm) || !mt)
-		return fail(
-		    err, -EBADMSG,
+		return dimg_err_set(
+		    err, -EBADMSG, NULL,
 		    "manifest: base config / target manifest annotations are missing or malformed");
 	if (parse_tree_id(oci_jstr(an, CDIMG_ANNOT_BASE_TREE), in->base_tree) < 0 ||
 	    parse_tree_id(oci_jstr(an, CDIMG_ANNOT_TARGET_TREE), in->target_tree) < 0)
-		return fail(err, -EBADMSG,
-		            "manifest: tree id annotations are missing or malformed");
+		return dimg_err_set(err, -EBADMSG, NULL,
+		                    "manifest: tree id annotations are missing or malformed");
 	snprintf(in->base_config_digest, sizeof(in->base_config_digest), "%s", bc);
 	snprintf(in->target_manifest_digest, sizeof(in->target_manifest_digest), "%s", tm);
 	if (!(c->manifest_type = strdup(mt)) || (ref && !(c->ref = strdup(ref))))
@@ -394,7 +395,7 @@ static int read_annotations(struct cdimg *c, struct json_object *an, char **err)
 }
 
 /* The optional third layer: the target's layer recipes. */
-static int check_layers_blob(struct cdimg *c, struct json_object *d, char **err)
+static int check_layers_blob(struct cdimg *c, struct json_object *d, struct dimg_err *err)
 {
 	const struct tar_file *f;
 	int r = check_desc(c, d, "layer recipes", DI3FS_MT_LAYERS, &f, err);
@@ -409,7 +410,7 @@ static int check_layers_blob(struct cdimg *c, struct json_object *d, char **err)
 /* The artifact manifest: type, config (target config), two layers (the
  * .dimg, the target manifest) and optionally a third (layer recipes),
  * annotations. */
-static int check_artifact(struct cdimg *c, const struct tar_file *mf, char **err)
+static int check_artifact(struct cdimg *c, const struct tar_file *mf, struct dimg_err *err)
 {
 	struct json_object *o = NULL, *cfg, *layers, *an;
 	const struct tar_file *cf, *df, *tf;
@@ -419,18 +420,20 @@ static int check_artifact(struct cdimg *c, const struct tar_file *mf, char **err
 		return r;
 	const char *at = oci_jstr(o, "artifactType");
 	if (oci_ju64(o, "schemaVersion", &sv) < 0 || sv != 2)
-		r = fail(err, -ENOTSUP, "manifest: schemaVersion is not 2");
+		r = dimg_err_set(err, -ENOTSUP, NULL, "manifest: schemaVersion is not 2");
 	else if (!at || strcmp(at, DI3FS_ARTIFACT_TYPE) != 0)
-		r = fail(err, -ENOTSUP, "artifact type '%s' is not a di3fs delta (expected %s)",
-		         at ? at : "(none)", DI3FS_ARTIFACT_TYPE);
+		r = dimg_err_set(err, -ENOTSUP, NULL,
+		                 "artifact type '%s' is not a di3fs delta (expected %s)",
+		                 at ? at : "(none)", DI3FS_ARTIFACT_TYPE);
 	else if (!json_object_object_get_ex(o, "config", &cfg) ||
 	         !json_object_object_get_ex(o, "layers", &layers) ||
 	         !json_object_is_type(layers, json_type_array) ||
 	         json_object_array_length(layers) < 2 || json_object_array_length(layers) > 3 ||
 	         !json_object_object_get_ex(o, "annotations", &an))
-		r = fail(err, -EBADMSG,
-		         "manifest: needs a config, two or three layers (.dimg, target manifest, "
-		         "layer recipes) and annotations");
+		r = dimg_err_set(
+		    err, -EBADMSG, NULL,
+		    "manifest: needs a config, two or three layers (.dimg, target manifest, "
+		    "layer recipes) and annotations");
 	else if ((r = check_desc(c, cfg, "target config", DI3FS_MT_TARGET_CONFIG, &cf, err)) == 0 &&
 	         (r = check_desc(c, json_object_array_get_idx(layers, 0), "delta layer",
 	                         DI3FS_MT_DIMG, &df, err)) == 0 &&
@@ -440,8 +443,9 @@ static int check_artifact(struct cdimg *c, const struct tar_file *mf, char **err
 		if (strcmp(oci_jstr(json_object_array_get_idx(layers, 1), "digest"),
 		           c->info.target_manifest_digest) != 0) {
 			json_object_put(o);
-			return fail(err, -EBADMSG,
-			            "manifest: the target manifest layer is not the annotated one");
+			return dimg_err_set(
+			    err, -EBADMSG, NULL,
+			    "manifest: the target manifest layer is not the annotated one");
 		}
 		c->info.target_config = c->map + cf->off;
 		c->info.target_config_len = (size_t)cf->size;
@@ -459,44 +463,46 @@ static int check_artifact(struct cdimg *c, const struct tar_file *mf, char **err
 }
 
 /* The target manifest is present and names the config the delta carries. */
-static int check_target_manifest(struct cdimg *c, char **err)
+static int check_target_manifest(struct cdimg *c, struct dimg_err *err)
 {
 	const struct tar_file *f = find_blob(c, c->info.target_manifest_digest);
 	struct json_object *o = NULL, *cfg;
 	if (!f)
-		return fail(err, -EBADMSG, "target manifest %.19s... is missing",
-		            c->info.target_manifest_digest);
+		return dimg_err_set(err, -EBADMSG, NULL, "target manifest %.19s... is missing",
+		                    c->info.target_manifest_digest);
 	int r = parse_file(c, f, &o, err);
 	if (r < 0)
 		return r;
 	const char *dg =
 	    json_object_object_get_ex(o, "config", &cfg) ? oci_jstr(cfg, "digest") : NULL;
 	if (!dg || strcmp(dg, c->info.target_config_digest) != 0)
-		r = fail(err, -EBADMSG,
-		         "target manifest names config %.19s..., the delta carries %.19s...",
-		         dg ? dg : "(none)", c->info.target_config_digest);
+		r = dimg_err_set(
+		    err, -EBADMSG, NULL,
+		    "target manifest names config %.19s..., the delta carries %.19s...",
+		    dg ? dg : "(none)", c->info.target_config_digest);
 	c->info.target_manifest = c->map + f->off;
 	c->info.target_manifest_len = (size_t)f->size;
 	json_object_put(o);
 	return r;
 }
 
-static int check_dimg_head(const struct cdimg *c, char **err)
+static int check_dimg_head(const struct cdimg *c, struct dimg_err *err)
 {
 	const uint8_t *h = c->map + c->info.dimg_offset;
 	if (c->info.dimg_size < DIMG_HEADER_SIZE + DIMG_TRAILER_SIZE ||
 	    memcmp(h, cdimg_dimg_magic, 8) != 0)
-		return fail(err, -EBADMSG, "the delta layer is not a .dimg");
+		return dimg_err_set(err, -EBADMSG, NULL, "the delta layer is not a .dimg");
 	if (cdimg_le32(h + 8) != DIMG_FORMAT_VERSION)
-		return fail(err, -ENOTSUP, "the .dimg has format version %u (this cdimg reads %u)",
-		            cdimg_le32(h + 8), DIMG_FORMAT_VERSION);
+		return dimg_err_set(err, -ENOTSUP, NULL,
+		                    "the .dimg has format version %u (this cdimg reads %u)",
+		                    cdimg_le32(h + 8), DIMG_FORMAT_VERSION);
 	if (memcmp(h + 16, c->info.base_tree, 32) || memcmp(h + 48, c->info.target_tree, 32))
-		return fail(err, -EBADMSG,
-		            "the .dimg's tree ids differ from the manifest's annotations");
+		return dimg_err_set(err, -EBADMSG, NULL,
+		                    "the .dimg's tree ids differ from the manifest's annotations");
 	return 0;
 }
 
-static int cdimg_map(struct cdimg *c, const char *path, char **err)
+static int cdimg_map(struct cdimg *c, const char *path, struct dimg_err *err)
 {
 	struct stat st;
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -509,8 +515,8 @@ static int cdimg_map(struct cdimg *c, const char *path, char **err)
 	}
 	if (st.st_size < (off_t)OCITAR_BLOCK) {
 		close(fd);
-		return fail(err, -EOVERFLOW, "too short for a .cdimg (%lld bytes)",
-		            (long long)st.st_size);
+		return dimg_err_set(err, -EOVERFLOW, NULL, "too short for a .cdimg (%lld bytes)",
+		                    (long long)st.st_size);
 	}
 	void *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
 	close(fd);
@@ -522,14 +528,12 @@ static int cdimg_map(struct cdimg *c, const char *path, char **err)
 	return 0;
 }
 
-int cdimg_open(struct cdimg **out, const char *path, char **err)
+int cdimg_open(struct cdimg **out, const char *path, struct dimg_err *err)
 {
 	const struct tar_file *man = NULL;
 	struct cdimg *c = calloc(1, sizeof(*c));
 	int r;
 	*out = NULL;
-	if (err)
-		*err = NULL;
 	if (!c)
 		return -ENOMEM;
 	if ((r = cdimg_map(c, path, err)) < 0 || (r = tar_scan(c, err)) < 0 ||
@@ -537,7 +541,7 @@ int cdimg_open(struct cdimg **out, const char *path, char **err)
 	    (r = verify_blobs(c, err)) < 0 || (r = check_artifact(c, man, err)) < 0 ||
 	    (r = check_target_manifest(c, err)) < 0 || (r = check_dimg_head(c, err)) < 0) {
 		cdimg_free(c);
-		return r;
+		return dimg_err_what(err, r, path);
 	}
 	snprintf(c->info.manifest_digest, OCI_DIGEST_LEN, "sha256:%s", man->name + 13);
 	*out = c;

@@ -21,19 +21,17 @@ void merge_progress(struct mctx *c, const char *what, uint64_t done, uint64_t to
 
 int merge_fail(struct mctx *c, int rc, const char *fmt, ...)
 {
+	char why[DIMG_ERR_WHY_MAX];
 	va_list ap;
-	char *msg = NULL, *full = NULL;
-	if (!c->err || *c->err)
-		return rc;
 	va_start(ap, fmt);
-	if (vasprintf(&msg, fmt, ap) < 0)
-		msg = NULL;
+	vsnprintf(why, sizeof(why), fmt, ap);
 	va_end(ap);
-	if (msg && asprintf(&full, "%s: %s", c->name, msg) < 0)
-		full = NULL;
-	free(msg);
-	*c->err = full;
-	return rc;
+	return dimg_err_set(c->err, rc, c->name, "%s", why);
+}
+
+int merge_failed(const struct mctx *c)
+{
+	return c->err && (c->err->what[0] || c->err->why[0]);
 }
 
 /* With the base: a stored file whose content is its source's in v1 (the
@@ -266,7 +264,8 @@ static int fold(struct mctx *c, struct dimg_reader *const *rds, const char *cons
 }
 
 int merge_write_dimg(const char *out_path, struct dimg_reader *const *rds, const char *const *names,
-                     size_t n, const struct merge_opts *o, struct merge_stats *st, char **err)
+                     size_t n, const struct merge_opts *o, struct merge_stats *st,
+                     struct dimg_err *err)
 {
 	struct mctx c = {.o = o, .st = st, .name = out_path, .err = err};
 	/* all[2i]: input i; all[2i+1]: inputs 0..i merged. Kept alive to the
@@ -285,9 +284,7 @@ int merge_write_dimg(const char *out_path, struct dimg_reader *const *rds, const
 		c.name = out_path;
 		st->entries = m.d->entries;
 		st->explicit_ = m.d->x->n;
-		r = packer_write_atomic(out_path, mwrite_fill, &m);
-		if (r < 0)
-			merge_fail(&c, r, "cannot write");
+		r = packer_write_atomic(out_path, mwrite_fill, &m, err);
 	}
 	for (size_t i = 0; all && i < 2 * n + 1; i++)
 		mdelta_free(all[i]);

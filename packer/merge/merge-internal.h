@@ -37,7 +37,7 @@ struct mctx {
 	const struct merge_opts *o;
 	struct merge_stats *st;
 	const char *name; /* the delta being folded in */
-	char **err;
+	struct dimg_err *err;
 	int final_;           /* folding in the last delta: blobs at their real level */
 	uint64_t done, total; /* explicit entries composed, for progress */
 };
@@ -47,6 +47,8 @@ void merge_progress(struct mctx *c, const char *what, uint64_t done, uint64_t to
 /* Sets c's error message (the delta being folded in, then fmt) unless one
  * is set; returns rc. */
 int merge_fail(struct mctx *c, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* 1 when c's error context says something already. */
+int merge_failed(const struct mctx *c);
 
 /* ---- index.c ---- */
 void mdelta_free(struct mdelta *d);

@@ -239,7 +239,7 @@ static int rebuild(struct mctx *c, const struct dimg_entry *e, const struct mblo
 	int r = entry_content(c, a, ab, &mid);
 	if (!r)
 		r = apply_to(e, b, &mid, nw);
-	if (r < 0 && r != -ENOMEM && !(c->err && *c->err))
+	if (r < 0 && r != -ENOMEM && !merge_failed(c))
 		r = merge_fail(c, r, "%s: cannot rebuild from the chain", e->path);
 	if (!r)
 		r = check_content(c, e, nw);
@@ -253,7 +253,7 @@ int merge_maybe_reencode(struct mctx *c, struct dimg_entry *e, struct mblob *b)
 {
 	struct dimg_buf nw = {0};
 	int r = entry_content(c, e, b, &nw);
-	if (r < 0 && r != -ENOMEM && !(c->err && *c->err))
+	if (r < 0 && r != -ENOMEM && !merge_failed(c))
 		r = merge_fail(c, r, "%s: cannot rebuild from the base and the merged patch",
 		               e->path);
 	if (!r)

@@ -176,21 +176,17 @@ static int image_fill_fd(int fd, void *ctx)
 
 int oci_image_write(const char *out_path, const struct dimg_tree *t, dimg_content_fn content,
                     void *ctx, const uint8_t *cfg, size_t cfg_len, const struct oci_image_opts *o,
-                    struct oci_image_result *res, char **err_path)
+                    struct oci_image_result *res, struct dimg_err *err)
 {
 	struct layer_job j = {t, content, ctx, o, 0, tree_bytes(t)};
 	struct image_fill f = {&j, cfg, cfg_len, res, (size_t)-1};
-	struct dimg_err bad = {0};
-	int r = dimg_tree_validate(t, &bad);
 	memset(res, 0, sizeof(*res));
-	if (r < 0) {
-		if (err_path)
-			*err_path = strdup(bad.what);
+	int r = dimg_tree_validate(t, err);
+	if (r < 0)
 		return r;
-	}
-	r = packer_write_atomic(out_path, image_fill_fd, &f);
-	if (r < 0 && err_path && f.failed != (size_t)-1)
-		*err_path = strdup(t->v[f.failed].path);
+	r = packer_write_atomic(out_path, image_fill_fd, &f, err);
+	if (r < 0 && f.failed != (size_t)-1) /* content() may have said it first */
+		dimg_err_set(err, r, NULL, "entry '%s': %s", t->v[f.failed].path, dimg_strerror(r));
 	return r;
 }
 
@@ -198,7 +194,7 @@ int oci_image_write(const char *out_path, const struct dimg_tree *t, dimg_conten
 
 /* cfg's rootfs.diff_ids, which must be n valid digests. */
 static int want_diff_ids(const uint8_t *cfg, size_t cfg_len, size_t n, struct json_object **out,
-                         struct oci_layers_result *res)
+                         struct dimg_err *err)
 {
 	struct json_object *c = NULL, *rootfs, *ids;
 	int r = oci_json_parse(&c, cfg, cfg_len);
@@ -211,10 +207,9 @@ static int want_diff_ids(const uint8_t *cfg, size_t cfg_len, size_t n, struct js
 		if (!oci_digest_valid(json_object_get_string(json_object_array_get_idx(ids, i))))
 			r = -EBADMSG;
 	if (r < 0) {
-		snprintf(res->why, sizeof(res->why),
-		         "the config's rootfs.diff_ids are not %zu sha256 digests", n);
 		json_object_put(c);
-		return r;
+		return dimg_err_set(err, r, NULL,
+		                    "the config's rootfs.diff_ids are not %zu sha256 digests", n);
 	}
 	*out = c;
 	return 0;
@@ -239,6 +234,7 @@ struct layers_job {
 	size_t cfg_len;
 	const struct oci_layers_opts *o;
 	struct oci_layers_result *res;
+	struct dimg_err *err;
 	struct json_object *ids; /* the config's diff_ids */
 	struct json_object *descs;
 };
@@ -253,12 +249,11 @@ static int layers_one(struct ocitar *tar, struct layers_job *j, size_t i)
 	int r = j->o->begin(j->ctx, i, &lo.gzip);
 	if (r == 0)
 		r = oci_blob_layer(tar, &lo, user_body_run, &b, &d);
-	if (r == 0 && strcmp(d.diff_id, want) != 0) {
-		snprintf(j->res->why, sizeof(j->res->why),
-		         "layer %zu rebuilt with diff_id %.19s..., the config says %.19s...", i + 1,
-		         d.diff_id, want);
-		r = -EBADMSG;
-	}
+	if (r == 0 && strcmp(d.diff_id, want) != 0)
+		r = dimg_err_set(
+		    j->err, -EBADMSG, NULL,
+		    "layer %zu rebuilt with diff_id %.19s..., the config says %.19s...", i + 1,
+		    d.diff_id, want);
 	if (r < 0) {
 		j->res->failed = i;
 		return r;
@@ -313,19 +308,19 @@ static int layers_fill_fd(int fd, void *ctx)
 
 int oci_image_write_layers(const char *out_path, oci_layer_fn fn, void *ctx, const uint8_t *cfg,
                            size_t cfg_len, const struct oci_layers_opts *o,
-                           struct oci_layers_result *res)
+                           struct oci_layers_result *res, struct dimg_err *err)
 {
-	struct layers_job j = {fn, ctx, cfg, cfg_len, o, res, NULL, NULL};
+	struct layers_job j = {fn, ctx, cfg, cfg_len, o, res, err, NULL, NULL};
 	struct json_object *c = NULL;
 	memset(res, 0, sizeof(*res));
 	res->failed = o->n;
-	int r = want_diff_ids(cfg, cfg_len, o->n, &c, res);
+	int r = want_diff_ids(cfg, cfg_len, o->n, &c, err);
 	if (r < 0)
 		return r;
 	json_object_object_get_ex(c, "rootfs", &j.ids);
 	json_object_object_get_ex(j.ids, "diff_ids", &j.ids);
 	j.descs = json_object_new_array();
-	r = j.descs ? packer_write_atomic(out_path, layers_fill_fd, &j) : -ENOMEM;
+	r = j.descs ? packer_write_atomic(out_path, layers_fill_fd, &j, err) : -ENOMEM;
 	json_object_put(j.descs);
 	json_object_put(c);
 	return r;

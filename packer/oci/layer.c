@@ -283,7 +283,7 @@ static int layer_entry_ordered(struct archive *a, struct archive_entry *ae, stru
 }
 
 /* Streams every entry of j->t as a tar into L; *failed is the entry index
- * that failed, if one did. */
+ * that failed, if one did (not when writing the archive failed). */
 int oci_layer_write(struct layer_job *j, struct layer_out *L, size_t *failed)
 {
 	struct archive *a = layer_archive_new(L, tree_needs_binary(j->t));
@@ -295,7 +295,7 @@ int oci_layer_write(struct layer_job *j, struct layer_out *L, size_t *failed)
 	for (size_t k = 0; k < j->t->n && r == 0; k++) {
 		size_t i = ord.idx[k];
 		r = layer_entry_ordered(a, ae, j, &ord, i, L);
-		if (r < 0)
+		if (r < 0 && !L->err) /* not the archive's own write failing */
 			*failed = i;
 	}
 	layer_order_free(&ord);

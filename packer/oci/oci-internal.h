@@ -35,7 +35,7 @@ int oci_blob_layer(struct ocitar *tar, const struct oci_image_opts *o, layer_bod
  * the diff_id, compressed if asked, written. */
 int oci_layer_out_write(void *ctx, const void *buf, size_t n);
 /* Streams every entry of j->t as a tar into L; *failed is the entry index
- * that failed, if one did. */
+ * that failed, if one did (not when writing the archive failed). */
 int oci_layer_write(struct layer_job *j, struct layer_out *L, size_t *failed);
 
 #endif

@@ -33,18 +33,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!z)
 		return 0;
 	size_t zn = ZSTD_compress(z, cap, data, size, 1);
-	char *why = NULL;
-	if (!ZSTD_isError(zn) && layers_open(&r, z, zn, &why) == 0) {
-		for (size_t i = 0; i < layers_count(r); i++) {
-			struct layers_layer l;
-			if (layers_next(r, i, &l, &why) < 0 ||
-			    layers_write(r, &src, count_sink, &total, &why) < 0)
-				break;
-		}
+	struct dimg_err why = {0};
+	int rc = ZSTD_isError(zn) ? 0 : layers_open(&r, z, zn, &why);
+	for (size_t i = 0; r && rc == 0 && i < layers_count(r); i++) {
+		struct layers_layer l;
+		if ((rc = layers_next(r, i, &l, &why)) == 0)
+			rc = layers_write(r, &src, count_sink, &total, &why);
 	}
-	if (why && !why[0])
+	if (rc < 0 && rc != -ENOMEM && !why.why[0])
 		abort(); /* a refusal always says why */
-	free(why);
 	layers_free(r);
 	free(z);
 	return 0;
