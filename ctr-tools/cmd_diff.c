@@ -296,26 +296,14 @@ static void print_summary(const struct diff_args *a, const struct packer_stats *
 }
 
 static int open_image(struct dimg_image **out, const char *path, const char *ref,
-                      const struct diff_args *a, int record, struct cli_progress *p)
+                      const struct diff_args *a, int record)
 {
 	struct dimg_image_opts o = {.ref = ref,
 	                            .record_layers = record,
 	                            .platform = a->platform,
 	                            .cas_dir = a->cache,
-	                            .jobs = a->po.jobs,
-	                            .progress = cli_progress_cb,
-	                            .pctx = p};
-	char *err = NULL;
-	int r = dimg_image_open(out, path, &o, &err);
-	cli_progress_done(p);
-	if (r < 0) {
-		int code = err ? cli_exit_code(r) : cli_fail(r, path, NULL);
-		if (err)
-			fprintf(stderr, "cdimg: %s: %s\n", path, err);
-		free(err);
-		return code;
-	}
-	return 0;
+	                            .jobs = a->po.jobs};
+	return cli_open_image(out, path, &o, a->quiet || a->json);
 }
 
 /* A .cdimg names both images: refuse plain trees before any work. */
@@ -348,7 +336,10 @@ static int write_layers(const struct diff_args *a, const struct dimg_image *base
 	int fd = packer_tmpfile(a->out, path);
 	if (fd < 0)
 		return fd;
-	int r = layers_build(fd, target, base, a->po.diff.level, &dl->st, &dl->why);
+	struct dimg_err why = {0};
+	int r = layers_build(fd, target, base, a->po.diff.level, &dl->st, &why);
+	if (r < 0 && why.why[0])
+		dl->why = strdup(why.why);
 	if (close(fd) < 0 && r == 0)
 		r = -errno;
 	if (r == 0) {
@@ -369,8 +360,8 @@ static int write_layers(const struct diff_args *a, const struct dimg_image *base
 /* Encodes into a temporary .dimg next to the output, then wraps it. */
 static int write_cdimg(const struct diff_args *a, const struct dimg_image *base,
                        const struct dimg_files *bf, const struct dimg_image *target,
-                       struct dimg_tree *plan, struct packer_stats *st, uint64_t *size, char **bad,
-                       struct diff_layers *dl)
+                       struct dimg_tree *plan, struct packer_stats *st, uint64_t *size,
+                       struct dimg_err *bad, struct diff_layers *dl)
 {
 	char *tmp = NULL, *ltmp = NULL;
 	int fd = packer_tmpfile(a->out, &tmp);
@@ -389,7 +380,7 @@ static int write_cdimg(const struct diff_args *a, const struct dimg_image *base,
 		                       .target_manifest_media_type = target->manifest_media_type,
 		                       .target_ref = target->ref,
 		                       .layers_path = ltmp};
-		r = packer_cdimg_write(a->out, tmp, &m, size);
+		r = cdimg_write(a->out, tmp, &m, size);
 	}
 	if (ltmp)
 		unlink(ltmp);
@@ -407,13 +398,13 @@ static int run_diff(struct diff_args *a)
 	struct cli_progress p;
 	struct diff_layers dl = {0};
 	uint64_t cdimg_size = 0;
-	char *bad = NULL;
+	struct dimg_err bad = {0};
 	int r, code;
 	cli_progress_init(&p, a->quiet || a->json);
 	a->po.progress = cli_progress_cb;
 	a->po.pctx = &p;
-	if ((code = open_image(&base, a->old, a->base_ref, a, 0, &p)) ||
-	    (code = open_image(&target, a->nw, a->target_ref, a, !a->raw && !a->no_layers, &p)) ||
+	if ((code = open_image(&base, a->old, a->base_ref, a, 0)) ||
+	    (code = open_image(&target, a->nw, a->target_ref, a, !a->raw && !a->no_layers)) ||
 	    (!a->raw && (code = check_images(a, base, target))))
 		goto out;
 	if ((r = differ_plan(base->tree, target->tree, &plan)) < 0) {
@@ -427,13 +418,12 @@ static int run_diff(struct diff_args *a)
 		r = write_cdimg(a, base, &base->files, target, plan, &st, &cdimg_size, &bad, &dl);
 	cli_progress_done(&p);
 	if (r < 0) {
-		code = cli_fail(r, a->out, bad);
+		code = cli_report(r, &bad, a->out);
 		goto out;
 	}
 	print_summary(a, &st, cdimg_size, &dl);
 	code = CLI_OK;
 out:
-	free(bad);
 	free(dl.why);
 	dimg_image_free(base);
 	dimg_image_free(target);

@@ -28,18 +28,15 @@ static inline void fuzz_read_layers(const uint8_t *blob, size_t len)
 	struct layers_reader *r = NULL;
 	struct layers_src src = {0};
 	size_t total = 0;
-	char *why = NULL;
-	if (layers_open(&r, blob, len, &why) == 0) {
-		for (size_t i = 0; i < layers_count(r); i++) {
-			struct layers_layer l;
-			if (layers_next(r, i, &l, &why) < 0 ||
-			    layers_write(r, &src, fuzz_count_sink, &total, &why) < 0)
-				break;
-		}
+	struct dimg_err why = {0};
+	int rc = layers_open(&r, blob, len, &why);
+	for (size_t i = 0; r && rc == 0 && i < layers_count(r); i++) {
+		struct layers_layer l;
+		if ((rc = layers_next(r, i, &l, &why)) == 0)
+			rc = layers_write(r, &src, fuzz_count_sink, &total, &why);
 	}
-	if (why && !why[0])
+	if (rc < 0 && rc != -ENOMEM && !why.why[0])
 		abort(); /* a refusal always says why */
-	free(why);
 	layers_free(r);
 }
 

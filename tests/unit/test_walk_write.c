@@ -619,11 +619,12 @@ static struct dimg_tree *walk_ok(const char *root, unsigned flags, unsigned nthr
 {
 	struct dimg_tree *t;
 	struct progress p = {.tid = pthread_self()};
-	char *err = NULL;
+	struct dimg_err err = {0};
 	int r = dimg_tree_walk(&t, root, flags, nthreads, progress_cb, &p, &err);
 	if (r < 0)
-		fprintf(stderr, "walk %s: %s at '%s'\n", root, strerror(-r), err ? err : "?");
-	CHECK(r == 0 && err == NULL);
+		fprintf(stderr, "walk %s: %s at '%s'\n", root, strerror(-r),
+		        err.what[0] ? err.what : "?");
+	CHECK(r == 0 && !err.what[0] && !err.why[0]);
 	if (!(flags & DIMG_WALK_NO_HASH)) {
 		CHECK(p.calls > 0);
 		CHECK(p.done == reg_bytes(t) && p.total == p.done);
@@ -636,13 +637,14 @@ static void write_ok(const struct env *env, const struct dimg_tree *t, const cha
 {
 	struct copy_ctx c = {0};
 	struct progress p = {.tid = pthread_self()};
-	char *err = NULL;
+	struct dimg_err err = {0};
 	CHECK_RC(dimg_dir_files_open(&c.files, src));
 	unsigned flags = env->priv ? 0 : DIMG_WRITE_NO_OWNER;
 	int r = dimg_tree_write_dir(t, out, copy_content, &c, flags, progress_cb, &p, &err);
 	if (r < 0)
-		fprintf(stderr, "write %s: %s at '%s'\n", out, strerror(-r), err ? err : "?");
-	CHECK(r == 0 && err == NULL);
+		fprintf(stderr, "write %s: %s at '%s'\n", out, strerror(-r),
+		        err.what[0] ? err.what : "?");
+	CHECK(r == 0 && !err.what[0] && !err.why[0]);
 	CHECK(p.done == reg_bytes(t) && p.total == p.done);
 	dimg_dir_files_close(&c.files);
 	dimg_dir_files_close(&c.files); /* closing twice is harmless */
@@ -669,13 +671,12 @@ static void check_bad_content(const struct env *env, const struct dimg_tree *t, 
 	pjoin(out, env->base, "bad-out");
 	for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
 		struct copy_ctx c = {.bad_path = first_nonempty_reg(t)->path, .bad = cases[k].bad};
-		char *err = NULL;
+		struct dimg_err err = {0};
 		CHECK_RC(dimg_dir_files_open(&c.files, src));
 		int r = dimg_tree_write_dir(t, out, copy_content, &c, env->priv ? 0 : 1, NULL, NULL,
 		                            &err);
 		CHECK(r == cases[k].rc);
-		CHECK(err && !strcmp(err, c.bad_path));
-		free(err);
+		CHECK(!strcmp(err.what, c.bad_path));
 		dimg_dir_files_close(&c.files);
 		CHECK(!exists(out));
 		check_no_temp(env);
@@ -686,11 +687,11 @@ static void check_existing_out(const struct env *env, const struct dimg_tree *t,
                                const char *out)
 {
 	struct copy_ctx c = {0};
-	char *err = NULL, dang[PATH_MAX];
+	struct dimg_err err = {0};
+	char dang[PATH_MAX];
 	CHECK_RC(dimg_dir_files_open(&c.files, src));
 	CHECK(dimg_tree_write_dir(t, out, copy_content, &c, 1, NULL, NULL, &err) == -EEXIST);
-	CHECK(err);
-	free(err);
+	CHECK(err.what[0]);
 	/* A dangling symlink occupies the name as much as a directory does. */
 	pjoin(dang, env->base, "dangling-out");
 	CHECK_RC(symlink("nowhere", dang));
@@ -791,13 +792,13 @@ static int empty_content(void *ctx, const struct dimg_entry *e, dimg_write_fn si
 /* Must fail before anything is written, and leave nothing anywhere. */
 static void check_refused(const struct env *env, struct dimg_tree *t, const char *outside)
 {
-	char out[PATH_MAX], *err = NULL;
+	char out[PATH_MAX];
+	struct dimg_err err = {0};
 	pjoin(out, env->base, "refused");
 	int r =
 	    dimg_tree_write_dir(t, out, empty_content, NULL, env->priv ? 0 : 1, NULL, NULL, &err);
 	CHECK(r < 0);
-	CHECK(err != NULL);
-	free(err);
+	CHECK(err.what[0] || err.why[0]);
 	CHECK(!exists(out));
 	if (outside)
 		CHECK(!exists(outside));
@@ -1029,7 +1030,8 @@ static void drop_mknod(void)
 
 static void devices_unprivileged(const struct env *env, const char *unused)
 {
-	char out[PATH_MAX], *err = NULL, p[PATH_MAX];
+	char out[PATH_MAX], p[PATH_MAX];
+	struct dimg_err err = {0};
 	struct dimg_tree *t;
 	CHECK_RC(dimg_tree_new(&t));
 	tree_add(t, "", DIMG_TYPE_DIR, NULL);
@@ -1041,8 +1043,7 @@ static void devices_unprivileged(const struct env *env, const char *unused)
 	drop_mknod();
 	pjoin(out, env->base, "devs");
 	CHECK(dimg_tree_write_dir(t, out, empty_content, NULL, 0, NULL, NULL, &err) == -EPERM);
-	CHECK(err && !strcmp(err, "dev"));
-	free(err);
+	CHECK(!strcmp(err.what, "dev"));
 	CHECK(!exists(out));
 	check_no_temp(env);
 	CHECK_RC(dimg_tree_write_dir(t, out, empty_content, NULL, DIMG_WRITE_NO_DEVICES, NULL, NULL,
@@ -1062,11 +1063,11 @@ static void devices_unprivileged(const struct env *env, const char *unused)
 static void check_walk_errors(const struct env *env)
 {
 	struct dimg_tree *t = (struct dimg_tree *)1;
-	char *err = NULL, p[PATH_MAX];
+	struct dimg_err err = {0};
+	char p[PATH_MAX];
 	pjoin(p, env->base, "missing");
 	CHECK(dimg_tree_walk(&t, p, 0, 1, NULL, NULL, &err) == -ENOENT);
-	CHECK(t == NULL && err && !strcmp(err, p));
-	free(err);
+	CHECK(t == NULL && !strcmp(err.what, p));
 	pjoin(p, env->base, "afile");
 	write_file(p, "x");
 	CHECK(dimg_tree_walk(&t, p, 0, 1, NULL, NULL, NULL) == -ENOTDIR);
@@ -1078,9 +1079,9 @@ static void check_walk_errors(const struct env *env)
 		pjoin(q, p, "secret");
 		write_file(q, "x");
 		CHECK_RC(chmod(q, 0));
+		dimg_err_clear(&err);
 		CHECK(dimg_tree_walk(&t, p, 0, 1, NULL, NULL, &err) == -EACCES);
-		CHECK(err && !strcmp(err, "secret"));
-		free(err);
+		CHECK(!strcmp(err.what, "secret"));
 		CHECK_RC(dimg_rmtree(p));
 	}
 }

@@ -70,12 +70,12 @@ struct dimg_squash;
 int dimg_squash_new(struct dimg_squash **out, struct dimg_cas *cas, uint64_t total,
                     dimg_progress_fn progress, void *pctx);
 /* Applies one layer, streaming: one pass over the blob. Mismatching digest
- * or diff_id is -EBADMSG. *err gets a message naming the layer (and entry). */
+ * or diff_id is -EBADMSG. err says why, naming the layer (and entry). */
 int dimg_squash_layer(struct dimg_squash *s, struct dimg_layer_info *li,
-                      const struct dimg_layer_src *src, char **err);
+                      const struct dimg_layer_src *src, struct dimg_err *err);
 /* The squashed tree, sorted and validated, hardlink groups led by their
  * first path. The squash is spent afterwards. */
-int dimg_squash_finish(struct dimg_squash *s, struct dimg_tree **out, char **err);
+int dimg_squash_finish(struct dimg_squash *s, struct dimg_tree **out, struct dimg_err *err);
 void dimg_squash_free(struct dimg_squash *s);
 
 /* ---- layer recipes (tarsplit.c): docs/FORMAT.md "Layer recipes" ---- */
@@ -104,9 +104,7 @@ int dimg_oci_probe_dir(const char *path);
  * from an OCI layout or docker-save input (directory or tar), contents into
  * cas; with recipes non-NULL, each layer's recipe is appended to it. */
 int dimg_oci_open(struct dimg_image *img, const char *path, int is_dir,
-                  const struct dimg_image_opts *o, struct dimg_cas *cas, FILE *recipes, char **err);
-
-/* Sets *err (if err and *err is still NULL) to a malloc'd message. */
-void dimg_errf(char **err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+                  const struct dimg_image_opts *o, struct dimg_cas *cas, FILE *recipes,
+                  struct dimg_err *err);
 
 #endif

@@ -458,37 +458,35 @@ static int make_temp(char **tmpname, int *tmpfd, int pfd, const char *parent, co
 	return 0;
 }
 
-static int set_err(char **err_path, const char *path, int r)
+static int set_err(struct dimg_err *err, const char *path, int r)
 {
-	if (err_path && !*err_path)
-		*err_path = strdup(path);
-	return r;
+	return dimg_err_set(err, r, path, NULL);
 }
 
 /* Writes into the temporary directory and renames it into place. */
 static int write_dir(struct wdir *w, int pfd, const char *parent, const char *base,
-                     const char *outdir, char **err_path)
+                     const char *outdir, struct dimg_err *err)
 {
 	struct stat st;
 	if (fstatat(pfd, base, &st, AT_SYMLINK_NOFOLLOW) == 0)
-		return set_err(err_path, outdir, -EEXIST);
+		return set_err(err, outdir, -EEXIST);
 	if (errno != ENOENT)
-		return set_err(err_path, outdir, -errno);
+		return set_err(err, outdir, -errno);
 	char *tmpname = NULL;
 	int r = make_temp(&tmpname, &w->tmpfd, pfd, parent, base);
 	if (r < 0)
-		return set_err(err_path, outdir, r);
+		return set_err(err, outdir, r);
 	const char *bad = NULL;
 	r = create_all(&bad, w);
 	close(w->tmpfd);
 	w->tmpfd = -1;
 	if (r < 0)
-		set_err(err_path, bad ? bad : outdir, r);
+		set_err(err, bad ? bad : outdir, r);
 	else if ((r = publish(pfd, tmpname, base)) < 0)
-		set_err(err_path, outdir, r);
+		set_err(err, outdir, r);
 	else if (fsync(pfd) < 0) {
 		/* Published but maybe not durable: failure must leave nothing. */
-		r = set_err(err_path, outdir, -errno);
+		r = set_err(err, outdir, -errno);
 		(void)rmtree_at(pfd, base);
 	}
 	if (r < 0)
@@ -499,7 +497,7 @@ static int write_dir(struct wdir *w, int pfd, const char *parent, const char *ba
 
 int dimg_tree_write_dir(const struct dimg_tree *t, const char *outdir, dimg_content_fn content,
                         void *ctx, unsigned flags, dimg_progress_fn progress, void *pctx,
-                        char **err_path)
+                        struct dimg_err *err)
 {
 	struct wdir w = {.t = t,
 	                 .flags = flags,
@@ -509,21 +507,18 @@ int dimg_tree_write_dir(const struct dimg_tree *t, const char *outdir, dimg_cont
 	                 .ctx = ctx,
 	                 .progress = progress,
 	                 .pctx = pctx};
-	const char *bad = NULL;
 	char *parent = NULL, *base = NULL;
-	if (err_path)
-		*err_path = NULL;
-	int r = dimg_tree_validate(t, &bad);
+	int r = dimg_tree_validate(t, err);
 	if (r < 0)
-		return set_err(err_path, bad ? bad : "", r);
+		return r;
 	r = split_path(&parent, &base, outdir);
 	if (r < 0)
-		return set_err(err_path, outdir, r);
+		return set_err(err, outdir, r);
 	int pfd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (pfd < 0) {
-		r = set_err(err_path, outdir, -errno);
+		r = set_err(err, outdir, -errno);
 	} else {
-		r = write_dir(&w, pfd, parent, base, outdir, err_path);
+		r = write_dir(&w, pfd, parent, base, outdir, err);
 		close(pfd);
 	}
 	free(parent);

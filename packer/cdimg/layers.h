@@ -36,10 +36,10 @@ struct layers_stats {
 /* Writes the recipe blob of target (opened with record_layers) against
  * base to out_fd: a layer whose diff_id is one of base's is "from base",
  * the others are recipes whose contents neither tree holds are embedded
- * (read from target's content store). Deterministic. -ENOTSUP, with *why
+ * (read from target's content store). Deterministic. -ENOTSUP, with err
  * (malloc'd) saying so, when a layer cannot be recorded. */
 int layers_build(int out_fd, const struct dimg_image *target, const struct dimg_image *base,
-                 int level, struct layers_stats *st, char **why);
+                 int level, struct layers_stats *st, struct dimg_err *err);
 
 /* Where a rebuilt layer's contents come from, besides the embedded ones. */
 struct layers_src {
@@ -59,17 +59,17 @@ struct layers_reader;
 
 /* Starts reading a recipe blob (borrowed, must outlive the reader):
  * checks the magic, version and layer count. -EBADMSG / -ENOTSUP. */
-int layers_open(struct layers_reader **out, const uint8_t *blob, size_t len, char **why);
+int layers_open(struct layers_reader **out, const uint8_t *blob, size_t len, struct dimg_err *err);
 void layers_free(struct layers_reader *r);
 size_t layers_count(const struct layers_reader *r);
 /* Layer i's header; layers are read in order, each once: i must be the
  * next one, and layers_write must follow before the next call. */
-int layers_next(struct layers_reader *r, size_t i, struct layers_layer *out, char **why);
+int layers_next(struct layers_reader *r, size_t i, struct layers_layer *out, struct dimg_err *err);
 /* Streams the current layer's tar bytes into sink. Every content is
- * checked against its size and SHA-256; -EBADMSG with *why on a mismatch
+ * checked against its size and SHA-256; -EBADMSG with err on a mismatch
  * or a damaged record. */
 int layers_write(struct layers_reader *r, const struct layers_src *src, dimg_write_fn sink,
-                 void *sink_ctx, char **why);
+                 void *sink_ctx, struct dimg_err *err);
 
 /* Recipes for a merged delta (cdimg merge): b describes image vk+1 made
  * against vk, a describes vk (or anything holding vk's layers). The result
@@ -78,9 +78,9 @@ int layers_write(struct layers_reader *r, const struct layers_src *src, dimg_wri
  * the others stay as they are. A content either recipe names must still be
  * in the applier's base or target tree: layers_write says which is not.
  * Compressed at level with a checksum, like layers_build. -EBADMSG with
- * *why for a damaged blob. */
+ * err for a damaged blob. */
 int layers_compose(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen, int level,
-                   struct dimg_buf *out, size_t *taken, char **why);
+                   struct dimg_buf *out, size_t *taken, struct dimg_err *err);
 
 #ifdef __cplusplus
 }

@@ -36,19 +36,6 @@ static uint64_t get64(const uint8_t *p)
 	return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
 }
 
-__attribute__((format(printf, 3, 4))) static int whyf(char **why, int r, const char *fmt, ...)
-{
-	va_list ap;
-	char *m = NULL;
-	if (why && !*why) {
-		va_start(ap, fmt);
-		if (vasprintf(&m, fmt, ap) >= 0)
-			*why = m;
-		va_end(ap);
-	}
-	return r;
-}
-
 /* Reads the rest of fd into sink in L_BUF pieces: exactly size bytes whose
  * SHA-256 is sha256, else -EBADMSG. */
 static int stream_fd(int fd, uint64_t size, const uint8_t sha256[32], uint8_t *buf,
@@ -185,7 +172,7 @@ struct build {
 	struct layers_stats *st;
 	uint64_t at, end; /* the target recipe being copied */
 	uint8_t buf[L_BUF];
-	char **why;
+	struct dimg_err *err;
 };
 
 static int build_read(struct build *b, void *p, size_t n)
@@ -206,13 +193,14 @@ static int build_inline(struct build *b, const uint8_t *rec, size_t layer)
 	int fd, r = dimg_image_open_content(b->target, rec + 9, &fd);
 	dimg_hex32(rec + 9, hex);
 	if (r < 0)
-		return whyf(b->why, -ENOTSUP,
-		            "layer %zu: content sha256:%.16s... is not in the store", layer + 1,
-		            hex);
+		return dimg_err_set(b->err, -ENOTSUP, NULL,
+		                    "layer %zu: content sha256:%.16s... is not in the store",
+		                    layer + 1, hex);
 	if (fstat(fd, &st) < 0 || (uint64_t)st.st_size != size) {
 		close(fd);
-		return whyf(b->why, -ENOTSUP, "layer %zu: content sha256:%.16s... has another size",
-		            layer + 1, hex);
+		return dimg_err_set(b->err, -ENOTSUP, NULL,
+		                    "layer %zu: content sha256:%.16s... has another size",
+		                    layer + 1, hex);
 	}
 	memcpy(hdr, rec, sizeof(hdr));
 	hdr[0] = DIMG_RECIPE_INLINE;
@@ -273,17 +261,17 @@ static int build_layer(struct build *b, const struct dimg_image *base, size_t i)
 		return r;
 	}
 	if (!l->has_recipe)
-		return whyf(b->why, -ENOTSUP, "layer %zu was not recorded", i + 1);
+		return dimg_err_set(b->err, -ENOTSUP, NULL, "layer %zu was not recorded", i + 1);
 	b->at = l->recipe_off;
 	b->end = l->recipe_off + l->recipe_len;
 	r = build_records(b, i);
 	if (r == -EBADMSG)
-		whyf(b->why, r, "layer %zu: its recorded recipe is damaged", i + 1);
+		dimg_err_set(b->err, r, NULL, "layer %zu: its recorded recipe is damaged", i + 1);
 	return r;
 }
 
 int layers_build(int out_fd, const struct dimg_image *target, const struct dimg_image *base,
-                 int level, struct layers_stats *st, char **why)
+                 int level, struct layers_stats *st, struct dimg_err *err)
 {
 	struct build *b = calloc(1, sizeof(*b));
 	struct zout *o = calloc(1, sizeof(*o));
@@ -297,13 +285,13 @@ int layers_build(int out_fd, const struct dimg_image *target, const struct dimg_
 		goto out;
 	}
 	if (!target->nlayers || target->nlayers > L_MAX_LAYERS) {
-		r = whyf(why, -ENOTSUP, "the target has %zu layers", target->nlayers);
+		r = dimg_err_set(err, -ENOTSUP, NULL, "the target has %zu layers", target->nlayers);
 		goto out;
 	}
 	o->fd = out_fd;
 	ZSTD_CCtx_setParameter(o->z, ZSTD_c_compressionLevel, level);
 	ZSTD_CCtx_setParameter(o->z, ZSTD_c_checksumFlag, 1);
-	*b = (struct build){.o = o, .target = target, .st = st, .why = why};
+	*b = (struct build){.o = o, .target = target, .st = st, .err = err};
 	if ((r = shaset_add_tree(&b->have, target->tree)) < 0 ||
 	    (r = shaset_add_tree(&b->have, base->tree)) < 0)
 		goto out;
@@ -382,7 +370,7 @@ static int rec_read(struct layers_reader *r, void *p, size_t n)
 	return rc < 0 ? -EBADMSG : 0;
 }
 
-int layers_open(struct layers_reader **out, const uint8_t *blob, size_t len, char **why)
+int layers_open(struct layers_reader **out, const uint8_t *blob, size_t len, struct dimg_err *err)
 {
 	struct layers_reader *r = calloc(1, sizeof(*r));
 	uint8_t head[L_HEAD];
@@ -392,21 +380,22 @@ int layers_open(struct layers_reader **out, const uint8_t *blob, size_t len, cha
 		goto fail;
 	r->in = (ZSTD_inBuffer){blob, len, 0};
 	if ((rc = zin_read(r, head, sizeof(head))) < 0) {
-		whyf(why, rc, "layer recipes: not a zstd stream or too short");
+		dimg_err_set(err, rc, NULL, "layer recipes: not a zstd stream or too short");
 		goto fail;
 	}
 	if (memcmp(head, L_MAGIC, 8) != 0) {
-		rc = whyf(why, -EBADMSG, "layer recipes: bad magic");
+		rc = dimg_err_set(err, -EBADMSG, NULL, "layer recipes: bad magic");
 		goto fail;
 	}
 	if (get32(head + 8) != LAYERS_VERSION) {
-		rc = whyf(why, -ENOTSUP, "layer recipes: version %u is not supported (reads %u)",
-		          get32(head + 8), LAYERS_VERSION);
+		rc = dimg_err_set(err, -ENOTSUP, NULL,
+		                  "layer recipes: version %u is not supported (reads %u)",
+		                  get32(head + 8), LAYERS_VERSION);
 		goto fail;
 	}
 	r->n = get32(head + 12);
 	if (r->n == 0 || r->n > L_MAX_LAYERS) {
-		rc = whyf(why, -EBADMSG, "layer recipes: %zu layers", r->n);
+		rc = dimg_err_set(err, -EBADMSG, NULL, "layer recipes: %zu layers", r->n);
 		goto fail;
 	}
 	*out = r;
@@ -429,17 +418,18 @@ size_t layers_count(const struct layers_reader *r)
 	return r->n;
 }
 
-int layers_next(struct layers_reader *r, size_t i, struct layers_layer *out, char **why)
+int layers_next(struct layers_reader *r, size_t i, struct layers_layer *out, struct dimg_err *err)
 {
 	uint8_t h[L_LAYER_HEAD];
 	if (i != r->next || r->have_cur || i >= r->n)
 		return -EINVAL;
 	int rc = zin_read(r, h, sizeof(h));
 	if (rc < 0)
-		return whyf(why, rc, "layer recipes: layer %zu is cut short", i + 1);
+		return dimg_err_set(err, rc, NULL, "layer recipes: layer %zu is cut short", i + 1);
 	if ((h[0] != LAYERS_RECIPE && h[0] != LAYERS_FROM_BASE) || h[1] > LAYERS_COMP_XZ || h[2] ||
 	    h[3])
-		return whyf(why, -EBADMSG, "layer recipes: layer %zu has a bad header", i + 1);
+		return dimg_err_set(err, -EBADMSG, NULL,
+		                    "layer recipes: layer %zu has a bad header", i + 1);
 	out->kind = h[0];
 	out->comp = h[1];
 	memcpy(out->diff_id, h + 4, 32);
@@ -492,7 +482,7 @@ static int write_inline(struct layers_reader *r, const uint8_t *rec, dimg_write_
 }
 
 static int write_records(struct layers_reader *r, const struct layers_src *src, dimg_write_fn sink,
-                         void *sink_ctx, char **why, size_t layer)
+                         void *sink_ctx, struct dimg_err *err, size_t layer)
 {
 	uint8_t rec[41];
 	char hex[65];
@@ -517,22 +507,23 @@ static int write_records(struct layers_reader *r, const struct layers_src *src, 
 				         : write_inline(r, rec, sink, sink_ctx);
 			if (rc == -ENOENT || rc == -EBADMSG) {
 				dimg_hex32(rec + 9, hex);
-				return whyf(why, rc == -ENOENT ? -EBADMSG : rc,
-				            "layer %zu: content sha256:%.16s... %s", layer + 1, hex,
-				            rc == -ENOENT ? "is in neither image"
-				                          : "does not match");
+				return dimg_err_set(
+				    err, rc == -ENOENT ? -EBADMSG : rc, NULL,
+				    "layer %zu: content sha256:%.16s... %s", layer + 1, hex,
+				    rc == -ENOENT ? "is in neither image" : "does not match");
 			}
 		} else if (rc == 0) {
 			rc = -EBADMSG;
 		}
 		if (rc < 0)
-			return whyf(why, rc, "layer %zu: recipe record damaged or cut short",
-			            layer + 1);
+			return dimg_err_set(err, rc, NULL,
+			                    "layer %zu: recipe record damaged or cut short",
+			                    layer + 1);
 	}
 }
 
 int layers_write(struct layers_reader *r, const struct layers_src *src, dimg_write_fn sink,
-                 void *sink_ctx, char **why)
+                 void *sink_ctx, struct dimg_err *err)
 {
 	size_t layer = r->next - 1;
 	if (!r->have_cur)
@@ -546,13 +537,14 @@ int layers_write(struct layers_reader *r, const struct layers_src *src, dimg_wri
 			    src->base->layers[k].has_recipe)
 				bl = &src->base->layers[k];
 		if (!bl)
-			return whyf(why, -EXDEV, "layer %zu: the base image has no such layer",
-			            layer + 1);
+			return dimg_err_set(err, -EXDEV, NULL,
+			                    "layer %zu: the base image has no such layer",
+			                    layer + 1);
 		r->base = src->base;
 		r->at = bl->recipe_off;
 		r->end = bl->recipe_off + bl->recipe_len;
 	}
-	int rc = write_records(r, src, sink, sink_ctx, why, layer);
+	int rc = write_records(r, src, sink, sink_ctx, err, layer);
 	r->base = NULL;
 	return rc;
 }
@@ -665,7 +657,7 @@ static int lc_emit(const struct dimg_buf *a, const struct lc_layer *la, size_t n
 }
 
 int layers_compose(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen, int level,
-                   struct dimg_buf *out, size_t *taken, char **why)
+                   struct dimg_buf *out, size_t *taken, struct dimg_err *err)
 {
 	struct dimg_buf da = {0}, db = {0}, raw = {0};
 	struct lc_layer *la = NULL, *lb = NULL;
@@ -678,7 +670,7 @@ int layers_compose(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen,
 	if (!r)
 		r = lc_split(&db, &lb, &nb);
 	if (r < 0)
-		whyf(why, r, "layer recipes: damaged (%s)", strerror(-r));
+		dimg_err_set(err, r, NULL, "layer recipes: damaged (%s)", strerror(-r));
 	*taken = 0;
 	if (!r)
 		r = dimg_buf_append(&raw, db.data, L_HEAD);

@@ -1,19 +1,18 @@
-/* Where an image layout's files come from: a directory, or a tar read
- * by member (names normalised, links resolved, members streamed). */
+/* Where an image layout's files come from: a directory (opened beneath it,
+ * never through a symlink) or a tar, listed once and then read member by
+ * member, each in one sequential pass. */
 #include <archive.h>
 #include <archive_entry.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <json-c/json.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "dimg/hash.h"
-#include "oci-internal.h"
+#include "cas-internal.h"
+#include "ocilayout-internal.h"
 #include "tree-internal.h"
 
 /* ---- where the layout's files come from: a directory or a tar ---- */
@@ -145,7 +144,7 @@ static int oci_member_add(struct oci_src *s, struct archive_entry *ae, size_t *c
 
 /* Lists the tar's members once (names, sizes, links); contents are read
  * later by name, each in one sequential pass. */
-int oci_src_open_tar(struct oci_src *s, const char *path, char **err)
+int oci_src_open_tar(struct oci_src *s, const char *path, struct dimg_err *err)
 {
 	struct archive_entry *ae;
 	size_t cap = 0;
@@ -153,7 +152,7 @@ int oci_src_open_tar(struct oci_src *s, const char *path, char **err)
 	s->tar = path;
 	struct archive *a = oci_tar_new(path);
 	if (!a) {
-		dimg_errf(err, "%s: cannot read as a tar archive", path);
+		dimg_err_set(err, 0, NULL, "cannot read as a tar archive");
 		return -EBADMSG;
 	}
 	for (;;) {
@@ -161,14 +160,14 @@ int oci_src_open_tar(struct oci_src *s, const char *path, char **err)
 		if (ar == ARCHIVE_EOF)
 			break;
 		if (ar != ARCHIVE_OK && ar != ARCHIVE_WARN) {
-			dimg_errf(err, "%s: %s", path, archive_error_string(a));
+			dimg_err_set(err, 0, NULL, "%s", archive_error_string(a));
 			r = -EBADMSG;
 			break;
 		}
 		r = oci_member_add(s, ae, &cap);
 		if (r < 0) {
-			dimg_errf(err, "%s: member '%s': %s", path, archive_entry_pathname(ae),
-			          strerror(-r));
+			dimg_err_set(err, 0, NULL, "member '%s': %s", archive_entry_pathname(ae),
+			             strerror(-r));
 			r = r == -ENOMEM ? r : -EBADMSG;
 			break;
 		}
@@ -179,7 +178,7 @@ int oci_src_open_tar(struct oci_src *s, const char *path, char **err)
 	for (size_t i = 1; r == 0 && i < s->nm; i++) {
 		if (strcmp(s->m[i - 1].name, s->m[i].name) == 0) {
 			/* Which copy would count? Refuse rather than guess. */
-			dimg_errf(err, "%s: member '%s' appears twice", path, s->m[i].name);
+			dimg_err_set(err, 0, NULL, "member '%s' appears twice", s->m[i].name);
 			r = -EBADMSG;
 		}
 	}

@@ -40,8 +40,8 @@ struct cdimg_meta {
  * JSON), the .dimg copied through a buffer, never held whole; written to a
  * temporary name and renamed. *out_size (if non-NULL) gets its size.
  * -ESTALE if the .dimg changed while copied. */
-int packer_cdimg_write(const char *out_path, const char *dimg_path, const struct cdimg_meta *m,
-                       uint64_t *out_size);
+int cdimg_write(const char *out_path, const char *dimg_path, const struct cdimg_meta *m,
+                uint64_t *out_size);
 
 /* ---- reader ---- */
 
@@ -70,9 +70,9 @@ struct cdimg;
  * the SHA-256 and size of every blob against its name and descriptor, the
  * media types, artifact type and annotations, and that the .dimg header
  * names the annotated tree ids. -ENOTSUP for an unknown media type or
- * version, -EBADMSG corrupt, -EOVERFLOW truncated or out of range; *err
- * (if non-NULL) gets a malloc'd message saying what is wrong. */
-int cdimg_open(struct cdimg **out, const char *path, char **err);
+ * version, -EBADMSG corrupt, -EOVERFLOW truncated or out of range; err
+ * (NULL allowed) names path and says what is wrong. */
+int cdimg_open(struct cdimg **out, const char *path, struct dimg_err *err);
 void cdimg_free(struct cdimg *c);
 /* Borrowed from c. */
 const struct cdimg_info *cdimg_get_info(const struct cdimg *c);

@@ -83,11 +83,11 @@ struct oci_image_result {
  * computed while it is written, then its header is patched in place. The
  * config is the image config cfg rewritten by oci_config_squash. Written to
  * a temporary name next to out_path, renamed when complete; on failure
- * nothing is left. On error *err_path (if non-NULL) gets a malloc'd tree
- * path naming the entry that failed, when one did. */
+ * nothing is left. On error err (NULL allowed) names out_path, or the
+ * entry that failed (unless content() said first what failed). */
 int oci_image_write(const char *out_path, const struct dimg_tree *t, dimg_content_fn content,
                     void *ctx, const uint8_t *cfg, size_t cfg_len, const struct oci_image_opts *o,
-                    struct oci_image_result *res, char **err_path);
+                    struct oci_image_result *res, struct dimg_err *err);
 
 /* ---- a runnable image of given layers with the original config ---- */
 
@@ -107,17 +107,17 @@ struct oci_layers_result {
 	char manifest_digest[OCI_DIGEST_LEN];
 	uint64_t file_size;
 	size_t failed; /* the layer that failed, or n */
-	char why[160]; /* when a layer or the config was refused */
 };
 
 /* Writes out_path: an OCI image layout tar whose config is cfg, byte for
  * byte, and whose layers are produced in order by fn, each checked while
  * written against cfg's rootfs.diff_ids[i]: a count or a diff_id that
- * differs is -EBADMSG (res->why says which), and nothing is left at
- * out_path. Written to a temporary name, renamed when complete. */
+ * differs is -EBADMSG (err says which), and nothing is left at out_path.
+ * Written to a temporary name, renamed when complete. err (NULL allowed)
+ * names out_path unless fn or begin said first what failed. */
 int oci_image_write_layers(const char *out_path, oci_layer_fn fn, void *ctx, const uint8_t *cfg,
                            size_t cfg_len, const struct oci_layers_opts *o,
-                           struct oci_layers_result *res);
+                           struct oci_layers_result *res, struct dimg_err *err);
 
 #ifdef __cplusplus
 }

@@ -51,12 +51,13 @@ void merge_opts_default(struct merge_opts *o);
 /* Merges rds[0..n) (n >= 1; each delta's base tree must be the previous
  * one's target, checked by tree id) into one .dimg at out_path (temporary
  * name, renamed when complete). names[i] name the inputs in messages. On
- * failure *err (if non-NULL) gets a malloc'd message naming the file and
+ * failure err (NULL allowed) names the file (an input, or out_path) and
  * the problem: -EXDEV for a broken chain, -ENOTSUP for a file whose codecs
  * do not compose and no base was given, -EBADMSG for deltas that do not
  * fit each other. */
 int merge_write_dimg(const char *out_path, struct dimg_reader *const *rds, const char *const *names,
-                     size_t n, const struct merge_opts *o, struct merge_stats *st, char **err);
+                     size_t n, const struct merge_opts *o, struct merge_stats *st,
+                     struct dimg_err *err);
 
 #ifdef __cplusplus
 }

@@ -37,12 +37,13 @@ void packer_opts_default(struct packer_opts *o);
  * and final payloads are filled in here) and writes the .dimg to out_path:
  * to a temporary name in the same directory, fsynced, then renamed; on
  * failure nothing is left at out_path. New files are re-hashed while
- * encoded: a file that changed since the walk is an error. On error
- * *err_path (if non-NULL) gets a malloc'd tree path naming the file. */
+ * encoded: a file that changed since the walk is an error. On error err
+ * (NULL allowed) names out_path, or says which file of the new or the base
+ * tree could not be read or encoded. */
 int packer_write_dimg(const char *out_path, const struct dimg_tree *base,
                       const struct dimg_files *base_files, struct dimg_tree *plan,
                       const struct dimg_files *target_files, const struct packer_opts *o,
-                      struct packer_stats *st, char **err_path);
+                      struct packer_stats *st, struct dimg_err *err);
 
 /* Creates a temporary file next to path (".NAME.tmp-XXXXXX"); *tmp_out is
  * malloc'd. Returns the fd or -errno. */
@@ -51,8 +52,10 @@ int packer_tmpfile(const char *path, char **tmp_out);
 int packer_commit_tmpfile(int fd, const char *tmp, const char *path);
 /* Runs fill(fd, ctx) on a temporary file next to path and commits it when
  * fill returns 0; otherwise the temporary is removed and nothing is left
- * at path. Returns fill's error or the commit's. */
-int packer_write_atomic(const char *path, int (*fill)(int fd, void *ctx), void *ctx);
+ * at path. Returns fill's error or the commit's; err (NULL allowed) names
+ * path unless fill's own context named something first. */
+int packer_write_atomic(const char *path, int (*fill)(int fd, void *ctx), void *ctx,
+                        struct dimg_err *err);
 
 #ifdef __cplusplus
 }

@@ -26,12 +26,23 @@ enum slot_state { SLOT_TODO, SLOT_DONE };
 
 #define NO_DUP ((size_t)-1)
 
+/* What failed: reading the new file, reading the base file it is
+ * patched against, or encoding. */
+enum pack_stage { PACK_NEW = 1, PACK_BASE, PACK_ENCODE };
+
+/* The entry whose file failed (idx SIZE_MAX: none) and how. */
+struct pack_fail {
+	size_t idx;
+	uint8_t stage;
+};
+
 struct slot {
 	size_t idx;      /* entry in plan */
 	size_t dup_of;   /* earlier slot with the same new and old content, or NO_DUP */
 	uint8_t key[64]; /* SHA-256 of the new content, then of the patch source */
 	int state;
 	int rc;
+	uint8_t stage; /* enum pack_stage, when rc < 0 */
 	uint8_t flags; /* DIMG_ENTRY_* of the blob (ZDICT) */
 	struct differ_result res;
 };
@@ -78,12 +89,14 @@ static void unmap(const uint8_t *p, size_t len)
 		munmap((void *)p, len);
 }
 
-static int encode_one(const struct pool *pl, const struct dimg_entry *e, struct differ_result *res)
+static int encode_one(const struct pool *pl, const struct dimg_entry *e, struct differ_result *res,
+                      uint8_t *stage)
 {
 	const uint8_t *nw = NULL, *old = NULL;
 	size_t nlen = 0, olen = 0;
 	uint8_t sha[32];
 	int r = map_entry(pl->target_files, e, &nw, &nlen);
+	*stage = PACK_NEW;
 	if (r < 0)
 		return r;
 	r = dimg_sha256_buf(nw, nlen, sha);
@@ -93,10 +106,13 @@ static int encode_one(const struct pool *pl, const struct dimg_entry *e, struct 
 		struct dimg_entry s = {0};
 		s.path = e->src ? e->src : e->path;
 		s.type = DIMG_TYPE_REG;
+		*stage = PACK_BASE;
 		r = map_entry(pl->base_files, &s, &old, &olen);
 	}
-	if (!r)
+	if (!r) {
+		*stage = PACK_ENCODE;
 		r = differ_encode(old, olen, nw, nlen, pl->dopts, res);
+	}
 	unmap(old, olen);
 	unmap(nw, nlen);
 	return r;
@@ -115,7 +131,7 @@ static void *worker(void *arg)
 		if (s->dup_of != NO_DUP || s->state == SLOT_DONE)
 			continue;
 		pthread_mutex_unlock(&pl->mu);
-		int rc = encode_one(pl, &pl->plan->v[s->idx], &s->res);
+		int rc = encode_one(pl, &pl->plan->v[s->idx], &s->res, &s->stage);
 		pthread_mutex_lock(&pl->mu);
 		s->rc = rc;
 		s->state = SLOT_DONE;
@@ -152,7 +168,8 @@ static void share_blob(struct dimg_entry *e, const struct dimg_entry *first)
 
 /* Main thread: waits for slots in order and writes their blobs. */
 static int write_blobs(struct pool *pl, struct dimg_writer *w, struct dimg_tree *plan,
-                       const struct packer_opts *o, struct packer_stats *st, size_t *failed)
+                       const struct packer_opts *o, struct packer_stats *st,
+                       struct pack_fail *failed)
 {
 	uint64_t total = 0, done = 0;
 	int r = 0;
@@ -168,14 +185,14 @@ static int write_blobs(struct pool *pl, struct dimg_writer *w, struct dimg_tree 
 			while (s->state != SLOT_DONE)
 				pthread_cond_wait(&pl->cv, &pl->mu);
 			pthread_mutex_unlock(&pl->mu);
-			r = s->rc;
-			if (!r)
-				r = dimg_writer_add_blob(w, s->res.blob.data, s->res.blob.len,
-				                         &e->blob_off, &e->blob_xxh3);
-			if (r < 0) {
-				*failed = s->idx;
+			if ((r = s->rc) < 0) {
+				*failed = (struct pack_fail){s->idx, s->stage};
 				break;
 			}
+			r = dimg_writer_add_blob(w, s->res.blob.data, s->res.blob.len, &e->blob_off,
+			                         &e->blob_xxh3);
+			if (r < 0)
+				break;
 			e->blob_len = s->res.blob.len;
 			e->payload = s->res.payload;
 			e->codec = s->res.codec;
@@ -207,7 +224,7 @@ static unsigned job_count(unsigned jobs)
 }
 
 static int run_pool(struct pool *pl, struct dimg_writer *w, struct dimg_tree *plan,
-                    const struct packer_opts *o, struct packer_stats *st, size_t *failed)
+                    const struct packer_opts *o, struct packer_stats *st, struct pack_fail *failed)
 {
 	unsigned nth = job_count(o->jobs);
 	pthread_t *th = calloc(nth, sizeof(*th));
@@ -353,7 +370,7 @@ static int dict_candidate(const struct pool *pl, const struct slot *s)
 /* Slots of small FULL files, in plan order, while their sizes fit the
  * sample budget; their contents back to back in *samples. */
 static int gather_candidates(struct pool *pl, size_t **ks, struct packdict_item **items, size_t *n,
-                             uint8_t **samples, size_t *failed)
+                             uint8_t **samples, struct pack_fail *failed)
 {
 	size_t total = 0, cnt = 0;
 	for (size_t k = 0; k < pl->nslots; k++) {
@@ -373,7 +390,7 @@ static int gather_candidates(struct pool *pl, size_t **ks, struct packdict_item 
 			continue;
 		int r = read_candidate(pl, e, *samples + off);
 		if (r < 0) {
-			*failed = pl->slots[k].idx;
+			*failed = (struct pack_fail){pl->slots[k].idx, PACK_NEW};
 			return r;
 		}
 		(*ks)[*n] = k;
@@ -387,7 +404,7 @@ static int gather_candidates(struct pool *pl, size_t **ks, struct packdict_item 
 /* Encodes the small FULL files up front, with a shared dictionary when it
  * pays; the encoders then skip them. *dict is NULL when there is none. */
 static int prepare_dict(struct pool *pl, const struct packer_opts *o, struct dimg_zdict **dict,
-                        size_t *failed)
+                        struct pack_fail *failed)
 {
 	size_t *ks = NULL, n = 0;
 	struct packdict_item *items = NULL;
@@ -426,7 +443,7 @@ static int write_dict(struct dimg_writer *w, const struct dimg_zdict *d, struct 
 
 static int pack(int fd, const struct dimg_tree *base, const struct dimg_files *base_files,
                 struct dimg_tree *plan, const struct dimg_files *target_files,
-                const struct packer_opts *o, struct packer_stats *st, size_t *failed)
+                const struct packer_opts *o, struct packer_stats *st, struct pack_fail *failed)
 {
 	uint8_t bid[32], tid[32];
 	struct dimg_writer *w = NULL;
@@ -464,12 +481,13 @@ static int pack(int fd, const struct dimg_tree *base, const struct dimg_files *b
 	return r;
 }
 
-int packer_write_atomic(const char *path, int (*fill)(int fd, void *ctx), void *ctx)
+int packer_write_atomic(const char *path, int (*fill)(int fd, void *ctx), void *ctx,
+                        struct dimg_err *err)
 {
 	char *tmp = NULL;
 	int fd = packer_tmpfile(path, &tmp);
 	if (fd < 0)
-		return fd;
+		return dimg_err_set(err, fd, path, NULL);
 	int r = fill(fd, ctx);
 	if (!r)
 		r = packer_commit_tmpfile(fd, tmp, path);
@@ -478,7 +496,19 @@ int packer_write_atomic(const char *path, int (*fill)(int fd, void *ctx), void *
 	if (r < 0)
 		unlink(tmp);
 	free(tmp);
-	return r;
+	return r < 0 ? dimg_err_set(err, r, path, NULL) : 0; /* unless fill named it */
+}
+
+/* Names the file that failed: the new one, or the base file it is patched
+ * against. */
+static int fail_entry(struct dimg_err *err, int r, const struct dimg_entry *e, uint8_t stage)
+{
+	if (stage == PACK_BASE)
+		return dimg_err_set(err, r, NULL, "base file '%s' (the patch source of '%s'): %s",
+		                    e->src ? e->src : e->path, e->path, dimg_strerror(r));
+	return dimg_err_set(err, r, NULL, "%s '%s': %s",
+	                    stage == PACK_ENCODE ? "encoding new file" : "new file", e->path,
+	                    dimg_strerror(r));
 }
 
 struct pack_job {
@@ -487,7 +517,7 @@ struct pack_job {
 	struct dimg_tree *plan;
 	const struct packer_opts *o;
 	struct packer_stats *st;
-	size_t failed;
+	struct pack_fail failed;
 };
 
 static int pack_fill(int fd, void *ctx)
@@ -499,12 +529,12 @@ static int pack_fill(int fd, void *ctx)
 int packer_write_dimg(const char *out_path, const struct dimg_tree *base,
                       const struct dimg_files *base_files, struct dimg_tree *plan,
                       const struct dimg_files *target_files, const struct packer_opts *o,
-                      struct packer_stats *st, char **err_path)
+                      struct packer_stats *st, struct dimg_err *err)
 {
-	struct pack_job j = {base, base_files, target_files, plan, o, st, (size_t)-1};
+	struct pack_job j = {base, base_files, target_files, plan, o, st, {SIZE_MAX, 0}};
 	memset(st, 0, sizeof(*st));
-	int r = packer_write_atomic(out_path, pack_fill, &j);
-	if (r < 0 && err_path && j.failed != (size_t)-1)
-		*err_path = strdup(plan->v[j.failed].path);
-	return r;
+	int r = packer_write_atomic(out_path, pack_fill, &j, NULL);
+	if (r < 0 && j.failed.idx != SIZE_MAX)
+		return fail_entry(err, r, &plan->v[j.failed.idx], j.failed.stage);
+	return r < 0 ? dimg_err_set(err, r, out_path, NULL) : 0;
 }
