@@ -8,10 +8,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "dimg/fileio.h"
 #include "dimg/hash.h"
 #include "packdict.h"
 #include "packer.h"
@@ -47,35 +47,25 @@ struct pool {
 	const struct differ_opts *dopts;
 };
 
-/* Maps the file behind an entry read-only; len 0 gives NULL. */
+/* The file behind an entry, read-only; len 0 gives NULL. Loaded, not
+ * mapped: a sparse file of a content store on a full tmpfs would SIGBUS
+ * (dimg/fileio.h). */
 static int map_entry(const struct dimg_files *f, const struct dimg_entry *e, const uint8_t **p,
                      size_t *len)
 {
-	struct stat st;
 	int fd, r = f->open(f->ctx, e, &fd);
-	if (r < 0)
-		return r;
 	*p = NULL;
 	*len = 0;
-	if (fstat(fd, &st) < 0) {
-		r = -errno;
-	} else if (st.st_size > 0) {
-		void *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-		if (m == MAP_FAILED) {
-			r = -errno;
-		} else {
-			*p = m;
-			*len = (size_t)st.st_size;
-		}
-	}
+	if (r < 0)
+		return r;
+	r = dimg_file_load(fd, p, len);
 	close(fd);
 	return r;
 }
 
 static void unmap(const uint8_t *p, size_t len)
 {
-	if (p)
-		munmap((void *)p, len);
+	dimg_file_unload(p, len);
 }
 
 static int encode_one(const struct pool *pl, const struct dimg_entry *e, struct differ_result *res)

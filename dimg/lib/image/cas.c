@@ -160,6 +160,11 @@ void dimg_cas_writer_free(struct dimg_cas_writer *w)
 	free(w);
 }
 
+const char *dimg_cas_writer_dir(const struct dimg_cas_writer *w)
+{
+	return w->c->dir;
+}
+
 void dimg_cas_writer_abort(struct dimg_cas_writer *w)
 {
 	if (w->fd < 0)
