@@ -7,6 +7,7 @@
 # Real data past the tmpfs's size, sparse or not, in the store (--cache or
 # TMPDIR) or in an output, is a clean error: exit 1, "No space left on
 # device" naming the entry and the store or output, no temporaries left.
+# Applied onto the tmpfs, the sparse file keeps its holes and fits.
 . "$(dirname "$0")/lib.sh"
 
 MKOCI="python3 $SRC/tests/tools/mkoci.py --sparse"
@@ -79,6 +80,11 @@ done
 [ "$(used_kib)" -lt 4096 ] || fail "the store filled the tmpfs: $(used_kib) KiB used"
 no_temps "$MNT" "$WORK"
 echo "  diff and apply: $(used_kib) KiB of the tmpfs used"
+# Applied onto the tmpfs, the 40 MiB file keeps its holes and fits.
+"$CDIMG" apply -q "$WORK/s1.tar" "$WORK/s.cdimg" -o "$MNT/s-out" --cache "$MNT/cache"
+cmp "$T/s2/var/log/lastlog" "$MNT/s-out/var/log/lastlog" || fail "applied to tmpfs: wrong content"
+[ "$(used_kib)" -lt 4096 ] || fail "output on the tmpfs not sparse: $(used_kib) KiB used"
+rm -rf "$MNT/s-out"
 
 echo "the same with the tmpfs nearly full (1 MiB free), store under --cache and TMPDIR:"
 rm -rf "$MNT/cache" "$WORK/s-out"

@@ -246,12 +246,108 @@ static int entry_parent(int *dfd, const char **name, struct wdir *w, const char 
 	return 0;
 }
 
+/* Sparse output: a 4 KiB block of zeros at a 4 KiB file offset is not
+ * written (the next pwrite past it, or the final ftruncate, leaves a hole),
+ * so a 10 GiB sparse file of the tree costs its data, not 10 GiB. Blocks
+ * are aligned to the file, whatever the producer's chunks: a partial block
+ * waits in blk. The file is new (O_EXCL), so what is skipped reads as
+ * zeros. */
+#define SPARSE_BLOCK 4096u
+
 struct reg_sink {
 	struct wdir *w;
 	int fd;
 	uint64_t n, size;
+	uint64_t out;  /* file offset of blk[0]: what precedes it is settled */
+	uint64_t wend; /* end of the bytes written (the file's size so far) */
+	size_t bl;     /* bytes waiting in blk */
 	bool overflow;
+	uint8_t blk[SPARSE_BLOCK];
 };
+
+static bool all_zero(const uint8_t *p, size_t n)
+{
+	return n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0);
+}
+
+static int pwrite_all(int fd, const uint8_t *p, size_t n, uint64_t off)
+{
+	while (n > 0) {
+		ssize_t k = pwrite(fd, p, n, (off_t)off);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0)
+			return -errno;
+		p += k;
+		n -= (size_t)k;
+		off += (uint64_t)k;
+	}
+	return 0;
+}
+
+/* n (a multiple of SPARSE_BLOCK) bytes at s->out: each run of blocks with
+ * data in one pwrite, zero blocks skipped. */
+static int sink_blocks(struct reg_sink *s, const uint8_t *p, size_t n)
+{
+	size_t i = 0;
+	while (i < n) {
+		size_t j = i;
+		while (j < n && !all_zero(p + j, SPARSE_BLOCK))
+			j += SPARSE_BLOCK;
+		if (j > i) {
+			int r = pwrite_all(s->fd, p + i, j - i, s->out + i);
+			if (r < 0)
+				return r;
+			s->wend = s->out + j;
+		}
+		i = j;
+		while (i < n && all_zero(p + i, SPARSE_BLOCK))
+			i += SPARSE_BLOCK;
+	}
+	s->out += n;
+	return 0;
+}
+
+/* Whole blocks straight from p; a partial one through blk. */
+static int sink_sparse(struct reg_sink *s, const uint8_t *p, size_t n)
+{
+	while (n > 0) {
+		int r = 0;
+		if (s->bl || n < SPARSE_BLOCK) {
+			size_t k = SPARSE_BLOCK - s->bl < n ? SPARSE_BLOCK - s->bl : n;
+			memcpy(s->blk + s->bl, p, k);
+			s->bl += k;
+			p += k;
+			n -= k;
+			if (s->bl == SPARSE_BLOCK) {
+				r = sink_blocks(s, s->blk, SPARSE_BLOCK);
+				s->bl = 0;
+			}
+		} else {
+			size_t k = n - n % SPARSE_BLOCK;
+			r = sink_blocks(s, p, k);
+			p += k;
+			n -= k;
+		}
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+/* The last partial block, then the size: a trailing hole is ftruncate's. */
+static int sink_finish(struct reg_sink *s)
+{
+	if (s->bl && !all_zero(s->blk, s->bl)) {
+		int r = pwrite_all(s->fd, s->blk, s->bl, s->out);
+		if (r < 0)
+			return r;
+		s->wend = s->out + s->bl;
+	}
+	if (s->wend < s->n && ftruncate(s->fd, (off_t)s->n) < 0)
+		return -errno;
+	return 0;
+}
 
 /* Refuses bytes past the entry's size at once, so a bad producer cannot
  * fill the disk before the final check. */
@@ -262,15 +358,9 @@ static int reg_sink_write(void *ctx, const void *p, size_t n)
 		s->overflow = true;
 		return -EBADMSG;
 	}
-	const uint8_t *b = p;
-	for (size_t off = 0; off < n;) {
-		ssize_t k = write(s->fd, b + off, n - off);
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k < 0)
-			return -errno;
-		off += (size_t)k;
-	}
+	int r = sink_sparse(s, p, n);
+	if (r < 0)
+		return r;
 	dimg_sha256_update(s->w->sha, p, n);
 	s->n += n;
 	s->w->done += n;
@@ -288,16 +378,26 @@ static int write_reg(struct wdir *w, const struct dimg_entry *e, int dfd, const 
 	int fd = openat(dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return -errno;
-	struct reg_sink s = {.w = w, .fd = fd, .size = e->size};
+	struct reg_sink *s = calloc(1, sizeof(*s));
+	if (!s) {
+		close(fd);
+		return -ENOMEM;
+	}
+	s->w = w;
+	s->fd = fd;
+	s->size = e->size;
 	uint8_t digest[32];
-	int r = w->content(w->ctx, e, reg_sink_write, &s);
+	int r = w->content(w->ctx, e, reg_sink_write, s);
 	dimg_sha256_final(w->sha, digest); /* also resets it for the next file */
-	if (r == 0 && (s.overflow || s.n != e->size || memcmp(digest, e->sha256, 32) != 0))
+	if (r == 0 && (s->overflow || s->n != e->size || memcmp(digest, e->sha256, 32) != 0))
 		r = -EBADMSG;
+	if (r == 0)
+		r = sink_finish(s);
 	if (r == 0)
 		r = meta_fd(w, e, fd);
 	if (close(fd) < 0 && r == 0)
 		r = -errno;
+	free(s);
 	return r;
 }
 
