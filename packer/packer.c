@@ -271,36 +271,47 @@ static int collect_slots(struct pool *pl, const struct dimg_tree *base,
 	return find_duplicates(pl);
 }
 
+/* ".NAME.tmp-<owner>" next to path, locked by the fd returned
+ * (dimg/fileio.h); stale ones of writers killed earlier go first. */
 int packer_tmpfile(const char *path, char **tmp_out)
 {
-	char *d = strdup(path), *b = strdup(path);
-	size_t n = strlen(path) + 32;
-	char *tmp = malloc(n);
-	int fd = -ENOMEM;
-	if (d && b && tmp) {
-		snprintf(tmp, n, "%s/.%s.tmp-XXXXXX", dirname(d), basename(b));
-		fd = mkostemp(tmp, O_CLOEXEC);
-		if (fd < 0)
-			fd = -errno;
+	char *d = strdup(path), *b = strdup(path), *name = NULL;
+	char *dir = d ? dirname(d) : NULL, *base = b ? basename(b) : NULL;
+	size_t n = base ? strlen(base) + sizeof("..tmp-") : 0;
+	char *prefix = n ? malloc(n) : NULL;
+	int fd = -ENOMEM, dfd = -1;
+	if (prefix && (dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		fd = -errno;
+	if (dfd >= 0) {
+		snprintf(prefix, n, ".%s.tmp-", base);
+		(void)dimg_temp_reclaim(dfd, prefix);
+		int r = dimg_temp_create(dfd, prefix, 0, &name, &fd);
+		if (r < 0)
+			fd = r;
+		else if (asprintf(tmp_out, "%s/%s", dir, name) < 0) {
+			(void)unlinkat(dfd, name, 0);
+			close(fd);
+			fd = -ENOMEM;
+		}
+		close(dfd);
 	}
+	if (fd >= 0)
+		(void)fchmod(fd, 0644);
+	free(name);
+	free(prefix);
 	free(d);
 	free(b);
-	if (fd < 0) {
-		free(tmp);
-		return fd;
-	}
-	fchmod(fd, 0644);
-	*tmp_out = tmp;
 	return fd;
 }
 
+/* Renamed before the fd closes, so the lock covers the temporary to the
+ * end; once fsync has succeeded, close has nothing left to report. */
 int packer_commit_tmpfile(int fd, const char *tmp, const char *path)
 {
 	int r = fsync(fd) < 0 ? -errno : 0;
-	if (close(fd) < 0 && !r)
-		r = -errno;
 	if (!r && rename(tmp, path) < 0)
 		r = -errno;
+	close(fd);
 	if (r < 0)
 		return r;
 	char *d = strdup(path);

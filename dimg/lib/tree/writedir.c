@@ -1,6 +1,5 @@
 /* Materialising a tree as a directory: everything is built in a private
  * temporary sibling through directory fds and renamed into place whole. */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -14,6 +13,7 @@
 #include <unistd.h>
 
 #include "dimg/dimg.h"
+#include "dimg/fileio.h"
 #include "dimg/hash.h"
 #include "dimg/write.h"
 #include "tree-internal.h"
@@ -71,53 +71,6 @@ static int split_path(char **parent, char **base, const char *path)
 
 /* ---- removal ---- */
 
-static int rmtree_at(int dfd, const char *name);
-
-/* Deletes while reading, as rm -rf does: entries not yet returned still
- * come, and a straggler only makes the final rmdir fail. */
-static int rmtree_children(int fd)
-{
-	struct stat st;
-	/* Our own read-only directories (unprivileged writes) must become
-	 * writable before their entries can go. */
-	if (fstat(fd, &st) == 0 && (st.st_mode & 0700) != 0700)
-		(void)fchmod(fd, (st.st_mode & 07777) | 0700);
-	int dup_fd = dup(fd);
-	if (dup_fd < 0)
-		return -errno;
-	DIR *d = fdopendir(dup_fd);
-	if (!d) {
-		int r = -errno;
-		close(dup_fd);
-		return r;
-	}
-	int r = 0;
-	for (struct dirent *de; r == 0 && (de = readdir(d)) != NULL;)
-		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
-			r = rmtree_at(fd, de->d_name);
-	closedir(d);
-	return r;
-}
-
-static int rmtree_at(int dfd, const char *name)
-{
-	struct stat st;
-	if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-		return errno == ENOENT ? 0 : -errno;
-	if (!S_ISDIR(st.st_mode))
-		return unlinkat(dfd, name, 0) < 0 && errno != ENOENT ? -errno : 0;
-	int fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0 && errno == EACCES && fchmodat(dfd, name, 0700, AT_SYMLINK_NOFOLLOW) == 0)
-		fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return errno == ENOENT ? 0 : -errno;
-	int r = rmtree_children(fd);
-	close(fd);
-	if (r == 0 && unlinkat(dfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
-		r = -errno;
-	return r;
-}
-
 int dimg_rmtree(const char *path)
 {
 	char *parent, *base;
@@ -128,7 +81,7 @@ int dimg_rmtree(const char *path)
 	if (pfd < 0) {
 		r = errno == ENOENT ? 0 : -errno;
 	} else {
-		r = rmtree_at(pfd, base);
+		r = dimg_rmtree_at(pfd, base);
 		close(pfd);
 	}
 	free(parent);
@@ -529,33 +482,19 @@ static int publish(int pfd, const char *tmpname, const char *base)
 	return 0;
 }
 
-/* mkdtemp for the name (it resolves parent again), then everything goes
- * through pfd; if the parent was swapped meanwhile, openat fails. */
-static int make_temp(char **tmpname, int *tmpfd, int pfd, const char *parent, const char *base)
+/* The temporary sibling ".BASE.tmp-<owner>", locked through *tmpfd while
+ * it is written (dimg/fileio.h); first, those of writers killed earlier go. */
+static int make_temp(char **tmpname, int *tmpfd, int pfd, const char *base)
 {
-	size_t len = strlen(parent) + strlen(base) + 16;
-	char *tmpl = malloc(len);
-	if (!tmpl)
+	size_t len = strlen(base) + sizeof("..tmp-");
+	char *prefix = malloc(len);
+	if (!prefix)
 		return -ENOMEM;
-	snprintf(tmpl, len, "%s/.%s.tmp-XXXXXX", parent, base);
-	if (!mkdtemp(tmpl)) {
-		int r = -errno;
-		free(tmpl);
-		return r;
-	}
-	char *name = strdup(strrchr(tmpl, '/') + 1);
-	free(tmpl);
-	if (!name)
-		return -ENOMEM;
-	*tmpfd = openat(pfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (*tmpfd < 0) {
-		int r = -errno;
-		(void)unlinkat(pfd, name, AT_REMOVEDIR);
-		free(name);
-		return r;
-	}
-	*tmpname = name;
-	return 0;
+	snprintf(prefix, len, ".%s.tmp-", base);
+	(void)dimg_temp_reclaim(pfd, prefix);
+	int r = dimg_temp_create(pfd, prefix, 1, tmpname, tmpfd);
+	free(prefix);
+	return r;
 }
 
 static int set_err(char **err_path, const char *path, int r)
@@ -565,9 +504,9 @@ static int set_err(char **err_path, const char *path, int r)
 	return r;
 }
 
-/* Writes into the temporary directory and renames it into place. */
-static int write_dir(struct wdir *w, int pfd, const char *parent, const char *base,
-                     const char *outdir, char **err_path)
+/* Writes into the temporary directory and renames it into place; the
+ * temporary stays locked until renamed or removed. */
+static int write_dir(struct wdir *w, int pfd, const char *base, const char *outdir, char **err_path)
 {
 	struct stat st;
 	if (fstatat(pfd, base, &st, AT_SYMLINK_NOFOLLOW) == 0)
@@ -575,13 +514,11 @@ static int write_dir(struct wdir *w, int pfd, const char *parent, const char *ba
 	if (errno != ENOENT)
 		return set_err(err_path, outdir, -errno);
 	char *tmpname = NULL;
-	int r = make_temp(&tmpname, &w->tmpfd, pfd, parent, base);
+	int r = make_temp(&tmpname, &w->tmpfd, pfd, base);
 	if (r < 0)
 		return set_err(err_path, outdir, r);
 	const char *bad = NULL;
 	r = create_all(&bad, w);
-	close(w->tmpfd);
-	w->tmpfd = -1;
 	if (r < 0)
 		set_err(err_path, bad ? bad : outdir, r);
 	else if ((r = publish(pfd, tmpname, base)) < 0)
@@ -589,10 +526,12 @@ static int write_dir(struct wdir *w, int pfd, const char *parent, const char *ba
 	else if (fsync(pfd) < 0) {
 		/* Published but maybe not durable: failure must leave nothing. */
 		r = set_err(err_path, outdir, -errno);
-		(void)rmtree_at(pfd, base);
+		(void)dimg_rmtree_at(pfd, base);
 	}
 	if (r < 0)
-		(void)rmtree_at(pfd, tmpname);
+		(void)dimg_rmtree_at(pfd, tmpname);
+	close(w->tmpfd);
+	w->tmpfd = -1;
 	free(tmpname);
 	return r;
 }
@@ -623,7 +562,7 @@ int dimg_tree_write_dir(const struct dimg_tree *t, const char *outdir, dimg_cont
 	if (pfd < 0) {
 		r = set_err(err_path, outdir, -errno);
 	} else {
-		r = write_dir(&w, pfd, parent, base, outdir, err_path);
+		r = write_dir(&w, pfd, base, outdir, err_path);
 		close(pfd);
 	}
 	free(parent);
