@@ -280,6 +280,20 @@ static int write_image(const struct apply_args *a, struct dimg_tree *target, str
 	return r < 0 ? r : 0;
 }
 
+/* Corrupt input names the delta; any other failure (a full disk above
+ * all) names the output being written. */
+static int apply_fail(const struct apply_args *a, int r, const char *bad)
+{
+	char what[4096 + 64];
+	if (cli_exit_code(r) == CLI_BADINPUT)
+		snprintf(what, sizeof(what), "%s: entry '%s'", a->delta, bad ? bad : "?");
+	else if (bad)
+		snprintf(what, sizeof(what), "writing %s: entry '%s'", a->out, bad);
+	else
+		snprintf(what, sizeof(what), "writing %s", a->out);
+	return cli_fail(r, what, NULL);
+}
+
 static int run_apply(const struct apply_args *a)
 {
 	struct cdimg *c = NULL;
@@ -313,9 +327,7 @@ static int run_apply(const struct apply_args *a)
 	           : write_dir(a, target, &ac, &p, &bad);
 	cli_progress_done(&p);
 	if (r < 0) {
-		char what[4096 + 64];
-		snprintf(what, sizeof(what), "%s: entry '%s'", a->delta, bad ? bad : "?");
-		code = cli_fail(r, what, NULL);
+		code = apply_fail(a, r, bad);
 		goto out;
 	}
 	code = CLI_OK;

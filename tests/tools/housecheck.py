@@ -21,7 +21,7 @@ BANNED = ("sprintf", "strcpy", "strcat", "gets", "atoi", "atol", "strtok")
 DIMG_LAYERS = ["common", "codec", "tree", "format", "oci", "image"]
 DIMG_PUBLIC = {
     "types.h": "common", "hash.h": "common", "codec.h": "codec",
-    "tree.h": "tree", "write.h": "tree", "dimg.h": "format",
+    "tree.h": "tree", "write.h": "tree", "fileio.h": "tree", "dimg.h": "format",
     "oci.h": "oci", "image.h": "image",
 }
 # The project's folders, lowest first: a folder may include what it owns
