@@ -96,10 +96,7 @@ static int get_from(struct reg *r, struct reg_endpoint *e, const char *repo, con
 
 	snprintf(path, sizeof(path), "manifests/%s", ref);
 	rc = reg_repo_http(r, e, &q, repo, "pull", path, &s, err);
-	if (rc == -EFBIG)
-		rc = dimg_err_set(err, rc, what, "the manifest is larger than %u bytes",
-		                  OCI_JSON_MAX);
-	else if (rc == 0 && s.status != 200)
+	if (rc == 0 && s.status != 200)
 		rc = s.status == 404 ? dimg_err_set(err, -ENOENT, what, "manifest unknown")
 		                     : reg_status_err(e, &q, &s, err);
 	else if (rc == 0)

@@ -18,9 +18,12 @@ the registry's Locations point back here) unless a fault matches it:
                              (another host) that serves it and logs whether it
                              received an Authorization header
   --require-basic USER:PASS  401 (Basic) unless the request carries these
-  --drop-patch N             the Nth PATCH is read whole and dropped (connection closed)
+  --drop-patch N             the Nth and N+1th PATCH are read whole and dropped (the
+                             connection closed; twice, as libcurl itself sends a request
+                             again once when a reused connection closes unanswered)
   --cut-patch N              the Nth PATCH: half its body goes upstream, then both close
   --foreign-location         upload Locations are rewritten to another host
+  --fail N                   the first N requests are answered 503 (Retry-After: 0)
   --referrers                GET referrers/...: an index of three artifacts in two pages
                              (a stub: distribution 2.8 has no referrers API)
 
@@ -43,6 +46,7 @@ class State:
         self.args = args
         self.lock = threading.Lock()
         self.patches = 0
+        self.requests = 0
         self.cut_done = set()
         self.log = open(args.log, "a", buffering=1) if args.log else None
         self.storage_port = 0
@@ -80,6 +84,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(data)
+        return True
 
     def hang_up(self):
         self.close_connection = True
@@ -89,11 +94,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
         except OSError:
             pass
 
-    def upstream(self, method, body, path=None):
+    def upstream(self, method, body, path=None, whole=False):
         c = http.client.HTTPConnection("127.0.0.1", self.state.args.upstream, timeout=60)
         c.putrequest(method, path or self.path, skip_host=True, skip_accept_encoding=True)
+        drop = HOP | {"content-length"} | ({"range"} if whole else set())
         for k, v in self.headers.items():
-            if k.lower() not in HOP and k.lower() != "content-length":
+            if k.lower() not in drop:
                 c.putheader(k, v)
         c.putheader("Content-Length", str(len(body)))
         c.endheaders()
@@ -115,7 +121,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                         if self.command == "HEAD" else None)
 
     def fetch(self, path=None):
-        c, r = self.upstream("GET", b"", path)
+        """The whole blob (a Range is ignored, as some servers do)."""
+        c, r = self.upstream("GET", b"", path, whole=True)
         data = r.read()
         c.close()
         return r.status, data
@@ -208,7 +215,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         with self.state.lock:
             self.state.patches += 1
             n = self.state.patches
-        if n == a.drop_patch:
+        if a.drop_patch and n in (a.drop_patch, a.drop_patch + 1):
             self.body()
             self.hang_up()
             return True
@@ -229,6 +236,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.command, self.path, self.headers.get("Range", "-"),
             "yes" if self.headers.get("Authorization") else "no"))
         body = self.body() if self.command not in ("PATCH",) else None
+        with self.state.lock:
+            self.state.requests += 1
+            failing = self.state.requests <= self.state.args.fail
+        if failing:
+            if body is None:
+                self.body()
+            return self.send_plain(503, [("Retry-After", "0")], b"busy")
         if not self.authorized():
             if body is None:
                 self.body()
@@ -280,6 +294,7 @@ def main():
     ap.add_argument("--cut-patch", type=int, default=0)
     ap.add_argument("--foreign-location", action="store_true")
     ap.add_argument("--referrers", action="store_true")
+    ap.add_argument("--fail", type=int, default=0)
     args = ap.parse_args()
 
     state = State(args)
@@ -287,10 +302,12 @@ def main():
     Storage.state = state
     if args.redirect_blob:
         storage = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Storage)
+        storage.handle_error = lambda request, address: None
         state.storage_port = storage.server_address[1]
         threading.Thread(target=storage.serve_forever, daemon=True).start()
     srv = http.server.ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
     srv.daemon_threads = True
+    srv.handle_error = lambda request, address: None  # clients hang up on purpose
     srv.serve_forever()
 
 

@@ -40,7 +40,7 @@ static int fail(int rc, const struct dimg_err *err)
 {
 	fprintf(stderr, "regcli: %s%s%s%s%s\n", err->what, err->what[0] ? ": " : "", err->why,
 	        err->why[0] ? ": " : "", strerror(-rc));
-	return rc == -EBADMSG || rc == -ENOTSUP || rc == -EFBIG ? 3 : 1;
+	return rc == -EBADMSG || rc == -ENOTSUP || rc == -EFBIG || rc == -ELOOP ? 3 : 1;
 }
 
 static int parse_u64(const char *s, uint64_t *out)
