@@ -129,7 +129,7 @@ static int resumable(int rc)
 
 static int next_endpoint(const struct reg *r, size_t i)
 {
-	while (i < r->nep && !(r->ep[i].caps & REG_CAP_PULL) && r->ep[i].mirror)
+	while (i < r->nep && r->ep[i].mirror && (!(r->ep[i].caps & REG_CAP_PULL) || r->ep[i].down))
 		i++;
 	return (int)i;
 }

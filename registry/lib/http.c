@@ -458,12 +458,15 @@ int reg_http(struct reg *r, struct reg_endpoint *e, const struct reg_req *q, str
 		}
 		if (cc == CURLE_OK ? !status_retriable(s->status) : !curl_retriable(cc))
 			break;
-		if (q->once || s->sunk > 0 || attempt >= r->opts.retries)
+		/* a mirror gets one more try: the registry is behind it */
+		if (q->once || s->sunk > 0 || attempt >= (e->mirror ? 1 : r->opts.retries))
 			break;
 		r->stats.retries++;
 		reg_backoff(r, attempt++, s->retry_after);
 	}
 	free(url);
+	if (e->mirror && (cc == CURLE_COULDNT_CONNECT || cc == CURLE_COULDNT_RESOLVE_HOST))
+		e->down = 1;
 	if (rc < 0 || cc != CURLE_OK || s->sink_rc < 0 || s->too_big)
 		return http_fail(r, e, q, s, rc, cc, why, err);
 	return 0;

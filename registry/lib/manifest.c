@@ -132,7 +132,7 @@ int reg_manifest_get(struct reg *r, const char *repo, const char *ref, struct re
 	for (size_t i = 0; i < r->nep; i++) {
 		struct dimg_err local = {0};
 		struct reg_endpoint *e = &r->ep[i];
-		if (e->mirror && !(e->caps & cap))
+		if (e->mirror && (!(e->caps & cap) || e->down))
 			continue;
 		rc = get_from(r, e, repo, ref, out, what, e->mirror ? &local : err);
 		if (rc == 0 || !e->mirror)

@@ -97,6 +97,7 @@ struct reg_endpoint {
 	int mirror;
 	int scheme_known;  /* a response came back over origin's scheme */
 	int http_fallback; /* may turn to http when the TLS handshake fails */
+	int down;          /* a mirror that could not be reached: not tried again */
 	struct reg_tls tls;
 	struct reg_auth auth;
 };
