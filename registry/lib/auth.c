@@ -335,11 +335,79 @@ static int creds_once(struct reg *r, struct reg_endpoint *e, const char *scope,
 	return rc;
 }
 
+/* Is every action of the comma-separated want (n bytes) in have (m)? */
+static int actions_in(const char *want, size_t n, const char *have, size_t m)
+{
+	for (size_t i = 0; i < n;) {
+		size_t k = 0, j = 0;
+		int found = 0;
+		while (i + k < n && want[i + k] != ',')
+			k++;
+		while (j < m && !found) {
+			size_t l = 0;
+			while (j + l < m && have[j + l] != ',')
+				l++;
+			found = l == k && strncmp(want + i, have + j, k) == 0;
+			j += l + 1;
+		}
+		if (!found)
+			return 0;
+		i += k + 1;
+	}
+	return 1;
+}
+
+/* Does the space-separated list grant the scope s (n bytes), that is
+ * TYPE:NAME with all of its actions, in whatever order? */
+static int has_scope(const char *list, const char *s, size_t n)
+{
+	const char *sa = s + n;
+
+	while (sa > s && sa[-1] != ':')
+		sa--;
+	for (const char *p = list; p && *p;) {
+		size_t k = strcspn(p, " ");
+		const char *pa = p + k;
+		while (pa > p && pa[-1] != ':')
+			pa--;
+		if (sa > s && pa > p && pa - p == sa - s && strncmp(p, s, (size_t)(sa - s)) == 0 &&
+		    actions_in(sa, (size_t)(s + n - sa), pa, (size_t)(p + k - pa)))
+			return 1;
+		p += k + (p[k] ? 1 : 0);
+	}
+	return 0;
+}
+
+char *reg_scopes_missing(const char *ours, const char *theirs)
+{
+	struct dimg_buf b = {0};
+	int rc = 0;
+
+	for (const char *p = theirs; rc == 0 && *p;) {
+		size_t k = strcspn(p, " ");
+		if (k && !has_scope(ours, p, k)) {
+			rc = dimg_buf_append(&b, " ", b.len ? 1 : 0);
+			if (rc == 0)
+				rc = dimg_buf_append(&b, p, k);
+		}
+		p += k + (p[k] ? 1 : 0);
+	}
+	if (rc == 0)
+		rc = dimg_buf_append(&b, "", 1);
+	if (rc < 0) {
+		dimg_buf_free(&b);
+		return NULL;
+	}
+	return (char *)b.data;
+}
+
 static int challenge_bearer(struct reg *r, struct reg_endpoint *e, struct reg_challenge *c,
                             const char *scope, struct dimg_err *err)
 {
 	struct reg_auth *a = &e->auth;
 	struct reg_token *t;
+	char *extra;
+	int rc;
 
 	free(a->realm);
 	free(a->service);
@@ -350,8 +418,10 @@ static int challenge_bearer(struct reg *r, struct reg_endpoint *e, struct reg_ch
 	if (scope && (t = token_find(a, scope)))
 		token_drop(t); /* it was refused */
 	/* the registry's own idea of the scope joins ours */
-	return token_fetch(r, e, scope ? scope : "",
-	                   c->scope && (!scope || !strstr(scope, c->scope)) ? c->scope : NULL, err);
+	extra = c->scope ? reg_scopes_missing(scope, c->scope) : NULL;
+	rc = c->scope && !extra ? -ENOMEM : token_fetch(r, e, scope ? scope : "", extra, err);
+	free(extra);
+	return rc;
 }
 
 int reg_auth_challenge(struct reg *r, struct reg_endpoint *e, const char *www_auth,

@@ -129,6 +129,9 @@ static int parse_strings(struct tp *t, char **items, size_t max, size_t *n, int 
 	if (t->p == t->end || *t->p != '[')
 		return fail(t, "an array of strings was expected");
 	for (t->p++, skip_ws(t); t->p < t->end && *t->p != ']'; skip_ws(t)) {
+		if (*t->p == '\n' || *t->p == '\r' || *t->p == '#')
+			return fail(t,
+			            "an array does not end on its line (arrays stay on one line)");
 		if (*n == max)
 			return fail(t, "more than %zu items", max);
 		if ((rc = parse_string(t, &items[(*n)++])) < 0)
@@ -140,7 +143,7 @@ static int parse_strings(struct tp *t, char **items, size_t max, size_t *n, int 
 			return fail(t, "',' or ']' was expected (arrays stay on one line)");
 	}
 	if (t->p == t->end)
-		return fail(t, "an array does not end");
+		return fail(t, "an array does not end on its line");
 	t->p++;
 	return 0;
 }

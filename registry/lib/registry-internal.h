@@ -74,6 +74,10 @@ void reg_challenge_clear(struct reg_challenge *c);
 /* A token answer: "token" or "access_token", expires_in (60 s if absent). */
 int reg_token_parse(const void *buf, size_t len, char **token, int64_t *expires_in);
 
+/* The scopes of theirs (space-separated) that ours do not grant, actions
+ * in any order; "" when none, NULL on ENOMEM. */
+char *reg_scopes_missing(const char *ours, const char *theirs);
+
 struct reg_token {
 	char *scope; /* the scopes it was asked for, space-separated */
 	char *token;
