@@ -264,6 +264,8 @@ static int token_fetch(struct reg *r, struct reg_endpoint *e, const char *scope,
 	q.what = e->name;
 	rc = reg_http(r, e, &q, &s, err);
 	if (rc == 0 && (s.status == 401 || s.status == 403))
+		e->auth.refused = 1;
+	if (rc == 0 && (s.status == 401 || s.status == 403))
 		rc = dimg_err_set(err, -EACCES, e->name,
 		                  "unauthorized (the token server refused %s)",
 		                  e->auth.user ? "the credentials" : "anonymous access");
@@ -296,6 +298,8 @@ int reg_auth_prepare(struct reg *r, struct reg_endpoint *e, const char *scope, c
 	}
 	if (a->scheme != REG_AUTH_BEARER || !scope)
 		return 0;
+	if (a->refused) /* the same credentials would be refused again */
+		return dimg_err_set(err, -EACCES, e->name, "unauthorized (refused before)");
 	t = token_find(a, scope);
 	if (!t) {
 		rc = token_fetch(r, e, scope, NULL, err);

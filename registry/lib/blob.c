@@ -85,7 +85,7 @@ static int get_once(struct reg *r, struct reg_endpoint *e, const char *repo, str
 	                    .what = what,
 	                    .follow = 1,
 	                    .once = 1,
-	                    .no_stall = 1,
+	                    .streamed = 1,
 	                    .sink = blob_sink,
 	                    .sink_ctx = g};
 	struct reg_resp s = {0};

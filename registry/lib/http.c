@@ -219,11 +219,12 @@ static void set_common(struct reg *r, struct xfer *x, const char *url)
 	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
 	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, t < 30 ? t : 30L);
-	/* a stall (under 1 KiB/s for t seconds) ends any exchange; documents
-	 * also have a whole-exchange bound */
+	/* a stall (under 1 KiB/s for t seconds) ends any exchange; one that
+	 * sends or fetches no blob has a whole-exchange deadline too (a slow
+	 * link takes its time over a chunk) */
 	curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1024L);
 	curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, t);
-	if (!x->q->no_stall)
+	if (!x->q->streamed && x->q->body_len <= REG_ERRBODY_MAX)
 		curl_easy_setopt(c, CURLOPT_TIMEOUT, 2 * t);
 	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(c, CURLOPT_HEADERDATA, x);

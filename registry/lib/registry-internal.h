@@ -88,6 +88,7 @@ struct reg_auth {
 	int looked_up; /* credentials read */
 	char *user, *pass;
 	enum reg_auth_scheme scheme;
+	int refused; /* the token server turned the credentials down */
 	char *realm, *service;
 	struct reg_token tokens[REG_TOKENS_MAX];
 };
@@ -153,7 +154,7 @@ struct reg_req {
 	int follow;    /* follow redirects (GET, HEAD) */
 	int once;      /* no retries: the caller resumes */
 	int token_req; /* to a token realm: the endpoint's basic credentials, no challenge */
-	int no_stall;  /* no whole-exchange time limit (blobs) */
+	int streamed;  /* a blob's bytes: no whole-exchange deadline, the stall limit only */
 };
 
 struct reg_resp {

@@ -203,6 +203,8 @@ static int put_whole(struct upload *u, uint64_t size, reg_read_fn src, void *ctx
 		reg_backoff(u->r, attempt, NULL);
 		rc = 0;
 	}
+	if (rc == 0 && u->r->opts.progress)
+		u->r->opts.progress(u->r->opts.pctx, u->digest, size, size);
 	free(buf);
 	return rc;
 }
