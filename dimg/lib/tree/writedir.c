@@ -13,7 +13,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
-#include "dimg/dimg.h"
+#include "dimg/tree.h"
 #include "dimg/hash.h"
 #include "dimg/write.h"
 #include "tree-internal.h"
