@@ -47,6 +47,12 @@ int cli_report(int rc, const struct dimg_err *e, const char *what)
 	return cli_exit_code(rc);
 }
 
+void cli_err_rename(struct dimg_err *e, const char *tmp, const char *out)
+{
+	if (e && tmp && strcmp(e->what, tmp) == 0)
+		snprintf(e->what, sizeof(e->what), "writing %s", out);
+}
+
 static int64_t now_ms(void)
 {
 	struct timespec ts;

@@ -52,6 +52,10 @@ const char *cli_human(uint64_t n, char *buf, size_t len);
  * them (what otherwise, then the problem rc means); returns the exit code. */
 int cli_report(int rc, const struct dimg_err *e, const char *what);
 
+/* An error about a temporary file is about the output it becomes: where
+ * e names tmp, it names out instead. */
+void cli_err_rename(struct dimg_err *e, const char *tmp, const char *out);
+
 struct dimg_image;
 struct dimg_image_opts;
 /* Opens an image (or directory tree) with o (NULL: defaults) and progress

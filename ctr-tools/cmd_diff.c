@@ -382,6 +382,7 @@ static int write_cdimg(const struct diff_args *a, const struct dimg_image *base,
 		                       .layers_path = ltmp};
 		r = cdimg_write(a->out, tmp, &m, size);
 	}
+	cli_err_rename(bad, tmp, a->out);
 	if (ltmp)
 		unlink(ltmp);
 	free(ltmp);

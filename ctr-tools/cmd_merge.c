@@ -250,6 +250,7 @@ static int write_merged(const struct merge_args *a, const struct inputs *in, str
 		                       .layers_path = lpath};
 		r = cdimg_write(a->out, tmp, &m, size);
 	}
+	cli_err_rename(err, tmp, a->out);
 	if (lpath)
 		unlink(lpath);
 	free(lpath);
