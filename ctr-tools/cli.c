@@ -27,13 +27,21 @@ int cli_exit_code(int rc)
 	}
 }
 
+/* Writes "s: " to stderr, its control bytes escaped (names come from
+ * outside: tars, deltas, registries, the command line). */
+static void put_part(const char *s)
+{
+	char buf[DIMG_ERR_WHAT_MAX];
+	fprintf(stderr, "%s: ", dimg_escape_controls(buf, sizeof(buf), s));
+}
+
 int cli_fail(int rc, const char *what, const char *detail)
 {
 	fprintf(stderr, "cdimg: ");
 	if (what)
-		fprintf(stderr, "%s: ", what);
+		put_part(what);
 	if (detail)
-		fprintf(stderr, "%s: ", detail);
+		put_part(detail);
 	fprintf(stderr, "%s\n", dimg_strerror(rc));
 	return cli_exit_code(rc);
 }
@@ -42,8 +50,10 @@ int cli_report(int rc, const struct dimg_err *e, const char *what)
 {
 	if (e && e->what[0])
 		what = e->what;
-	fprintf(stderr, "cdimg: %s%s%s\n", what ? what : "", what ? ": " : "",
-	        e && e->why[0] ? e->why : dimg_strerror(rc));
+	fprintf(stderr, "cdimg: ");
+	if (what)
+		put_part(what);
+	fprintf(stderr, "%s\n", e && e->why[0] ? e->why : dimg_strerror(rc));
 	return cli_exit_code(rc);
 }
 
