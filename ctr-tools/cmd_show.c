@@ -189,7 +189,7 @@ static void show_json(const struct dimg_reader *rd, const struct cdimg_info *ci,
 	                       json_object_new_int64((int64_t)st.dict_blobs));
 	json_object_object_add(o, "entries", json_object_new_int64((int64_t)st.entries));
 	json_object_object_add(o, "kept", json_object_new_int64((int64_t)st.kept));
-	json_object_object_add(o, "removed", json_object_new_int64((int64_t)st.removed));
+	json_object_object_add(o, "removed", json_object_new_int64((int64_t)st.dropped));
 	json_object_object_add(o, "stored", json_object_new_int64((int64_t)st.explicit_));
 	json_object_object_add(o, "resolved", json_object_new_boolean(resolved));
 	for (size_t i = 0; i < t->n; i++)
@@ -269,7 +269,7 @@ static void show_text(const char *path, const struct dimg_reader *rd, const stru
 	}
 	printf("  entries: %" PRIu64 " (kept %" PRIu64 ", stored %" PRIu64 "), removed %" PRIu64
 	       "\n",
-	       st.entries, st.kept, st.explicit_, st.removed);
+	       st.entries, st.kept, st.explicit_, st.dropped);
 	printf("  index: %s", cli_human(st.index_len, h, sizeof(h)));
 	printf(" (%s raw); blobs: %s\n", cli_human(st.index_raw_len, h, sizeof(h)),
 	       cli_human(st.blobs_len, id, sizeof(id)));
