@@ -6,7 +6,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cdimg.h"
 #include "cli.h"
 #include "dimg/dimg.h"
 #include "dimg/image.h"
@@ -178,16 +177,140 @@ int cli_open_image(struct dimg_image **out, const char *path, const struct dimg_
 	return r < 0 ? cli_report(r, &err, path) : 0;
 }
 
-/* Opens a .dimg or a .cdimg (by its first bytes); reports errors itself. */
-int cli_open_delta(const char *path, struct cdimg **c, struct dimg_reader **rd)
+/* ---- shared options ---- */
+
+static int usage_line(const struct cli_args *a)
 {
-	struct dimg_err err = {0};
-	int r = cdimg_sniff(path);
-	if (r == CDIMG_KIND_CDIMG) {
-		if ((r = cdimg_open(c, path, &err)) == 0 && (r = cdimg_dimg_reader(*c, rd)) < 0)
-			return cli_fail(r, path, "the .dimg inside");
-	} else if (r >= 0) {
-		r = dimg_reader_open(rd, path);
+	const char *nl = strchr(a->help, '\n');
+	fprintf(stderr, "%.*s\n'cdimg %s --help' describes every option.\n",
+	        (int)(nl ? nl - a->help : (long)strlen(a->help)), a->help, a->cmd);
+	return CLI_USAGE;
+}
+
+int cli_usage_hint(const struct cli_args *a)
+{
+	return usage_line(a);
+}
+
+int cli_bad_value(const struct cli_args *a, const char *opt, const char *arg, const char *why)
+{
+	fprintf(stderr, "cdimg %s: %s: '%s' %s\n", a->cmd, opt, arg, why);
+	return -1;
+}
+
+int cli_opt_uint(const struct cli_args *a, const char *opt, const char *arg, unsigned lo,
+                 unsigned hi, unsigned *out)
+{
+	char why[96];
+	if (cli_parse_uint(arg, lo, hi, out) == 0)
+		return 0;
+	snprintf(why, sizeof(why), "is not a number from %u to %u", lo, hi);
+	return cli_bad_value(a, opt, arg, why);
+}
+
+int cli_bad_option(const struct cli_args *a, int c, char **argv)
+{
+	const char *word = optind > 0 ? argv[optind - 1] : "?";
+	if (c == ':')
+		fprintf(stderr, "cdimg %s: %s needs a value\n", a->cmd, word);
+	else if (c == '?' && optopt)
+		fprintf(stderr, "cdimg %s: unknown option '-%c'\n", a->cmd, optopt);
+	else
+		fprintf(stderr, "cdimg %s: unknown option '%s'\n", a->cmd, word);
+	return usage_line(a);
+}
+
+static int image_option(struct cli_args *a, int c, const char *arg)
+{
+	switch (c) {
+	case CLI_OPT_BASE_REF:
+		a->base_ref = arg;
+		return 1;
+	case CLI_OPT_TARGET_REF:
+		a->target_ref = arg;
+		return 1;
+	case CLI_OPT_PLATFORM:
+		a->platform = arg;
+		return 1;
+	case CLI_OPT_CACHE:
+		a->cache = arg;
+		return 1;
+	default:
+		return 0;
 	}
-	return r < 0 ? cli_report(r, &err, path) : 0;
+}
+
+int cli_option(struct cli_args *a, int c, const char *arg, char **argv)
+{
+	unsigned v;
+	switch (c) {
+	case 'o':
+		a->out = arg;
+		return 1;
+	case CLI_OPT_FORCE:
+		a->force = 1;
+		return 1;
+	case CLI_OPT_JSON:
+		a->json = 1;
+		return 1;
+	case 'q':
+		a->quiet = 1;
+		return 1;
+	case 'j':
+		return cli_opt_uint(a, "--jobs", arg, 1, 1024, &a->jobs) < 0 ? -1 : 1;
+	case 'l':
+		if (cli_opt_uint(a, "--level", arg, 1, 22, &v) < 0)
+			return -1;
+		a->level = (int)v;
+		return 1;
+	case 'h':
+		fputs(a->help, stdout);
+		a->help_shown = 1;
+		return 1;
+	case ':':
+	case '?':
+		cli_bad_option(a, c, argv);
+		return -1;
+	default:
+		return image_option(a, c, arg);
+	}
+}
+
+int cli_positionals(const struct cli_args *a, int argc, char **argv, int first, int min, int max,
+                    const char *const *names, int need_output)
+{
+	int n = argc - first;
+	if (n < min)
+		fprintf(stderr, "cdimg %s: missing %s\n", a->cmd, names[n]);
+	else if (n > max)
+		fprintf(stderr, "cdimg %s: unexpected argument '%s'\n", a->cmd, argv[first + max]);
+	else if (need_output && !a->out)
+		fprintf(stderr, "cdimg %s: missing -o OUTPUT: what to write\n", a->cmd);
+	else
+		return 0;
+	return usage_line(a);
+}
+
+void cli_image_opts(const struct cli_args *a, int target, struct dimg_image_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->ref = target ? a->target_ref : a->base_ref;
+	o->platform = a->platform;
+	o->cas_dir = a->cache;
+	o->jobs = a->jobs;
+}
+
+int cli_getopt(struct cli_args *a, int argc, char **argv, const char *shortopts,
+               const struct option *opts, int (*own)(void *ctx, int c, const char *arg), void *ctx)
+{
+	int c, r;
+	while ((c = getopt_long(argc, argv, shortopts, opts, NULL)) != -1) {
+		if ((r = cli_option(a, c, optarg, argv)) < 0)
+			return CLI_USAGE;
+		if (r == 0 && (r = own ? own(ctx, c, optarg) : -2) == -2)
+			return cli_bad_option(a, c, argv);
+		if (r < 0)
+			return CLI_USAGE;
+	}
+	return a->help_shown ? -1 : 0;
 }

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cdimg.h"
+#include "apply.h"
 #include "cli.h"
 #include "dimg/dimg.h"
 #include "dimg/image.h"
@@ -289,30 +289,37 @@ static void show_text(const char *path, const struct dimg_reader *rd, const stru
 	show_biggest(t, top);
 }
 
-static int run_show(const char *path, const char *base_path, int json, unsigned top)
+struct show_args {
+	struct cli_args c;
+	const char *path, *base;
+	unsigned top;
+};
+
+static int run_show(const struct show_args *a)
 {
 	struct cdimg *c = NULL;
 	struct dimg_reader *rd = NULL;
 	struct dimg_image *base = NULL;
 	struct dimg_tree *full = NULL;
-	int r, code = cli_open_delta(path, &c, &rd);
-	if (code)
-		goto out;
-	if (base_path) {
-		if ((code = cli_open_image(&base, base_path, NULL, json)))
+	struct dimg_err err = {0};
+	int code = 0, r = cdimg_open_delta(a->path, &c, &rd, &err);
+	if (r < 0)
+		return cli_report(r, &err, a->path);
+	const struct cdimg_info *ci = c ? cdimg_get_info(c) : NULL;
+	if (a->base) {
+		if ((code = cli_open_image(&base, a->base, NULL, a->c.json)))
 			goto out;
-		if ((r = dimg_reader_resolve(rd, base->tree, &full)) < 0) {
-			code =
-			    cli_fail(r, path, r == -EXDEV ? NULL : "index does not match its base");
+		struct apply_src s = {a->path, rd, ci, a->base, base};
+		if ((r = apply_resolve(&s, &full, &err)) < 0) {
+			code = cli_report(r, &err, a->path);
 			goto out;
 		}
 	}
-	const struct cdimg_info *ci = c ? cdimg_get_info(c) : NULL;
 	const struct dimg_tree *t = full ? full : dimg_reader_explicit(rd);
-	if (json)
+	if (a->c.json)
 		show_json(rd, ci, t, full != NULL);
 	else
-		show_text(path, rd, ci, dimg_reader_explicit(rd), top);
+		show_text(a->path, rd, ci, dimg_reader_explicit(rd), a->top);
 out:
 	dimg_image_free(base);
 	dimg_tree_free(full);
@@ -321,41 +328,41 @@ out:
 	return code;
 }
 
-int cmd_show(int argc, char **argv)
+static int show_option(void *ctx, int c, const char *arg)
 {
-	static const struct option opts[] = {{"json", no_argument, 0, 'J'},
+	struct show_args *a = ctx;
+	if (c == 'b')
+		a->base = arg;
+	else if (c == 'n')
+		return cli_opt_uint(&a->c, "--top", arg, 0, 1000000, &a->top);
+	else
+		return -2;
+	return 0;
+}
+
+static int parse(int argc, char **argv, struct show_args *a)
+{
+	static const struct option opts[] = {CLI_OPTION_JSON,
+	                                     CLI_OPTION_HELP,
 	                                     {"base", required_argument, 0, 'b'},
 	                                     {"top", required_argument, 0, 'n'},
-	                                     {"help", no_argument, 0, 'h'},
 	                                     {0, 0, 0, 0}};
-	const char *base = NULL;
-	unsigned top = 10;
-	int json = 0, c;
-	while ((c = getopt_long(argc, argv, "n:h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'J':
-			json = 1;
-			break;
-		case 'b':
-			base = optarg;
-			break;
-		case 'n':
-			if (cli_parse_uint(optarg, 0, 1000000, &top) < 0) {
-				fprintf(stderr, "cdimg show: bad value '%s'\n", optarg);
-				return CLI_USAGE;
-			}
-			break;
-		case 'h':
-			fputs(show_help, stdout);
-			return CLI_OK;
-		default:
-			fputs(show_help, stderr);
-			return CLI_USAGE;
-		}
-	}
-	if (optind + 1 != argc) {
-		fputs(show_help, stderr);
-		return CLI_USAGE;
-	}
-	return run_show(argv[optind], base, json, top);
+	static const char *const names[] = {"DELTA (the .cdimg or .dimg to show)"};
+	int r;
+	a->c = (struct cli_args){.cmd = "show", .help = show_help};
+	a->top = 10;
+	if ((r = cli_getopt(&a->c, argc, argv, ":n:h", opts, show_option, a)) ||
+	    (r = cli_positionals(&a->c, argc, argv, optind, 1, 1, names, 0)))
+		return r;
+	a->path = argv[optind];
+	return 0;
+}
+
+int cmd_show(int argc, char **argv)
+{
+	struct show_args a = {0};
+	int r = parse(argc, argv, &a);
+	if (r == -1)
+		return CLI_OK;
+	return r ? r : run_show(&a);
 }

@@ -8,6 +8,7 @@
 
 #include "differ.h"
 #include "dimg/dimg.h"
+#include "dimg/image.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -25,6 +26,9 @@ struct merge_opts {
 	 * last patch of that file are re-encoded too (smaller one kept). */
 	const struct dimg_tree *base;
 	const struct dimg_files *base_files;
+	/* ... for merge_write: the first delta's base as an image (or the
+	 * directory standing for it), which sets base and base_files. */
+	struct dimg_image *base_image;
 	struct differ_opts diff;
 	double reencode_ratio;
 	/* Called now and then with entries done / to do (NULL: none). */
@@ -58,6 +62,20 @@ void merge_opts_default(struct merge_opts *o);
 int merge_write_dimg(const char *out_path, struct dimg_reader *const *rds, const char *const *names,
                      size_t n, const struct merge_opts *o, struct merge_stats *st,
                      struct dimg_err *err);
+
+struct merge_result {
+	struct merge_stats st;
+	uint64_t size; /* bytes of the output */
+};
+
+/* Merges the delta files paths[0..n) (.dimg or .cdimg) into out: a .dimg
+ * when raw, else a .cdimg, which needs the first and the last input to be
+ * .cdimg files (-EINVAL otherwise, err naming the one that is not); it
+ * names the first delta's base config, carries the last one's target
+ * config and manifest, and the layer recipes composed along the chain.
+ * err names what failed: an input, or out. */
+int merge_write(const char *out, const char *const *paths, size_t n, int raw,
+                const struct merge_opts *o, struct merge_result *res, struct dimg_err *err);
 
 #ifdef __cplusplus
 }
