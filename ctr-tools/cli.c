@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -313,4 +314,27 @@ int cli_getopt(struct cli_args *a, int argc, char **argv, const char *shortopts,
 			return CLI_USAGE;
 	}
 	return a->help_shown ? -1 : 0;
+}
+
+int cli_check_output(const struct cli_args *a, const char *const *inputs, size_t n)
+{
+	struct stat out, in;
+	if (lstat(a->out, &out) < 0)
+		return 0; /* nothing there (or the writer says what is wrong) */
+	for (size_t i = 0; i < n; i++) {
+		if (!inputs[i] || stat(inputs[i], &in) < 0 || in.st_dev != out.st_dev ||
+		    in.st_ino != out.st_ino)
+			continue;
+		if (strcmp(a->out, inputs[i]))
+			fprintf(stderr, "cdimg %s: %s is the same file as %s, ", a->cmd, a->out,
+			        inputs[i]);
+		else
+			fprintf(stderr, "cdimg %s: %s is ", a->cmd, a->out);
+		fprintf(stderr, "an input of this command: never written over, --force or not\n");
+		return CLI_USAGE;
+	}
+	if (a->force)
+		return 0;
+	fprintf(stderr, "cdimg %s: %s exists: give --force to replace it\n", a->cmd, a->out);
+	return CLI_FAILED;
 }

@@ -112,6 +112,12 @@ int cli_positionals(const struct cli_args *a, int argc, char **argv, int first, 
 /* "usage: ..." (the help's first line) and where the options are told. */
 int cli_usage_hint(const struct cli_args *a);
 
+/* The rule for every output of every command: never one of the inputs
+ * (the same file by device and inode, whatever its name), and an existing
+ * file or directory only with --force. Says what is wrong and returns the
+ * exit code, or 0 when the output may be written. */
+int cli_check_output(const struct cli_args *a, const char *const *inputs, size_t n);
+
 struct dimg_image_opts;
 /* Image options from the shared ones: ref is base_ref or target_ref. */
 void cli_image_opts(const struct cli_args *a, int target, struct dimg_image_opts *o);
@@ -133,10 +139,10 @@ int cli_open_image(struct dimg_image **out, const char *path, const struct dimg_
 
 struct merge_opts;
 /* Merges the delta files paths[0..n) into out (a .dimg when its name ends
- * so, else a .cdimg) and prints the summary: cdimg merge, cdimg plan
- * --merge. Returns an exit code. */
-int cli_merge(const char *out, const char *const *paths, size_t n, struct merge_opts *mo, int json,
-              int quiet);
+ * so, else a .cdimg; over an existing file with force) and prints the
+ * summary: cdimg merge, cdimg plan --merge. Returns an exit code. */
+int cli_merge(const char *out, const char *const *paths, size_t n, struct merge_opts *mo, int force,
+              int json, int quiet);
 
 int cmd_diff(int argc, char **argv);
 int cmd_apply(int argc, char **argv);

@@ -10,6 +10,7 @@
 #include "apply.h"
 #include "cli.h"
 #include "dimg/write.h"
+#include "packer.h"
 
 static const char apply_help[] =
     "usage: cdimg apply [OPTIONS] OLD IN.dimg|IN.cdimg -o NEWDIR|NEW.tar\n"
@@ -40,6 +41,7 @@ static const char apply_help[] =
     "\n"
     "options:\n"
     "  -o, --output PATH    the directory or .tar to create\n"
+    "      --force          replace PATH if it exists (never OLD or the delta)\n"
     "      --ref NAME       image name in NEW.tar (default: the target's name\n"
     "                       recorded in the .cdimg)\n"
     "      --gzip           compress every layer of NEW.tar with gzip\n"
@@ -73,7 +75,7 @@ static int open_base(const struct apply_args *a, int record, struct dimg_image *
 static int write_dir(const struct apply_args *a, const struct apply_src *s,
                      const struct dimg_tree *target, struct cli_progress *p, struct dimg_err *err)
 {
-	unsigned flags = 0;
+	unsigned flags = a->c.force ? DIMG_WRITE_REPLACE : 0;
 	if (geteuid() != 0) {
 		flags |= DIMG_WRITE_NO_OWNER | DIMG_WRITE_NO_DEVICES;
 		fprintf(stderr,
@@ -116,6 +118,7 @@ static int write_image(const struct apply_args *a, const struct apply_src *s,
 	struct apply_image_opts o = {.squash = a->squash,
 	                             .gzip = a->gzip,
 	                             .ref = a->ref,
+	                             .out_flags = a->c.force ? PACKER_REPLACE : 0,
 	                             .progress = cli_progress_cb,
 	                             .pctx = p};
 	struct apply_image_result res;
@@ -135,6 +138,9 @@ static int run_apply(const struct apply_args *a)
 	struct dimg_err err = {0};
 	struct cli_progress p;
 	int r, code;
+	const char *inputs[] = {a->old, a->delta};
+	if ((code = cli_check_output(&a->c, inputs, 2)))
+		return code;
 	cli_progress_init(&p, a->c.quiet);
 	if ((r = cdimg_open_delta(a->delta, &c, &rd, &err)) < 0)
 		return cli_report(r, &err, a->delta);

@@ -30,6 +30,7 @@ static const char diff_help[] =
     "\n"
     "options:\n"
     "  -o, --output FILE       the delta to write (written to a temp name, renamed)\n"
+    "      --force             replace FILE if it exists (never OLD or NEW)\n"
     "      --ref NAME          pick NAME from multi-image archives (both sides)\n"
     "      --base-ref NAME     ... from OLD only\n"
     "      --target-ref NAME   ... from NEW only\n"
@@ -281,7 +282,11 @@ static int run_diff(struct diff_args *a)
 	struct dimg_err err = {0};
 	struct cli_progress p;
 	int code;
+	const char *inputs[] = {a->old, a->nw};
+	if ((code = cli_check_output(&a->c, inputs, 2)))
+		return code;
 	cli_progress_init(&p, a->c.quiet || a->c.json);
+	a->d.po.out_flags = a->c.force ? PACKER_REPLACE : 0;
 	a->d.po.progress = cli_progress_cb;
 	a->d.po.pctx = &p;
 	if ((code = open_image(&base, a, 0)) || (code = open_image(&target, a, 1)) ||

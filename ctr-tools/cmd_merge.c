@@ -12,6 +12,7 @@
 
 #include "cli.h"
 #include "merge.h"
+#include "packer.h"
 
 static const char merge_help[] =
     "usage: cdimg merge [OPTIONS] DELTA1 [DELTA2...] -o OUT.cdimg|OUT.dimg\n"
@@ -40,6 +41,7 @@ static const char merge_help[] =
     "\n"
     "options:\n"
     "  -o, --output FILE        the merged delta (written to a temp name, renamed)\n"
+    "      --force              replace FILE if it exists (never an input)\n"
     "      --base IMAGE|DIR     DELTA1's base image or tree (optional)\n"
     "      --base-ref NAME      pick NAME from a multi-image --base archive\n"
     "      --platform OS/ARCH   platform to pick from an index\n"
@@ -158,8 +160,8 @@ static void print_summary(const char *out, size_t n, int json, int quiet,
 	       st->copied, st->remapped, st->composed, st->chained, st->decoded, st->reencoded);
 }
 
-int cli_merge(const char *out, const char *const *paths, size_t n, struct merge_opts *mo, int json,
-              int quiet)
+int cli_merge(const char *out, const char *const *paths, size_t n, struct merge_opts *mo, int force,
+              int json, int quiet)
 {
 	struct merge_result res;
 	struct dimg_err err = {0};
@@ -172,6 +174,7 @@ int cli_merge(const char *out, const char *const *paths, size_t n, struct merge_
 	mallopt(M_MMAP_THRESHOLD, 256 << 20);
 	mallopt(M_TRIM_THRESHOLD, 256 << 20);
 	cli_progress_init(&p, quiet || json);
+	mo->out_flags = force ? PACKER_REPLACE : 0;
 	mo->progress = cli_progress_count_cb;
 	mo->progress_ctx = &p;
 	int r = merge_write(out, paths, n, raw, mo, &res, &err);
@@ -187,11 +190,19 @@ int cli_merge(const char *out, const char *const *paths, size_t n, struct merge_
 static int run_merge(struct merge_args *a)
 {
 	struct dimg_image *base = NULL;
-	int code = a->base ? open_base(a, &base) : 0;
+	const char **inputs = calloc(a->n + 1, sizeof(*inputs));
+	int code = inputs ? 0 : cli_fail(-ENOMEM, NULL, NULL);
+	for (size_t i = 0; inputs && i <= a->n; i++)
+		inputs[i] = i < a->n ? a->deltas[i] : a->base;
+	if (!code)
+		code = cli_check_output(&a->c, inputs, a->n + 1);
+	if (!code && a->base)
+		code = open_base(a, &base);
+	free(inputs);
 	a->mo.base_image = base;
 	if (!code)
-		code = cli_merge(a->c.out, (const char *const *)a->deltas, a->n, &a->mo, a->c.json,
-		                 a->c.quiet);
+		code = cli_merge(a->c.out, (const char *const *)a->deltas, a->n, &a->mo, a->c.force,
+		                 a->c.json, a->c.quiet);
 	dimg_image_free(base);
 	return code;
 }

@@ -38,6 +38,7 @@ static const char plan_help[] =
     "      --json           print the plan as JSON on stdout\n"
     "      --merge          write the chain as one delta (cdimg merge) to -o\n"
     "  -o, --output FILE    the merged delta, with --merge\n"
+    "      --force          replace FILE if it exists (never a delta of the chain)\n"
     "  -h, --help           this text\n"
     "\n"
     "Files in DIR that are not deltas are ignored; damaged deltas are skipped\n"
@@ -380,7 +381,9 @@ static int write_merge(const struct plan_args *a, const struct pset *s, const si
 	for (size_t i = 0; i < n; i++)
 		paths[i] = s->d[path[i]].path;
 	merge_opts_default(&mo);
-	int code = cli_merge(a->c.out, paths, n, &mo, 0, a->c.json);
+	int code = cli_check_output(&a->c, paths, n);
+	if (!code)
+		code = cli_merge(a->c.out, paths, n, &mo, a->c.force, 0, a->c.json);
 	free(paths);
 	return code;
 }

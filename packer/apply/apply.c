@@ -91,8 +91,11 @@ static int write_squashed(const char *out, const struct apply_src *s,
                           const struct dimg_tree *target, const struct apply_image_opts *o,
                           struct apply_image_result *res, struct dimg_err *err)
 {
-	struct oci_image_opts io = {
-	    .gzip = o->gzip, .ref = res->ref, .progress = o->progress, .pctx = o->pctx};
+	struct oci_image_opts io = {.gzip = o->gzip,
+	                            .ref = res->ref,
+	                            .out_flags = o->out_flags,
+	                            .progress = o->progress,
+	                            .pctx = o->pctx};
 	struct oci_image_result ir;
 	struct rebuild b = {s, err};
 	int r = oci_image_write(out, target, rebuild_content, &b, s->ci->target_config,
@@ -190,8 +193,10 @@ static int write_exact(const char *out, struct exact *x, const struct apply_imag
 	int r = layers_open(&x->lr, ci->layers, (size_t)ci->layers_size, &x->why);
 	if (r < 0)
 		return r == -ENOMEM ? r : 0;
-	struct oci_layers_opts lo = {
-	    .n = layers_count(x->lr), .begin = exact_begin, .ref = res->ref};
+	struct oci_layers_opts lo = {.n = layers_count(x->lr),
+	                             .begin = exact_begin,
+	                             .ref = res->ref,
+	                             .out_flags = o->out_flags};
 	r = oci_image_write_layers(out, exact_layer, x, ci->target_config, ci->target_config_len,
 	                           &lo, &lres, &x->why);
 	if (r < 0 && not_exact(r)) {

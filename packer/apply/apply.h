@@ -37,15 +37,16 @@ int apply_base_needs_recipes(const struct cdimg_info *ci, int to_image, int squa
 int apply_resolve(const struct apply_src *s, struct dimg_tree **out, struct dimg_err *err);
 
 /* Rebuilds every file of target as directory out (dimg_tree_write_dir,
- * flags DIMG_WRITE_*). err names the delta and the entry when a file
- * cannot be rebuilt from it, else what of out failed. */
+ * flags DIMG_WRITE_*, DIMG_WRITE_REPLACE to replace a directory there). err names the delta and the
+ * entry when a file cannot be rebuilt from it, else what of out failed. */
 int apply_write_dir(const char *out, const struct apply_src *s, const struct dimg_tree *target,
                     unsigned flags, dimg_progress_fn progress, void *pctx, struct dimg_err *err);
 
 struct apply_image_opts {
-	int squash;      /* one squashed layer even when the original layers could be had */
-	int gzip;        /* every layer gzip-compressed */
-	const char *ref; /* the image's name; NULL: the one the .cdimg records */
+	int squash;         /* one squashed layer even when the original layers could be had */
+	int gzip;           /* every layer gzip-compressed */
+	const char *ref;    /* the image's name; NULL: the one the .cdimg records */
+	unsigned out_flags; /* PACKER_REPLACE: over a file at out */
 	dimg_progress_fn progress;
 	void *pctx;
 };

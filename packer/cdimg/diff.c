@@ -19,13 +19,16 @@ struct diff_job {
 	struct dimg_tree *plan;
 	const struct cdimg_diff_opts *o;
 	struct cdimg_diff_result *res;
+	unsigned dimg_flags; /* the .dimg's output flags */
 };
 
 static int diff_dimg(void *ctx, const char *path, struct dimg_err *err)
 {
 	struct diff_job *j = ctx;
+	struct packer_opts po = j->o->po;
+	po.out_flags = j->dimg_flags;
 	return packer_write_dimg(path, j->base->tree, &j->base->files, j->plan, &j->target->files,
-	                         &j->o->po, &j->res->st, err);
+	                         &po, &j->res->st, err);
 }
 
 /* The recipes, or none (1) when a layer cannot be recorded: the .cdimg is
@@ -71,14 +74,15 @@ static int write_cdimg(const char *out, struct diff_job *j, struct dimg_err *err
 	                       .target_ref = t->ref};
 	if (j->o->no_layers)
 		snprintf(j->res->layers_why, sizeof(j->res->layers_why), "--no-layers");
-	return cdimg_write_parts(out, &parts, &m, &j->res->size, err);
+	j->dimg_flags = PACKER_REPLACE; /* the temporary file cdimg_write_parts made */
+	return cdimg_write_parts(out, &parts, &m, j->o->po.out_flags, &j->res->size, err);
 }
 
 int cdimg_write_diff(const char *out, const struct dimg_image *base,
                      const struct dimg_image *target, const struct cdimg_diff_opts *o,
                      struct cdimg_diff_result *res, struct dimg_err *err)
 {
-	struct diff_job j = {base, target, NULL, o, res};
+	struct diff_job j = {base, target, NULL, o, res, o->po.out_flags};
 	memset(res, 0, sizeof(*res));
 	int r = o->raw ? 0 : check_images(base, target, err);
 	if (r == 0 && (r = differ_plan(base->tree, target->tree, &j.plan)) < 0)

@@ -270,7 +270,7 @@ static int tar_fill(int fd, void *ctx)
 }
 
 int cdimg_write(const char *out_path, const char *dimg_path, const struct cdimg_meta *m,
-                uint64_t *out_size, struct dimg_err *err)
+                unsigned flags, uint64_t *out_size, struct dimg_err *err)
 {
 	struct wdocs d;
 	struct tar_job j = {
@@ -284,7 +284,7 @@ int cdimg_write(const char *out_path, const char *dimg_path, const struct cdimg_
 	if (r == 0 && (r = prepare_docs(j.dfd, j.lfd, m, &d)) < 0)
 		dimg_err_set(err, r, dimg_path, "wrapping it: %s", dimg_strerror(r));
 	if (r == 0)
-		r = packer_write_atomic(out_path, tar_fill, &j, err);
+		r = packer_write_atomic(out_path, flags, tar_fill, &j, err);
 	if (r == 0 && out_size)
 		*out_size = j.size;
 	close(j.dfd);
@@ -313,7 +313,7 @@ static void drop(char *path)
 }
 
 int cdimg_write_parts(const char *out, const struct cdimg_parts *p, const struct cdimg_meta *m,
-                      uint64_t *size, struct dimg_err *err)
+                      unsigned flags, uint64_t *size, struct dimg_err *err)
 {
 	struct cdimg_meta wm = *m;
 	char *dtmp = NULL, *ltmp = NULL;
@@ -333,7 +333,7 @@ int cdimg_write_parts(const char *out, const struct cdimg_parts *p, const struct
 	}
 	wm.layers_path = ltmp;
 	if (r == 0)
-		r = cdimg_write(out, dtmp, &wm, size, err);
+		r = cdimg_write(out, dtmp, &wm, flags, size, err);
 	drop(ltmp);
 	drop(dtmp);
 	return r;

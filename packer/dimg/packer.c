@@ -321,13 +321,29 @@ int packer_tmpfile(const char *path, char **tmp_out)
 	return fd;
 }
 
-int packer_commit_tmpfile(int fd, const char *tmp, const char *path)
+/* tmp renamed to path: over what is there only with PACKER_REPLACE. */
+static int publish(const char *tmp, const char *path, unsigned flags)
+{
+	struct stat st;
+	if (flags & PACKER_REPLACE)
+		return rename(tmp, path) < 0 ? -errno : 0;
+	if (renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_NOREPLACE) == 0)
+		return 0;
+	if (errno != EINVAL)
+		return -errno;
+	/* A filesystem without RENAME_NOREPLACE: a narrow race, best effort. */
+	if (lstat(path, &st) == 0)
+		return -EEXIST;
+	return rename(tmp, path) < 0 ? -errno : 0;
+}
+
+int packer_commit_tmpfile(int fd, const char *tmp, const char *path, unsigned flags)
 {
 	int r = fsync(fd) < 0 ? -errno : 0;
 	if (close(fd) < 0 && !r)
 		r = -errno;
-	if (!r && rename(tmp, path) < 0)
-		r = -errno;
+	if (!r)
+		r = publish(tmp, path, flags);
 	if (r < 0)
 		return r;
 	char *d = strdup(path);
@@ -481,7 +497,7 @@ static int pack(int fd, const struct dimg_tree *base, const struct dimg_files *b
 	return r;
 }
 
-int packer_write_atomic(const char *path, int (*fill)(int fd, void *ctx), void *ctx,
+int packer_write_atomic(const char *path, unsigned flags, int (*fill)(int fd, void *ctx), void *ctx,
                         struct dimg_err *err)
 {
 	char *tmp = NULL;
@@ -490,7 +506,7 @@ int packer_write_atomic(const char *path, int (*fill)(int fd, void *ctx), void *
 		return dimg_err_set(err, fd, path, NULL);
 	int r = fill(fd, ctx);
 	if (!r)
-		r = packer_commit_tmpfile(fd, tmp, path);
+		r = packer_commit_tmpfile(fd, tmp, path, flags);
 	else
 		close(fd);
 	if (r < 0)
@@ -533,7 +549,7 @@ int packer_write_dimg(const char *out_path, const struct dimg_tree *base,
 {
 	struct pack_job j = {base, base_files, target_files, plan, o, st, {SIZE_MAX, 0}};
 	memset(st, 0, sizeof(*st));
-	int r = packer_write_atomic(out_path, pack_fill, &j, NULL);
+	int r = packer_write_atomic(out_path, o->out_flags, pack_fill, &j, NULL);
 	if (r < 0 && j.failed.idx != SIZE_MAX)
 		return fail_entry(err, r, &plan->v[j.failed.idx], j.failed.stage);
 	return r < 0 ? dimg_err_set(err, r, out_path, NULL) : 0;

@@ -12,10 +12,14 @@
 extern "C" {
 #endif
 
+/* An output replaces a file already at its path (else that is -EEXIST). */
+#define PACKER_REPLACE 0x1u
+
 struct packer_opts {
 	struct differ_opts diff;
-	unsigned jobs; /* encoder threads; 0 = one per core */
-	int no_dict;   /* never store a shared dictionary for small full blobs */
+	unsigned out_flags; /* PACKER_REPLACE */
+	unsigned jobs;      /* encoder threads; 0 = one per core */
+	int no_dict;        /* never store a shared dictionary for small full blobs */
 	dimg_progress_fn progress;
 	void *pctx;
 };
@@ -37,7 +41,8 @@ void packer_opts_default(struct packer_opts *o);
  * and final payloads are filled in here) and writes the .dimg to out_path:
  * to a temporary name in the same directory, fsynced, then renamed; on
  * failure nothing is left at out_path. New files are re-hashed while
- * encoded: a file that changed since the walk is an error. On error err
+ * encoded: a file that changed since the walk is an error. A file already
+ * at out_path is -EEXIST unless o->out_flags says PACKER_REPLACE. On error err
  * (NULL allowed) names out_path, or says which file of the new or the base
  * tree could not be read or encoded. */
 int packer_write_dimg(const char *out_path, const struct dimg_tree *base,
@@ -48,13 +53,16 @@ int packer_write_dimg(const char *out_path, const struct dimg_tree *base,
 /* Creates a temporary file next to path (".NAME.tmp-XXXXXX"); *tmp_out is
  * malloc'd. Returns the fd or -errno. */
 int packer_tmpfile(const char *path, char **tmp_out);
-/* fsyncs fd, closes it, renames tmp to path, fsyncs the directory. */
-int packer_commit_tmpfile(int fd, const char *tmp, const char *path);
-/* Runs fill(fd, ctx) on a temporary file next to path and commits it when
- * fill returns 0; otherwise the temporary is removed and nothing is left
- * at path. Returns fill's error or the commit's; err (NULL allowed) names
- * path unless fill's own context named something first. */
-int packer_write_atomic(const char *path, int (*fill)(int fd, void *ctx), void *ctx,
+/* fsyncs fd, closes it, renames tmp to path, fsyncs the directory; a file
+ * at path is -EEXIST (and tmp left for the caller to remove) unless flags
+ * says PACKER_REPLACE. */
+int packer_commit_tmpfile(int fd, const char *tmp, const char *path, unsigned flags);
+/* Runs fill(fd, ctx) on a temporary file next to path and commits it
+ * (packer_commit_tmpfile, flags) when fill returns 0; otherwise the
+ * temporary is removed and nothing is left at path. Returns fill's error
+ * or the commit's; err (NULL allowed) names path unless fill's own context
+ * named something first. */
+int packer_write_atomic(const char *path, unsigned flags, int (*fill)(int fd, void *ctx), void *ctx,
                         struct dimg_err *err);
 
 #ifdef __cplusplus

@@ -284,7 +284,7 @@ int merge_write_dimg(const char *out_path, struct dimg_reader *const *rds, const
 		c.name = out_path;
 		st->entries = m.d->entries;
 		st->explicit_ = m.d->x->n;
-		r = packer_write_atomic(out_path, mwrite_fill, &m, err);
+		r = packer_write_atomic(out_path, o->out_flags, mwrite_fill, &m, err);
 	}
 	for (size_t i = 0; all && i < 2 * n + 1; i++)
 		mdelta_free(all[i]);

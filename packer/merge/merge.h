@@ -15,7 +15,8 @@ extern "C" {
 #endif
 
 struct merge_opts {
-	int level; /* zstd level of re-compressed blobs and composed patches */
+	unsigned out_flags; /* PACKER_REPLACE: over a file at the output's path */
+	int level;          /* zstd level of re-compressed blobs and composed patches */
 	/* ... for files of large_size bytes or more: zstd's high levels cost
 	 * seconds on multi-MiB streams and gain little on composed ones. */
 	int large_level;

@@ -10,6 +10,7 @@
 #include "cdimg.h"
 #include "layers.h"
 #include "merge.h"
+#include "packer.h"
 
 struct inputs {
 	struct cdimg **c;
@@ -52,7 +53,7 @@ static int inputs_open(struct inputs *in, const char *const *paths, size_t n, in
 struct merge_job {
 	struct inputs *in;
 	const char *const *paths;
-	const struct merge_opts *o;
+	struct merge_opts *o;
 	struct merge_result *res;
 };
 
@@ -106,7 +107,9 @@ static int merged_cdimg(const char *out, struct merge_job *j, struct dimg_err *e
 	                       .target_manifest_len = last->target_manifest_len,
 	                       .target_manifest_media_type = last->target_manifest_media_type,
 	                       .target_ref = last->target_ref};
-	return cdimg_write_parts(out, &parts, &m, &j->res->size, err);
+	unsigned flags = j->o->out_flags;
+	j->o->out_flags = PACKER_REPLACE; /* the .dimg: the temporary file cdimg_write_parts made */
+	return cdimg_write_parts(out, &parts, &m, flags, &j->res->size, err);
 }
 
 int merge_write(const char *out, const char *const *paths, size_t n, int raw,
