@@ -1,6 +1,7 @@
 /* Shared helpers of the cdimg subcommands. */
 #include <errno.h>
 #include <inttypes.h>
+#include <json-c/json.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -337,4 +338,64 @@ int cli_check_output(const struct cli_args *a, const char *const *inputs, size_t
 		return 0;
 	fprintf(stderr, "cdimg %s: %s exists: give --force to replace it\n", a->cmd, a->out);
 	return CLI_FAILED;
+}
+
+/* ---- what a delta changes, said the same way by every command ---- */
+
+const char *const cli_payload_name[5] = {"none", "empty", "same", "full", "patch"};
+const char *const cli_codec_name[5] = {"none", "bsdiff", "zstdref", "gzip", "chain"};
+
+static int known(const struct dimg_counts *c)
+{
+	return c->changed != DIMG_COUNT_UNKNOWN;
+}
+
+void cli_counts_print(const struct dimg_counts *c)
+{
+	char h[32];
+	if (known(c))
+		printf("  entries: %" PRIu64 " (kept %" PRIu64 ", changed %" PRIu64
+		       ", added %" PRIu64 ", renamed %" PRIu64 "), removed %" PRIu64 "\n",
+		       c->entries, c->kept, c->changed, c->added, c->renamed, c->removed);
+	else
+		printf("  entries: %" PRIu64 " (kept %" PRIu64 ", stored %" PRIu64
+		       ": changed, added or renamed), %" PRIu64
+		       " base entries dropped: changed, removed or renamed (cdimg show --base OLD "
+		       "tells them apart)\n",
+		       c->entries, c->kept, c->stored, c->dropped);
+	printf("  stored regular files by payload:\n");
+	for (int k = 1; k < 5; k++)
+		printf("    %-6s %8" PRIu64 " files  %s\n", cli_payload_name[k], c->files[k],
+		       cli_human(c->bytes[k], h, sizeof(h)));
+	printf("    patches: %" PRIu64 " bsdiff, %" PRIu64 " zstdref, %" PRIu64 " gzip, %" PRIu64
+	       " chain\n",
+	       c->patches[1], c->patches[2], c->patches[3], c->patches[4]);
+}
+
+static struct json_object *count_json(uint64_t v)
+{
+	return v == DIMG_COUNT_UNKNOWN ? NULL : json_object_new_int64((int64_t)v);
+}
+
+void cli_counts_json(struct json_object *o, const struct dimg_counts *c)
+{
+	struct json_object *p = json_object_new_object(), *x = json_object_new_object();
+	json_object_object_add(o, "entries", count_json(c->entries));
+	json_object_object_add(o, "kept", count_json(c->kept));
+	json_object_object_add(o, "stored", count_json(c->stored));
+	json_object_object_add(o, "dropped", count_json(c->dropped));
+	json_object_object_add(o, "changed", count_json(c->changed));
+	json_object_object_add(o, "added", count_json(c->added));
+	json_object_object_add(o, "renamed", count_json(c->renamed));
+	json_object_object_add(o, "removed", count_json(c->removed));
+	for (int k = 1; k < 5; k++) {
+		struct json_object *f = json_object_new_object();
+		json_object_object_add(f, "files", count_json(c->files[k]));
+		json_object_object_add(f, "bytes", count_json(c->bytes[k]));
+		json_object_object_add(p, cli_payload_name[k], f);
+		json_object_object_add(x, cli_codec_name[k], count_json(c->patches[k]));
+	}
+	json_object_object_add(o, "payloads", p);
+	json_object_object_add(o, "patches", x);
+	json_object_object_add(o, "dictionary_blobs", count_json(c->dict_files));
 }

@@ -118,6 +118,18 @@ int cli_usage_hint(const struct cli_args *a);
  * exit code, or 0 when the output may be written. */
 int cli_check_output(const struct cli_args *a, const char *const *inputs, size_t n);
 
+/* What a delta changes (dimg/dimg.h, struct dimg_counts), in the same
+ * words and under the same JSON keys in every command: the entries line
+ * (exact counts, or what the index alone tells), the stored regular files
+ * by payload, the patches by codec. Unknown counts are JSON null. */
+struct dimg_counts;
+struct json_object;
+void cli_counts_print(const struct dimg_counts *c);
+/* The names of enum dimg_payload and enum dimg_codec values. */
+extern const char *const cli_payload_name[5];
+extern const char *const cli_codec_name[5];
+void cli_counts_json(struct json_object *o, const struct dimg_counts *c);
+
 struct dimg_image_opts;
 /* Image options from the shared ones: ref is base_ref or target_ref. */
 void cli_image_opts(const struct cli_args *a, int target, struct dimg_image_opts *o);

@@ -184,69 +184,46 @@ static void print_layers(const struct cdimg_diff_result *res)
 	       cli_human(res->layers.inline_bytes, h2, sizeof(h2)));
 }
 
+static void print_json(const struct diff_args *a, const struct cdimg_diff_result *res)
+{
+	const struct packer_stats *st = &res->st;
+	struct json_object *o = json_object_new_object();
+	json_object_object_add(o, "output", json_object_new_string(a->c.out));
+	json_object_object_add(o, "format", json_object_new_string(a->d.raw ? "dimg" : "cdimg"));
+	json_object_object_add(o, "size", json_object_new_int64((int64_t)res->size));
+	json_object_object_add(o, "dimg_size", json_object_new_int64((int64_t)st->output_size));
+	cli_counts_json(o, &res->counts);
+	json_object_object_add(o, "encoded_input_bytes",
+	                       json_object_new_int64((int64_t)st->input_bytes));
+	if (!a->d.raw)
+		json_object_object_add(o, "layers", layers_json(res));
+	json_object_object_add(o, "dictionary_size",
+	                       json_object_new_int64((int64_t)st->dict_bytes));
+	puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY));
+	json_object_put(o);
+}
+
 static void print_summary(const struct diff_args *a, const struct cdimg_diff_result *res)
 {
-	static const char *kinds[] = {"none", "empty", "same", "full", "patch"};
 	const struct packer_stats *st = &res->st;
-	int raw = a->d.raw;
 	char h[32], h2[32];
-	if (a->c.json) {
-		struct json_object *o = json_object_new_object(), *f = json_object_new_object();
-		json_object_object_add(o, "output", json_object_new_string(a->c.out));
-		json_object_object_add(o, "format", json_object_new_string(raw ? "dimg" : "cdimg"));
-		json_object_object_add(o, "size", json_object_new_int64((int64_t)res->size));
-		json_object_object_add(o, "dimg_size",
-		                       json_object_new_int64((int64_t)st->output_size));
-		json_object_object_add(o, "entries", json_object_new_int64((int64_t)st->entries));
-		json_object_object_add(o, "encoded_input_bytes",
-		                       json_object_new_int64((int64_t)st->input_bytes));
-		for (int k = 1; k < 5; k++) {
-			struct json_object *x = json_object_new_object();
-			json_object_object_add(x, "files",
-			                       json_object_new_int64((int64_t)st->files[k]));
-			json_object_object_add(x, "bytes",
-			                       json_object_new_int64((int64_t)st->blob_bytes[k]));
-			json_object_object_add(f, kinds[k], x);
-		}
-		json_object_object_add(o, "payloads", f);
-		json_object_object_add(o, "patch_bsdiff",
-		                       json_object_new_int64((int64_t)st->codec_files[1]));
-		json_object_object_add(o, "patch_zstdref",
-		                       json_object_new_int64((int64_t)st->codec_files[2]));
-		json_object_object_add(o, "patch_gzip",
-		                       json_object_new_int64((int64_t)st->codec_files[3]));
-		if (!raw)
-			json_object_object_add(o, "layers", layers_json(res));
-		json_object_object_add(o, "dictionary_size",
-		                       json_object_new_int64((int64_t)st->dict_bytes));
-		json_object_object_add(o, "dictionary_files",
-		                       json_object_new_int64((int64_t)st->dict_files));
-		puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY));
-		json_object_put(o);
-		return;
-	}
+	if (a->c.json)
+		return print_json(a, res);
 	if (a->c.quiet)
 		return;
-	if (raw)
-		printf("%s: %s, %" PRIu64 " entries\n", a->c.out,
-		       cli_human(st->output_size, h, sizeof(h)), st->entries);
+	if (a->d.raw)
+		printf("%s: %s\n", a->c.out, cli_human(st->output_size, h, sizeof(h)));
 	else
-		printf("%s: %s (.dimg %s + OCI wrapping %" PRIu64 " B), %" PRIu64 " entries\n",
-		       a->c.out, cli_human(res->size, h, sizeof(h)),
-		       cli_human(st->output_size, h2, sizeof(h2)), res->size - st->output_size,
-		       st->entries);
-	for (int k = 1; k < 5; k++)
-		printf("  %-6s %8" PRIu64 " files  %s\n", kinds[k], st->files[k],
-		       cli_human(st->blob_bytes[k], h, sizeof(h)));
-	printf("  patches: %" PRIu64 " bsdiff, %" PRIu64 " zstdref, %" PRIu64
-	       " gzip; %s of changed files encoded\n",
-	       st->codec_files[1], st->codec_files[2], st->codec_files[3],
-	       cli_human(st->input_bytes, h, sizeof(h)));
-	if (!raw)
+		printf("%s: %s (.dimg %s + OCI wrapping %" PRIu64 " B)\n", a->c.out,
+		       cli_human(res->size, h, sizeof(h)),
+		       cli_human(st->output_size, h2, sizeof(h2)), res->size - st->output_size);
+	cli_counts_print(&res->counts);
+	printf("  %s of changed files encoded\n", cli_human(st->input_bytes, h, sizeof(h)));
+	if (!a->d.raw)
 		print_layers(res);
 	if (st->dict_bytes)
 		printf("  dictionary: %s, used by %" PRIu64 " full files\n",
-		       cli_human(st->dict_bytes, h, sizeof(h)), st->dict_files);
+		       cli_human(st->dict_bytes, h, sizeof(h)), res->counts.dict_files);
 }
 
 static int open_image(struct dimg_image **out, const struct diff_args *a, int target)

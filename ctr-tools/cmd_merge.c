@@ -122,42 +122,39 @@ static int open_base(const struct merge_args *a, struct dimg_image **img)
 	return cli_open_image(img, a->base, &o, a->c.quiet || a->c.json);
 }
 
+static void print_json(const char *out, size_t n, const struct merge_result *res)
+{
+	const struct merge_stats *st = &res->st;
+	struct json_object *o = json_object_new_object();
+	json_object_object_add(o, "output", json_object_new_string(out));
+	json_object_object_add(o, "deltas", json_object_new_int64((int64_t)n));
+	json_object_object_add(o, "size", json_object_new_int64((int64_t)res->size));
+	json_object_object_add(o, "dimg_size", json_object_new_int64((int64_t)st->output_size));
+	cli_counts_json(o, &st->counts);
+	json_object_object_add(o, "copied", json_object_new_int64((int64_t)st->copied));
+	json_object_object_add(o, "remapped", json_object_new_int64((int64_t)st->remapped));
+	json_object_object_add(o, "composed", json_object_new_int64((int64_t)st->composed));
+	json_object_object_add(o, "undict", json_object_new_int64((int64_t)st->undict));
+	json_object_object_add(o, "decoded", json_object_new_int64((int64_t)st->decoded));
+	json_object_object_add(o, "reencoded", json_object_new_int64((int64_t)st->reencoded));
+	puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY));
+	json_object_put(o);
+}
+
 static void print_summary(const char *out, size_t n, int json, int quiet,
                           const struct merge_result *res)
 {
 	const struct merge_stats *st = &res->st;
 	char h[32];
-	if (json) {
-		struct json_object *o = json_object_new_object();
-		json_object_object_add(o, "output", json_object_new_string(out));
-		json_object_object_add(o, "deltas", json_object_new_int64((int64_t)n));
-		json_object_object_add(o, "size", json_object_new_int64((int64_t)res->size));
-		json_object_object_add(o, "dimg_size",
-		                       json_object_new_int64((int64_t)st->output_size));
-		json_object_object_add(o, "entries", json_object_new_int64((int64_t)st->entries));
-		json_object_object_add(o, "explicit",
-		                       json_object_new_int64((int64_t)st->explicit_));
-		json_object_object_add(o, "copied", json_object_new_int64((int64_t)st->copied));
-		json_object_object_add(o, "remapped", json_object_new_int64((int64_t)st->remapped));
-		json_object_object_add(o, "composed", json_object_new_int64((int64_t)st->composed));
-		json_object_object_add(o, "chained", json_object_new_int64((int64_t)st->chained));
-		json_object_object_add(o, "dict_blobs",
-		                       json_object_new_int64((int64_t)st->dict_blobs));
-		json_object_object_add(o, "undict", json_object_new_int64((int64_t)st->undict));
-		json_object_object_add(o, "decoded", json_object_new_int64((int64_t)st->decoded));
-		json_object_object_add(o, "reencoded",
-		                       json_object_new_int64((int64_t)st->reencoded));
-		puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY));
-		json_object_put(o);
-		return;
-	}
+	if (json)
+		return print_json(out, n, res);
 	if (quiet)
 		return;
-	printf("%s: %s, %zu deltas merged, %" PRIu64 " entries (%" PRIu64 " stored)\n", out,
-	       cli_human(res->size, h, sizeof(h)), n, st->entries, st->explicit_);
+	printf("%s: %s, %zu deltas merged\n", out, cli_human(res->size, h, sizeof(h)), n);
+	cli_counts_print(&st->counts);
 	printf("  blobs copied %" PRIu64 ", sources moved to v1 %" PRIu64 ", composed %" PRIu64
-	       ", chained %" PRIu64 ", applied and stored %" PRIu64 ", re-encoded %" PRIu64 "\n",
-	       st->copied, st->remapped, st->composed, st->chained, st->decoded, st->reencoded);
+	       ", applied and stored %" PRIu64 ", re-encoded %" PRIu64 "\n",
+	       st->copied, st->remapped, st->composed, st->decoded, st->reencoded);
 }
 
 int cli_merge(const char *out, const char *const *paths, size_t n, struct merge_opts *mo, int force,

@@ -28,9 +28,7 @@ static const char show_help[] =
     "  -n, --top N       how many of the biggest blobs to list (default 10)\n"
     "  -h, --help        this text\n";
 
-static const char *kind_name[] = {"none", "empty", "same", "full", "patch"};
 static const char *type_name[] = {"?", "dir", "reg", "symlink", "hardlink", "chr", "blk", "fifo"};
-static const char *codec_name[] = {"none", "bsdiff", "zstdref", "gzip", "chain"};
 
 static struct json_object *hex_json(const uint8_t *p, size_t n)
 {
@@ -121,10 +119,11 @@ static struct json_object *entry_json(const struct dimg_entry *e)
 		static const uint8_t zero[32];
 		if (memcmp(e->sha256, zero, 32) != 0)
 			json_object_object_add(o, "sha256", hex_json(e->sha256, 32));
-		json_object_object_add(o, "payload", json_object_new_string(kind_name[e->payload]));
+		json_object_object_add(o, "payload",
+		                       json_object_new_string(cli_payload_name[e->payload]));
 		if (e->payload == DIMG_PAYLOAD_PATCH)
 			json_object_object_add(o, "codec",
-			                       json_object_new_string(codec_name[e->codec]));
+			                       json_object_new_string(cli_codec_name[e->codec]));
 		if (e->flags & DIMG_ENTRY_ZDICT)
 			json_object_object_add(o, "dictionary", json_object_new_boolean(1));
 		if (e->payload == DIMG_PAYLOAD_SAME || e->payload == DIMG_PAYLOAD_PATCH)
@@ -170,7 +169,7 @@ static struct json_object *cdimg_json(const struct cdimg_info *ci)
 }
 
 static void show_json(const struct dimg_reader *rd, const struct cdimg_info *ci,
-                      const struct dimg_tree *t, int resolved)
+                      const struct dimg_tree *t, int resolved, const struct dimg_counts *counts)
 {
 	struct dimg_index_stats st;
 	struct json_object *o = json_object_new_object(), *a = json_object_new_array();
@@ -185,12 +184,7 @@ static void show_json(const struct dimg_reader *rd, const struct cdimg_info *ci,
 	json_object_object_add(o, "blobs_size", json_object_new_int64((int64_t)st.blobs_len));
 	json_object_object_add(o, "index_size", json_object_new_int64((int64_t)st.index_len));
 	json_object_object_add(o, "dictionary_size", json_object_new_int64((int64_t)st.dict_len));
-	json_object_object_add(o, "dictionary_blobs",
-	                       json_object_new_int64((int64_t)st.dict_blobs));
-	json_object_object_add(o, "entries", json_object_new_int64((int64_t)st.entries));
-	json_object_object_add(o, "kept", json_object_new_int64((int64_t)st.kept));
-	json_object_object_add(o, "removed", json_object_new_int64((int64_t)st.dropped));
-	json_object_object_add(o, "stored", json_object_new_int64((int64_t)st.explicit_));
+	cli_counts_json(o, counts);
 	json_object_object_add(o, "resolved", json_object_new_boolean(resolved));
 	for (size_t i = 0; i < t->n; i++)
 		json_object_array_add(a, entry_json(&t->v[i]));
@@ -224,8 +218,8 @@ static void show_biggest(const struct dimg_tree *t, unsigned top)
 		printf("biggest blobs:\n");
 	for (size_t i = 0; i < n && i < top; i++)
 		printf("  %10s  %-5s %-7s from %10s  /%s\n",
-		       cli_human(v[i]->blob_len, h1, sizeof(h1)), kind_name[v[i]->payload],
-		       v[i]->payload == DIMG_PAYLOAD_PATCH ? codec_name[v[i]->codec] : "",
+		       cli_human(v[i]->blob_len, h1, sizeof(h1)), cli_payload_name[v[i]->payload],
+		       v[i]->payload == DIMG_PAYLOAD_PATCH ? cli_codec_name[v[i]->codec] : "",
 		       cli_human(v[i]->size, h2, sizeof(h2)), v[i]->path);
 	free(v);
 }
@@ -251,10 +245,9 @@ static void show_cdimg_head(const char *path, const struct cdimg_info *ci)
 }
 
 static void show_text(const char *path, const struct dimg_reader *rd, const struct cdimg_info *ci,
-                      const struct dimg_tree *t, unsigned top)
+                      const struct dimg_counts *counts, unsigned top)
 {
 	struct dimg_index_stats st;
-	uint64_t files[5] = {0}, bytes[5] = {0};
 	char id[65], h[32];
 	dimg_reader_stats(rd, &st);
 	if (ci) {
@@ -267,26 +260,14 @@ static void show_text(const char *path, const struct dimg_reader *rd, const stru
 		dimg_hex32(dimg_reader_target_id(rd), id);
 		printf("  target tree: %s\n", id);
 	}
-	printf("  entries: %" PRIu64 " (kept %" PRIu64 ", stored %" PRIu64 "), removed %" PRIu64
-	       "\n",
-	       st.entries, st.kept, st.explicit_, st.dropped);
+	cli_counts_print(counts);
 	printf("  index: %s", cli_human(st.index_len, h, sizeof(h)));
 	printf(" (%s raw); blobs: %s\n", cli_human(st.index_raw_len, h, sizeof(h)),
 	       cli_human(st.blobs_len, id, sizeof(id)));
 	if (st.dict_len)
-		printf("  dictionary: %s, used by %" PRIu64 " full blobs\n",
-		       cli_human(st.dict_len, h, sizeof(h)), st.dict_blobs);
-	for (size_t i = 0; i < t->n; i++) {
-		if (t->v[i].type != DIMG_TYPE_REG)
-			continue;
-		files[t->v[i].payload]++;
-		bytes[t->v[i].payload] += t->v[i].blob_len;
-	}
-	printf("stored regular files by payload:\n");
-	for (int k = 1; k < 5; k++)
-		printf("  %-6s %8" PRIu64 " files  %s\n", kind_name[k], files[k],
-		       cli_human(bytes[k], h, sizeof(h)));
-	show_biggest(t, top);
+		printf("  dictionary: %s, used by %" PRIu64 " full files\n",
+		       cli_human(st.dict_len, h, sizeof(h)), counts->dict_files);
+	show_biggest(dimg_reader_explicit(rd), top);
 }
 
 struct show_args {
@@ -315,11 +296,17 @@ static int run_show(const struct show_args *a)
 			goto out;
 		}
 	}
-	const struct dimg_tree *t = full ? full : dimg_reader_explicit(rd);
+	struct dimg_counts counts;
+	if (full && (r = dimg_counts_trees(&counts, base->tree, full)) < 0) {
+		code = cli_fail(r, NULL, NULL);
+		goto out;
+	}
+	if (!full)
+		dimg_counts_index(&counts, rd);
 	if (a->c.json)
-		show_json(rd, ci, t, full != NULL);
+		show_json(rd, ci, full ? full : dimg_reader_explicit(rd), full != NULL, &counts);
 	else
-		show_text(a->path, rd, ci, dimg_reader_explicit(rd), a->top);
+		show_text(a->path, rd, ci, &counts, a->top);
 out:
 	dimg_image_free(base);
 	dimg_tree_free(full);

@@ -141,19 +141,6 @@ static void *worker(void *arg)
 	return NULL;
 }
 
-static void count_entry(struct packer_stats *st, const struct dimg_entry *e)
-{
-	st->entries++;
-	if (e->type != DIMG_TYPE_REG)
-		return;
-	st->files[e->payload]++;
-	st->blob_bytes[e->payload] += e->blob_len;
-	if (e->payload == DIMG_PAYLOAD_PATCH)
-		st->codec_files[e->codec]++;
-	if (e->flags & DIMG_ENTRY_ZDICT)
-		st->dict_files++;
-}
-
 /* A file whose new and old contents equal an earlier one's gets the same
  * encoding, so both entries point at one blob. */
 static void share_blob(struct dimg_entry *e, const struct dimg_entry *first)
@@ -487,8 +474,6 @@ static int pack(int fd, const struct dimg_tree *base, const struct dimg_files *b
 		r = dimg_writer_finish(w, base, plan);
 	if (!r)
 		st->output_size = dimg_writer_offset(w);
-	for (size_t i = 0; !r && i < plan->n; i++)
-		count_entry(st, &plan->v[i]);
 	dimg_writer_free(w);
 	dimg_zdict_free(dict);
 	for (size_t k = 0; k < pl.nslots; k++)

@@ -24,15 +24,11 @@ struct packer_opts {
 	void *pctx;
 };
 
+/* What the encoders did; what the delta changes is dimg_counts_trees'. */
 struct packer_stats {
-	uint64_t files[5];       /* REG entries by enum dimg_payload */
-	uint64_t blob_bytes[5];  /* blob bytes by payload */
-	uint64_t codec_files[4]; /* PATCH entries by enum dimg_codec */
-	uint64_t input_bytes;    /* bytes of the target files that were encoded */
-	uint64_t output_size;    /* size of the .dimg */
-	uint64_t entries;
-	uint64_t dict_bytes; /* the shared dictionary, 0 if none */
-	uint64_t dict_files; /* REG entries whose blob uses it */
+	uint64_t input_bytes; /* bytes of the target files that were encoded */
+	uint64_t output_size; /* size of the .dimg */
+	uint64_t dict_bytes;  /* the shared dictionary, 0 if none */
 };
 
 void packer_opts_default(struct packer_opts *o);

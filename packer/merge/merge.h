@@ -38,16 +38,13 @@ struct merge_opts {
 };
 
 struct merge_stats {
-	uint64_t entries;    /* of the final target tree */
-	uint64_t explicit_;  /* entries stored in full */
-	uint64_t copied;     /* blobs carried over as they were */
-	uint64_t remapped;   /* SAME/PATCH whose source was moved to the first base */
-	uint64_t composed;   /* patch pairs composed into one (bsdiff, gzip-recompress) */
-	uint64_t chained;    /* output files whose patch is a chain (codec 4) */
-	uint64_t decoded;    /* patches applied to a full blob, stored full */
-	uint64_t reencoded;  /* files rebuilt from --base and re-encoded */
-	uint64_t dict_blobs; /* full copies kept with the dictionary the output carries */
-	uint64_t undict;     /* full copies of another delta's dictionary made plain */
+	struct dimg_counts counts; /* what the merged delta changes (from its index) */
+	uint64_t copied;           /* blobs carried over as they were */
+	uint64_t remapped;         /* SAME/PATCH whose source was moved to the first base */
+	uint64_t composed;         /* patch pairs composed into one (bsdiff, gzip-recompress) */
+	uint64_t decoded;          /* patches applied to a full blob, stored full */
+	uint64_t reencoded;        /* files rebuilt from --base and re-encoded */
+	uint64_t undict;           /* full copies of another delta's dictionary made plain */
 	uint64_t output_size;
 };
 
