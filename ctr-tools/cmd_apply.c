@@ -81,7 +81,18 @@ static int write_dir(const struct apply_args *a, const struct apply_src *s,
 		fprintf(stderr,
 		        "cdimg: warning: not root: ownership and device nodes are not restored\n");
 	}
-	return apply_write_dir(a->c.out, s, target, flags, cli_progress_cb, p, err);
+	int r = apply_write_dir(a->c.out, s, target, flags, cli_progress_cb, p, err);
+	uint64_t files = 0, bytes = 0;
+	char h[32];
+	for (size_t i = 0; i < target->n; i++)
+		if (target->v[i].type == DIMG_TYPE_REG)
+			files++, bytes += target->v[i].size;
+	cli_progress_done(p);
+	if (r == 0 && !a->c.quiet)
+		printf("%s: the target tree, %zu entries, %" PRIu64
+		       " regular files (%s), every file's SHA-256 verified\n",
+		       a->c.out, target->n, files, cli_human(bytes, h, sizeof(h)));
+	return r;
 }
 
 static void print_image(const struct apply_args *a, const struct apply_image_result *res)

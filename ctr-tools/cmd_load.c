@@ -86,6 +86,14 @@ static int load_fail(int code, const char *what, const struct dimg_err *err)
 static int load_open(struct load_state *s)
 {
 	struct dimg_err e = {0};
+	if (cdimg_sniff(s->a->path) == CDIMG_KIND_DIMG) {
+		fprintf(stderr,
+		        "cdimg load: %s is a raw .dimg: load needs a .cdimg, which names the base "
+		        "image and carries the target's config and manifest (cdimg diff of two "
+		        "images writes one: -o NAME.cdimg)\n",
+		        s->a->path);
+		return CLI_USAGE;
+	}
 	int r = cdimg_open(&s->cd, s->a->path, &e);
 	if (r < 0) {
 		/* a file that is not a valid .cdimg is unusable input */
