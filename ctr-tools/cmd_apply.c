@@ -140,6 +140,21 @@ static int write_image(const struct apply_args *a, const struct apply_src *s,
 	return r;
 }
 
+/* A failure of the output (a full disk above all) says "writing OUT" and
+ * the entry of it; one of the inputs names the input (the delta for a
+ * file it cannot rebuild). */
+static int report(const struct apply_args *a, int r, const struct dimg_err *err)
+{
+	size_t n = strlen(a->c.out);
+	if (strncmp(err->what, a->c.out, n) || (err->what[n] && err->what[n] != '/'))
+		return cli_report(r, err, a->c.out);
+	fprintf(stderr, "cdimg: writing %s: ", a->c.out);
+	if (err->what[n])
+		fprintf(stderr, "entry '%s': ", err->what + n + 1);
+	fprintf(stderr, "%s\n", err->why[0] ? err->why : dimg_strerror(r));
+	return cli_exit_code(r);
+}
+
 static int run_apply(const struct apply_args *a)
 {
 	struct cdimg *c = NULL;
@@ -172,7 +187,7 @@ static int run_apply(const struct apply_args *a)
 		r = a->oci ? write_image(a, &s, target, &p, &err)
 		           : write_dir(a, &s, target, &p, &err);
 	cli_progress_done(&p);
-	code = r < 0 ? cli_report(r, &err, a->c.out) : CLI_OK;
+	code = r < 0 ? report(a, r, &err) : CLI_OK;
 out:
 	dimg_tree_free(target);
 	dimg_image_free(base);

@@ -42,6 +42,9 @@ static const char diff_help[] =
     "  -l, --level N           zstd level 1..22 (default 19)\n"
     "      --max-diff-size SZ  files larger than SZ (e.g. 512M) are stored whole\n"
     "                          instead of patched (default 512M; bounds memory)\n"
+    "      --zstdref-window SZ zstdref (zstd with the old file as its window) is\n"
+    "                          tried while old + new fit SZ (default 1G): applying\n"
+    "                          such a patch holds up to the new file in memory\n"
     "      --codecs LIST       patch codecs to try: bsdiff,zstdref,gzip (default all;\n"
     "                          gzip: a gzip file zlib recreates exactly is patched\n"
     "                          as its decompressed content and recompressed, with\n"
@@ -94,6 +97,11 @@ static int diff_option(void *ctx, int c, const char *arg)
 		           ? cli_bad_value(&a->c, "--max-diff-size", arg,
 		                           "is not a size (a number, K, M or G after it)")
 		           : 0;
+	case 'W':
+		return cli_parse_size(arg, &a->d.po.diff.max_zstdref_window) < 0
+		           ? cli_bad_value(&a->c, "--zstdref-window", arg,
+		                           "is not a size (a number, K, M or G after it)")
+		           : 0;
 	case 'C':
 		return parse_codecs(arg, &a->d.po.diff.codecs) < 0
 		           ? cli_bad_value(&a->c, "--codecs", arg,
@@ -131,6 +139,7 @@ static int parse(int argc, char **argv, struct diff_args *a)
 	                                     {"codecs", required_argument, 0, 'C'},
 	                                     {"no-dict", no_argument, 0, 'D'},
 	                                     {"no-layers", no_argument, 0, 'N'},
+	                                     {"zstdref-window", required_argument, 0, 'W'},
 	                                     {0, 0, 0, 0}};
 	static const char *const names[] = {"OLD (the base image or tree)",
 	                                    "NEW (the target image or tree)"};

@@ -8,12 +8,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "cdimg-internal.h"
 #include "cdimg.h"
+#include "dimg/fileio.h"
 #include "ociwrite.h"
 
 #define MAX_FILES 64u
@@ -518,13 +518,12 @@ static int cdimg_map(struct cdimg *c, const char *path, struct dimg_err *err)
 		return dimg_err_set(err, -EOVERFLOW, NULL, "too short for a .cdimg (%lld bytes)",
 		                    (long long)st.st_size);
 	}
-	void *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+	/* Loaded, not mapped: a sparse .cdimg on a full tmpfs would SIGBUS. */
+	int r = dimg_file_load(fd, &c->map, &c->len);
 	close(fd);
-	if (m == MAP_FAILED)
-		return -errno;
-	c->map = m;
-	c->len = (size_t)st.st_size;
-	c->info.file_size = (uint64_t)st.st_size;
+	if (r < 0)
+		return r;
+	c->info.file_size = c->len;
 	return 0;
 }
 
@@ -554,8 +553,7 @@ void cdimg_free(struct cdimg *c)
 		return;
 	for (size_t i = 0; i < c->nfiles; i++)
 		free(c->files[i].name);
-	if (c->map)
-		munmap((void *)c->map, c->len);
+	dimg_file_unload(c->map, c->len);
 	free(c->manifest_type);
 	free(c->ref);
 	free(c);

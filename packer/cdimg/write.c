@@ -312,19 +312,30 @@ static void drop(char *path)
 	free(path);
 }
 
+/* A part failed: what names the output, not its temporary file. */
+static int part_failed(struct dimg_err *err, int r, const struct dimg_err *part, const char *tmp,
+                       const char *out)
+{
+	const char *what = part->what[0] && strcmp(part->what, tmp) ? part->what : out;
+	if (!part->what[0] && part->why[0]) /* the part named a file of an input */
+		what = NULL;
+	return dimg_err_set(err, r, what, part->why[0] ? "%s" : NULL, part->why);
+}
+
 int cdimg_write_parts(const char *out, const struct cdimg_parts *p, const struct cdimg_meta *m,
                       unsigned flags, uint64_t *size, struct dimg_err *err)
 {
 	struct cdimg_meta wm = *m;
+	struct dimg_err part = {0};
 	char *dtmp = NULL, *ltmp = NULL;
 	int r = reserve(out, &dtmp, err);
-	if (r == 0)
-		r = p->dimg(p->ctx, dtmp, err);
+	if (r == 0 && (r = p->dimg(p->ctx, dtmp, &part)) < 0)
+		part_failed(err, r, &part, dtmp, out);
 	if (r == 0 && p->layers && (r = reserve(out, &ltmp, err)) == 0) {
 		int fd = open(ltmp, O_WRONLY | O_TRUNC | O_CLOEXEC);
-		r = fd < 0 ? dimg_err_set(err, -errno, ltmp, NULL) : p->layers(p->ctx, fd, err);
+		r = fd < 0 ? dimg_err_set(err, -errno, out, NULL) : p->layers(p->ctx, fd, err);
 		if (fd >= 0 && close(fd) < 0 && r >= 0)
-			r = dimg_err_set(err, -errno, ltmp, NULL);
+			r = dimg_err_set(err, -errno, out, NULL);
 	}
 	if (r == 1) { /* no layer recipes after all */
 		drop(ltmp);

@@ -8,10 +8,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "dimg/fileio.h"
 #include "dimg/hash.h"
 #include "packdict.h"
 #include "packer.h"
@@ -58,35 +58,25 @@ struct pool {
 	const struct differ_opts *dopts;
 };
 
-/* Maps the file behind an entry read-only; len 0 gives NULL. */
+/* The file behind an entry, read-only; len 0 gives NULL. Loaded, not
+ * mapped: a sparse file of a content store on a full tmpfs would SIGBUS
+ * (dimg/fileio.h). */
 static int map_entry(const struct dimg_files *f, const struct dimg_entry *e, const uint8_t **p,
                      size_t *len)
 {
-	struct stat st;
 	int fd, r = f->open(f->ctx, e, &fd);
-	if (r < 0)
-		return r;
 	*p = NULL;
 	*len = 0;
-	if (fstat(fd, &st) < 0) {
-		r = -errno;
-	} else if (st.st_size > 0) {
-		void *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-		if (m == MAP_FAILED) {
-			r = -errno;
-		} else {
-			*p = m;
-			*len = (size_t)st.st_size;
-		}
-	}
+	if (r < 0)
+		return r;
+	r = dimg_file_load(fd, p, len);
 	close(fd);
 	return r;
 }
 
 static void unmap(const uint8_t *p, size_t len)
 {
-	if (p)
-		munmap((void *)p, len);
+	dimg_file_unload(p, len);
 }
 
 static int encode_one(const struct pool *pl, const struct dimg_entry *e, struct differ_result *res,
@@ -285,26 +275,36 @@ static int collect_slots(struct pool *pl, const struct dimg_tree *base,
 	return find_duplicates(pl);
 }
 
+/* ".NAME.tmp-<owner>" next to path, locked by the fd returned
+ * (dimg/fileio.h); stale ones of writers killed earlier go first. */
 int packer_tmpfile(const char *path, char **tmp_out)
 {
-	char *d = strdup(path), *b = strdup(path);
-	size_t n = strlen(path) + 32;
-	char *tmp = malloc(n);
-	int fd = -ENOMEM;
-	if (d && b && tmp) {
-		snprintf(tmp, n, "%s/.%s.tmp-XXXXXX", dirname(d), basename(b));
-		fd = mkostemp(tmp, O_CLOEXEC);
-		if (fd < 0)
-			fd = -errno;
+	char *d = strdup(path), *b = strdup(path), *name = NULL;
+	char *dir = d ? dirname(d) : NULL, *base = b ? basename(b) : NULL;
+	size_t n = base ? strlen(base) + sizeof("..tmp-") : 0;
+	char *prefix = n ? malloc(n) : NULL;
+	int fd = -ENOMEM, dfd = -1;
+	if (prefix && (dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		fd = -errno;
+	if (dfd >= 0) {
+		snprintf(prefix, n, ".%s.tmp-", base);
+		(void)dimg_temp_reclaim(dfd, prefix);
+		int r = dimg_temp_create(dfd, prefix, 0, &name, &fd);
+		if (r < 0)
+			fd = r;
+		else if (asprintf(tmp_out, "%s/%s", dir, name) < 0) {
+			(void)unlinkat(dfd, name, 0);
+			close(fd);
+			fd = -ENOMEM;
+		}
+		close(dfd);
 	}
+	if (fd >= 0)
+		(void)fchmod(fd, 0644);
+	free(name);
+	free(prefix);
 	free(d);
 	free(b);
-	if (fd < 0) {
-		free(tmp);
-		return fd;
-	}
-	fchmod(fd, 0644);
-	*tmp_out = tmp;
 	return fd;
 }
 
@@ -324,13 +324,14 @@ static int publish(const char *tmp, const char *path, unsigned flags)
 	return rename(tmp, path) < 0 ? -errno : 0;
 }
 
+/* Renamed before the fd closes, so the lock covers the temporary to the
+ * end; once fsync has succeeded, close has nothing left to report. */
 int packer_commit_tmpfile(int fd, const char *tmp, const char *path, unsigned flags)
 {
 	int r = fsync(fd) < 0 ? -errno : 0;
-	if (close(fd) < 0 && !r)
-		r = -errno;
 	if (!r)
 		r = publish(tmp, path, flags);
+	close(fd);
 	if (r < 0)
 		return r;
 	char *d = strdup(path);

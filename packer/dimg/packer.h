@@ -46,10 +46,11 @@ int packer_write_dimg(const char *out_path, const struct dimg_tree *base,
                       const struct dimg_files *target_files, const struct packer_opts *o,
                       struct packer_stats *st, struct dimg_err *err);
 
-/* Creates a temporary file next to path (".NAME.tmp-XXXXXX"); *tmp_out is
- * malloc'd. Returns the fd or -errno. */
+/* Creates a temporary file next to path (".NAME.tmp-<pid>-<start>-XXXXXX",
+ * locked by the fd: dimg/fileio.h), after removing those that writers
+ * killed earlier left; *tmp_out is malloc'd. Returns the fd or -errno. */
 int packer_tmpfile(const char *path, char **tmp_out);
-/* fsyncs fd, closes it, renames tmp to path, fsyncs the directory; a file
+/* fsyncs fd, renames tmp to path, closes fd, fsyncs the directory; a file
  * at path is -EEXIST (and tmp left for the caller to remove) unless flags
  * says PACKER_REPLACE. */
 int packer_commit_tmpfile(int fd, const char *tmp, const char *path, unsigned flags);

@@ -33,6 +33,8 @@ int dimg_cas_writer_write(struct dimg_cas_writer *w, const void *p, size_t n);
 int dimg_cas_writer_zeros(struct dimg_cas_writer *w, uint64_t n);
 /* Names the content by its SHA-256 (replacing an equal copy if present). */
 int dimg_cas_writer_commit(struct dimg_cas_writer *w, uint8_t sha256[32], uint64_t *size);
+/* The store's directory, for messages. */
+const char *dimg_cas_writer_dir(const struct dimg_cas_writer *w);
 /* Drops the file being written, if any. */
 void dimg_cas_writer_abort(struct dimg_cas_writer *w);
 

@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include "cas-internal.h"
-#include "layout-internal.h"
+#include "ocilayout-internal.h"
 #include "tree-internal.h"
 
 /* ---- where the layout's files come from: a directory or a tar ---- */

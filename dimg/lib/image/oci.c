@@ -17,7 +17,7 @@
 #include "cas-internal.h"
 #include "dimg/hash.h"
 #include "dimg/oci.h"
-#include "layout-internal.h"
+#include "ocilayout-internal.h"
 #include "tree-internal.h"
 
 #define OCI_INDEX_DEPTH 4

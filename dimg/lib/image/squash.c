@@ -337,7 +337,8 @@ static int sq_content(struct sq_layer *L, struct dimg_entry *e, uint64_t size, i
 		r = dimg_cas_writer_commit(w, e->sha256, &got);
 	if (r < 0) {
 		dimg_cas_writer_abort(w);
-		return sq_fail(L, r, "storing the content: %s", strerror(-r));
+		return sq_fail(L, r, "storing the content in %s: %s", dimg_cas_writer_dir(w),
+		               strerror(-r));
 	}
 	e->size = got;
 	return 0;

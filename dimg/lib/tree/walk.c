@@ -16,7 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "dimg/dimg.h"
+#include "dimg/tree.h"
 #include "dimg/hash.h"
 #include "dimg/tree.h"
 #include "tree-internal.h"

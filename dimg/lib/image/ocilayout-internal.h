@@ -1,7 +1,7 @@
 /* Where an image layout's files come from (layout_src.c), for oci.c: a
  * directory, or a tar listed once and read member by member. */
-#ifndef DIMG_LAYOUT_INTERNAL_H
-#define DIMG_LAYOUT_INTERNAL_H
+#ifndef DIMG_OCILAYOUT_INTERNAL_H
+#define DIMG_OCILAYOUT_INTERNAL_H
 
 #include <stddef.h>
 #include <stdint.h>
