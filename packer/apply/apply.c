@@ -204,8 +204,9 @@ static int write_exact(const char *out, struct exact *x, const struct apply_imag
 			snprintf(x->why.why, sizeof(x->why.why), "%s", dimg_strerror(r));
 		return 0;
 	}
-	if (r < 0) /* the output's own failure: named in x->why */
-		return dimg_err_set(err, r, x->why.what, x->why.why[0] ? "%s" : NULL, x->why.why);
+	if (r < 0) /* the output's own failure (a full disk): named by out */
+		return dimg_err_set(err, r, x->why.what[0] ? x->why.what : out,
+		                    x->why.why[0] ? "%s" : NULL, x->why.why);
 	res->original = 1;
 	res->layers = lo.n;
 	res->file_size = lres.file_size;
