@@ -158,20 +158,26 @@ int cli_parse_uint(const char *s, unsigned lo, unsigned hi, unsigned *out)
 	return 0;
 }
 
-const char *cli_human(uint64_t n, char *buf, size_t len)
+const char *cli_human_units(uint64_t n, unsigned base, char *buf, size_t len)
 {
-	static const char *u[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+	static const char *bin[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+	static const char *dec[] = {"B", "kB", "MB", "GB", "TB"};
 	double v = (double)n;
 	int i = 0;
-	while (v >= 1024 && i < 4) {
-		v /= 1024;
+	while (v >= base && i < 4) {
+		v /= base;
 		i++;
 	}
 	if (i == 0)
 		snprintf(buf, len, "%" PRIu64 " B", n);
 	else
-		snprintf(buf, len, "%.1f %s", v, u[i]);
+		snprintf(buf, len, "%.1f %s", v, base == 1000 ? dec[i] : bin[i]);
 	return buf;
+}
+
+const char *cli_human(uint64_t n, char *buf, size_t len)
+{
+	return cli_human_units(n, 1024, buf, len);
 }
 
 int cli_walk(struct dimg_tree **out, const char *dir, unsigned jobs, struct cli_progress *p)

@@ -45,8 +45,10 @@ int cli_parse_size(const char *s, uint64_t *out);
 /* Parses a non-negative decimal int within [lo, hi]. */
 int cli_parse_uint(const char *s, unsigned lo, unsigned hi, unsigned *out);
 
-/* Human-readable size into buf. */
+/* Human-readable size into buf (KiB, MiB: base 1024). */
 const char *cli_human(uint64_t n, char *buf, size_t len);
+/* The same in base 1024 or 1000 (kB, MB, as docker shows sizes). */
+const char *cli_human_units(uint64_t n, unsigned base, char *buf, size_t len);
 
 /* Walks a directory into a tree with progress; reports errors itself and
  * returns an exit code (0 ok). */
@@ -64,5 +66,6 @@ int cmd_show(int argc, char **argv);
 int cmd_load(int argc, char **argv);
 int cmd_merge(int argc, char **argv);
 int cmd_plan(int argc, char **argv);
+int cmd_copy(int argc, char **argv);
 
 #endif
