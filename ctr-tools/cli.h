@@ -60,6 +60,15 @@ struct dimg_reader;
  * for a .cdimg only. Reports errors itself and returns an exit code. */
 int cli_open_delta(const char *path, struct cdimg **c, struct dimg_reader **rd);
 
+struct dimg_image;
+struct dimg_image_opts;
+/* Opens an image by path or transport name (oci:DIR:REF, containerd:NAME,
+ * ...: those not in a layout are first copied into a temporary one);
+ * reports errors itself and returns an exit code (0 ok). A ref in the
+ * name must agree with o->ref. p: the progress o reports to (ended). */
+int cli_image_open(struct dimg_image **out, const char *name, const struct dimg_image_opts *o,
+                   struct cli_progress *p);
+
 int cmd_diff(int argc, char **argv);
 int cmd_apply(int argc, char **argv);
 int cmd_show(int argc, char **argv);

@@ -20,9 +20,12 @@ static const char apply_help[] =
     "usage: cdimg apply [OPTIONS] OLD IN.dimg|IN.cdimg -o NEWDIR|NEW.tar\n"
     "\n"
     "Rebuilds the target of a delta from the base OLD: an image (OCI image\n"
-    "layout directory or tar, `docker save` tar) squashed into one tree, or a\n"
-    "plain directory tree. OLD must be the exact tree the delta was made from\n"
-    "(checked by tree id). Every rebuilt file's SHA-256 is verified.\n"
+    "layout directory or tar, `docker save` tar, or a name as `cdimg copy`\n"
+    "takes them: oci:, oci-archive:, docker-archive:, containerd:NAME (at\n"
+    "$CONTAINERD_ADDRESS, namespace $CONTAINERD_NAMESPACE), docker://)\n"
+    "squashed into one tree, or a plain directory tree. OLD must be the exact\n"
+    "tree the delta was made from (checked by tree id). Every rebuilt file's\n"
+    "SHA-256 is verified.\n"
     "\n"
     "-o NEWDIR: the target tree as a directory (which must not exist): every\n"
     "file's content, mode (setuid, setgid, sticky), owner, mtime, xattrs,\n"
@@ -88,16 +91,7 @@ static int open_base(const struct apply_args *a, int record, struct dimg_image *
 	                            .jobs = a->jobs,
 	                            .progress = cli_progress_cb,
 	                            .pctx = p};
-	char *err = NULL;
-	int r = dimg_image_open(img, a->old, &o, &err);
-	cli_progress_done(p);
-	if (r >= 0)
-		return 0;
-	int code = err ? cli_exit_code(r) : cli_fail(r, a->old, NULL);
-	if (err)
-		fprintf(stderr, "cdimg: %s: %s\n", a->old, err);
-	free(err);
-	return code;
+	return cli_image_open(img, a->old, &o, p);
 }
 
 /* -EXDEV names both sides: the tree ids, and for a .cdimg the configs. */

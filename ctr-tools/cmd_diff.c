@@ -23,7 +23,10 @@ static const char diff_help[] =
     "patch against the old file, or a zstd copy.\n"
     "\n"
     "OLD and NEW are images (an OCI image layout directory or tar, a `docker save`\n"
-    "tar), whose layers are squashed into one tree, or plain directory trees.\n"
+    "tar, or a name as `cdimg copy` takes them: oci:DIR[:REF], oci-archive:,\n"
+    "docker-archive:, containerd:NAME[:TAG] at $CONTAINERD_ADDRESS in namespace\n"
+    "$CONTAINERD_NAMESPACE, docker://), whose layers are squashed into one tree,\n"
+    "or plain directory trees.\n"
     "An output ending in .dimg gets the raw delta; any other name gets a .cdimg:\n"
     "an OCI artifact carrying the delta and NEW's config and manifest, which\n"
     "needs both sides to be images. A .cdimg also records how to rebuild each\n"
@@ -290,17 +293,7 @@ static int open_image(struct dimg_image **out, const char *path, const char *ref
 	                            .jobs = a->po.jobs,
 	                            .progress = cli_progress_cb,
 	                            .pctx = p};
-	char *err = NULL;
-	int r = dimg_image_open(out, path, &o, &err);
-	cli_progress_done(p);
-	if (r < 0) {
-		int code = err ? cli_exit_code(r) : cli_fail(r, path, NULL);
-		if (err)
-			fprintf(stderr, "cdimg: %s: %s\n", path, err);
-		free(err);
-		return code;
-	}
-	return 0;
+	return cli_image_open(out, path, &o, p);
 }
 
 /* A .cdimg names both images: refuse plain trees before any work. */

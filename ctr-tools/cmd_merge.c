@@ -180,16 +180,7 @@ static int open_base(const struct merge_args *a, struct dimg_image **img)
 	                            .cas_dir = a->cache,
 	                            .progress = cli_progress_cb,
 	                            .pctx = &p};
-	char *err = NULL;
-	int r = dimg_image_open(img, a->base, &o, &err);
-	cli_progress_done(&p);
-	if (r >= 0)
-		return 0;
-	int code = err ? cli_exit_code(r) : cli_fail(r, a->base, NULL);
-	if (err)
-		fprintf(stderr, "cdimg: %s: %s\n", a->base, err);
-	free(err);
-	return code;
+	return cli_image_open(img, a->base, &o, &p);
 }
 
 /* The merged image's layer recipes, into a temporary file next to the

@@ -24,7 +24,8 @@ static const char plan_help[] =
     "shortest path by total size, not by number of deltas. Each delta is an edge\n"
     "from its base tree to its target tree.\n"
     "\n"
-    "IMAGE is an image (OCI layout directory or tar, `docker save` tar) or a\n"
+    "IMAGE is an image (OCI layout directory or tar, `docker save` tar, or a\n"
+    "name as `cdimg copy` takes them: oci:, containerd:NAME, ...) or a\n"
     "directory tree, identified by its tree id; or a literal id: a tree id or an\n"
     "image config digest (`sha256:<hex>` or the 64 hex digits) as the .cdimg\n"
     "files in DIR name them.\n"
@@ -237,16 +238,9 @@ static int identify(const struct pset *s, const char *what, uint8_t id[32])
 	struct cli_progress p;
 	cli_progress_init(&p, 0); /* stderr, on a terminal only */
 	struct dimg_image_opts o = {.progress = cli_progress_cb, .pctx = &p};
-	char *err = NULL;
-	int r = dimg_image_open(&img, what, &o, &err);
-	cli_progress_done(&p);
-	if (r < 0) {
-		int code = err ? cli_exit_code(r) : cli_fail(r, what, NULL);
-		if (err)
-			fprintf(stderr, "cdimg: %s: %s\n", what, err);
-		free(err);
+	int code = cli_image_open(&img, what, &o, &p);
+	if (code)
 		return code;
-	}
 	memcpy(id, img->tree_id, 32);
 	dimg_image_free(img);
 	return 0;

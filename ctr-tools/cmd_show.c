@@ -292,16 +292,9 @@ static void show_text(const char *path, const struct dimg_reader *rd, const stru
 static int open_base(const char *path, struct dimg_image **img, int quiet)
 {
 	struct cli_progress p;
-	char *err = NULL;
 	cli_progress_init(&p, quiet);
 	struct dimg_image_opts o = {.progress = cli_progress_cb, .pctx = &p};
-	int r = dimg_image_open(img, path, &o, &err);
-	cli_progress_done(&p);
-	if (r < 0 && err)
-		fprintf(stderr, "cdimg: %s: %s\n", path, err);
-	int code = r < 0 ? (err ? cli_exit_code(r) : cli_fail(r, path, NULL)) : 0;
-	free(err);
-	return code;
+	return cli_image_open(img, path, &o, &p);
 }
 
 static int run_show(const char *path, const char *base_path, int json, unsigned top)
