@@ -217,7 +217,7 @@ static int copy_fail(int rc, const struct dimg_err *err)
 	fprintf(stderr, "%s\n", err->why[0] ? err->why : strerror(-rc));
 	if (rc == -ENODATA || rc == -EBADMSG)
 		return CLI_BADINPUT;
-	return cli_exit_code(rc);
+	return rc == -EINVAL ? CLI_USAGE : cli_exit_code(rc);
 }
 
 static int copy_run(struct copy_args *a)

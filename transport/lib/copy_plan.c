@@ -118,6 +118,17 @@ static int xc_walk(struct xc *c, size_t si, struct xport *x, const struct xport_
 	return r;
 }
 
+/* Several images in one layout: each under a name of its own. */
+static int xc_names_differ(const struct xc *c, struct dimg_err *err)
+{
+	for (size_t i = 0; c->nimg > 1 && i < c->nimg; i++)
+		for (size_t j = 0; c->img[i].top.ref && j < i; j++)
+			if (c->img[j].top.ref && strcmp(c->img[i].top.ref, c->img[j].top.ref) == 0)
+				return dimg_err_set(err, -EINVAL, c->img[i].top.ref,
+				                    "two of the images have that name");
+	return 0;
+}
+
 int xc_plan(struct xc *c, const struct xport_name *src, size_t nsrc, struct dimg_err *err)
 {
 	if (!(c->img = calloc(nsrc, sizeof(*c->img))))
@@ -133,7 +144,7 @@ int xc_plan(struct xc *c, const struct xport_name *src, size_t nsrc, struct dimg
 		if (r < 0)
 			return r;
 	}
-	return 0;
+	return xc_names_differ(c, err);
 }
 
 static int xc_digest_cmp(const void *a, const void *b)
