@@ -1,19 +1,15 @@
-/* docker save archives: manifest.json read (the image picked by RepoTag,
- * described by the Docker schema 2 manifest skopeo makes for it, so both
- * give the same digest) and written beside an OCI layout, the way Docker
- * 25 writes its archives. */
+/* docker save archives read: manifest.json's image picked by RepoTag,
+ * described by the Docker schema 2 manifest skopeo makes for it (so both
+ * give the same digest). Writing is laycommit.c's. */
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <json-c/json.h>
 
 #include "layout.h"
-#include "ociwrite.h"
 
 struct dsave_blob {
 	uint8_t digest[32];
@@ -97,15 +93,15 @@ static int dsave_layers(struct dsave *ds, const struct lay *l, struct json_objec
 		                    "Layers and the config's rootfs.diff_ids do not pair up");
 	if (!(ds->layers = calloc(n ? n : 1, sizeof(*ds->layers))))
 		return -ENOMEM;
-	for (; ds->n < n; ds->n++) {
-		struct dsave_blob *b = &ds->layers[ds->n];
-		const char *p = dsave_jarr_str(arr, ds->n);
+	for (size_t i = 0; i < n; i++) {
+		struct dsave_blob *b = &ds->layers[ds->n++]; /* dsave_free frees what it holds */
+		const char *p = dsave_jarr_str(arr, i);
 		int r = dsave_member_of(l, p, b);
-		if (r == 0 && (r = oci_digest_parse(b->digest, dsave_jarr_str(ids, ds->n))) < 0)
+		if (r == 0 && (r = oci_digest_parse(b->digest, dsave_jarr_str(ids, i))) < 0)
 			return dimg_err_set(err, r, "config", "diff_id %zu is not a sha256 digest",
-			                    ds->n);
+			                    i);
 		if (r < 0)
-			return dimg_err_set(err, r, p ? p : "manifest.json", "layer %zu", ds->n);
+			return dimg_err_set(err, r, p ? p : "manifest.json", "layer %zu", i);
 	}
 	return 0;
 }
@@ -208,61 +204,4 @@ const char *dsave_member(const struct dsave *ds, const uint8_t digest[32])
 		if (memcmp(ds->layers[i].digest, digest, 32) == 0)
 			return ds->layers[i].member;
 	return NULL;
-}
-
-/* ---- writing: manifest.json beside the OCI layout ---- */
-
-static struct json_object *dsave_blob_path(const uint8_t d[32])
-{
-	char p[OCI_BLOB_PATH_LEN];
-	oci_blob_path(p, d);
-	return json_object_new_string(p);
-}
-
-/* Adds v to o under k (o takes it): v, or NULL when either failed. */
-static struct json_object *dsave_add(struct json_object *o, const char *k, struct json_object *v)
-{
-	if (v && json_object_object_add(o, k, v) == 0)
-		return v;
-	json_object_put(v);
-	return NULL;
-}
-
-/* {"Config","RepoTags","Layers"}, as docker load reads it. */
-static struct json_object *dsave_entry_json(const struct laydst_entry *e)
-{
-	struct json_object *o = json_object_new_object();
-	struct json_object *tags = o ? dsave_add(o, "RepoTags", json_object_new_array()) : NULL;
-	struct json_object *layers = tags ? dsave_add(o, "Layers", json_object_new_array()) : NULL;
-	int bad = !layers || !dsave_add(o, "Config", dsave_blob_path(e->config));
-	if (!bad && e->ref)
-		bad = json_object_array_add(tags, json_object_new_string(e->ref)) < 0;
-	for (size_t i = 0; !bad && i < e->nlayers; i++)
-		bad = json_object_array_add(layers, dsave_blob_path(e->layers[i])) < 0;
-	if (bad) {
-		json_object_put(o);
-		return NULL;
-	}
-	return o;
-}
-
-int dsave_write_meta(int stagefd, const struct laydst *d, struct dimg_err *err)
-{
-	struct json_object *arr = json_object_new_array();
-	struct dimg_buf b = {0};
-	int r = arr ? 0 : -ENOMEM;
-	for (size_t i = 0; r == 0 && i < d->ne; i++) {
-		struct json_object *o;
-		if (!d->e[i].is_image)
-			continue;
-		if (!(o = dsave_entry_json(&d->e[i])) || json_object_array_add(arr, o) < 0)
-			r = -ENOMEM;
-	}
-	if (r == 0)
-		r = oci_json_dump(arr, &b);
-	if (r == 0)
-		r = lay_write_file(stagefd, "manifest.json", b.data, b.len);
-	json_object_put(arr);
-	dimg_buf_free(&b);
-	return r < 0 ? dimg_err_set(err, r, "manifest.json", "writing it") : 0;
 }

@@ -15,6 +15,63 @@
 #include "layout.h"
 #include "ociwrite.h"
 
+/* ---- docker save: manifest.json beside the OCI layout, as Docker 25 writes it ---- */
+
+static struct json_object *dsave_blob_path(const uint8_t d[32])
+{
+	char p[OCI_BLOB_PATH_LEN];
+	oci_blob_path(p, d);
+	return json_object_new_string(p);
+}
+
+/* Adds v to o under k (o takes it): v, or NULL when either failed. */
+static struct json_object *dsave_add(struct json_object *o, const char *k, struct json_object *v)
+{
+	if (v && json_object_object_add(o, k, v) == 0)
+		return v;
+	json_object_put(v);
+	return NULL;
+}
+
+/* {"Config","RepoTags","Layers"}, as docker load reads it. */
+static struct json_object *dsave_entry_json(const struct laydst_entry *e)
+{
+	struct json_object *o = json_object_new_object();
+	struct json_object *tags = o ? dsave_add(o, "RepoTags", json_object_new_array()) : NULL;
+	struct json_object *layers = tags ? dsave_add(o, "Layers", json_object_new_array()) : NULL;
+	int bad = !layers || !dsave_add(o, "Config", dsave_blob_path(e->config));
+	if (!bad && e->ref)
+		bad = json_object_array_add(tags, json_object_new_string(e->ref)) < 0;
+	for (size_t i = 0; !bad && i < e->nlayers; i++)
+		bad = json_object_array_add(layers, dsave_blob_path(e->layers[i])) < 0;
+	if (bad) {
+		json_object_put(o);
+		return NULL;
+	}
+	return o;
+}
+
+static int dsave_write_meta(int stagefd, const struct laydst *d, struct dimg_err *err)
+{
+	struct json_object *arr = json_object_new_array();
+	struct dimg_buf b = {0};
+	int r = arr ? 0 : -ENOMEM;
+	for (size_t i = 0; r == 0 && i < d->ne; i++) {
+		struct json_object *o;
+		if (!d->e[i].is_image)
+			continue;
+		if (!(o = dsave_entry_json(&d->e[i])) || json_object_array_add(arr, o) < 0)
+			r = -ENOMEM;
+	}
+	if (r == 0)
+		r = oci_json_dump(arr, &b);
+	if (r == 0)
+		r = lay_write_file(stagefd, "manifest.json", b.data, b.len);
+	json_object_put(arr);
+	dimg_buf_free(&b);
+	return r < 0 ? dimg_err_set(err, r, "manifest.json", "writing it") : 0;
+}
+
 /* Is existing entry e replaced by one of the new ones? */
 static int lc_replaced(const struct laydst *d, struct json_object *e)
 {

@@ -98,7 +98,5 @@ int laydst_note_excluded(struct xport *x, const struct oci_desc *d, struct dimg_
 int laydst_commit(struct xport *x, struct dimg_err *err);
 /* The tar of a staged layout (laytar.c): members in a fixed order. */
 int laytar_write(int stagefd, int outfd, const struct laydst *d, struct dimg_err *err);
-/* docker save's manifest.json and repositories for the images of d. */
-int dsave_write_meta(int stagefd, const struct laydst *d, struct dimg_err *err);
 
 #endif

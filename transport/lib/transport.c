@@ -21,7 +21,8 @@ static void *xport_dlopen(const char *dir, char *why, size_t n)
 	        (int)sizeof(path) ||
 	    access(path, F_OK) < 0)
 		return NULL;
-	void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+	/* NODELETE: gRPC threads may outlive the last close */
+	void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
 	if (!h)
 		snprintf(why, n, "%s", dlerror());
 	return h;
