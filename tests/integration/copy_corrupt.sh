@@ -4,7 +4,8 @@
 # and from an archive, into every kind of destination, one job or several.
 # Each is exit 3 naming the blob, and nothing is committed: no new layout
 # or archive, an existing layout unchanged, no staging directory left.
-# Also: diff and apply take transport names and make the same delta.
+# Progress shows on a terminal only. diff and apply take transport names
+# and make the same delta as with paths.
 . "$(dirname "$0")/lib.sh"
 
 MKIMAGES="python3 $SRC/tests/assets/mkimages.py"
@@ -80,9 +81,17 @@ rm "$(blobfile "$W/gone" "$l1")"
 refused "oci:$W/gone" "$l1"
 grep -q "neither" "$WORK/err.txt" || fail "gone: not said to be missing"
 
-# The good image copies into the same places.
-"$CDIMG" copy -q "oci:$W/good" "oci:$W/exist"
-"$CDIMG" copy -q "oci-archive:$W/good.tar" "docker-archive:$W/dst.tar"
+# The good image copies into the same places. On a terminal: a line per
+# blob (the shared base layer "Already exists") and the totals; otherwise
+# nothing at all.
+script -qec "$CDIMG copy oci:$W/good oci:$W/exist" /dev/null | tr '\r' '\n' |
+	sed 's/\x1b\[[0-9]*[A-Z]//g' >"$W/tty.txt"
+for want in "^1/3 sha256:[0-9a-f]\{12\}… " "Already exists" "Copied " \
+	"^3 blobs: 2 copied (.*), 1 already existed"; do
+	grep -q "$want" "$W/tty.txt" || fail "terminal progress: no '$want'"
+done
+"$CDIMG" copy "oci-archive:$W/good.tar" "docker-archive:$W/dst.tar" >"$W/quiet.out" 2>&1
+[ ! -s "$W/quiet.out" ] || fail "progress without a terminal"
 
 # diff and apply by transport name: the same delta as by path.
 "$CDIMG" copy -q "oci:$W/other" "docker-archive:$W/other-d.tar"

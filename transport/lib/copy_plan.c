@@ -90,7 +90,12 @@ static int xc_walk_sub(struct xc *c, size_t si, struct xport *x, const struct oc
 	oci_digest_str(ds, d->digest);
 	if (depth >= XC_DEPTH)
 		return dimg_err_set(err, -ELOOP, ds, "indexes nested more than %d deep", XC_DEPTH);
-	int r = xport_get_manifest_digest(x, d->digest, &sub, err);
+	struct dimg_err e = {0};
+	int r = xport_get_manifest_digest(x, d->digest, &sub, &e);
+	if (r == -ENOENT && !img)
+		r = 1; /* a base image need not hold every platform's image */
+	else if (r < 0)
+		dimg_err_set(err, r, e.what[0] ? e.what : NULL, "%s", e.why);
 	if (r == 0 && sub.len != d->size)
 		r = xverify_fail(err, d->digest,
 		                 "a manifest of %zu bytes, its descriptor states %llu", sub.len,
@@ -100,7 +105,7 @@ static int xc_walk_sub(struct xc *c, size_t si, struct xport *x, const struct oc
 	if (r == 0 && img)
 		r = xc_keep_sub(img, &sub);
 	xport_manifest_clear(&sub);
-	return r;
+	return r == 1 ? 0 : r;
 }
 
 static int xc_walk(struct xc *c, size_t si, struct xport *x, const struct xport_manifest *m,
