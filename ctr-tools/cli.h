@@ -50,24 +50,25 @@ const char *cli_human(uint64_t n, char *buf, size_t len);
 /* The same in base 1024 or 1000 (kB, MB, as docker shows sizes). */
 const char *cli_human_units(uint64_t n, unsigned base, char *buf, size_t len);
 
-/* Walks a directory into a tree with progress; reports errors itself and
- * returns an exit code (0 ok). */
-int cli_walk(struct dimg_tree **out, const char *dir, unsigned jobs, struct cli_progress *p);
+/* "cdimg: <what>: <why>" on stderr: what and why from e where it names
+ * them (what otherwise, then the problem rc means); returns the exit code. */
+int cli_report(int rc, const struct dimg_err *e, const char *what);
+
+struct dimg_image;
+struct dimg_image_opts;
+/* Opens an image (or directory tree) with o (NULL: defaults) and progress
+ * on a terminal unless quiet; reports errors itself and returns an exit
+ * code (0 ok). path may also be a transport name (oci:DIR:REF,
+ * containerd:NAME:TAG, docker://...: cli_image.c, in cdimg only); a ref in
+ * the name must agree with o->ref. */
+int cli_open_image(struct dimg_image **out, const char *path, const struct dimg_image_opts *o,
+                   int quiet);
 
 struct cdimg;
 struct dimg_reader;
 /* Opens a .dimg or a .cdimg (told apart by their first bytes); *c is set
  * for a .cdimg only. Reports errors itself and returns an exit code. */
 int cli_open_delta(const char *path, struct cdimg **c, struct dimg_reader **rd);
-
-struct dimg_image;
-struct dimg_image_opts;
-/* Opens an image by path or transport name (oci:DIR:REF, containerd:NAME,
- * ...: those not in a layout are first copied into a temporary one);
- * reports errors itself and returns an exit code (0 ok). A ref in the
- * name must agree with o->ref. p: the progress o reports to (ended). */
-int cli_image_open(struct dimg_image **out, const char *name, const struct dimg_image_opts *o,
-                   struct cli_progress *p);
 
 int cmd_diff(int argc, char **argv);
 int cmd_apply(int argc, char **argv);

@@ -119,7 +119,7 @@ static int copy_opt(struct copy_args *a, int c, const char *arg)
 	case OPT_TLS:
 		if (strcmp(arg, "true") && strcmp(arg, "false"))
 			return -1;
-		a->o.x.tls_verify = strcmp(arg, "true") == 0;
+		a->o.x.tls_verify = strcmp(arg, "true") == 0 ? 0 : -1;
 		return 0;
 	case OPT_CERT:
 		a->o.x.certs_dir = arg;
@@ -251,7 +251,6 @@ int cmd_copy(int argc, char **argv)
 	const char *env_ns = getenv("CONTAINERD_NAMESPACE"),
 	           *env_addr = getenv("CONTAINERD_ADDRESS");
 	struct copy_args a = {0};
-	a.o.x.tls_verify = 1;
 	a.o.x.ns = env_ns && env_ns[0] ? env_ns : NULL;
 	a.o.x.address = env_addr && env_addr[0] ? env_addr : NULL;
 	int code = copy_parse(&a, argc, argv);

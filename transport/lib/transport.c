@@ -11,9 +11,10 @@
 
 #include "transport-internal.h"
 
-#ifdef DI3FS_XPORT_MODULE_DIR
-/* Where the containerd module may be: beside the program (the build tree),
- * in ../lib/di3fs (an install), and where it was installed. */
+#ifdef DI3FS_XPORT_CONTAINERD
+/* Where the containerd module may be: $DI3FS_MODULE_DIR, beside the
+ * program (the build tree), in ../lib/di3fs (an install, wherever its
+ * prefix is). */
 static void *xport_dlopen(const char *dir, char *why, size_t n)
 {
 	char path[PATH_MAX];
@@ -43,12 +44,10 @@ static int xport_containerd_load(struct xport *x, struct dimg_err *err)
 	if (!x->module && slash && !why[0] &&
 	    snprintf(dir, sizeof(dir), "%s/../lib/di3fs", self) < (int)sizeof(dir))
 		x->module = xport_dlopen(dir, why, sizeof(why));
-	if (!x->module && !why[0])
-		x->module = xport_dlopen(DI3FS_XPORT_MODULE_DIR, why, sizeof(why));
 	if (!x->module)
-		return dimg_err_set(
-		    err, -ENOTSUP, XPORT_CONTAINERD_MODULE, "%s",
-		    why[0] ? why : "not found beside the program nor in " DI3FS_XPORT_MODULE_DIR);
+		return dimg_err_set(err, -ENOTSUP, XPORT_CONTAINERD_MODULE, "%s",
+		                    why[0] ? why
+		                           : "not found beside the program nor in ../lib/di3fs");
 	x->ops = dlsym(x->module, "xport_containerd_ops");
 	if (!x->ops || x->ops->kind != XPORT_CONTAINERD)
 		return dimg_err_set(err, -ENOTSUP, XPORT_CONTAINERD_MODULE,

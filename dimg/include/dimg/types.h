@@ -37,7 +37,7 @@ typedef void (*dimg_progress_fn)(void *ctx, const char *what, uint64_t done, uin
  * where strerror(-r) says too little, why. The first error set wins: a
  * caller's context is not overwritten by cleanup that fails later. */
 #define DIMG_ERR_WHAT_MAX 4096
-#define DIMG_ERR_WHY_MAX  256
+#define DIMG_ERR_WHY_MAX  1024
 struct dimg_err {
 	char what[DIMG_ERR_WHAT_MAX]; /* "" when nothing in particular */
 	char why[DIMG_ERR_WHY_MAX];   /* "" when strerror says it all */
@@ -47,8 +47,14 @@ struct dimg_err {
  * reads naturally. */
 int dimg_err_set(struct dimg_err *e, int r, const char *what, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+/* Names what failed when e says why but not yet what (an inner function
+ * knew the problem, its caller knows the path); returns r. */
+int dimg_err_what(struct dimg_err *e, int r, const char *what);
 /* Clears e (NULL allowed). */
 void dimg_err_clear(struct dimg_err *e);
+/* What a -errno means, in words: the project's own codes explained
+ * (-EBADMSG corrupt, -EXDEV wrong base, ...), strerror for the others. */
+const char *dimg_strerror(int r);
 
 #ifdef __cplusplus
 }

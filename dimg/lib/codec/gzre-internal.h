@@ -1,6 +1,7 @@
 /* Private parts of the gzip-recompress codec (codec 3) shared by its
  * encoder (gzre_encode.c) and decoder (gzre.c): the blob layout and the
- * gzip member parser. docs/patch-format.md "gzip-recompress" is the spec. */
+ * gzip member parser. docs/patch-format.md "gzip-recompress (codec 3)" is the
+ * spec. */
 #ifndef DIMG_GZRE_INTERNAL_H
 #define DIMG_GZRE_INTERNAL_H
 

@@ -589,8 +589,10 @@ static int gzc_inner(const struct gzre_blob *a, const struct gzre_blob *b, int l
 		                     dimg_write_capped, &cn, NULL);
 	if (!r && nw.len != b->newraw)
 		r = -EBADMSG;
+	/* A fold's fast level may be negative (bsdiff streams take it); a
+	 * plain frame needs 1..22. */
 	if (!r)
-		r = dimg_zstd_encode(nw.len ? nw.data : none, nw.len, level, inner);
+		r = dimg_zstd_encode(nw.len ? nw.data : none, nw.len, level < 1 ? 1 : level, inner);
 	dimg_buf_free(&mid);
 	dimg_buf_free(&nw);
 	return r;

@@ -7,7 +7,7 @@
 #include <errno.h>
 #include <stdint.h>
 
-#include "dimg/codec.h"
+#include "dimg/types.h"
 
 struct dimg_capped {
 	struct dimg_buf *b;

@@ -7,7 +7,7 @@
 #include <errno.h>
 #include <stdint.h>
 
-#include "dimg/codec.h"
+#include "dimg/types.h"
 
 /* Reads one varint at *p (not past end), advancing *p. A truncated,
  * over-long or non-shortest varint is -EBADMSG. */

@@ -1,17 +1,18 @@
-/* .dimg reader: maps the file, checks header, trailer and index, resolves
+/* .dimg reader: loads the file, checks header, trailer and index, resolves
  * the complete target tree against a base tree, and rebuilds files. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "dimg/dimg.h"
+#include "dimg/fileio.h"
 #include "dimg/hash.h"
 #include "endian-internal.h"
 #include "format-internal.h"
+#include "layout-internal.h"
 #include "zstd-internal.h"
 
 _Static_assert((int)DIMG_INDEX_KEEP == (int)DIMG_OP_KEEP &&
@@ -22,7 +23,7 @@ _Static_assert((int)DIMG_INDEX_KEEP == (int)DIMG_OP_KEEP &&
 struct dimg_reader {
 	const uint8_t *map;
 	size_t len;
-	int mapped; /* map came from mmap (else borrowed memory) */
+	int mapped; /* map came from dimg_file_load (else borrowed memory) */
 	uint8_t base_id[32], target_id[32];
 	uint64_t index_off, index_len, index_raw_len, entry_count;
 	uint64_t dict_len, blobs_off; /* blobs start after the dictionary */
@@ -75,7 +76,7 @@ static int read_xattrs(struct cur *c, struct dimg_entry *e, uint32_t n)
 	for (uint32_t i = 0; i < n; i++) {
 		const uint8_t *h = NULL, *v = NULL;
 		struct dimg_xattr *x = &e->xattrs[i];
-		int r = cur_take(c, 8, &h);
+		int r = cur_take(c, DIMG_XATTR_HDR, &h);
 		if (r < 0)
 			return r;
 		uint32_t nl = le32dec(h), vl = le32dec(h + 4);
@@ -129,23 +130,9 @@ static int read_entry(const struct dimg_reader *rd, struct cur *c, struct dimg_e
 	if (r < 0)
 		return r;
 	memset(e, 0, sizeof(*e));
-	e->type = p[0];
-	e->payload = p[1];
-	e->codec = p[2];
-	e->flags = p[3];
-	e->mode = le32dec(p + 4);
-	e->uid = le32dec(p + 8);
-	e->gid = le32dec(p + 12);
-	e->mtime_sec = (int64_t)le64dec(p + 16);
-	e->mtime_nsec = le32dec(p + 24);
-	e->rdev_major = le32dec(p + 28);
-	e->rdev_minor = le32dec(p + 32);
-	e->size = le64dec(p + 36);
-	e->blob_off = le64dec(p + 44);
-	e->blob_len = le64dec(p + 52);
-	e->blob_xxh3 = le64dec(p + 60);
-	uint32_t pl = le32dec(p + 68), ll = le32dec(p + 72), sl = le32dec(p + 76);
-	uint32_t nx = le32dec(p + 80);
+	struct dimg_rec_lens lens;
+	dimg_rec_decode(e, &lens, p);
+	uint32_t pl = lens.path, ll = lens.link, sl = lens.src, nx = lens.nxattrs;
 	if (e->mtime_nsec >= 1000000000u || pl >= 4096 || ll >= 4096 || sl >= 4096)
 		return -EBADMSG;
 	r = check_payload(rd, e, sl);
@@ -278,31 +265,30 @@ static int load_dict(struct dimg_reader *rd, uint64_t len, uint64_t xxh3)
 
 static int check_header(struct dimg_reader *rd)
 {
-	const uint8_t *h = rd->map;
-	if (rd->len < DIMG_HEADER_SIZE + DIMG_TRAILER_SIZE || memcmp(h, DIMG_MAGIC, 8) != 0)
+	struct dimg_header h;
+	struct dimg_trailer t;
+	if (rd->len < DIMG_HEADER_SIZE + DIMG_TRAILER_SIZE)
 		return -EBADMSG;
-	if (le32dec(h + 8) != DIMG_FORMAT_VERSION)
-		return -ENOTSUP;
-	if (le32dec(h + 12) != 0 || le64dec(h + 80) != 0 || le64dec(h + 88) != 0)
-		return -EBADMSG;
-	memcpy(rd->base_id, h + 16, 32);
-	memcpy(rd->target_id, h + 48, 32);
-	const uint8_t *t = rd->map + rd->len - DIMG_TRAILER_SIZE;
-	if (memcmp(t + 56, DIMG_TRAILER_MAGIC, 8) != 0)
-		return -EBADMSG;
-	rd->index_off = le64dec(t);
-	rd->index_len = le64dec(t + 8);
-	rd->index_raw_len = le64dec(t + 16);
-	rd->entry_count = le64dec(t + 32);
+	int r = dimg_header_decode(&h, rd->map);
+	if (r == 0)
+		r = dimg_trailer_decode(&t, rd->map + rd->len - DIMG_TRAILER_SIZE);
+	if (r < 0)
+		return r;
+	memcpy(rd->base_id, h.base_id, 32);
+	memcpy(rd->target_id, h.target_id, 32);
+	rd->index_off = t.index_off;
+	rd->index_len = t.index_len;
+	rd->index_raw_len = t.index_raw_len;
+	rd->entry_count = t.entries;
 	uint64_t end = rd->len - DIMG_TRAILER_SIZE;
 	if (rd->index_off < DIMG_HEADER_SIZE || rd->index_off > end ||
 	    rd->index_len != end - rd->index_off)
 		return -EOVERFLOW;
 	if (rd->index_raw_len > DIMG_INDEX_MAX || rd->index_raw_len == 0)
 		return -EOVERFLOW;
-	if (dimg_xxh3(rd->map + rd->index_off, rd->index_len) != le64dec(t + 24))
+	if (dimg_xxh3(rd->map + rd->index_off, rd->index_len) != t.index_xxh3)
 		return -EBADMSG;
-	return load_dict(rd, le64dec(t + 40), le64dec(t + 48));
+	return load_dict(rd, t.dict_len, t.dict_xxh3);
 }
 
 static int load(struct dimg_reader *rd)
@@ -368,13 +354,15 @@ int dimg_reader_open(struct dimg_reader **out, const char *path)
 		close(fd);
 		return -EBADMSG;
 	}
-	void *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+	const uint8_t *m;
+	size_t len;
+	int r = dimg_file_load(fd, &m, &len); /* a sparse .dimg on tmpfs: no SIGBUS */
 	close(fd);
-	if (m == MAP_FAILED)
-		return -errno;
-	int r = dimg_reader_open_mem(out, m, (size_t)st.st_size);
+	if (r < 0)
+		return r;
+	r = dimg_reader_open_mem(out, m, len);
 	if (r < 0) {
-		munmap(m, (size_t)st.st_size);
+		dimg_file_unload(m, len);
 		return r;
 	}
 	(*out)->mapped = 1;
@@ -386,7 +374,7 @@ void dimg_reader_free(struct dimg_reader *r)
 	if (!r)
 		return;
 	if (r->mapped)
-		munmap((void *)r->map, r->len);
+		dimg_file_unload(r->map, r->len);
 	dimg_tree_free(r->explicit_);
 	ZSTD_freeDDict(r->ddict);
 	free(r->ops);

@@ -9,6 +9,7 @@
 #include "dimg/hash.h"
 #include "endian-internal.h"
 #include "format-internal.h"
+#include "layout-internal.h"
 
 struct dimg_writer {
 	int fd;
@@ -32,16 +33,12 @@ static int write_all(struct dimg_writer *w, const void *p, size_t n)
 int dimg_writer_new(struct dimg_writer **out, int fd, const uint8_t base_id[32],
                     const uint8_t target_id[32])
 {
-	uint8_t h[DIMG_HEADER_SIZE] = {0};
+	uint8_t h[DIMG_HEADER_SIZE];
 	struct dimg_writer *w = calloc(1, sizeof(*w));
 	if (!w)
 		return -ENOMEM;
 	w->fd = fd;
-	memcpy(h, DIMG_MAGIC, 8);
-	le32enc(h + 8, DIMG_FORMAT_VERSION);
-	le32enc(h + 12, 0);
-	memcpy(h + 16, base_id, 32);
-	memcpy(h + 48, target_id, 32);
+	dimg_header_encode(h, base_id, target_id);
 	int r = write_all(w, h, sizeof(h));
 	if (r < 0) {
 		free(w);
@@ -102,25 +99,9 @@ static int put_entry(struct dimg_buf *b, const struct dimg_entry *e)
 	const char *src = stored_src(e);
 	uint8_t *p = f + 1;
 	f[0] = DIMG_OP_ENTRY;
-	p[0] = e->type;
-	p[1] = e->payload;
-	p[2] = e->codec;
-	p[3] = e->flags;
-	le32enc(p + 4, e->mode);
-	le32enc(p + 8, e->uid);
-	le32enc(p + 12, e->gid);
-	le64enc(p + 16, (uint64_t)e->mtime_sec);
-	le32enc(p + 24, e->mtime_nsec);
-	le32enc(p + 28, e->rdev_major);
-	le32enc(p + 32, e->rdev_minor);
-	le64enc(p + 36, e->size);
-	le64enc(p + 44, e->blob_off);
-	le64enc(p + 52, e->blob_len);
-	le64enc(p + 60, e->blob_xxh3);
-	le32enc(p + 68, (uint32_t)slen(e->path));
-	le32enc(p + 72, (uint32_t)slen(e->link));
-	le32enc(p + 76, (uint32_t)slen(src));
-	le32enc(p + 80, e->nxattrs);
+	struct dimg_rec_lens lens = {(uint32_t)slen(e->path), (uint32_t)slen(e->link),
+	                             (uint32_t)slen(src), e->nxattrs};
+	dimg_rec_encode(p, e, &lens);
 	int r = put_bytes(b, f, sizeof(f));
 	if (!r && e->type == DIMG_TYPE_REG && e->payload != DIMG_PAYLOAD_SAME)
 		r = put_bytes(b, e->sha256, 32);
@@ -131,7 +112,7 @@ static int put_entry(struct dimg_buf *b, const struct dimg_entry *e)
 	if (!r)
 		r = put_bytes(b, src, slen(src));
 	for (uint32_t i = 0; !r && i < e->nxattrs; i++) {
-		uint8_t x[8];
+		uint8_t x[DIMG_XATTR_HDR];
 		le32enc(x, (uint32_t)strlen(e->xattrs[i].name));
 		le32enc(x + 4, e->xattrs[i].value_len);
 		r = put_bytes(b, x, 8);
@@ -239,14 +220,9 @@ static int write_index(struct dimg_writer *w, const struct dimg_buf *raw, uint64
 		r = dimg_zstd_encode(raw->data, raw->len, 19, &z);
 	if (r < 0)
 		goto out;
-	le64enc(t, w->off);
-	le64enc(t + 8, z.len);
-	le64enc(t + 16, raw->len);
-	le64enc(t + 24, dimg_xxh3(z.data, z.len));
-	le64enc(t + 32, entries);
-	le64enc(t + 40, w->dict_len);
-	le64enc(t + 48, w->dict_xxh3);
-	memcpy(t + 56, DIMG_TRAILER_MAGIC, 8);
+	struct dimg_trailer tr = {w->off,  z.len,       raw->len,    dimg_xxh3(z.data, z.len),
+	                          entries, w->dict_len, w->dict_xxh3};
+	dimg_trailer_encode(t, &tr);
 	r = write_all(w, z.data, z.len);
 	if (!r)
 		r = write_all(w, t, sizeof(t));

@@ -17,9 +17,6 @@ enum {
 	DIMG_OP_ENTRY = 3,
 };
 
-/* Fixed part of an entry record in the index. */
-#define DIMG_REC_FIXED 84u
-
 struct dimg_reader;
 struct dimg_entry;
 /* Streams a FULL entry's content: its zstd frame, with the delta's

@@ -17,366 +17,10 @@
 #include "cas-internal.h"
 #include "dimg/hash.h"
 #include "dimg/oci.h"
+#include "ocilayout-internal.h"
 #include "tree-internal.h"
 
-#define OCI_MEMBERS_MAX 1000000u
-#define OCI_NAME_MAX    4096u
 #define OCI_INDEX_DEPTH 4
-#define OCI_LINK_HOPS   8
-#define OCI_READ_BUF    (256u << 10)
-
-/* ---- where the layout's files come from: a directory or a tar ---- */
-
-struct oci_member {
-	char *name; /* normalised */
-	char *link; /* symlink / hardlink target (normalised), else NULL */
-	int symlink;
-	uint64_t size;
-};
-
-struct oci_src {
-	int dirfd;       /* directory input, else -1 */
-	const char *tar; /* tar input */
-	struct oci_member *m;
-	size_t nm;
-};
-
-/* Member names: "./" prefixes, empty and "." components dropped; ".."
- * refused, so a name can never leave the layout. */
-static int oci_norm_name(char **out, const char *raw)
-{
-	size_t n = raw ? strlen(raw) : 0, k = 0;
-	*out = NULL;
-	if (n == 0 || n >= OCI_NAME_MAX || raw[0] == '/')
-		return -EBADMSG;
-	char *p = malloc(n + 1);
-	if (!p)
-		return -ENOMEM;
-	for (const char *c = raw; *c;) {
-		const char *slash = strchr(c, '/');
-		size_t len = slash ? (size_t)(slash - c) : strlen(c);
-		if (len == 2 && c[0] == '.' && c[1] == '.') {
-			free(p);
-			return -EBADMSG;
-		}
-		if (len && !(len == 1 && c[0] == '.')) {
-			if (k)
-				p[k++] = '/';
-			memcpy(p + k, c, len);
-			k += len;
-		}
-		c += len + (slash != NULL);
-	}
-	p[k] = '\0';
-	if (k == 0) {
-		free(p);
-		return -EBADMSG;
-	}
-	*out = p;
-	return 0;
-}
-
-static void oci_src_close(struct oci_src *s)
-{
-	if (s->dirfd >= 0)
-		close(s->dirfd);
-	for (size_t i = 0; i < s->nm; i++) {
-		free(s->m[i].name);
-		free(s->m[i].link);
-	}
-	free(s->m);
-	memset(s, 0, sizeof(*s));
-	s->dirfd = -1;
-}
-
-static struct archive *oci_tar_new(const char *path)
-{
-	struct archive *a = archive_read_new();
-	if (!a)
-		return NULL;
-	archive_read_support_format_tar(a);
-	archive_read_support_filter_gzip(a);
-	archive_read_support_filter_zstd(a);
-	archive_read_support_filter_xz(a);
-	if (archive_read_open_filename(a, path, 1u << 16) != ARCHIVE_OK) {
-		archive_read_free(a);
-		return NULL;
-	}
-	return a;
-}
-
-static int oci_member_cmp(const void *a, const void *b)
-{
-	return strcmp(((const struct oci_member *)a)->name, ((const struct oci_member *)b)->name);
-}
-
-/* Members are sorted once listed: lookups are binary searches. */
-static const struct oci_member *oci_member_find(const struct oci_src *s, const char *name)
-{
-	struct oci_member key = {.name = (char *)name};
-	return s->nm ? bsearch(&key, s->m, s->nm, sizeof(*s->m), oci_member_cmp) : NULL;
-}
-
-/* A symlink's target is relative to the symlink's directory. */
-static int oci_link_target(char **out, const char *name, const char *target, int symlink)
-{
-	const char *slash = strrchr(name, '/');
-	size_t dl = symlink && slash ? (size_t)(slash - name) + 1 : 0;
-	size_t tl = strlen(target);
-	char *joined = malloc(dl + tl + 1);
-	if (!joined)
-		return -ENOMEM;
-	memcpy(joined, name, dl);
-	memcpy(joined + dl, target, tl + 1);
-	int r = oci_norm_name(out, joined);
-	free(joined);
-	return r;
-}
-
-static int oci_member_add(struct oci_src *s, struct archive_entry *ae, size_t *cap)
-{
-	struct oci_member m = {0};
-	int type = archive_entry_filetype(ae);
-	const char *hl = archive_entry_hardlink(ae);
-	if (!hl && type != AE_IFREG && type != AE_IFLNK)
-		return 0; /* directories and the like name no content */
-	const char *target = hl ? hl : archive_entry_symlink(ae);
-	int r = oci_norm_name(&m.name, archive_entry_pathname(ae));
-	if (r == 0 && (hl || type == AE_IFLNK))
-		r = target ? oci_link_target(&m.link, m.name, target, !hl) : -EBADMSG;
-	if (r == 0 && s->nm >= OCI_MEMBERS_MAX)
-		r = -EOVERFLOW;
-	if (r == 0 && s->nm == *cap) {
-		size_t nc = *cap ? *cap * 2 : 64;
-		struct oci_member *v = realloc(s->m, nc * sizeof(*v));
-		r = v ? 0 : -ENOMEM;
-		if (v) {
-			s->m = v;
-			*cap = nc;
-		}
-	}
-	if (r < 0) {
-		free(m.name);
-		free(m.link);
-		return r;
-	}
-	m.symlink = !hl && type == AE_IFLNK;
-	m.size = archive_entry_size(ae) > 0 ? (uint64_t)archive_entry_size(ae) : 0;
-	s->m[s->nm++] = m;
-	return 0;
-}
-
-/* Lists the tar's members once (names, sizes, links); contents are read
- * later by name, each in one sequential pass. */
-static int oci_src_open_tar(struct oci_src *s, const char *path, char **err)
-{
-	struct archive_entry *ae;
-	size_t cap = 0;
-	int r = 0;
-	s->tar = path;
-	struct archive *a = oci_tar_new(path);
-	if (!a) {
-		dimg_errf(err, "%s: cannot read as a tar archive", path);
-		return -EBADMSG;
-	}
-	for (;;) {
-		int ar = archive_read_next_header(a, &ae);
-		if (ar == ARCHIVE_EOF)
-			break;
-		if (ar != ARCHIVE_OK && ar != ARCHIVE_WARN) {
-			dimg_errf(err, "%s: %s", path, archive_error_string(a));
-			r = -EBADMSG;
-			break;
-		}
-		r = oci_member_add(s, ae, &cap);
-		if (r < 0) {
-			dimg_errf(err, "%s: member '%s': %s", path, archive_entry_pathname(ae),
-			          strerror(-r));
-			r = r == -ENOMEM ? r : -EBADMSG;
-			break;
-		}
-	}
-	archive_read_free(a);
-	if (r == 0 && s->nm)
-		qsort(s->m, s->nm, sizeof(*s->m), oci_member_cmp);
-	for (size_t i = 1; r == 0 && i < s->nm; i++) {
-		if (strcmp(s->m[i - 1].name, s->m[i].name) == 0) {
-			/* Which copy would count? Refuse rather than guess. */
-			dimg_errf(err, "%s: member '%s' appears twice", path, s->m[i].name);
-			r = -EBADMSG;
-		}
-	}
-	return r;
-}
-
-/* Follows member links to a regular member. */
-static int oci_member_resolve(const struct oci_src *s, const char *name,
-                              const struct oci_member **out)
-{
-	const struct oci_member *m = oci_member_find(s, name);
-	for (int hops = 0; m && m->link; hops++) {
-		if (hops == OCI_LINK_HOPS)
-			return -ELOOP;
-		m = oci_member_find(s, m->link);
-	}
-	*out = m;
-	return m ? 0 : -ENOENT;
-}
-
-/* ---- streams over one file of the layout ---- */
-
-struct oci_stream {
-	int fd;
-	struct archive *a;
-	uint8_t *buf;
-	uint64_t off;  /* bytes handed out */
-	uint64_t size; /* the file's size */
-};
-
-static void oci_stream_close(struct oci_stream *st)
-{
-	if (!st)
-		return;
-	if (st->fd >= 0)
-		close(st->fd);
-	archive_read_free(st->a);
-	free(st->buf);
-	free(st);
-}
-
-static int oci_stream_open_dir(struct oci_stream *st, const struct oci_src *s, const char *name)
-{
-	struct stat sb;
-	int r = dimg_openat_beneath(s->dirfd, name, O_RDONLY | O_NONBLOCK, &st->fd);
-	if (r < 0)
-		return r;
-	if (fstat(st->fd, &sb) < 0)
-		return -errno;
-	if (!S_ISREG(sb.st_mode))
-		return -EBADMSG;
-	st->size = (uint64_t)sb.st_size;
-	st->buf = malloc(OCI_READ_BUF);
-	return st->buf ? 0 : -ENOMEM;
-}
-
-static int oci_stream_open_tar(struct oci_stream *st, const struct oci_src *s, const char *name)
-{
-	const struct oci_member *m;
-	struct archive_entry *ae;
-	int r = oci_member_resolve(s, name, &m);
-	if (r < 0)
-		return r;
-	st->a = oci_tar_new(s->tar);
-	if (!st->a)
-		return -EIO;
-	for (;;) {
-		int ar = archive_read_next_header(st->a, &ae);
-		if (ar == ARCHIVE_EOF)
-			return -ENOENT; /* the archive changed since it was listed */
-		if (ar != ARCHIVE_OK && ar != ARCHIVE_WARN)
-			return -EBADMSG;
-		char *n;
-		if (oci_norm_name(&n, archive_entry_pathname(ae)) < 0)
-			continue;
-		int hit = strcmp(n, m->name) == 0 && archive_entry_filetype(ae) == AE_IFREG &&
-		          !archive_entry_hardlink(ae);
-		free(n);
-		if (hit && archive_entry_sparse_count(ae) > 0)
-			return -ENOTSUP;
-		if (hit) {
-			st->size = m->size;
-			return 0;
-		}
-	}
-}
-
-static int oci_stream_open(struct oci_stream **out, const struct oci_src *s, const char *name)
-{
-	struct oci_stream *st = calloc(1, sizeof(*st));
-	*out = NULL;
-	if (!st)
-		return -ENOMEM;
-	st->fd = -1;
-	int r = s->dirfd >= 0 ? oci_stream_open_dir(st, s, name) : oci_stream_open_tar(st, s, name);
-	if (r < 0) {
-		oci_stream_close(st);
-		return r;
-	}
-	*out = st;
-	return 0;
-}
-
-/* struct dimg_layer_src.read */
-static int oci_stream_read(void *ctx, const void **buf, size_t *len)
-{
-	struct oci_stream *st = ctx;
-	*len = 0;
-	if (st->a) {
-		la_int64_t off;
-		int ar = archive_read_data_block(st->a, buf, len, &off);
-		if (ar == ARCHIVE_EOF) {
-			*len = 0;
-			return 0;
-		}
-		if (ar != ARCHIVE_OK || off != (la_int64_t)st->off)
-			return -EIO;
-		st->off += *len;
-		return 0;
-	}
-	for (;;) {
-		ssize_t n = read(st->fd, st->buf, OCI_READ_BUF);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		*buf = st->buf;
-		*len = (size_t)n;
-		st->off += (uint64_t)n;
-		return 0;
-	}
-}
-
-/* Reads a whole (small) file of the layout: -ENOENT if absent,
- * -EFBIG past max. */
-static int oci_read_all(const struct oci_src *s, const char *name, size_t max, uint8_t **out,
-                        size_t *outlen)
-{
-	struct oci_stream *st;
-	uint8_t *buf = NULL;
-	size_t len = 0;
-	*out = NULL;
-	int r = oci_stream_open(&st, s, name);
-	if (r < 0)
-		return r;
-	if (st->size > max)
-		r = -EFBIG;
-	if (r == 0)
-		buf = malloc(st->size + 1);
-	if (r == 0 && !buf)
-		r = -ENOMEM;
-	while (r == 0) {
-		const void *p;
-		size_t n;
-		r = oci_stream_read(st, &p, &n);
-		if (r < 0 || n == 0)
-			break;
-		if (n > st->size - len) {
-			r = -EBADMSG; /* longer than it said */
-			break;
-		}
-		memcpy(buf + len, p, n);
-		len += n;
-	}
-	oci_stream_close(st);
-	if (r < 0) {
-		free(buf);
-		return r;
-	}
-	buf[len] = '\0';
-	*out = buf;
-	*outlen = len;
-	return 0;
-}
 
 /* ---- the chosen image, being built ---- */
 
@@ -389,7 +33,7 @@ struct oci_layer {
 struct oci_ctx {
 	struct oci_src src;
 	const struct dimg_image_opts *o;
-	char **err;
+	struct dimg_err *err;
 	struct dimg_image *img;
 	struct oci_layer *layers;
 	size_t nlayers;
@@ -402,8 +46,8 @@ static int oci_desc_check(struct oci_ctx *c, struct json_object *o, const char *
 {
 	int r = oci_desc_parse(d, o);
 	if (r < 0)
-		dimg_errf(c->err, "%s: bad descriptor (%s)", what,
-		          r == -ENOTSUP ? "unsupported digest algorithm" : "digest or size");
+		dimg_err_set(c->err, 0, NULL, "%s: bad descriptor (%s)", what,
+		             r == -ENOTSUP ? "unsupported digest algorithm" : "digest or size");
 	return r;
 }
 
@@ -416,18 +60,19 @@ static int oci_read_blob(struct oci_ctx *c, const struct oci_desc *d, const char
 	oci_blob_path(name, d->digest);
 	oci_digest_str(ds, d->digest);
 	if (d->size > OCI_JSON_MAX) {
-		dimg_errf(c->err, "%s %s: %llu bytes is too large", what, ds,
-		          (unsigned long long)d->size);
+		dimg_err_set(c->err, 0, NULL, "%s %s: %llu bytes is too large", what, ds,
+		             (unsigned long long)d->size);
 		return -EFBIG;
 	}
 	int r = oci_read_all(&c->src, name, OCI_JSON_MAX, out, len);
 	if (r < 0) {
-		dimg_errf(c->err, "%s %s: %s", what, ds, strerror(-r));
+		dimg_err_set(c->err, 0, NULL, "%s %s: %s", what, ds, strerror(-r));
 		return r == -ENOENT || r == -ENOMEM ? r : -EBADMSG;
 	}
 	r = dimg_sha256_buf(*out, *len, got);
 	if (r == 0 && (*len != d->size || memcmp(got, d->digest, 32) != 0)) {
-		dimg_errf(c->err, "%s %s: content does not match its digest or size", what, ds);
+		dimg_err_set(c->err, 0, NULL, "%s %s: content does not match its digest or size",
+		             what, ds);
 		r = -EBADMSG;
 	}
 	if (r < 0) {
@@ -442,7 +87,7 @@ static int oci_read_json_blob(struct oci_ctx *c, const struct oci_desc *d, const
 {
 	int r = oci_read_blob(c, d, what, raw, len);
 	if (r == 0 && (r = oci_json_parse(out, *raw, *len)) < 0) {
-		dimg_errf(c->err, "%s: not valid JSON", what);
+		dimg_err_set(c->err, 0, NULL, "%s: not valid JSON", what);
 		free(*raw);
 		*raw = NULL;
 	}
@@ -498,7 +143,8 @@ static int oci_nested(struct oci_ctx *c, struct oci_cands *cs, const struct oci_
 	size_t len;
 	struct json_object *doc;
 	if (depth >= OCI_INDEX_DEPTH) {
-		dimg_errf(c->err, "image indexes nested more than %d deep", OCI_INDEX_DEPTH);
+		dimg_err_set(c->err, 0, NULL, "image indexes nested more than %d deep",
+		             OCI_INDEX_DEPTH);
 		return -ELOOP;
 	}
 	int r = oci_grow((void **)&cs->docs, &cs->capdocs, cs->ndocs, sizeof(*cs->docs));
@@ -545,7 +191,7 @@ static int oci_collect(struct oci_ctx *c, struct oci_cands *cs, struct json_obje
 {
 	struct json_object *arr = oci_jarr(index, "manifests");
 	if (!arr) {
-		dimg_errf(c->err, "image index without a manifests list");
+		dimg_err_set(c->err, 0, NULL, "image index without a manifests list");
 		return -EBADMSG;
 	}
 	for (size_t i = 0; i < json_object_array_length(arr); i++) {
@@ -554,7 +200,7 @@ static int oci_collect(struct oci_ctx *c, struct oci_cands *cs, struct json_obje
 		            ? oci_collect_one(c, cs, item, in1, in2, depth)
 		            : -EBADMSG;
 		if (r == -EBADMSG)
-			dimg_errf(c->err, "image index: bad entry %zu", i);
+			dimg_err_set(c->err, 0, NULL, "image index: bad entry %zu", i);
 		if (r < 0)
 			return r;
 	}
@@ -575,8 +221,8 @@ static int oci_read_manifest_config(struct oci_ctx *c, const struct oci_desc *d,
 	r = oci_desc_check(c, oci_jobj(*man, "config"), "manifest config", &cd);
 	if (r == 0 && !(cd.media_type && (strcmp(cd.media_type, OCI_MT_CONFIG) == 0 ||
 	                                  strcmp(cd.media_type, DOCKER_MT_CONFIG) == 0))) {
-		dimg_errf(c->err, "not a container image: config media type %s",
-		          cd.media_type ? cd.media_type : "(none)");
+		dimg_err_set(c->err, 0, NULL, "not a container image: config media type %s",
+		             cd.media_type ? cd.media_type : "(none)");
 		r = -ENOTSUP;
 	}
 	if (r == 0)
@@ -649,7 +295,8 @@ static int oci_want_platform(struct oci_ctx *c, struct oci_platform *want)
 		return 0;
 	}
 	if (oci_platform_parse(want, c->o->platform) < 0) {
-		dimg_errf(c->err, "bad platform '%s' (want os/arch[/variant])", c->o->platform);
+		dimg_err_set(c->err, 0, NULL, "bad platform '%s' (want os/arch[/variant])",
+		             c->o->platform);
 		return -EINVAL;
 	}
 	return 0;
@@ -666,8 +313,8 @@ static int oci_select(struct oci_ctx *c, struct oci_cands *cs, int docker_fallba
 	if (cs->n == 0 && docker_fallback)
 		return 1; /* quietly: manifest.json may know the name */
 	if (cs->n == 0) {
-		dimg_errf(c->err, "no image %s%s in the index", c->o->ref ? "named " : "",
-		          c->o->ref ? c->o->ref : "");
+		dimg_err_set(c->err, 0, NULL, "no image %s%s in the index",
+		             c->o->ref ? "named " : "", c->o->ref ? c->o->ref : "");
 		return -ENOENT;
 	}
 	int r = oci_want_platform(c, &want);
@@ -676,12 +323,12 @@ static int oci_select(struct oci_ctx *c, struct oci_cands *cs, int docker_fallba
 	if ((r = oci_keep_platform(c, cs, &want)) < 0)
 		return r;
 	if (cs->n == 0) {
-		dimg_errf(c->err, "no image for platform %s/%s%s%s", want.os, want.arch,
-		          want.variant[0] ? "/" : "", want.variant);
+		dimg_err_set(c->err, 0, NULL, "no image for platform %s/%s%s%s", want.os, want.arch,
+		             want.variant[0] ? "/" : "", want.variant);
 		return -ENOENT;
 	}
 	if (!oci_same_digest(cs)) {
-		dimg_errf(c->err, "several images match; choose one with a ref");
+		dimg_err_set(c->err, 0, NULL, "several images match; choose one with a ref");
 		return -EINVAL;
 	}
 	return 0;
@@ -703,7 +350,7 @@ static int oci_manifest_layers(struct oci_ctx *c, struct json_object *man)
 	struct json_object *arr = oci_jarr(man, "layers");
 	char ds[72];
 	if (!arr) {
-		dimg_errf(c->err, "manifest without a layers list");
+		dimg_err_set(c->err, 0, NULL, "manifest without a layers list");
 		return -EBADMSG;
 	}
 	int r = oci_layers_alloc(c, json_object_array_length(arr));
@@ -712,8 +359,8 @@ static int oci_manifest_layers(struct oci_ctx *c, struct json_object *man)
 		struct oci_desc d;
 		r = oci_desc_check(c, json_object_array_get_idx(arr, i), "manifest layer", &d);
 		if (r == 0 && oci_mt_layer_compression(d.media_type) < 0) {
-			dimg_errf(c->err, "layer %zu: unsupported media type %s", i,
-			          d.media_type ? d.media_type : "(none)");
+			dimg_err_set(c->err, 0, NULL, "layer %zu: unsupported media type %s", i,
+			             d.media_type ? d.media_type : "(none)");
 			r = -ENOTSUP;
 		}
 		if (r < 0)
@@ -736,9 +383,9 @@ static int oci_diff_ids(struct oci_ctx *c)
 	struct json_object *rootfs = oci_jobj(c->config, "rootfs");
 	struct json_object *ids = oci_jarr(rootfs, "diff_ids");
 	if (!ids || json_object_array_length(ids) != c->nlayers) {
-		dimg_errf(c->err,
-		          "config rootfs.diff_ids missing or not one per layer (%zu layers)",
-		          c->nlayers);
+		dimg_err_set(c->err, 0, NULL,
+		             "config rootfs.diff_ids missing or not one per layer (%zu layers)",
+		             c->nlayers);
 		return -EBADMSG;
 	}
 	for (size_t i = 0; i < c->nlayers; i++) {
@@ -747,7 +394,8 @@ static int oci_diff_ids(struct oci_ctx *c)
 		    json_object_is_type(v, json_type_string) ? json_object_get_string(v) : NULL;
 		int r = oci_digest_parse(c->layers[i].li.diff_id, s);
 		if (r < 0) {
-			dimg_errf(c->err, "config diff_id %zu is not a sha256 digest", i);
+			dimg_err_set(c->err, 0, NULL, "config diff_id %zu is not a sha256 digest",
+			             i);
 			return r;
 		}
 		c->layers[i].li.has_diff_id = 1;
@@ -807,8 +455,8 @@ static int oci_try_index(struct oci_ctx *c)
 	if (r == 0 && (r = oci_json_parse(&index, raw, len)) < 0)
 		free(raw);
 	if (r < 0) {
-		dimg_errf(c->err, "index.json: %s",
-		          r == -EBADMSG ? "not valid JSON" : strerror(-r));
+		dimg_err_set(c->err, 0, NULL, "index.json: %s",
+		             r == -EBADMSG ? "not valid JSON" : strerror(-r));
 		return r == -ENOMEM ? r : -EBADMSG;
 	}
 	free(raw);
@@ -837,7 +485,8 @@ static int oci_check_layout_version(struct oci_ctx *c)
 	}
 	free(raw);
 	if (r < 0)
-		dimg_errf(c->err, "oci-layout: unsupported or unreadable layout version");
+		dimg_err_set(c->err, 0, NULL,
+		             "oci-layout: unsupported or unreadable layout version");
 	return r;
 }
 
@@ -875,9 +524,10 @@ static int oci_docker_pick(struct oci_ctx *c, struct json_object *arr, struct js
 	if (*out && json_object_is_type(*out, json_type_object))
 		return 0;
 	if (c->o->ref)
-		dimg_errf(c->err, "no image named %s in the archive", c->o->ref);
+		dimg_err_set(c->err, 0, NULL, "no image named %s in the archive", c->o->ref);
 	else
-		dimg_errf(c->err, "the archive holds %zu images; choose one with a ref", n);
+		dimg_err_set(c->err, 0, NULL, "the archive holds %zu images; choose one with a ref",
+		             n);
 	return -ENOENT;
 }
 
@@ -893,8 +543,8 @@ static int oci_docker_config(struct oci_ctx *c, const char *path)
 	    (r = dimg_sha256_buf(img->config, img->config_len, d)) == 0)
 		oci_digest_str(img->config_digest, d);
 	if (r < 0)
-		dimg_errf(c->err, "docker config %s: %s", path ? path : "(none)",
-		          r == -EBADMSG ? "unreadable or not JSON" : strerror(-r));
+		dimg_err_set(c->err, 0, NULL, "docker config %s: %s", path ? path : "(none)",
+		             r == -EBADMSG ? "unreadable or not JSON" : strerror(-r));
 	free(name);
 	return r;
 }
@@ -931,7 +581,7 @@ static int oci_docker_layers(struct oci_ctx *c, struct json_object *entry)
 		    json_object_is_type(v, json_type_string) ? json_object_get_string(v) : NULL;
 		r = oci_docker_layer(&c->layers[i], p);
 		if (r == -EBADMSG)
-			dimg_errf(c->err, "manifest.json: bad layer path %zu", i);
+			dimg_err_set(c->err, 0, NULL, "manifest.json: bad layer path %zu", i);
 	}
 	return r;
 }
@@ -947,7 +597,8 @@ static int oci_docker_platform(struct oci_ctx *c)
 	oci_platform_from_json(&have, c->config);
 	if (oci_platform_match(&want, &have))
 		return 0;
-	dimg_errf(c->err, "the image is for %s/%s, not %s", have.os, have.arch, c->o->platform);
+	dimg_err_set(c->err, 0, NULL, "the image is for %s/%s, not %s", have.os, have.arch,
+	             c->o->platform);
 	return -ENOENT;
 }
 
@@ -959,8 +610,9 @@ static int oci_load_docker(struct oci_ctx *c)
 	const char *tag;
 	int r = oci_read_all(&c->src, "manifest.json", OCI_JSON_MAX, &raw, &len);
 	if (r == -ENOENT) {
-		dimg_errf(c->err, "not an OCI image layout or docker save archive "
-		                  "(no index.json or manifest.json)");
+		dimg_err_set(c->err, 0, NULL,
+		             "not an OCI image layout or docker save archive "
+		             "(no index.json or manifest.json)");
 		return -EBADMSG;
 	}
 	if (r == 0) {
@@ -970,7 +622,8 @@ static int oci_load_docker(struct oci_ctx *c)
 	if (r == 0 && !json_object_is_type(arr, json_type_array))
 		r = -EBADMSG;
 	if (r < 0)
-		dimg_errf(c->err, "manifest.json: %s", r == -EBADMSG ? "not a list" : strerror(-r));
+		dimg_err_set(c->err, 0, NULL, "manifest.json: %s",
+		             r == -EBADMSG ? "not a list" : strerror(-r));
 	if (r == 0)
 		r = oci_docker_pick(c, arr, &entry, &tag);
 	if (r == 0 && tag && !(c->img->ref = strdup(tag)))
@@ -1014,8 +667,9 @@ static int oci_docker_manifest(struct oci_ctx *c)
 		const struct dimg_layer_info *li = &c->layers[i].li;
 		const char *mt = oci_layer_media_type(li->filter);
 		if (!mt) {
-			dimg_errf(c->err, "layer %s: %s compression has no OCI media type",
-			          c->layers[i].label, li->filter);
+			dimg_err_set(c->err, 0, NULL,
+			             "layer %s: %s compression has no OCI media type",
+			             c->layers[i].label, li->filter);
 			r = -ENOTSUP;
 			goto out;
 		}
@@ -1065,8 +719,8 @@ static int oci_layer_done(struct oci_ctx *c, size_t i, struct dimg_tarsplit *ts,
 	if (r == -EBADMSG)
 		return 0;
 	if (r < 0)
-		dimg_errf(c->err, "layer %s: recording its recipe: %s", c->layers[i].label,
-		          strerror(-r));
+		dimg_err_set(c->err, 0, NULL, "layer %s: recording its recipe: %s",
+		             c->layers[i].label, strerror(-r));
 	return r;
 }
 
@@ -1087,8 +741,8 @@ static int oci_squash(struct oci_ctx *c, struct dimg_cas *cas, FILE *recipes)
 		struct oci_stream *st;
 		r = oci_stream_open(&st, &c->src, l->member);
 		if (r < 0) {
-			dimg_errf(c->err, "layer %s: cannot open its blob: %s", l->label,
-			          strerror(-r));
+			dimg_err_set(c->err, 0, NULL, "layer %s: cannot open its blob: %s",
+			             l->label, strerror(-r));
 			break;
 		}
 		if (l->li.size == UINT64_MAX)
@@ -1129,12 +783,13 @@ static int oci_src_open(struct oci_ctx *c, const char *path, int is_dir)
 	if (c->src.dirfd >= 0)
 		return 0;
 	int r = -errno;
-	dimg_errf(c->err, "%s: %s", path, strerror(-r));
+	dimg_err_set(c->err, r, path, NULL);
 	return r;
 }
 
 int dimg_oci_open(struct dimg_image *img, const char *path, int is_dir,
-                  const struct dimg_image_opts *o, struct dimg_cas *cas, FILE *recipes, char **err)
+                  const struct dimg_image_opts *o, struct dimg_cas *cas, FILE *recipes,
+                  struct dimg_err *err)
 {
 	struct oci_ctx c = {.src = {.dirfd = -1}, .o = o, .err = err, .img = img};
 	int r = oci_src_open(&c, path, is_dir);

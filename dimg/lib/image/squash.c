@@ -12,8 +12,8 @@
 #include <sys/random.h>
 #include <xxhash.h>
 
-#include "cas-internal.h"
 #include "dimg/hash.h"
+#include "squash-internal.h"
 
 /* Limits beyond which an entry is hostile rather than unusual. */
 #define SQ_FILE_MAX        (1ULL << 40) /* 1 TiB */
@@ -26,41 +26,6 @@
  * the result does not depend on when or by whom it is computed. */
 #define SQ_IMPLIED_DIR_MODE 0755u
 
-/* A regular file's content and metadata: shared by the paths that are
- * hardlinks of one another, so replacing or whiting out one of them
- * leaves the others intact. */
-struct sq_inode {
-	struct dimg_entry meta; /* type REG, path NULL */
-	size_t refs;
-	const char *leader; /* set by finish: the group's first path */
-};
-
-/* One path of the tree so far. REG nodes keep their metadata in ino. */
-struct sq_node {
-	struct dimg_entry e; /* e.path is the hash key */
-	size_t pathlen;
-	uint64_t hash;
-	unsigned layer; /* layer that created (or last redefined) it */
-	struct sq_inode *ino;
-	struct sq_node *parent, *child, *next, *prev; /* child lists */
-	struct sq_node *hnext;                        /* hash chain */
-};
-
-struct dimg_squash {
-	struct dimg_cas_writer *w;
-	struct dimg_sha256 *hc, *hu; /* blob (compressed) and tar stream */
-	struct sq_node **buckets;    /* path -> node; seeded against flooding */
-	size_t nbuckets, count;
-	uint64_t seed;
-	struct sq_node *root;
-	unsigned layer;
-	uint64_t total, done, reported;
-	dimg_progress_fn progress;
-	void *pctx;
-	int spent;
-	struct dimg_tarsplit *rec; /* layer recipes, if recorded */
-};
-
 /* State of one layer being read: blob -> (filters, raw format) -> tar. */
 struct sq_layer {
 	struct dimg_squash *s;
@@ -70,122 +35,11 @@ struct sq_layer {
 	struct archive *tar; /* parses the tar stream fed from raw */
 	uint64_t csize, usize;
 	int raw_eof, src_eof;
-	int cb_err;        /* first -errno met in a read callback */
-	char cb_msg[96];   /* and what it was */
-	const char *entry; /* raw path of the entry at hand, for messages */
-	char *msg;         /* the first refusal, for *err */
+	int cb_err;           /* first -errno met in a read callback */
+	char cb_msg[96];      /* and what it was */
+	const char *entry;    /* raw path of the entry at hand, for messages */
+	struct dimg_err *err; /* the first refusal (NULL: not wanted) */
 };
-
-/* ---- the path table ---- */
-
-static uint64_t sq_hash(const struct dimg_squash *s, const char *p, size_t n)
-{
-	return XXH3_64bits_withSeed(p, n, s->seed);
-}
-
-static struct sq_node *sq_find(const struct dimg_squash *s, const char *p, size_t n)
-{
-	uint64_t h = sq_hash(s, p, n);
-	for (struct sq_node *x = s->buckets[h & (s->nbuckets - 1)]; x; x = x->hnext)
-		if (x->hash == h && x->pathlen == n && memcmp(x->e.path, p, n) == 0)
-			return x;
-	return NULL;
-}
-
-static int sq_grow(struct dimg_squash *s)
-{
-	size_t nb = s->nbuckets * 2;
-	struct sq_node **b = calloc(nb, sizeof(*b));
-	if (!b)
-		return -ENOMEM;
-	for (size_t i = 0; i < s->nbuckets; i++) {
-		for (struct sq_node *x = s->buckets[i], *nx; x; x = nx) {
-			nx = x->hnext;
-			x->hnext = b[x->hash & (nb - 1)];
-			b[x->hash & (nb - 1)] = x;
-		}
-	}
-	free(s->buckets);
-	s->buckets = b;
-	s->nbuckets = nb;
-	return 0;
-}
-
-/* Adds node (path set) to the table and to parent's children. */
-static int sq_link(struct dimg_squash *s, struct sq_node *x, struct sq_node *parent)
-{
-	if (s->count >= s->nbuckets && sq_grow(s) < 0)
-		return -ENOMEM;
-	x->pathlen = strlen(x->e.path);
-	x->hash = sq_hash(s, x->e.path, x->pathlen);
-	struct sq_node **b = &s->buckets[x->hash & (s->nbuckets - 1)];
-	x->hnext = *b;
-	*b = x;
-	s->count++;
-	x->parent = parent;
-	if (parent) {
-		x->next = parent->child;
-		if (parent->child)
-			parent->child->prev = x;
-		parent->child = x;
-	}
-	return 0;
-}
-
-static void sq_inode_unref(struct sq_inode *ino)
-{
-	if (ino && --ino->refs == 0) {
-		dimg_entry_clear(&ino->meta);
-		free(ino);
-	}
-}
-
-static void sq_node_free(struct sq_node *x)
-{
-	dimg_entry_clear(&x->e);
-	sq_inode_unref(x->ino);
-	free(x);
-}
-
-static void sq_unlink(struct dimg_squash *s, struct sq_node *x)
-{
-	struct sq_node **pp = &s->buckets[x->hash & (s->nbuckets - 1)];
-	while (*pp != x)
-		pp = &(*pp)->hnext;
-	*pp = x->hnext;
-	s->count--;
-	if (x->prev)
-		x->prev->next = x->next;
-	else if (x->parent)
-		x->parent->child = x->next;
-	if (x->next)
-		x->next->prev = x->prev;
-}
-
-static void sq_remove(struct dimg_squash *s, struct sq_node *x)
-{
-	while (x->child)
-		sq_remove(s, x->child);
-	sq_unlink(s, x);
-	sq_node_free(x);
-}
-
-/* Hides what lower layers put at x: removes x if a lower layer made it;
- * a directory this layer (re)defined keeps only this layer's children.
- * OCI: whiteouts apply to lower layers only, whatever the entry order. */
-static void sq_hide_lower(struct dimg_squash *s, struct sq_node *x)
-{
-	if (x->layer < s->layer) {
-		sq_remove(s, x);
-		return;
-	}
-	if (x->e.type != DIMG_TYPE_DIR)
-		return;
-	for (struct sq_node *c = x->child, *nc; c; c = nc) {
-		nc = c->next;
-		sq_hide_lower(s, c);
-	}
-}
 
 /* ---- messages ---- */
 
@@ -201,10 +55,10 @@ static int sq_fail(struct sq_layer *L, int r, const char *fmt, ...)
 		why = NULL;
 	va_end(ap);
 	if (L->entry)
-		dimg_errf(&L->msg, "layer %s: entry '%s': %s", L->li->name, L->entry,
-		          why ? why : "refused");
+		dimg_err_set(L->err, r, NULL, "layer %s: entry '%s': %s", L->li->name, L->entry,
+		             why ? why : "refused");
 	else
-		dimg_errf(&L->msg, "layer %s: %s", L->li->name, why ? why : "refused");
+		dimg_err_set(L->err, r, NULL, "layer %s: %s", L->li->name, why ? why : "refused");
 	free(why);
 	return r;
 }
@@ -487,7 +341,8 @@ static int sq_content(struct sq_layer *L, struct dimg_entry *e, uint64_t size, i
 		r = dimg_cas_writer_commit(w, e->sha256, &got);
 	if (r < 0) {
 		dimg_cas_writer_abort(w);
-		return sq_fail(L, r, "storing the content: %s", strerror(-r));
+		return sq_fail(L, r, "storing the content in %s: %s", dimg_cas_writer_dir(w),
+		               strerror(-r));
 	}
 	e->size = got;
 	return 0;
@@ -868,17 +723,16 @@ static void sq_blame_digest(struct sq_layer *L)
 	dimg_sha256_final(L->s->hc, got);
 	if (memcmp(got, L->li->digest, 32) == 0)
 		return;
-	free(L->msg);
-	L->msg = NULL;
+	dimg_err_clear(L->err); /* this message replaces the layer's own */
 	L->entry = NULL;
 	dimg_hex32(got, hex);
 	sq_fail(L, -EBADMSG, "blob digest mismatch: content is sha256:%s", hex);
 }
 
 int dimg_squash_layer(struct dimg_squash *s, struct dimg_layer_info *li,
-                      const struct dimg_layer_src *src, char **err)
+                      const struct dimg_layer_src *src, struct dimg_err *err)
 {
-	struct sq_layer L = {.s = s, .li = li, .src = src};
+	struct sq_layer L = {.s = s, .li = li, .src = src, .err = err};
 	if (s->spent)
 		return -EINVAL;
 	s->layer++;
@@ -899,9 +753,6 @@ int dimg_squash_layer(struct dimg_squash *s, struct dimg_layer_info *li,
 	} else if (r == -EBADMSG) {
 		sq_blame_digest(&L);
 	}
-	if (L.msg)
-		dimg_errf(err, "%s", L.msg);
-	free(L.msg);
 	archive_read_free(L.tar);
 	archive_read_free(L.raw);
 	sq_progress(s, 1);
@@ -995,10 +846,10 @@ static int sq_emit(struct dimg_tree *t, struct sq_node *x)
 	return dimg_tree_append_move(t, &e);
 }
 
-int dimg_squash_finish(struct dimg_squash *s, struct dimg_tree **out, char **err)
+int dimg_squash_finish(struct dimg_squash *s, struct dimg_tree **out, struct dimg_err *err)
 {
 	struct dimg_tree *t = NULL;
-	const char *bad = NULL;
+	struct dimg_err bad = {0};
 	*out = NULL;
 	if (s->spent)
 		return -EINVAL;
@@ -1015,7 +866,7 @@ int dimg_squash_finish(struct dimg_squash *s, struct dimg_tree **out, char **err
 	for (size_t i = 0; i < n && r == 0; i++)
 		r = sq_emit(t, v[i]);
 	if (r == 0 && (r = dimg_tree_validate(t, &bad)) < 0)
-		dimg_errf(err, "squashed tree is invalid at '%s'", bad ? bad : "");
+		dimg_err_set(err, r, NULL, "squashed tree is invalid at '%s'", bad.what);
 	if (r == 0) {
 		*out = t;
 		t = NULL;

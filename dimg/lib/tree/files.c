@@ -9,7 +9,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "dimg/dimg.h"
+#include "dimg/tree.h"
 #include "tree-internal.h"
 
 /* Tree-style paths only: relative, no empty, "." or ".." components. The

@@ -64,7 +64,7 @@ struct xport_opts {
 	/* registries */
 	const char *creds;     /* "USER:PASS" (--creds) */
 	const char *authfile;  /* --authfile */
-	int tls_verify;        /* 1 (default) or 0 (--tls-verify=false) */
+	int tls_verify;        /* 0 (default): verify; < 0: --tls-verify=false */
 	const char *certs_dir; /* --cert-dir, else certs.d conventions */
 	const char *hosts_dir; /* containerd hosts.toml root, default /etc/containerd/certs.d */
 	/* containerd */
