@@ -31,17 +31,6 @@ m = json.load(sys.stdin)
 d = m["config"] if sys.argv[1] == "config" else m["layers"][int(sys.argv[1])]
 print(d["digest"], d["size"])' "$2"
 }
-# summary FILE KEY...=VALUE: the --json summary's fields.
-summary() {
-	python3 - "$@" <<'PY'
-import json, sys
-s = [json.loads(l) for l in open(sys.argv[1])][-1]
-assert s["event"] == "summary", s
-for kv in sys.argv[2:]:
-    k, v = kv.split("=")
-    assert str(s[k]) == v, (k, s[k], v)
-PY
-}
 
 read -r shared shared_size < <(blob v1 0)
 read -r l2 l2_size < <(blob v2 1)
@@ -53,7 +42,7 @@ echo "shared layer $shared ($shared_size bytes)"
 "$CDIMG" copy -q "oci:$W/v1" "oci:$W/L"
 ino=$(stat -c %i:%Y "$W/L/blobs/sha256/${shared#sha256:}")
 "$CDIMG" copy --json "oci:$W/v2" "oci:$W/L" >"$W/l.json"
-summary "$W/l.json" blobs=3 copied=2 existing=1 copied_bytes=$((l2_size + c2_size))
+copy_summary "$W/l.json" blobs=3 copied=2 existing=1 copied_bytes=$((l2_size + c2_size))
 [ "$(stat -c %i:%Y "$W/L/blobs/sha256/${shared#sha256:}")" = "$ino" ] ||
 	fail "the shared layer was written again"
 grep -q '"status":"exists","digest":"'"$shared" "$W/l.json" || fail "no 'exists' event for the shared layer"
@@ -62,12 +51,12 @@ for v in v1 v2; do
 		fail "L: $v is not the same image"
 done
 "$CDIMG" copy --json "oci:$W/v2" "oci:$W/L" >"$W/l2.json"
-summary "$W/l2.json" copied=0 existing=3
+copy_summary "$W/l2.json" copied=0 existing=3
 ls -a "$W/L" | grep -q di3fs-stage && fail "a staging directory was left in L"
 
 # A partial archive: v2 without what v1 has.
 "$CDIMG" copy --json --exclude-from "oci:$W/v1" "oci:$W/v2" "oci-archive:$W/p.tar" >"$W/p.json"
-summary "$W/p.json" excluded=1 copied=2
+copy_summary "$W/p.json" excluded=1 copied=2
 "$CDIMG" copy -q "oci:$W/v2" "oci-archive:$W/full.tar"
 tar tf "$W/p.tar" | grep -q "${shared#sha256:}" && fail "the partial archive holds the shared layer"
 tar xOf "$W/p.tar" di3fs-excluded.json >"$W/excl.json"
@@ -86,7 +75,7 @@ echo "partial archive $(stat -c %s "$W/p.tar") bytes, full $(stat -c %s "$W/full
 # Where the base is, it completes.
 cp -a "$W/v1" "$W/here"
 "$CDIMG" copy --json "oci-archive:$W/p.tar" "oci:$W/here" >"$W/c.json"
-summary "$W/c.json" existing=1 copied=2
+copy_summary "$W/c.json" existing=1 copied=2
 skopeo copy -q "oci:$W/here:example.org/nginx:v2" "oci:$W/check" || fail "the completed image is not whole"
 [ "$(digest "oci:$W/check")" = "$(digest "oci:$W/v2")" ] || fail "completed: another image"
 ls "$W/here" | grep -q di3fs-excluded && fail "the completed layout still says it is partial"

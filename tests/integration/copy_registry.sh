@@ -16,26 +16,16 @@ U=$PORT_up
 R=127.0.0.1:$U
 IMG=$(nginx_layout)
 make_image "$WORK/small" 3000
-summary() {
-	python3 - "$@" <<'PY'
-import json, sys
-s = [json.loads(l) for l in open(sys.argv[1])][-1]
-assert s["event"] == "summary", s
-for kv in sys.argv[2:]:
-    k, v = kv.split("=")
-    assert str(s[k]) == v, (k, s[k], v)
-PY
-}
 digest() {
 	skopeo inspect --tls-verify=false --raw "$1" | sha256sum | cut -d' ' -f1
 }
 
 # An index, whole, both ways.
 "$CDIMG" copy --json --all-platforms "oci:$IMG" "docker://$R/lib/nginx:v1" >"$WORK/push.json"
-summary "$WORK/push.json" copied=4 existing=0
+copy_summary "$WORK/push.json" copied=4 existing=0
 [ "$(digest "docker://$R/lib/nginx:v1")" = "$(digest "oci:$IMG")" ] || fail "the pushed index differs"
 "$CDIMG" copy --json --all-platforms "oci:$IMG" "docker://$R/lib/nginx:v1" >"$WORK/push2.json"
-summary "$WORK/push2.json" copied=0 existing=4
+copy_summary "$WORK/push2.json" copied=0 existing=4
 "$CDIMG" copy -q --all-platforms "docker://$R/lib/nginx:v1" "oci:$WORK/back"
 same_blobs "$WORK/back" "$IMG"
 [ "$(digest "oci:$WORK/back")" = "$(digest "oci:$IMG")" ] || fail "the pulled index differs"
@@ -47,7 +37,7 @@ AMD64=$(json_get "$IMG/blobs/sha256/${INDEX#sha256:}" \
 
 # Another repository of the same registry: mounted, not sent.
 "$CDIMG" copy --json --all-platforms "docker://$R/lib/nginx:v1" "docker://$R/mirror/nginx:v1" >"$WORK/m.json"
-summary "$WORK/m.json" mounted=4 copied=0
+copy_summary "$WORK/m.json" mounted=4 copied=0
 [ "$(count_requests up POST mirror/nginx/blobs/uploads/?mount=)" -ge 4 ] || fail "no mount requests"
 [ "$(count_requests up PATCH mirror/nginx/blobs/uploads/)" -eq 0 ] || fail "blobs were uploaded"
 
@@ -64,7 +54,7 @@ part=$C/sha256/${LAYER#sha256:}.partial
 have=$(stat -c %s "$part") || fail "no partial download kept"
 [ "$have" -ge 500000 ] || fail "the partial download holds $have bytes"
 "$CDIMG" copy --json --cache-dir "$C" "docker://$R/test/app:v1" "oci:$WORK/p" >"$WORK/r.json"
-summary "$WORK/r.json" resumed_bytes="$have"
+copy_summary "$WORK/r.json" resumed_bytes="$have"
 grep -q "\"status\":\"copied\",\"resumed\":$have,\"digest\":\"$LAYER\"" "$WORK/r.json" ||
 	fail "the layer's event does not say it resumed"
 same_blobs "$WORK/p" "$WORK/small"

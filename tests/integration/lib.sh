@@ -25,3 +25,16 @@ expect_exit() {
 		fail "expected exit $want, got $got: $*"
 	}
 }
+
+# copy_summary FILE KEY=VALUE...: FILE holds `cdimg copy --json` output;
+# its last object is the summary, with these values.
+copy_summary() {
+	python3 - "$@" <<'PY'
+import json, sys
+s = [json.loads(l) for l in open(sys.argv[1])][-1]
+assert s["event"] == "summary", s
+for kv in sys.argv[2:]:
+    k, v = kv.split("=")
+    assert str(s[k]) == v, (k, s[k], v)
+PY
+}
