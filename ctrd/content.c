@@ -14,7 +14,7 @@ typedef Containerd__Services__Content__V1__WriteContentRequest PbWriteReq;
 typedef Containerd__Services__Content__V1__WriteContentResponse PbWriteResp;
 typedef Containerd__Services__Content__V1__ReadContentResponse PbReadResp;
 
-int ctrd_content_info(struct ctrd *c, const char *digest, int64_t *size, char **err)
+int ctrd_content_info(struct ctrd *c, const char *digest, int64_t *size, struct dimg_err *err)
 {
 	Containerd__Services__Content__V1__InfoRequest req =
 	    CONTAINERD__SERVICES__CONTENT__V1__INFO_REQUEST__INIT;
@@ -38,7 +38,7 @@ int ctrd_content_info(struct ctrd *c, const char *digest, int64_t *size, char **
 
 /* Sets labels on an existing blob (paths "labels.<key>": others stay). */
 static int content_set_labels(struct ctrd *c, const char *digest, const struct ctrd_label *l,
-                              size_t n, char **err)
+                              size_t n, struct dimg_err *err)
 {
 	Containerd__Services__Content__V1__UpdateRequest req =
 	    CONTAINERD__SERVICES__CONTENT__V1__UPDATE_REQUEST__INIT;
@@ -123,7 +123,7 @@ static int write_end(ctrd_read_fn src, void *ctx)
 /* WRITE messages from offset 0 (a write at 0 also discards whatever an
  * interrupted earlier write under the same ref left). */
 static int write_chunks(struct ctrd_call *k, PbWriteReq *req, size_t n, ctrd_read_fn src,
-                        void *sctx, ctrd_progress_fn progress, void *pctx, char **err)
+                        void *sctx, ctrd_progress_fn progress, void *pctx, struct dimg_err *err)
 {
 	int64_t got;
 	size_t off = 0;
@@ -140,7 +140,7 @@ static int write_chunks(struct ctrd_call *k, PbWriteReq *req, size_t n, ctrd_rea
 		if ((r = write_step(k, req, 0, &got)) < 0)
 			break;
 		off += len;
-		if (got != (int64_t)off) /* -EPROTO: *err says it, the call is of no use */
+		if (got != (int64_t)off) /* -EPROTO: err says it, the call is of no use */
 			r = ctrd_fail(err, -EPROTO,
 			              "%s: containerd is at offset %lld, we sent %zu bytes",
 			              k->what, (long long)got, off);
@@ -157,7 +157,8 @@ static int write_chunks(struct ctrd_call *k, PbWriteReq *req, size_t n, ctrd_rea
 
 static int content_write_stream(struct ctrd *c, const char *digest, size_t n, ctrd_read_fn src,
                                 void *sctx, const struct ctrd_label *labels, size_t n_labels,
-                                ctrd_progress_fn progress, void *pctx, const char *what, char **err)
+                                ctrd_progress_fn progress, void *pctx, const char *what,
+                                struct dimg_err *err)
 {
 	PbWriteReq req = CONTAINERD__SERVICES__CONTENT__V1__WRITE_CONTENT_REQUEST__INIT;
 	struct ctrd_call k;
@@ -204,19 +205,19 @@ static int content_write_stream(struct ctrd *c, const char *digest, size_t n, ct
 
 /* Success for a blob already there, with the labels asked for set on it. */
 static int content_write_done(struct ctrd *c, const char *digest, int r,
-                              const struct ctrd_label *labels, size_t n_labels, char **err)
+                              const struct ctrd_label *labels, size_t n_labels,
+                              struct dimg_err *err)
 {
 	if (r != -EEXIST)
 		return r;
-	if (err) {
-		free(*err);
-		*err = NULL;
-	}
+	/* Already there: success, but the labels asked for must be on it. */
+	dimg_err_clear(err);
 	return n_labels ? content_set_labels(c, digest, labels, n_labels, err) : 0;
 }
 
 int ctrd_content_write_from(struct ctrd *c, const char *digest, uint64_t size, ctrd_read_fn src,
-                            void *ctx, const struct ctrd_label *labels, size_t n_labels, char **err)
+                            void *ctx, const struct ctrd_label *labels, size_t n_labels,
+                            struct dimg_err *err)
 {
 	char what[128];
 	snprintf(what, sizeof(what), "content write %s", digest);
@@ -241,7 +242,7 @@ static ssize_t mem_read(void *ctx, void *p, size_t n)
 
 int ctrd_content_write_progress(struct ctrd *c, const char *digest, const void *p, size_t n,
                                 const struct ctrd_label *labels, size_t n_labels,
-                                ctrd_progress_fn progress, void *pctx, char **err)
+                                ctrd_progress_fn progress, void *pctx, struct dimg_err *err)
 {
 	struct mem_src m = {p, n, 0};
 	char what[128];
@@ -252,7 +253,7 @@ int ctrd_content_write_progress(struct ctrd *c, const char *digest, const void *
 }
 
 int ctrd_content_write(struct ctrd *c, const char *digest, const void *p, size_t n,
-                       const struct ctrd_label *labels, size_t n_labels, char **err)
+                       const struct ctrd_label *labels, size_t n_labels, struct dimg_err *err)
 {
 	return ctrd_content_write_progress(c, digest, p, n, labels, n_labels, NULL, NULL, err);
 }
@@ -279,13 +280,14 @@ static int read_chunks(struct ctrd_call *k, int64_t off, ctrd_sink_fn sink, void
 	}
 }
 
-int ctrd_content_read(struct ctrd *c, const char *digest, ctrd_sink_fn sink, void *ctx, char **err)
+int ctrd_content_read(struct ctrd *c, const char *digest, ctrd_sink_fn sink, void *ctx,
+                      struct dimg_err *err)
 {
 	return ctrd_content_read_at(c, digest, 0, sink, ctx, err);
 }
 
 int ctrd_content_read_at(struct ctrd *c, const char *digest, int64_t offset, ctrd_sink_fn sink,
-                         void *ctx, char **err)
+                         void *ctx, struct dimg_err *err)
 {
 	Containerd__Services__Content__V1__ReadContentRequest req =
 	    CONTAINERD__SERVICES__CONTENT__V1__READ_CONTENT_REQUEST__INIT;
@@ -338,7 +340,7 @@ static int grow_sink(void *ctx, const void *p, size_t n)
 }
 
 int ctrd_content_get(struct ctrd *c, const char *digest, size_t max, uint8_t **out, size_t *n,
-                     char **err)
+                     struct dimg_err *err)
 {
 	struct grow_buf b = {.max = max};
 	int r = ctrd_content_read(c, digest, grow_sink, &b, err);

@@ -33,18 +33,18 @@ struct ctd {
 	size_t nimg;
 };
 
-/* ctrd's malloc'd message into err. */
-static int ctd_fail(struct dimg_err *err, int r, const char *what, char *msg)
+/* What ctrd said (why: the call and containerd's words) into err, naming
+ * what failed. ctrd's calls get their own struct dimg_err: they replace
+ * what it held, and err may already say more (a source that refused). */
+static int ctd_fail(struct dimg_err *err, int r, const char *what, const struct dimg_err *ce)
 {
-	dimg_err_set(err, r, what, "%s", msg ? msg : strerror(-r));
-	free(msg);
-	return r;
+	return dimg_err_set(err, r, what, "%s", ce->why[0] ? ce->why : strerror(-r));
 }
 
 static int ctd_open(struct xport *x, struct dimg_err *err)
 {
 	struct ctd *d = calloc(1, sizeof(*d));
-	char *msg = NULL;
+	struct dimg_err ce = {0};
 	if (!d)
 		return -ENOMEM;
 	x->priv = d;
@@ -54,10 +54,10 @@ static int ctd_open(struct xport *x, struct dimg_err *err)
 		d->name = NULL;
 		return -ENOMEM;
 	}
-	int r = ctrd_connect(&d->c, x->opts.address, x->opts.ns, CTD_CONNECT_MS, &msg);
-	if (r == 0 && x->write && (r = ctrd_lease_create(d->c, CTD_LEASE_S, &msg)) == 0)
+	int r = ctrd_connect(&d->c, x->opts.address, x->opts.ns, CTD_CONNECT_MS, &ce);
+	if (r == 0 && x->write && (r = ctrd_lease_create(d->c, CTD_LEASE_S, &ce)) == 0)
 		d->leased = 1;
-	return r < 0 ? ctd_fail(err, r, "containerd", msg) : 0;
+	return r < 0 ? ctd_fail(err, r, "containerd", &ce) : 0;
 }
 
 static void ctd_close(struct xport *x)
@@ -80,18 +80,17 @@ static int ctd_get_digest(struct xport *x, const uint8_t digest[32], struct xpor
                           struct dimg_err *err)
 {
 	struct ctd *d = x->priv;
-	char ds[OCI_DIGEST_LEN], *msg = NULL;
+	struct dimg_err ce = {0};
+	char ds[OCI_DIGEST_LEN];
 	uint8_t *raw;
 	size_t len;
 	memset(out, 0, sizeof(*out));
 	oci_digest_str(ds, digest);
-	int r = ctrd_content_get(d->c, ds, OCI_JSON_MAX, &raw, &len, &msg);
-	if (r == -ENOENT) {
-		free(msg);
+	int r = ctrd_content_get(d->c, ds, OCI_JSON_MAX, &raw, &len, &ce);
+	if (r == -ENOENT)
 		return dimg_err_set(err, r, ds, "not in containerd's content store");
-	}
 	if (r < 0)
-		return ctd_fail(err, r, ds, msg);
+		return ctd_fail(err, r, ds, &ce);
 	return xman_take(out, raw, len, NULL, digest, err);
 }
 
@@ -107,15 +106,13 @@ static int ctd_record(struct xport *x, struct xport_manifest *out, struct dimg_e
 	struct ctd *d = x->priv;
 	struct ctrd_image img;
 	uint8_t want[32];
-	char *msg = NULL;
-	int r = ctrd_image_get(d->c, d->name, &img, &msg);
-	if (r == -ENOENT) {
-		free(msg);
+	struct dimg_err ce = {0};
+	int r = ctrd_image_get(d->c, d->name, &img, &ce);
+	if (r == -ENOENT)
 		return dimg_err_set(err, r, d->name, "no such image in containerd (namespace %s)",
 		                    x->opts.ns ? x->opts.ns : CTRD_DEFAULT_NAMESPACE);
-	}
 	if (r < 0)
-		return ctd_fail(err, r, d->name, msg);
+		return ctd_fail(err, r, d->name, &ce);
 	r = oci_digest_parse(want, img.digest);
 	if (r < 0)
 		dimg_err_set(err, r, d->name, "an image record with a bad digest");
@@ -151,16 +148,15 @@ static int ctd_get_manifest(struct xport *x, struct xport_manifest *out, struct 
 static int ctd_has_blob(struct xport *x, const struct oci_desc *desc, struct dimg_err *err)
 {
 	struct ctd *d = x->priv;
-	char ds[OCI_DIGEST_LEN], *msg = NULL;
+	struct dimg_err ce = {0};
+	char ds[OCI_DIGEST_LEN];
 	int64_t size;
 	oci_digest_str(ds, desc->digest);
-	int r = ctrd_content_info(d->c, ds, &size, &msg);
-	if (r == -ENOENT) {
-		free(msg);
+	int r = ctrd_content_info(d->c, ds, &size, &ce);
+	if (r == -ENOENT)
 		return 0;
-	}
 	if (r < 0)
-		return ctd_fail(err, r, ds, msg);
+		return ctd_fail(err, r, ds, &ce);
 	return size >= 0 && (uint64_t)size == desc->size;
 }
 
@@ -168,10 +164,11 @@ static int ctd_get_blob(struct xport *x, const struct oci_desc *desc, uint64_t o
                         dimg_write_fn sink, void *ctx, struct dimg_err *err)
 {
 	struct ctd *d = x->priv;
-	char ds[OCI_DIGEST_LEN], *msg = NULL;
+	struct dimg_err ce = {0};
+	char ds[OCI_DIGEST_LEN];
 	oci_digest_str(ds, desc->digest);
-	int r = ctrd_content_read_at(d->c, ds, (int64_t)offset, sink, ctx, &msg);
-	return r < 0 ? ctd_fail(err, r, ds, msg) : 0;
+	int r = ctrd_content_read_at(d->c, ds, (int64_t)offset, sink, ctx, &ce);
+	return r < 0 ? ctd_fail(err, r, ds, &ce) : 0;
 }
 
 /* A source checked as containerd pulls from it. */
@@ -198,18 +195,16 @@ static int ctd_write(struct xport *x, const struct oci_desc *desc, xport_read_fn
 {
 	struct ctd *d = x->priv;
 	struct ctd_src s = {.src = src, .ctx = ctx, .err = err};
-	char ds[OCI_DIGEST_LEN], *msg = NULL;
+	struct dimg_err ce = {0};
+	char ds[OCI_DIGEST_LEN];
 	oci_digest_str(ds, desc->digest);
 	int r = xverify_init(&s.v, desc);
 	if (r == 0)
-		r = ctrd_content_write_from(d->c, ds, desc->size, ctd_src_read, &s, labels, n,
-		                            &msg);
+		r = ctrd_content_write_from(d->c, ds, desc->size, ctd_src_read, &s, labels, n, &ce);
 	xverify_free(&s.v);
-	if (r == -EBADMSG || r == -ECANCELED) { /* ours, or the source's, err says */
-		free(msg);
+	if (r == -EBADMSG || r == -ECANCELED) /* ours, or the source's, err says */
 		return dimg_err_set(err, r, ds, NULL);
-	}
-	return r < 0 ? ctd_fail(err, r, ds, msg) : 0;
+	return r < 0 ? ctd_fail(err, r, ds, &ce) : 0;
 }
 
 static int ctd_put_blob(struct xport *x, const struct oci_desc *desc, xport_read_fn src, void *ctx,
@@ -310,19 +305,18 @@ static int ctd_put_manifest(struct xport *x, const struct xport_manifest *m, str
 static int ctd_commit(struct xport *x, struct dimg_err *err)
 {
 	struct ctd *d = x->priv;
-	char *msg = NULL;
+	struct dimg_err ce = {0};
 	for (size_t i = 0; i < d->nimg; i++) {
 		struct ctrd_image img = {.name = d->img[i].name,
 		                         .media_type = d->img[i].media_type,
 		                         .digest = d->img[i].digest,
 		                         .size = (int64_t)d->img[i].size};
-		int r = ctrd_image_put(d->c, &img, NULL, 0, &msg);
+		int r = ctrd_image_put(d->c, &img, NULL, 0, &ce);
 		if (r < 0)
-			return ctd_fail(err, r, d->img[i].name, msg);
+			return ctd_fail(err, r, d->img[i].name, &ce);
 	}
 	d->leased = 0;
-	if (ctrd_lease_delete(d->c, &msg) < 0)
-		free(msg); /* it expires by itself */
+	ctrd_lease_delete(d->c, NULL); /* failing, it expires by itself */
 	return 0;
 }
 
