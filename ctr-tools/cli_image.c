@@ -37,8 +37,8 @@ int cli_open_image(struct dimg_image **out, const char *path, const struct dimg_
 	if (code)
 		return code;
 	if (loc.ref && opts.ref && strcmp(loc.ref, opts.ref) != 0) {
-		fprintf(stderr, "cdimg: %s names image %s, --ref another (%s)\n", path, loc.ref,
-		        opts.ref);
+		fprintf(stderr, "cdimg: %s names image %s, the ref option another (%s)\n", path,
+		        loc.ref, opts.ref);
 		xport_local_free(&loc);
 		return CLI_USAGE;
 	}

@@ -11,6 +11,9 @@
 #include "copy_show.h"
 #include "di3fs/xcopy.h"
 
+#define COPY_JOBS_MAX   64
+#define COPY_JOBS_MAX_S "64"
+
 static const char copy_help[] =
     "usage: cdimg copy [OPTIONS] SRC... DST\n"
     "\n"
@@ -30,6 +33,10 @@ static const char copy_help[] =
     "names the blob and commits nothing. Nothing appears at DST before the end.\n"
     "Several SRC go into one layout or archive (each under its own name, blobs\n"
     "shared). Downloads from registries resume where an interrupted run stopped.\n"
+    "An archive (oci-archive:, docker-archive:, a .tar) is written whole: an\n"
+    "existing one is replaced only with --force, and never one of the inputs. A\n"
+    "layout directory, a registry and containerd keep the images they have and\n"
+    "take the new ones beside them (a tag already there moves).\n"
     "\n"
     "--exclude-from IMAGE writes a partial archive: the blobs IMAGE holds are left\n"
     "out and listed in the archive's di3fs-excluded.json; copying it to a place\n"
@@ -41,7 +48,8 @@ static const char copy_help[] =
     "      --all-platforms        copy an index with every platform's image\n"
     "      --platform OS/ARCH[/V] the image to copy from an index\n"
     "      --exclude-from IMAGE   leave out the blobs IMAGE holds (repeatable)\n"
-    "  -j, --jobs N               blobs at once (default 3); the result is the same\n"
+    "  -j, --jobs N               blobs at once, 1 to 64 (default 3); the result is\n"
+    "                             the same\n"
     "      --cache-dir DIR        resumable downloads (default $DI3FS_CACHE_DIR, else\n"
     "                             /var/cache/di3fs/blobs as root, else\n"
     "                             $XDG_CACHE_HOME/di3fs/blobs)\n"
@@ -53,6 +61,8 @@ static const char copy_help[] =
     "      --authfile FILE        registry credentials file\n"
     "      --tls-verify=false     do not check registries' TLS certificates\n"
     "      --cert-dir DIR         registry CA certificates and client keys\n"
+    "      --force                replace an existing archive (DST a tar: replaced\n"
+    "                             whole; never one of the inputs)\n"
     "      --json                 one JSON object per event on stdout, then a summary\n"
     "  -q, --quiet                no progress\n"
     "  -h, --help                 this text\n"
@@ -62,46 +72,37 @@ static const char copy_help[] =
     "or size, or blobs neither side has (a partial archive away from its base)\n";
 
 struct copy_args {
+	struct cli_args c; /* the shared options: --platform, -j, --json, -q, --force */
 	struct xcopy_opts o;
 	struct xport_name *names; /* sources then the destination */
 	size_t nnames;
 	struct xport_name *excl;
 	const char **excl_s;
 	size_t nexcl;
-	int json, quiet;
 };
 
 enum {
-	OPT_ALL = 256,
-	OPT_PLAT,
+	OPT_ALL = 0x200,
 	OPT_EXCL,
-	OPT_CACHE,
+	OPT_CACHE_DIR,
 	OPT_CREDS,
 	OPT_AUTH,
 	OPT_TLS,
 	OPT_CERT,
-	OPT_JSON
 };
 
-static int copy_opt(struct copy_args *a, int c, const char *arg)
+/* copy's own options (cli_getopt's own): 0, -1 (a bad value, said), -2. */
+static int copy_option(void *ctx, int c, const char *arg)
 {
-	unsigned v;
+	struct copy_args *a = ctx;
 	switch (c) {
 	case OPT_ALL:
 		a->o.x.all_platforms = 1;
 		return 0;
-	case OPT_PLAT:
-		a->o.x.platform = arg;
-		return 0;
 	case OPT_EXCL:
 		a->excl_s[a->nexcl++] = arg;
 		return 0;
-	case 'j':
-		if (cli_parse_uint(arg, 1, 64, &v) < 0)
-			return -1;
-		a->o.jobs = v;
-		return 0;
-	case OPT_CACHE:
+	case OPT_CACHE_DIR:
 		a->o.x.cache_dir = arg;
 		return 0;
 	case 'a':
@@ -118,17 +119,11 @@ static int copy_opt(struct copy_args *a, int c, const char *arg)
 		return 0;
 	case OPT_TLS:
 		if (strcmp(arg, "true") && strcmp(arg, "false"))
-			return -1;
+			return cli_bad_value(&a->c, "--tls-verify", arg, "is not true or false");
 		a->o.x.tls_verify = strcmp(arg, "true") == 0 ? 0 : -1;
 		return 0;
 	case OPT_CERT:
 		a->o.x.certs_dir = arg;
-		return 0;
-	case OPT_JSON:
-		a->json = 1;
-		return 0;
-	case 'q':
-		a->quiet = 1;
 		return 0;
 	}
 	return -2;
@@ -137,43 +132,72 @@ static int copy_opt(struct copy_args *a, int c, const char *arg)
 /* 0, -1 (--help), or an exit code. */
 static int copy_parse(struct copy_args *a, int argc, char **argv)
 {
-	static const struct option opts[] = {{"all-platforms", no_argument, 0, OPT_ALL},
-	                                     {"platform", required_argument, 0, OPT_PLAT},
+	static const struct option opts[] = {CLI_OPTION_FORCE,
+	                                     CLI_OPTION_JOBS,
+	                                     CLI_OPTION_JSON,
+	                                     CLI_OPTION_QUIET,
+	                                     CLI_OPTION_HELP,
+	                                     CLI_OPTION_PLATFORM,
+	                                     {"all-platforms", no_argument, 0, OPT_ALL},
 	                                     {"exclude-from", required_argument, 0, OPT_EXCL},
-	                                     {"jobs", required_argument, 0, 'j'},
-	                                     {"cache-dir", required_argument, 0, OPT_CACHE},
+	                                     {"cache-dir", required_argument, 0, OPT_CACHE_DIR},
 	                                     {"address", required_argument, 0, 'a'},
 	                                     {"namespace", required_argument, 0, 'n'},
 	                                     {"creds", required_argument, 0, OPT_CREDS},
 	                                     {"authfile", required_argument, 0, OPT_AUTH},
 	                                     {"tls-verify", required_argument, 0, OPT_TLS},
 	                                     {"cert-dir", required_argument, 0, OPT_CERT},
-	                                     {"json", no_argument, 0, OPT_JSON},
-	                                     {"quiet", no_argument, 0, 'q'},
-	                                     {"help", no_argument, 0, 'h'},
 	                                     {0, 0, 0, 0}};
-	int c;
+	static const char *const names[] = {"SRC (the image to copy)", "DST (where it goes)"};
+	char jobs[16];
+	int r;
+	a->c = (struct cli_args){.cmd = "copy", .help = copy_help};
 	a->excl_s = calloc((size_t)argc, sizeof(*a->excl_s));
 	if (!a->excl_s)
 		return CLI_FAILED;
-	while ((c = getopt_long(argc, argv, "j:a:n:qh", opts, NULL)) != -1) {
-		if (c == 'h') {
-			fputs(copy_help, stdout);
-			return -1;
-		}
-		int r = copy_opt(a, c, optarg);
-		if (r == -1)
-			fprintf(stderr, "cdimg copy: bad value '%s'\n", optarg);
-		if (r < 0) {
-			fputs(copy_help, stderr);
-			return CLI_USAGE;
-		}
-	}
-	if (argc - optind < 2) {
-		fputs(copy_help, stderr);
+	if ((r = cli_getopt(&a->c, argc, argv, ":j:a:n:qh", opts, copy_option, a)) ||
+	    (r = cli_positionals(&a->c, argc, argv, optind, 2, argc, names, 0)))
+		return r;
+	if (a->c.jobs > COPY_JOBS_MAX) {
+		snprintf(jobs, sizeof(jobs), "%u", a->c.jobs);
+		cli_bad_value(&a->c, "--jobs", jobs,
+		              "is more than " COPY_JOBS_MAX_S " blobs at once");
 		return CLI_USAGE;
 	}
+	a->o.jobs = a->c.jobs;
+	a->o.x.platform = a->c.platform;
 	return 0;
+}
+
+/* The path a layout or archive name reads or writes, else NULL. */
+static const char *copy_path(const struct xport_name *n)
+{
+	return n->kind == XPORT_OCI || n->kind == XPORT_OCI_ARCHIVE ||
+	               n->kind == XPORT_DOCKER_ARCHIVE
+	           ? n->where
+	           : NULL;
+}
+
+/* The output rule (cli_check_output) for a destination that is one file,
+ * an archive, replaced whole: never an input, an existing one only with
+ * --force. A layout directory, like a registry or containerd, takes
+ * images beside those it has (an existing tag is moved), so it may exist. */
+static int copy_check_dst(struct copy_args *a)
+{
+	const struct xport_name *dst = &a->names[a->nnames - 1];
+	size_t n = a->nnames - 1 + a->nexcl;
+	if (dst->kind != XPORT_OCI_ARCHIVE && dst->kind != XPORT_DOCKER_ARCHIVE)
+		return 0;
+	const char **in = calloc(n, sizeof(*in));
+	if (!in)
+		return CLI_FAILED;
+	for (size_t i = 0; i < n; i++)
+		in[i] = copy_path(i < a->nnames - 1 ? &a->names[i] : &a->excl[i - (a->nnames - 1)]);
+	struct cli_args c = a->c;
+	c.out = dst->where;
+	int code = cli_check_output(&c, in, n);
+	free(in);
+	return code;
 }
 
 /* Parses every name before anything is opened. */
@@ -199,7 +223,7 @@ static int copy_names(struct copy_args *a, int argc, char **argv)
 	}
 	a->o.exclude = a->excl;
 	a->o.nexclude = a->nexcl;
-	return 0;
+	return copy_check_dst(a);
 }
 
 static double copy_now(void)
@@ -227,9 +251,9 @@ static int copy_run(struct copy_args *a)
 	struct dimg_err err = {0};
 	char dst[1024];
 	double t0 = copy_now();
-	copy_show_init(&show, a->json                              ? COPY_SHOW_JSON
-	                      : !a->quiet && isatty(STDERR_FILENO) ? COPY_SHOW_TERM
-	                                                           : COPY_SHOW_NONE);
+	copy_show_init(&show, a->c.json                              ? COPY_SHOW_JSON
+	                      : !a->c.quiet && isatty(STDERR_FILENO) ? COPY_SHOW_TERM
+	                                                             : COPY_SHOW_NONE);
 	a->o.event = copy_show_event;
 	a->o.ectx = &show;
 	xport_name_str(dst, sizeof(dst), &a->names[a->nnames - 1]);

@@ -118,6 +118,24 @@ expect_exit 2 "$CDIMG" copy "oci:$W/v1" "oci:$W/gz" "oci-archive:$W/both2.tar:x"
 grep -q "without one" "$WORK/err.txt" || fail "several images into a named destination"
 [ ! -e "$W/both2.tar" ] || fail "a refused copy left an archive"
 
+# The output rule of every command: an archive is replaced only with
+# --force, never when it is an input (by inode, whatever the name); a
+# layout takes another image beside the ones it has.
+cp "$W/both.tar" "$W/both.keep"
+expect_exit 1 "$CDIMG" copy -q "oci:$W/v1" "oci-archive:$W/both.tar"
+grep -q "exists: give --force" "$WORK/err.txt" || fail "an existing archive: no word of --force"
+cmp -s "$W/both.tar" "$W/both.keep" || fail "copy replaced an archive without --force"
+ln "$W/both.tar" "$W/both.link"
+expect_exit 2 "$CDIMG" copy -q --force "oci-archive:$W/both.link:example.org/nginx:v1" \
+	"docker-archive:$W/both.tar"
+grep -q "is the same file as" "$WORK/err.txt" || fail "an input as DST not refused"
+cmp -s "$W/both.tar" "$W/both.keep" || fail "copy wrote over its input"
+"$CDIMG" copy -q --force "oci:$W/v1" "oci-archive:$W/both.tar"
+[ "$(digest "oci-archive:$W/both.tar")" = "$(digest "oci:$W/v1")" ] || fail "--force did not replace"
+"$CDIMG" copy -q "oci:$W/v1" "oci:$W/lay:a" && "$CDIMG" copy -q "oci:$W/gz" "oci:$W/lay:b"
+[ "$(digest "oci:$W/lay:a")" = "$(digest "oci:$W/v1")" ] || fail "a layout lost an image"
+[ "$(digest "oci:$W/lay:b")" = "$(digest "oci:$W/gz")" ] || fail "a layout did not take an image"
+
 # Names: foreign transports, bad digests, a missing image.
 expect_exit 2 "$CDIMG" copy dir:/tmp "oci:$W/x"
 grep -q "not one di3fs reads" "$WORK/err.txt" || fail "dir: not named as foreign"
