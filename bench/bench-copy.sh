@@ -217,8 +217,8 @@ measure() {
 	say "$key: ${wall}s, $wire bytes, ${rss} KiB"
 }
 
-SK="skopeo copy -q --src-tls-verify=false --dest-tls-verify=false"
-CP="$CDIMG copy -q --cache-dir $WORK/blobcache"
+SK=(skopeo copy -q --src-tls-verify=false --dest-tls-verify=false)
+CP=("$CDIMG" copy -q --cache-dir "$WORK/blobcache")
 : >"$WORK/results"
 n=0
 for run in $(seq "$RUNS"); do
@@ -228,11 +228,11 @@ for run in $(seq "$RUNS"); do
 		ref=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["manifests"][0]["annotations"]["org.opencontainers.image.ref.name"])' "$lay/index.json")
 		say "run $run: $name"
 		reg_start
-		measure "push $name skopeo" $SK "oci:$lay:$ref" "docker://$R/bench/$name:v1"
+		measure "push $name skopeo" "${SK[@]}" "oci:$lay:$ref" "docker://$R/bench/$name:v1"
 		reg_start
-		measure "push $name cdimg" $CP "oci:$lay:$ref" "docker://$R/bench/$name:v1"
-		measure "pull $name skopeo" $SK "docker://$R/bench/$name:v1" "oci:$WORK/pull-s:v1"
-		measure "pull $name cdimg" $CP "docker://$R/bench/$name:v1" "oci:$WORK/pull-c:v1"
+		measure "push $name cdimg" "${CP[@]}" "oci:$lay:$ref" "docker://$R/bench/$name:v1"
+		measure "pull $name skopeo" "${SK[@]}" "docker://$R/bench/$name:v1" "oci:$WORK/pull-s:v1"
+		measure "pull $name cdimg" "${CP[@]}" "docker://$R/bench/$name:v1" "oci:$WORK/pull-c:v1"
 		rm -rf "$WORK/pull-s" "$WORK/pull-c"
 		for tool in ctr-pull ctr-fetch cdimg; do
 			n=$((n + 1))
@@ -242,7 +242,7 @@ for run in $(seq "$RUNS"); do
 				--plain-http "$R/bench/$name:v1" ;;
 			ctr-fetch) measure "ctrd $name $tool" ctr -a "$CSOCK" -n $ns content fetch \
 				--plain-http "$R/bench/$name:v1" ;;
-			cdimg) measure "ctrd $name $tool" $CP -a "$CSOCK" -n $ns \
+			cdimg) measure "ctrd $name $tool" "${CP[@]}" -a "$CSOCK" -n $ns \
 				"docker://$R/bench/$name:v1" "containerd:bench/$name:v1" ;;
 			esac
 		done
