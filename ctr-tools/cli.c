@@ -159,34 +159,26 @@ int cli_parse_uint(const char *s, unsigned lo, unsigned hi, unsigned *out)
 	return 0;
 }
 
-const char *cli_human(uint64_t n, char *buf, size_t len)
+const char *cli_human_units(uint64_t n, unsigned base, char *buf, size_t len)
 {
-	static const char *u[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+	static const char *bin[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+	static const char *dec[] = {"B", "kB", "MB", "GB", "TB"};
 	double v = (double)n;
 	int i = 0;
-	while (v >= 1024 && i < 4) {
-		v /= 1024;
+	while (v >= base && i < 4) {
+		v /= base;
 		i++;
 	}
 	if (i == 0)
 		snprintf(buf, len, "%" PRIu64 " B", n);
 	else
-		snprintf(buf, len, "%.1f %s", v, u[i]);
+		snprintf(buf, len, "%.1f %s", v, base == 1000 ? dec[i] : bin[i]);
 	return buf;
 }
 
-int cli_open_image(struct dimg_image **out, const char *path, const struct dimg_image_opts *o,
-                   int quiet)
+const char *cli_human(uint64_t n, char *buf, size_t len)
 {
-	struct dimg_image_opts opts = o ? *o : (struct dimg_image_opts){0};
-	struct dimg_err err = {0};
-	struct cli_progress p;
-	cli_progress_init(&p, quiet);
-	opts.progress = cli_progress_cb;
-	opts.pctx = &p;
-	int r = dimg_image_open(out, path, &opts, &err);
-	cli_progress_done(&p);
-	return r < 0 ? cli_report(r, &err, path) : 0;
+	return cli_human_units(n, 1024, buf, len);
 }
 
 /* ---- shared options ---- */

@@ -134,8 +134,10 @@ struct dimg_image_opts;
 /* Image options from the shared ones: ref is base_ref or target_ref. */
 void cli_image_opts(const struct cli_args *a, int target, struct dimg_image_opts *o);
 
-/* Human-readable size into buf. */
+/* Human-readable size into buf (KiB, MiB: base 1024). */
 const char *cli_human(uint64_t n, char *buf, size_t len);
+/* The same in base 1024 or 1000 (kB, MB, as docker shows sizes). */
+const char *cli_human_units(uint64_t n, unsigned base, char *buf, size_t len);
 
 /* "cdimg: <what>: <why>" on stderr: what and why from e where it names
  * them (what otherwise, then the problem rc means); returns the exit code. */
@@ -145,7 +147,9 @@ struct dimg_image;
 struct dimg_image_opts;
 /* Opens an image (or directory tree) with o (NULL: defaults) and progress
  * on a terminal unless quiet; reports errors itself and returns an exit
- * code (0 ok). */
+ * code (0 ok). path may also be a transport name (oci:DIR:REF,
+ * containerd:NAME:TAG, docker://...: cli_image.c, in cdimg only); a ref in
+ * the name must agree with o->ref. */
 int cli_open_image(struct dimg_image **out, const char *path, const struct dimg_image_opts *o,
                    int quiet);
 
@@ -162,5 +166,6 @@ int cmd_show(int argc, char **argv);
 int cmd_load(int argc, char **argv);
 int cmd_merge(int argc, char **argv);
 int cmd_plan(int argc, char **argv);
+int cmd_copy(int argc, char **argv);
 
 #endif

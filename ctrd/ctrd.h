@@ -8,12 +8,15 @@
  * ALREADY_EXISTS -EEXIST, FAILED_PRECONDITION -EBUSY, INVALID_ARGUMENT
  * -EINVAL, UNAVAILABLE -ECONNREFUSED, DEADLINE_EXCEEDED -ETIMEDOUT, others
  * -EIO. On failure err (NULL allowed) says why: the call and containerd's
- * own words. One struct ctrd is used by one thread at a time. */
+ * own words. Once connected (and leased), a struct ctrd may serve calls
+ * from several threads at once: each call has its own completion queue,
+ * and gRPC channels are thread-safe. */
 #ifndef DI3FS_CTRD_H
 #define DI3FS_CTRD_H
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "dimg/types.h"
 
@@ -54,10 +57,22 @@ typedef void (*ctrd_progress_fn)(void *ctx, const char *what, uint64_t done, uin
 int ctrd_content_write_progress(struct ctrd *c, const char *digest, const void *p, size_t n,
                                 const struct ctrd_label *labels, size_t n_labels,
                                 ctrd_progress_fn progress, void *pctx, struct dimg_err *err);
+/* The same, streamed: size bytes pulled from src (which fills up to n
+ * bytes and returns the count, 0 at its end, or -errno). After the last
+ * byte src is read once more and must be at its end, so that a source
+ * that checks what it gives can refuse before the commit; its -errno
+ * (-EBADMSG, ...) is returned as it is. */
+typedef ssize_t (*ctrd_read_fn)(void *ctx, void *p, size_t n);
+int ctrd_content_write_from(struct ctrd *c, const char *digest, uint64_t size, ctrd_read_fn src,
+                            void *ctx, const struct ctrd_label *labels, size_t n_labels,
+                            struct dimg_err *err);
 /* Streams blob digest to sink in order; sink returns 0 or -errno to stop. */
 typedef int (*ctrd_sink_fn)(void *ctx, const void *p, size_t n);
 int ctrd_content_read(struct ctrd *c, const char *digest, ctrd_sink_fn sink, void *ctx,
                       struct dimg_err *err);
+/* The same from byte offset on. */
+int ctrd_content_read_at(struct ctrd *c, const char *digest, int64_t offset, ctrd_sink_fn sink,
+                         void *ctx, struct dimg_err *err);
 /* Reads a whole (small) blob into malloc'd memory; -EFBIG past max. */
 int ctrd_content_get(struct ctrd *c, const char *digest, size_t max, uint8_t **out, size_t *n,
                      struct dimg_err *err);

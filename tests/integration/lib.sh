@@ -26,6 +26,19 @@ expect_exit() {
 	}
 }
 
+# copy_summary FILE KEY=VALUE...: FILE holds `cdimg copy --json` output;
+# its last object is the summary, with these values.
+copy_summary() {
+	python3 - "$@" <<'PY'
+import json, sys
+s = [json.loads(l) for l in open(sys.argv[1])][-1]
+assert s["event"] == "summary", s
+for kv in sys.argv[2:]:
+    k, v = kv.split("=")
+    assert str(s[k]) == v, (k, s[k], v)
+PY
+}
+
 # oci_layer LAYOUT: the blob of the first layer of the first image of an
 # unpacked OCI image layout directory.
 oci_layer() {
