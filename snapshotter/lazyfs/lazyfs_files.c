@@ -56,11 +56,11 @@ static void maybe_free_unlock(struct lazyfs *fs, struct lazyfs_file *f)
 }
 
 /* Opens the content of entry idx of img (outside any lock: it may be
- * rebuilt first) and adds it with one open or one busy read, unless
- * another thread added the node meanwhile (then that one counts). Takes
+ * rebuilt first) and adds it with `opens` opens and `busy` reads, or adds
+ * those to the node's file if another thread added it meanwhile. Takes
  * img's reference. */
 static int add(struct lazyfs_file **out, struct lazyfs *fs, struct lazyfs_image *img, uint32_t idx,
-               int busy)
+               unsigned opens, unsigned busy)
 {
 	struct lazyfs_file *f = calloc(1, sizeof(*f));
 	const struct dimg_entry *e = &img->tree->v[idx];
@@ -81,7 +81,8 @@ static int add(struct lazyfs_file **out, struct lazyfs *fs, struct lazyfs_image 
 		f->next = fs->files[bucket(f->node)];
 		fs->files[bucket(f->node)] = f;
 	}
-	*(busy ? &use->busy : &use->opens) += 1;
+	use->opens += opens;
+	use->busy += busy;
 	pthread_mutex_unlock(&fs->hlock);
 	if (had)
 		file_free(fs, f);
@@ -100,10 +101,12 @@ int lazyfs_file_open(struct lazyfs *fs, struct lazyfs_image *img, uint32_t idx)
 	if (f)
 		return 0;
 	lazyfs_image_ref(img, 1);
-	return add(&f, fs, img, idx, 0);
+	return add(&f, fs, img, idx, 1, 0);
 }
 
-/* A handle this process never opened: the node's leader entry, opened. */
+/* A handle this process never opened: the node's leader entry, opened,
+ * and counted as one open (how many the kernel has is unknown: the first
+ * release closes it, and a read on another such handle opens it again). */
 static int adopt(struct lazyfs_file **out, struct lazyfs *fs, uint64_t node)
 {
 	struct lazyfs_image *img;
@@ -117,7 +120,7 @@ static int adopt(struct lazyfs_file **out, struct lazyfs *fs, uint64_t node)
 	}
 	const char *name = img->name, *path = img->tree->v[idx].path;
 	lazyfs_image_ref(img, 1); /* names for the log, past add() */
-	r = add(out, fs, img, idx, 1);
+	r = add(out, fs, img, idx, 1, 1);
 	if (r == 0)
 		snap_debug(fs->lg, "lazyfs: image %s: reopened %s for a previous daemon's handle",
 		           name, path);
