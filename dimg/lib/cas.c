@@ -1,6 +1,8 @@
 /* The image content store: regular files' contents named by SHA-256 under
  * DIR/sha256/<2 hex>/<64 hex>, written under DIR/tmp/ and renamed (no fsync:
- * it is a cache), so equal contents are stored once. */
+ * it is a cache), so equal contents are stored once. The layout is public
+ * (dimg/cas.h): the snapshotter's cache of rebuilt files is such a store. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -11,6 +13,7 @@
 #include <unistd.h>
 
 #include "cas-internal.h"
+#include "dimg/cas.h"
 #include "dimg/hash.h"
 #include "dimg/write.h"
 
@@ -20,14 +23,11 @@ struct dimg_cas {
 	int owned; /* a private temporary store: removed by dimg_cas_free */
 };
 
-/* "sha256/ab/ab...": 7 + 3 + 64 + NUL. */
-#define CAS_NAME_MAX 80
-
-static void cas_blob_name(char out[CAS_NAME_MAX], const uint8_t sha256[32])
+void dimg_cas_blob_name(char out[DIMG_CAS_NAME_MAX], const uint8_t sha256[32])
 {
 	char hex[65];
 	dimg_hex32(sha256, hex);
-	snprintf(out, CAS_NAME_MAX, "sha256/%.2s/%s", hex, hex);
+	snprintf(out, DIMG_CAS_NAME_MAX, "sha256/%.2s/%s", hex, hex);
 }
 
 static int mkdirat_ok(int dirfd, const char *name)
@@ -106,10 +106,10 @@ const char *dimg_cas_dir(const struct dimg_cas *c)
 
 int dimg_cas_open_blob(const struct dimg_cas *c, const uint8_t sha256[32], int *out_fd)
 {
-	char name[CAS_NAME_MAX];
+	char name[DIMG_CAS_NAME_MAX];
 	struct stat st;
 	*out_fd = -1;
-	cas_blob_name(name, sha256);
+	dimg_cas_blob_name(name, sha256);
 	int fd = openat(c->rootfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
@@ -122,6 +122,139 @@ int dimg_cas_open_blob(const struct dimg_cas *c, const uint8_t sha256[32], int *
 	return 0;
 }
 
+int dimg_cas_remove(const struct dimg_cas *c, const uint8_t sha256[32])
+{
+	char name[DIMG_CAS_NAME_MAX];
+	dimg_cas_blob_name(name, sha256);
+	return unlinkat(c->rootfd, name, 0) < 0 ? -errno : 0;
+}
+
+/* ---- temp files ---- */
+
+/* A fresh name under tmp/: O_EXCL makes it ours even with other writers. */
+int dimg_cas_tmp_create(const struct dimg_cas *c, int *fd, char name[DIMG_CAS_NAME_MAX])
+{
+	*fd = -1;
+	for (int tries = 0; tries < 16; tries++) {
+		uint64_t rnd;
+		if (getrandom(&rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+			return -EIO;
+		snprintf(name, DIMG_CAS_NAME_MAX, "tmp/%016llx", (unsigned long long)rnd);
+		*fd = openat(c->rootfd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+		if (*fd >= 0)
+			return 0;
+		if (errno != EEXIST)
+			return -errno;
+	}
+	return -EEXIST;
+}
+
+int dimg_cas_tmp_install(const struct dimg_cas *c, const char *name, const uint8_t sha256[32],
+                         int keep_existing)
+{
+	char blob[DIMG_CAS_NAME_MAX];
+	dimg_cas_blob_name(blob, sha256);
+	blob[9] = '\0'; /* "sha256/ab" */
+	int r = mkdirat_ok(c->rootfd, blob);
+	blob[9] = '/';
+	if (r < 0)
+		return r;
+	r = keep_existing ? renameat2(c->rootfd, name, c->rootfd, blob, RENAME_NOREPLACE)
+	                  : renameat(c->rootfd, name, c->rootfd, blob);
+	return r < 0 ? -errno : 0;
+}
+
+void dimg_cas_tmp_discard(const struct dimg_cas *c, const char *name)
+{
+	(void)unlinkat(c->rootfd, name, 0);
+}
+
+/* A directory stream on name under the store; NULL with errno set. */
+static DIR *cas_opendir(int dirfd, const char *name)
+{
+	int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = fd < 0 ? NULL : fdopendir(fd);
+	if (!d && fd >= 0) {
+		int e = errno;
+		close(fd);
+		errno = e;
+	}
+	return d;
+}
+
+int dimg_cas_tmp_clear(const struct dimg_cas *c)
+{
+	DIR *d = cas_opendir(c->rootfd, "tmp");
+	int r = 0;
+	if (!d)
+		return -errno;
+	for (struct dirent *de; (de = readdir(d)) != NULL;) {
+		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0 &&
+		    unlinkat(dirfd(d), de->d_name, 0) < 0 && r == 0)
+			r = -errno;
+	}
+	closedir(d);
+	return r;
+}
+
+/* ---- scan ---- */
+
+/* A blob's file name under sha256/<sub>/ back to its digest. */
+static int cas_parse_name(const char *sub, const char *name, uint8_t sha256[32])
+{
+	if (strlen(name) != 64 || strncmp(name, sub, 2) != 0)
+		return -EINVAL;
+	return dimg_unhex32(name, sha256);
+}
+
+static int cas_scan_sub(int shafd, const char *sub, dimg_cas_visit_fn visit, dimg_cas_odd_fn odd,
+                        void *ctx)
+{
+	char name[DIMG_CAS_NAME_MAX];
+	DIR *d = cas_opendir(shafd, sub);
+	int r = 0;
+	if (!d)
+		return -errno;
+	for (struct dirent *de; r == 0 && (de = readdir(d)) != NULL;) {
+		uint8_t sha[32];
+		struct stat st;
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		if (cas_parse_name(sub, de->d_name, sha) == 0 &&
+		    fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    S_ISREG(st.st_mode)) {
+			r = visit ? visit(ctx, sha, &st) : 0;
+		} else if (odd) {
+			snprintf(name, sizeof(name), "sha256/%s/%.64s", sub, de->d_name);
+			odd(ctx, name);
+		}
+	}
+	closedir(d);
+	return r;
+}
+
+int dimg_cas_scan(const struct dimg_cas *c, dimg_cas_visit_fn visit, dimg_cas_odd_fn odd, void *ctx)
+{
+	DIR *d = cas_opendir(c->rootfd, "sha256");
+	int r = 0;
+	if (!d)
+		return -errno;
+	for (struct dirent *de; r == 0 && (de = readdir(d)) != NULL;) {
+		char name[DIMG_CAS_NAME_MAX];
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		/* sha256/<the first byte of its blobs' digests, in hex> */
+		if (strlen(de->d_name) == 2 && strspn(de->d_name, "0123456789abcdef") == 2) {
+			r = cas_scan_sub(dirfd(d), de->d_name, visit, odd, ctx);
+		} else if (odd) {
+			snprintf(name, sizeof(name), "sha256/%.64s", de->d_name);
+			odd(ctx, name);
+		}
+	}
+	closedir(d);
+	return r;
+}
+
 /* ---- writer ---- */
 
 struct dimg_cas_writer {
@@ -130,7 +263,7 @@ struct dimg_cas_writer {
 	int fd;
 	int holes;     /* the file ends in a hole: extend with ftruncate */
 	uint64_t size; /* bytes of content so far */
-	char tmpname[32];
+	char tmpname[DIMG_CAS_NAME_MAX];
 };
 
 int dimg_cas_writer_new(struct dimg_cas_writer **out, struct dimg_cas *c)
@@ -164,34 +297,22 @@ void dimg_cas_writer_abort(struct dimg_cas_writer *w)
 	if (w->fd < 0)
 		return;
 	close(w->fd);
-	(void)unlinkat(w->c->rootfd, w->tmpname, 0);
+	dimg_cas_tmp_discard(w->c, w->tmpname);
 	w->fd = -1;
 }
 
-/* A fresh name under tmp/: O_EXCL makes it ours even with other writers. */
 int dimg_cas_writer_begin(struct dimg_cas_writer *w)
 {
 	dimg_cas_writer_abort(w);
-	for (int tries = 0; tries < 16; tries++) {
-		uint64_t rnd;
-		if (getrandom(&rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
-			return -EIO;
-		snprintf(w->tmpname, sizeof(w->tmpname), "tmp/%016llx", (unsigned long long)rnd);
-		int fd =
-		    openat(w->c->rootfd, w->tmpname, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-		if (fd >= 0) {
-			w->fd = fd;
-			w->size = 0;
-			w->holes = 0;
-			/* Resets a hash left half-done by an aborted file. */
-			uint8_t junk[32];
-			dimg_sha256_final(w->h, junk);
-			return 0;
-		}
-		if (errno != EEXIST)
-			return -errno;
-	}
-	return -EEXIST;
+	int r = dimg_cas_tmp_create(w->c, &w->fd, w->tmpname);
+	if (r < 0)
+		return r;
+	w->size = 0;
+	w->holes = 0;
+	/* Resets a hash left half-done by an aborted file. */
+	uint8_t junk[32];
+	dimg_sha256_final(w->h, junk);
+	return 0;
 }
 
 int dimg_cas_writer_write(struct dimg_cas_writer *w, const void *p, size_t n)
@@ -232,7 +353,6 @@ int dimg_cas_writer_zeros(struct dimg_cas_writer *w, uint64_t n)
 
 int dimg_cas_writer_commit(struct dimg_cas_writer *w, uint8_t sha256[32], uint64_t *size)
 {
-	char name[CAS_NAME_MAX];
 	int r = 0;
 	if (w->fd < 0)
 		return -EINVAL;
@@ -242,15 +362,10 @@ int dimg_cas_writer_commit(struct dimg_cas_writer *w, uint8_t sha256[32], uint64
 	if (close(w->fd) < 0 && r == 0)
 		r = -errno;
 	w->fd = -1;
-	cas_blob_name(name, sha256);
-	name[9] = '\0'; /* "sha256/ab" */
 	if (r == 0)
-		r = mkdirat_ok(w->c->rootfd, name);
-	name[9] = '/';
-	if (r == 0 && renameat(w->c->rootfd, w->tmpname, w->c->rootfd, name) < 0)
-		r = -errno;
+		r = dimg_cas_tmp_install(w->c, w->tmpname, sha256, 0);
 	if (r < 0)
-		(void)unlinkat(w->c->rootfd, w->tmpname, 0);
+		dimg_cas_tmp_discard(w->c, w->tmpname);
 	*size = w->size;
 	return r;
 }

@@ -387,15 +387,6 @@ static int oci_read_all(const struct oci_src *s, const char *name, size_t max, u
 
 /* ---- digests and JSON ---- */
 
-static int oci_hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
 /* "sha256:<64 lower-case hex>" -> 32 bytes; other algorithms -ENOTSUP. */
 static int oci_parse_digest(const char *d, uint8_t out[32])
 {
@@ -404,14 +395,8 @@ static int oci_parse_digest(const char *d, uint8_t out[32])
 	if (strncmp(d, "sha256:", 7) != 0)
 		return strchr(d, ':') ? -ENOTSUP : -EBADMSG;
 	d += 7;
-	if (strlen(d) != 64)
+	if (strlen(d) != 64 || dimg_unhex32(d, out) < 0)
 		return -EBADMSG;
-	for (int i = 0; i < 32; i++) {
-		int hi = oci_hexval(d[2 * i]), lo = oci_hexval(d[2 * i + 1]);
-		if (hi < 0 || lo < 0)
-			return -EBADMSG;
-		out[i] = (uint8_t)(hi << 4 | lo);
-	}
 	return 0;
 }
 

@@ -362,3 +362,23 @@ void dimg_hex32(const uint8_t in[32], char out[65])
 	}
 	out[64] = '\0';
 }
+
+static int hexval(char ch)
+{
+	if (ch >= '0' && ch <= '9')
+		return ch - '0';
+	if (ch >= 'a' && ch <= 'f')
+		return ch - 'a' + 10;
+	return -1;
+}
+
+int dimg_unhex32(const char *hex, uint8_t out[32])
+{
+	for (int i = 0; i < 32; i++) {
+		int hi = hexval(hex[2 * i]), lo = hi < 0 ? -1 : hexval(hex[2 * i + 1]);
+		if (hi < 0 || lo < 0)
+			return -EINVAL;
+		out[i] = (uint8_t)(hi << 4 | lo);
+	}
+	return 0;
+}

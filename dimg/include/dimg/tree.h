@@ -111,6 +111,9 @@ int dimg_tree_id(const struct dimg_tree *t, uint8_t out[32]);
 
 /* Lower-case hex of 32 bytes into out[65]. */
 void dimg_hex32(const uint8_t in[32], char out[65]);
+/* The 32 bytes whose lower-case hex is the first 64 characters of hex;
+ * -EINVAL if they are not. */
+int dimg_unhex32(const char *hex, uint8_t out[32]);
 
 /* Progress callback for long operations: done/total in bytes (total may be 0
  * when unknown). Called from the calling thread only. */
