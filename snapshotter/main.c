@@ -195,13 +195,15 @@ static int serve(const struct snap_config *cfg, const struct snap_log *lg, sigse
 	};
 	int sig, r;
 
-	grpc_init(); /* before snap_open: delta images may be fetched from containerd */
+	/* first of all, so that running containers wait least: the FUSE
+	 * connection a previous daemon left (gRPC starts after it, and delta
+	 * blobs are only fetched from containerd in calls) */
 	r = snap_open_opts(&sn, cfg->root, lg, &opt, &why);
 	if (r < 0) {
 		snap_err(lg, "cannot open %s: %s", cfg->root, why ? why : strerror(-r));
-		grpc_shutdown();
 		return r;
 	}
+	grpc_init();
 	r = rpc_server_start(&srv, cfg->address, cfg->threads, sn, lg);
 	if (r == 0) {
 		snap_info(lg, "serving on unix:%s with %d threads", cfg->address, cfg->threads);

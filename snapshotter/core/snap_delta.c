@@ -471,6 +471,8 @@ static int restore_all(struct snap *sn)
 
 	if (r == 0)
 		r = store_scan(txn, NULL, restore_visit, &rs);
+	if (r == 0 && rs.n)
+		snap_info(sn->lg, "loading %zu delta images again", rs.n);
 	for (size_t i = 0; r == 0 && i < rs.n; i++) {
 		struct snap_info info;
 		const char *why = NULL;
