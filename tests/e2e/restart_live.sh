@@ -63,8 +63,15 @@ restart_with KILL "$WORK/bin/di3fs-snapshotter"
 after_restart 2
 
 step "SIGTERM (a restart by a service manager), then the copy again"
-restart_with TERM "$WORK/bin/di3fs-snapshotter"
+expect_eq "base views before the stop (v1 has two layers)" 1 "$(base_views)"
+DOWN_NS=$(now_ns)
+stop_snapshotter TERM
+expect_eq "base views left mounted by SIGTERM" 0 "$(base_views)"
+SNAPSHOTTER=$WORK/bin/di3fs-snapshotter start_snapshotter
+UP_NS=$(now_ns)
+wait_for 30 $C snapshots --snapshotter di3fs ls || fail "containerd did not reconnect"
 after_restart 3
+expect_eq "base views after the restart" 1 "$(base_views)"
 
 step "kill -9 and no daemon for 5 s: reads wait, then complete"
 DOWN_NS=$(now_ns)
