@@ -50,7 +50,8 @@ struct lazyfs_config {
 };
 
 /* Argument that starts a program as the fd holder: lazyfs runs a copy of
- * the current executable (/proc/self/exe) with argv[1] = this. */
+ * the current executable (/proc/self/exe) with argv[1] = this and argv[2]
+ * = the wait before the first daemon attaches, in ms. */
 #define LAZYFS_HOLDER_ARG "--lazyfs-fd-holder"
 /* A program that passes a holder to lazyfs_start calls this first thing in
  * main: -1 when argv does not ask for the holder, else its exit code. */
