@@ -69,6 +69,7 @@ struct lazyfs_conn {
 	pid_t holder_pid; /* the holder we started, if we did */
 	int init_done;    /* op_init ran: the session accepts requests */
 	int stop_efd;     /* wakes the watch thread at stop */
+	int loop_efd;     /* stops the workers */
 	pthread_t watch;
 	int watch_started;
 	struct lazyfs_worker *workers;

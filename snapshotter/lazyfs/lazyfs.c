@@ -65,6 +65,7 @@ static int fs_init(struct lazyfs *fs, const struct lazyfs_config *cfg)
 	pthread_mutex_init(&fs->restore_mu, NULL);
 	pthread_cond_init(&fs->restore_cv, NULL);
 	fs->conn.fd = fs->conn.holder = fs->conn.journal_fd = fs->conn.stop_efd = -1;
+	fs->conn.loop_efd = -1;
 	fs->lg = cfg->lg;
 	fs->next_id = 1;
 	fs->wait_ms = cfg->wait_ms;

@@ -562,7 +562,7 @@ void lazyfs_conn_close(struct lazyfs *fs)
 	if (c->journal_fd >= 0)
 		close(c->journal_fd);
 	memset(c, 0, sizeof(*c));
-	c->fd = c->holder = c->journal_fd = c->stop_efd = -1;
+	c->fd = c->holder = c->journal_fd = c->stop_efd = c->loop_efd = -1;
 }
 
 /* ---------------------------------------------------------------- unmount */
