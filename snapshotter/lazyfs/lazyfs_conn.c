@@ -141,14 +141,44 @@ static int journal_adopt(struct lazyfs_conn *c, int fd)
 
 /* ---------------------------------------------------------------- session */
 
-static int session_new(struct lazyfs *fs)
+/* The libfuse session on /dev/fuse fd (taken: the session closes it). The
+ * mount itself is never libfuse's: it is ours to unmount, or the holder's
+ * to keep. */
+static int session_on(struct lazyfs *fs, int fd)
 {
-	char *argv[] = {"di3fs", "-o",
-	                "allow_other,default_permissions,ro,fsname=di3fs,subtype=di3fs", NULL};
-	struct fuse_args args = FUSE_ARGS_INIT(3, argv);
+	char *argv[] = {"di3fs", NULL};
+	char name[32];
+	struct fuse_args args = FUSE_ARGS_INIT(1, argv);
 	fs->conn.se = fuse_session_new(&args, &lazyfs_ops, sizeof(lazyfs_ops), fs);
 	fuse_opt_free_args(&args);
-	return fs->conn.se ? 0 : -ENOMEM;
+	if (!fs->conn.se) {
+		close(fd);
+		return -ENOMEM;
+	}
+	fs->conn.fd = fd;
+	snprintf(name, sizeof(name), "/dev/fd/%d", fd);
+	return fuse_session_mount(fs->conn.se, name) == 0 ? 0 : -EIO;
+}
+
+/* A new mount on a new /dev/fuse fd, as libfuse mounts for root:
+ * allow_other, default_permissions, ro, nosuid, nodev. */
+static int mount_fd(struct lazyfs *fs, int *out)
+{
+	char opts[160];
+	int fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	snprintf(opts, sizeof(opts),
+	         "fd=%d,rootmode=%o,user_id=%u,group_id=%u,allow_other,default_permissions", fd,
+	         (unsigned)S_IFDIR, (unsigned)getuid(), (unsigned)getgid());
+	if (mount("di3fs", fs->mountpoint, "fuse.di3fs", MS_NOSUID | MS_NODEV | MS_RDONLY, opts) <
+	    0) {
+		int r = -errno;
+		close(fd);
+		return r;
+	}
+	*out = fd;
+	return 0;
 }
 
 static int process_init(struct lazyfs *fs, uint8_t *buf, size_t len)
@@ -373,12 +403,10 @@ static int adopt(struct lazyfs *fs, int fds[2], const char **why)
 		return -ESTALE;
 	c->dev = dev;
 	*why = "cannot create the FUSE session";
-	if ((r = session_new(fs)) < 0)
+	int fd = c->fd;
+	c->fd = -1; /* the session's from here */
+	if ((r = session_on(fs, fd)) < 0)
 		return r;
-	char name[32];
-	snprintf(name, sizeof(name), "/dev/fd/%d", c->fd);
-	if (fuse_session_mount(c->se, name) != 0)
-		return -EIO;
 	*why = "the connection's saved INIT was refused";
 	uint64_t init[LAZYFS_INIT_MAX / sizeof(uint64_t)];
 	memcpy(init, h->init, h->init_len);
@@ -448,15 +476,15 @@ static int takeover(struct lazyfs *fs, const char **why)
 static int mount_new(struct lazyfs *fs, const char **why)
 {
 	struct lazyfs_conn *c = &fs->conn;
+	int fd = -1;
 	detach_mounts(fs);
-	*why = "cannot create the FUSE session";
-	int r = session_new(fs);
+	*why = "cannot mount (is /dev/fuse there, and are we root?)";
+	int r = mount_fd(fs, &fd);
 	if (r < 0)
 		return r;
-	*why = "cannot mount (is /dev/fuse there, and are we root?)";
-	if (fuse_session_mount(c->se, fs->mountpoint) != 0)
-		return -EIO;
-	c->fd = fuse_session_fd(c->se);
+	*why = "cannot create the FUSE session";
+	if ((r = session_on(fs, fd)) < 0)
+		return r;
 	*why = "cannot create the request journal";
 	if ((r = journal_create(c)) < 0)
 		return r;
