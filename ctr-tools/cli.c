@@ -9,6 +9,7 @@
 #include "cdimg.h"
 #include "cli.h"
 #include "dimg/dimg.h"
+#include "dimg/image.h"
 
 int cli_exit_code(int rc)
 {
@@ -26,26 +27,6 @@ int cli_exit_code(int rc)
 	}
 }
 
-static const char *problem(int rc)
-{
-	switch (rc) {
-	case -EBADMSG:
-		return "corrupt or inconsistent data";
-	case -ENOTSUP:
-		return "unsupported format version";
-	case -EOVERFLOW:
-		return "a length or offset is out of range (truncated or corrupt)";
-	case -EXDEV:
-		return "wrong base: the delta was made against a different tree";
-	case -ESTALE:
-		return "the file changed while it was being read";
-	case -ELOOP:
-		return "path goes through a symlink";
-	default:
-		return strerror(-rc);
-	}
-}
-
 int cli_fail(int rc, const char *what, const char *detail)
 {
 	fprintf(stderr, "cdimg: ");
@@ -53,7 +34,16 @@ int cli_fail(int rc, const char *what, const char *detail)
 		fprintf(stderr, "%s: ", what);
 	if (detail)
 		fprintf(stderr, "%s: ", detail);
-	fprintf(stderr, "%s\n", problem(rc));
+	fprintf(stderr, "%s\n", dimg_strerror(rc));
+	return cli_exit_code(rc);
+}
+
+int cli_report(int rc, const struct dimg_err *e, const char *what)
+{
+	if (e && e->what[0])
+		what = e->what;
+	fprintf(stderr, "cdimg: %s%s%s\n", what ? what : "", what ? ": " : "",
+	        e && e->why[0] ? e->why : dimg_strerror(rc));
 	return cli_exit_code(rc);
 }
 
@@ -174,39 +164,30 @@ const char *cli_human(uint64_t n, char *buf, size_t len)
 	return buf;
 }
 
-int cli_walk(struct dimg_tree **out, const char *dir, unsigned jobs, struct cli_progress *p)
+int cli_open_image(struct dimg_image **out, const char *path, const struct dimg_image_opts *o,
+                   int quiet)
 {
-	char *bad = NULL;
-	int r = dimg_tree_walk(out, dir, 0, jobs, cli_progress_cb, p, &bad);
-	cli_progress_done(p);
-	if (r < 0) {
-		int code = cli_fail(r, dir, bad && bad[0] ? bad : NULL);
-		free(bad);
-		return code;
-	}
-	free(bad);
-	return 0;
+	struct dimg_image_opts opts = o ? *o : (struct dimg_image_opts){0};
+	struct dimg_err err = {0};
+	struct cli_progress p;
+	cli_progress_init(&p, quiet);
+	opts.progress = cli_progress_cb;
+	opts.pctx = &p;
+	int r = dimg_image_open(out, path, &opts, &err);
+	cli_progress_done(&p);
+	return r < 0 ? cli_report(r, &err, path) : 0;
 }
 
 /* Opens a .dimg or a .cdimg (by its first bytes); reports errors itself. */
 int cli_open_delta(const char *path, struct cdimg **c, struct dimg_reader **rd)
 {
-	char *err = NULL;
-	int code, r = cdimg_sniff(path);
+	struct dimg_err err = {0};
+	int r = cdimg_sniff(path);
 	if (r == CDIMG_KIND_CDIMG) {
 		if ((r = cdimg_open(c, path, &err)) == 0 && (r = cdimg_dimg_reader(*c, rd)) < 0)
 			return cli_fail(r, path, "the .dimg inside");
 	} else if (r >= 0) {
 		r = dimg_reader_open(rd, path);
 	}
-	if (r >= 0) {
-		code = 0;
-	} else if (err) {
-		fprintf(stderr, "cdimg: %s: %s\n", path, err);
-		code = cli_exit_code(r);
-	} else {
-		code = cli_fail(r, path, NULL);
-	}
-	free(err);
-	return code;
+	return r < 0 ? cli_report(r, &err, path) : 0;
 }

@@ -48,9 +48,17 @@ int cli_parse_uint(const char *s, unsigned lo, unsigned hi, unsigned *out);
 /* Human-readable size into buf. */
 const char *cli_human(uint64_t n, char *buf, size_t len);
 
-/* Walks a directory into a tree with progress; reports errors itself and
- * returns an exit code (0 ok). */
-int cli_walk(struct dimg_tree **out, const char *dir, unsigned jobs, struct cli_progress *p);
+/* "cdimg: <what>: <why>" on stderr: what and why from e where it names
+ * them (what otherwise, then the problem rc means); returns the exit code. */
+int cli_report(int rc, const struct dimg_err *e, const char *what);
+
+struct dimg_image;
+struct dimg_image_opts;
+/* Opens an image (or directory tree) with o (NULL: defaults) and progress
+ * on a terminal unless quiet; reports errors itself and returns an exit
+ * code (0 ok). */
+int cli_open_image(struct dimg_image **out, const char *path, const struct dimg_image_opts *o,
+                   int quiet);
 
 struct cdimg;
 struct dimg_reader;

@@ -78,26 +78,14 @@ static int content(void *ctx, const struct dimg_entry *e, dimg_write_fn sink, vo
 	return dimg_reader_rebuild(a->rd, e, a->base, sink, sink_ctx);
 }
 
-static int open_base(const struct apply_args *a, int record, struct dimg_image **img,
-                     struct cli_progress *p)
+static int open_base(const struct apply_args *a, int record, struct dimg_image **img)
 {
 	struct dimg_image_opts o = {.ref = a->base_ref,
 	                            .record_layers = record,
 	                            .platform = a->platform,
 	                            .cas_dir = a->cache,
-	                            .jobs = a->jobs,
-	                            .progress = cli_progress_cb,
-	                            .pctx = p};
-	char *err = NULL;
-	int r = dimg_image_open(img, a->old, &o, &err);
-	cli_progress_done(p);
-	if (r >= 0)
-		return 0;
-	int code = err ? cli_exit_code(r) : cli_fail(r, a->old, NULL);
-	if (err)
-		fprintf(stderr, "cdimg: %s: %s\n", a->old, err);
-	free(err);
-	return code;
+	                            .jobs = a->jobs};
+	return cli_open_image(img, a->old, &o, a->quiet);
 }
 
 /* -EXDEV names both sides: the tree ids, and for a .cdimg the configs. */
@@ -126,7 +114,11 @@ static int write_dir(const struct apply_args *a, struct dimg_tree *target, struc
 		fprintf(stderr,
 		        "cdimg: warning: not root: ownership and device nodes are not restored\n");
 	}
-	return dimg_tree_write_dir(target, a->out, content, ac, flags, cli_progress_cb, p, bad);
+	struct dimg_err err = {0};
+	int r = dimg_tree_write_dir(target, a->out, content, ac, flags, cli_progress_cb, p, &err);
+	if (r < 0 && err.what[0])
+		*bad = strdup(err.what);
+	return r;
 }
 
 static int write_oci(const struct apply_args *a, struct dimg_tree *target, struct apply_ctx *ac,
@@ -137,9 +129,12 @@ static int write_oci(const struct apply_args *a, struct dimg_tree *target, struc
 	                           .progress = cli_progress_cb,
 	                           .pctx = p};
 	struct oci_image_result res;
+	struct dimg_err err = {0};
 	char h[32];
 	int r = oci_image_write(a->out, target, content, ac, ci->target_config,
-	                        ci->target_config_len, &o, &res, bad);
+	                        ci->target_config_len, &o, &res, &err);
+	if (r < 0 && err.what[0])
+		*bad = strdup(err.what);
 	cli_progress_done(p);
 	if (r < 0 || a->quiet)
 		return r;
@@ -164,7 +159,7 @@ struct exact {
 	const struct dimg_files *base_files;
 	const struct dimg_entry **by_sha; /* target REG entries sorted by sha256 */
 	size_t n;
-	char *why;
+	struct dimg_err why;
 };
 
 static int entry_sha_cmp(const void *x, const void *y)
@@ -235,10 +230,10 @@ static int write_exact(const struct apply_args *a, struct exact *x, const struct
 	                            .begin = exact_begin,
 	                            .ref = a->ref ? a->ref : ci->target_ref};
 	r = oci_image_write_layers(a->out, exact_layer, x, ci->target_config, ci->target_config_len,
-	                           &o, &res);
+	                           &o, &res, &x->why);
 	if (r == -EBADMSG || r == -EXDEV || r == -ENOTSUP || r == -EINVAL) {
-		if (!x->why)
-			x->why = strdup(res.why[0] ? res.why : strerror(-r));
+		if (!x->why.why[0])
+			snprintf(x->why.why, sizeof(x->why.why), "%s", strerror(-r));
 		return 0;
 	}
 	if (r < 0)
@@ -255,7 +250,6 @@ static void exact_free(struct exact *x)
 {
 	layers_free(x->lr);
 	free(x->by_sha);
-	free(x->why);
 }
 
 /* The original layers when the delta and the base allow, else squashed. */
@@ -268,9 +262,9 @@ static int write_image(const struct apply_args *a, struct dimg_tree *target, str
 	if (a->squash)
 		return write_oci(a, target, ac, ci, p, bad);
 	if (!ci->layers)
-		x.why = strdup("the delta records no layer recipes");
+		dimg_err_set(&x.why, 0, NULL, "the delta records no layer recipes");
 	else if (!base->nlayers)
-		x.why = strdup("the base is a plain directory, not an image");
+		dimg_err_set(&x.why, 0, NULL, "the base is a plain directory, not an image");
 	else {
 		x.src = (struct layers_src){base, exact_content, &x};
 		r = write_exact(a, &x, ci, target);
@@ -279,11 +273,25 @@ static int write_image(const struct apply_args *a, struct dimg_tree *target, str
 		fprintf(stderr,
 		        "cdimg apply: warning: not giving back the original layers (%s): "
 		        "writing one squashed layer\n",
-		        x.why ? x.why : "?");
+		        x.why.why[0] ? x.why.why : "?");
 		r = write_oci(a, target, ac, ci, p, bad);
 	}
 	exact_free(&x);
 	return r < 0 ? r : 0;
+}
+
+/* Corrupt input names the delta; any other failure (a full disk above
+ * all) names the output being written. */
+static int apply_fail(const struct apply_args *a, int r, const char *bad)
+{
+	char what[4096 + 64];
+	if (cli_exit_code(r) == CLI_BADINPUT)
+		snprintf(what, sizeof(what), "%s: entry '%s'", a->delta, bad ? bad : "?");
+	else if (bad)
+		snprintf(what, sizeof(what), "writing %s: entry '%s'", a->out, bad);
+	else
+		snprintf(what, sizeof(what), "writing %s", a->out);
+	return cli_fail(r, what, NULL);
 }
 
 static int run_apply(const struct apply_args *a)
@@ -307,7 +315,7 @@ static int run_apply(const struct apply_args *a)
 		code = CLI_USAGE;
 		goto out;
 	}
-	if ((code = open_base(a, a->oci && !a->squash && ci && ci->layers, &base, &p)))
+	if ((code = open_base(a, a->oci && !a->squash && ci && ci->layers, &base)))
 		goto out;
 	if ((r = dimg_reader_resolve(rd, base->tree, &target)) < 0) {
 		code = r == -EXDEV ? wrong_base(a, rd, base, ci)
@@ -319,9 +327,7 @@ static int run_apply(const struct apply_args *a)
 	           : write_dir(a, target, &ac, &p, &bad);
 	cli_progress_done(&p);
 	if (r < 0) {
-		char what[4096 + 64];
-		snprintf(what, sizeof(what), "%s: entry '%s'", a->delta, bad ? bad : "?");
-		code = cli_fail(r, what, NULL);
+		code = apply_fail(a, r, bad);
 		goto out;
 	}
 	code = CLI_OK;

@@ -44,6 +44,9 @@ static const char diff_help[] =
     "  -l, --level N           zstd level 1..22 (default 19)\n"
     "      --max-diff-size SZ  files larger than SZ (e.g. 512M) are stored whole\n"
     "                          instead of patched (default 512M; bounds memory)\n"
+    "      --zstdref-window SZ zstdref (zstd with the old file as its window) is\n"
+    "                          tried while old + new fit SZ (default 1G): applying\n"
+    "                          such a patch holds up to the new file in memory\n"
     "      --codecs LIST       patch codecs to try: bsdiff,zstdref,gzip (default all;\n"
     "                          gzip: a gzip file zlib recreates exactly is patched\n"
     "                          as its decompressed content and recompressed, with\n"
@@ -97,15 +100,23 @@ static int parse_codecs(const char *s, unsigned *mask)
 
 static int parse(int argc, char **argv, struct diff_args *a)
 {
-	static const struct option opts[] = {
-	    {"output", required_argument, 0, 'o'},   {"jobs", required_argument, 0, 'j'},
-	    {"level", required_argument, 0, 'l'},    {"max-diff-size", required_argument, 0, 'M'},
-	    {"codecs", required_argument, 0, 'C'},   {"no-dict", no_argument, 0, 'D'},
-	    {"json", no_argument, 0, 'J'},           {"quiet", no_argument, 0, 'q'},
-	    {"help", no_argument, 0, 'h'},           {"ref", required_argument, 0, 'R'},
-	    {"base-ref", required_argument, 0, 'B'}, {"target-ref", required_argument, 0, 'T'},
-	    {"platform", required_argument, 0, 'P'}, {"cache", required_argument, 0, 'K'},
-	    {"no-layers", no_argument, 0, 'N'},      {0, 0, 0, 0}};
+	static const struct option opts[] = {{"output", required_argument, 0, 'o'},
+	                                     {"jobs", required_argument, 0, 'j'},
+	                                     {"level", required_argument, 0, 'l'},
+	                                     {"max-diff-size", required_argument, 0, 'M'},
+	                                     {"codecs", required_argument, 0, 'C'},
+	                                     {"no-dict", no_argument, 0, 'D'},
+	                                     {"json", no_argument, 0, 'J'},
+	                                     {"quiet", no_argument, 0, 'q'},
+	                                     {"help", no_argument, 0, 'h'},
+	                                     {"ref", required_argument, 0, 'R'},
+	                                     {"base-ref", required_argument, 0, 'B'},
+	                                     {"target-ref", required_argument, 0, 'T'},
+	                                     {"platform", required_argument, 0, 'P'},
+	                                     {"cache", required_argument, 0, 'K'},
+	                                     {"no-layers", no_argument, 0, 'N'},
+	                                     {"zstdref-window", required_argument, 0, 'W'},
+	                                     {0, 0, 0, 0}};
 	unsigned v;
 	int c;
 	packer_opts_default(&a->po);
@@ -125,6 +136,10 @@ static int parse(int argc, char **argv, struct diff_args *a)
 			break;
 		case 'M':
 			if (cli_parse_size(optarg, &a->po.diff.max_diff_size) < 0)
+				goto bad;
+			break;
+		case 'W':
+			if (cli_parse_size(optarg, &a->po.diff.max_zstdref_window) < 0)
 				goto bad;
 			break;
 		case 'C':
@@ -281,26 +296,14 @@ static void print_summary(const struct diff_args *a, const struct packer_stats *
 }
 
 static int open_image(struct dimg_image **out, const char *path, const char *ref,
-                      const struct diff_args *a, int record, struct cli_progress *p)
+                      const struct diff_args *a, int record)
 {
 	struct dimg_image_opts o = {.ref = ref,
 	                            .record_layers = record,
 	                            .platform = a->platform,
 	                            .cas_dir = a->cache,
-	                            .jobs = a->po.jobs,
-	                            .progress = cli_progress_cb,
-	                            .pctx = p};
-	char *err = NULL;
-	int r = dimg_image_open(out, path, &o, &err);
-	cli_progress_done(p);
-	if (r < 0) {
-		int code = err ? cli_exit_code(r) : cli_fail(r, path, NULL);
-		if (err)
-			fprintf(stderr, "cdimg: %s: %s\n", path, err);
-		free(err);
-		return code;
-	}
-	return 0;
+	                            .jobs = a->po.jobs};
+	return cli_open_image(out, path, &o, a->quiet || a->json);
 }
 
 /* A .cdimg names both images: refuse plain trees before any work. */
@@ -333,7 +336,10 @@ static int write_layers(const struct diff_args *a, const struct dimg_image *base
 	int fd = packer_tmpfile(a->out, path);
 	if (fd < 0)
 		return fd;
-	int r = layers_build(fd, target, base, a->po.diff.level, &dl->st, &dl->why);
+	struct dimg_err why = {0};
+	int r = layers_build(fd, target, base, a->po.diff.level, &dl->st, &why);
+	if (r < 0 && why.why[0])
+		dl->why = strdup(why.why);
 	if (close(fd) < 0 && r == 0)
 		r = -errno;
 	if (r == 0) {
@@ -354,8 +360,8 @@ static int write_layers(const struct diff_args *a, const struct dimg_image *base
 /* Encodes into a temporary .dimg next to the output, then wraps it. */
 static int write_cdimg(const struct diff_args *a, const struct dimg_image *base,
                        const struct dimg_files *bf, const struct dimg_image *target,
-                       struct dimg_tree *plan, struct packer_stats *st, uint64_t *size, char **bad,
-                       struct diff_layers *dl)
+                       struct dimg_tree *plan, struct packer_stats *st, uint64_t *size,
+                       struct dimg_err *bad, struct diff_layers *dl)
 {
 	char *tmp = NULL, *ltmp = NULL;
 	int fd = packer_tmpfile(a->out, &tmp);
@@ -374,7 +380,7 @@ static int write_cdimg(const struct diff_args *a, const struct dimg_image *base,
 		                       .target_manifest_media_type = target->manifest_media_type,
 		                       .target_ref = target->ref,
 		                       .layers_path = ltmp};
-		r = packer_cdimg_write(a->out, tmp, &m, size);
+		r = cdimg_write(a->out, tmp, &m, size);
 	}
 	if (ltmp)
 		unlink(ltmp);
@@ -392,13 +398,13 @@ static int run_diff(struct diff_args *a)
 	struct cli_progress p;
 	struct diff_layers dl = {0};
 	uint64_t cdimg_size = 0;
-	char *bad = NULL;
+	struct dimg_err bad = {0};
 	int r, code;
 	cli_progress_init(&p, a->quiet || a->json);
 	a->po.progress = cli_progress_cb;
 	a->po.pctx = &p;
-	if ((code = open_image(&base, a->old, a->base_ref, a, 0, &p)) ||
-	    (code = open_image(&target, a->nw, a->target_ref, a, !a->raw && !a->no_layers, &p)) ||
+	if ((code = open_image(&base, a->old, a->base_ref, a, 0)) ||
+	    (code = open_image(&target, a->nw, a->target_ref, a, !a->raw && !a->no_layers)) ||
 	    (!a->raw && (code = check_images(a, base, target))))
 		goto out;
 	if ((r = differ_plan(base->tree, target->tree, &plan)) < 0) {
@@ -412,13 +418,12 @@ static int run_diff(struct diff_args *a)
 		r = write_cdimg(a, base, &base->files, target, plan, &st, &cdimg_size, &bad, &dl);
 	cli_progress_done(&p);
 	if (r < 0) {
-		code = cli_fail(r, a->out, bad);
+		code = cli_report(r, &bad, a->out);
 		goto out;
 	}
 	print_summary(a, &st, cdimg_size, &dl);
 	code = CLI_OK;
 out:
-	free(bad);
 	free(dl.why);
 	dimg_image_free(base);
 	dimg_image_free(target);

@@ -86,17 +86,13 @@ static int load_fail(int code, const char *what, char *err)
 
 static int load_open(struct load_state *s)
 {
+	struct dimg_err e = {0};
 	char *err = NULL;
-	int r = cdimg_open(&s->cd, s->a->path, &err);
+	int r = cdimg_open(&s->cd, s->a->path, &e);
 	if (r < 0) {
 		/* a file that is not a valid .cdimg is unusable input */
 		int code = r == -ENOENT || r == -EACCES || r == -ENOMEM ? CLI_FAILED : CLI_BADINPUT;
-		if (!err) {
-			cli_fail(r, s->a->path, NULL);
-			return code;
-		}
-		fprintf(stderr, "cdimg load: %s: %s\n", s->a->path, err);
-		free(err);
+		cli_report(r, &e, s->a->path);
 		return code;
 	}
 	s->ci = cdimg_get_info(s->cd);

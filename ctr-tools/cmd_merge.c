@@ -173,30 +173,16 @@ static int open_inputs(const struct merge_args *a, struct inputs *in)
 
 static int open_base(const struct merge_args *a, struct dimg_image **img)
 {
-	struct cli_progress p;
-	cli_progress_init(&p, a->quiet || a->json);
-	struct dimg_image_opts o = {.ref = a->base_ref,
-	                            .platform = a->platform,
-	                            .cas_dir = a->cache,
-	                            .progress = cli_progress_cb,
-	                            .pctx = &p};
-	char *err = NULL;
-	int r = dimg_image_open(img, a->base, &o, &err);
-	cli_progress_done(&p);
-	if (r >= 0)
-		return 0;
-	int code = err ? cli_exit_code(r) : cli_fail(r, a->base, NULL);
-	if (err)
-		fprintf(stderr, "cdimg: %s: %s\n", a->base, err);
-	free(err);
-	return code;
+	struct dimg_image_opts o = {
+	    .ref = a->base_ref, .platform = a->platform, .cas_dir = a->cache};
+	return cli_open_image(img, a->base, &o, a->quiet || a->json);
 }
 
 /* The merged image's layer recipes, into a temporary file next to the
  * output (*path; NULL when the last delta records none): the last delta's,
  * its layers "as in the base" taken from the earlier deltas' recipes. */
 static int merged_layers(const struct merge_args *a, const struct inputs *in, char **path,
-                         char **err)
+                         struct dimg_err *err)
 {
 	struct dimg_buf acc = {0};
 	int r = 0, fd;
@@ -205,7 +191,7 @@ static int merged_layers(const struct merge_args *a, const struct inputs *in, ch
 		const struct cdimg_info *ci = in->c[i] ? cdimg_get_info(in->c[i]) : NULL;
 		struct dimg_buf next = {0};
 		size_t k = 0;
-		char *why = NULL;
+		struct dimg_err why = {0};
 		if (!ci || !ci->layers)
 			continue;
 		if (!acc.len)
@@ -215,11 +201,10 @@ static int merged_layers(const struct merge_args *a, const struct inputs *in, ch
 			dimg_buf_free(&acc);
 			acc = next;
 		} else {
-			if (asprintf(err, "%s: %s", a->deltas[i], why ? why : strerror(-r)) < 0)
-				*err = NULL;
+			dimg_err_set(err, r, a->deltas[i], "%s",
+			             why.why[0] ? why.why : strerror(-r));
 			dimg_buf_free(&next);
 		}
-		free(why);
 	}
 	const struct cdimg_info *last = cdimg_get_info(in->c[a->n - 1]);
 	if (r || !last->layers) {
@@ -238,7 +223,7 @@ static int merged_layers(const struct merge_args *a, const struct inputs *in, ch
 
 /* The merged .dimg goes to a temporary file next to the output, wrapped. */
 static int write_merged(const struct merge_args *a, const struct inputs *in, struct merge_stats *st,
-                        uint64_t *size, char **err)
+                        uint64_t *size, struct dimg_err *err)
 {
 	const char *const *names = (const char *const *)a->deltas;
 	if (a->raw)
@@ -263,7 +248,7 @@ static int write_merged(const struct merge_args *a, const struct inputs *in, str
 		                           last->target_manifest_media_type,
 		                       .target_ref = last->target_ref,
 		                       .layers_path = lpath};
-		r = packer_cdimg_write(a->out, tmp, &m, size);
+		r = cdimg_write(a->out, tmp, &m, size);
 	}
 	if (lpath)
 		unlink(lpath);
@@ -315,7 +300,7 @@ static int run_merge(struct merge_args *a)
 	struct dimg_image *base = NULL;
 	struct merge_stats st = {0};
 	uint64_t size = 0;
-	char *err = NULL;
+	struct dimg_err err = {0};
 	int code = open_inputs(a, &in);
 	if (!code && a->base && !(code = open_base(a, &base))) {
 		a->mo.base = base->tree;
@@ -328,16 +313,11 @@ static int run_merge(struct merge_args *a)
 		a->mo.progress_ctx = &p;
 		int r = write_merged(a, &in, &st, &size, &err);
 		cli_progress_done(&p);
-		if (r < 0 && err) {
-			fprintf(stderr, "cdimg merge: %s\n", err);
-			code = cli_exit_code(r);
-		} else if (r < 0) {
-			code = cli_fail(r, a->out, NULL);
-		} else {
+		if (r < 0)
+			code = cli_report(r, &err, a->out);
+		else
 			print_summary(a, &st, a->raw ? st.output_size : size);
-		}
 	}
-	free(err);
 	dimg_image_free(base);
 	inputs_free(&in);
 	return code;

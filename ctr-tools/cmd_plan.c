@@ -85,7 +85,7 @@ static int pset_grow(struct pset *s)
 }
 
 /* Reads one delta's ids; 1 when path is not a delta at all. */
-static int read_delta(const char *path, struct plan_edge *e, struct pdelta *d, char **err)
+static int read_delta(const char *path, struct plan_edge *e, struct pdelta *d, struct dimg_err *err)
 {
 	struct stat st;
 	int kind = cdimg_sniff(path);
@@ -160,7 +160,7 @@ static int list_dir(const char *dir, char ***out, size_t *n)
 static int scan_one(struct pset *s, char *path)
 {
 	struct stat st;
-	char *err = NULL;
+	struct dimg_err err = {0};
 	if (stat(path, &st) < 0 || !S_ISREG(st.st_mode) || pset_grow(s) < 0) {
 		free(path);
 		return 0;
@@ -168,8 +168,7 @@ static int scan_one(struct pset *s, char *path)
 	int r = read_delta(path, &s->e[s->n], &s->d[s->n], &err);
 	if (r < 0)
 		fprintf(stderr, "cdimg plan: warning: skipping %s: not a usable delta: %s\n", path,
-		        err ? err : strerror(-r));
-	free(err);
+		        err.why[0] ? err.why : dimg_strerror(r));
 	if (r != 0) {
 		free(path);
 		return 0;
@@ -234,19 +233,9 @@ static int identify(const struct pset *s, const char *what, uint8_t id[32])
 		return 0;
 	}
 	struct dimg_image *img = NULL;
-	struct cli_progress p;
-	cli_progress_init(&p, 0); /* stderr, on a terminal only */
-	struct dimg_image_opts o = {.progress = cli_progress_cb, .pctx = &p};
-	char *err = NULL;
-	int r = dimg_image_open(&img, what, &o, &err);
-	cli_progress_done(&p);
-	if (r < 0) {
-		int code = err ? cli_exit_code(r) : cli_fail(r, what, NULL);
-		if (err)
-			fprintf(stderr, "cdimg: %s: %s\n", what, err);
-		free(err);
+	int code = cli_open_image(&img, what, NULL, 0); /* progress on a terminal only */
+	if (code)
 		return code;
-	}
 	memcpy(id, img->tree_id, 32);
 	dimg_image_free(img);
 	return 0;

@@ -289,21 +289,6 @@ static void show_text(const char *path, const struct dimg_reader *rd, const stru
 	show_biggest(t, top);
 }
 
-static int open_base(const char *path, struct dimg_image **img, int quiet)
-{
-	struct cli_progress p;
-	char *err = NULL;
-	cli_progress_init(&p, quiet);
-	struct dimg_image_opts o = {.progress = cli_progress_cb, .pctx = &p};
-	int r = dimg_image_open(img, path, &o, &err);
-	cli_progress_done(&p);
-	if (r < 0 && err)
-		fprintf(stderr, "cdimg: %s: %s\n", path, err);
-	int code = r < 0 ? (err ? cli_exit_code(r) : cli_fail(r, path, NULL)) : 0;
-	free(err);
-	return code;
-}
-
 static int run_show(const char *path, const char *base_path, int json, unsigned top)
 {
 	struct cdimg *c = NULL;
@@ -314,7 +299,7 @@ static int run_show(const char *path, const char *base_path, int json, unsigned 
 	if (code)
 		goto out;
 	if (base_path) {
-		if ((code = open_base(base_path, &base, json)))
+		if ((code = cli_open_image(&base, base_path, NULL, json)))
 			goto out;
 		if ((r = dimg_reader_resolve(rd, base->tree, &full)) < 0) {
 			code =

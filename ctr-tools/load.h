@@ -25,7 +25,4 @@ int load_find_base(struct ctrd *c, const char *config_digest, char **name, char 
 /* A manifest's own mediaType field (malloc'd), or NULL. */
 char *load_media_type(const uint8_t *p, size_t n);
 
-/* GOARCH of this machine ("amd64", "arm64", ...). */
-const char *load_goarch(void);
-
 #endif

@@ -7,69 +7,16 @@
 
 #include "ctrd.h"
 #include "dimg/hash.h"
+#include "dimg/oci.h"
 #include "dimg/tree.h"
 #include "load.h"
 
-#define MT_OCI_MANIFEST    "application/vnd.oci.image.manifest.v1+json"
-#define MT_OCI_INDEX       "application/vnd.oci.image.index.v1+json"
-#define MT_DOCKER_MANIFEST "application/vnd.docker.distribution.manifest.v2+json"
-#define MT_DOCKER_LIST     "application/vnd.docker.distribution.manifest.list.v2+json"
-#define MAX_INDEX_DEPTH    4
-
-const char *load_goarch(void)
-{
-#if defined(__x86_64__)
-	return "amd64";
-#elif defined(__aarch64__)
-	return "arm64";
-#elif defined(__arm__)
-	return "arm";
-#elif defined(__i386__)
-	return "386";
-#elif defined(__s390x__)
-	return "s390x";
-#elif defined(__powerpc64__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-	return "ppc64le";
-#elif defined(__riscv) && __riscv_xlen == 64
-	return "riscv64";
-#else
-	return "unknown";
-#endif
-}
+#define MAX_INDEX_DEPTH 4
 
 static struct json_object *parse_json(const uint8_t *p, size_t n)
 {
-	struct json_tokener *tok = json_tokener_new();
-	if (!tok || n > LOAD_MAX_JSON) {
-		json_tokener_free(tok);
-		return NULL;
-	}
-	struct json_object *o = json_tokener_parse_ex(tok, (const char *)p, (int)n);
-	if (json_tokener_get_error(tok) != json_tokener_success) {
-		json_object_put(o);
-		o = NULL;
-	}
-	json_tokener_free(tok);
-	return o;
-}
-
-static const char *jstr(struct json_object *o, const char *key)
-{
-	struct json_object *v;
-	if (!o || !json_object_object_get_ex(o, key, &v) ||
-	    !json_object_is_type(v, json_type_string))
-		return NULL;
-	return json_object_get_string(v);
-}
-
-static int is_sha256_digest(const char *s)
-{
-	if (!s || strncmp(s, "sha256:", 7) || strlen(s) != 7 + 64)
-		return 0;
-	for (const char *p = s + 7; *p; p++)
-		if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
-			return 0;
-	return 1;
+	struct json_object *o;
+	return n <= LOAD_MAX_JSON && oci_json_parse(&o, p, n) == 0 ? o : NULL;
 }
 
 static int chain_step(char chain[72], const char *diff_id)
@@ -101,7 +48,7 @@ int load_chain_id(const uint8_t *config, size_t n, char out[72], char **err)
 		struct json_object *v = json_object_array_get_idx(ids, i);
 		const char *d =
 		    json_object_is_type(v, json_type_string) ? json_object_get_string(v) : NULL;
-		if (!is_sha256_digest(d)) {
+		if (!oci_digest_valid(d)) {
 			if (asprintf(err, "rootfs.diff_ids[%zu] is not a sha256 digest", i) < 0)
 				*err = NULL;
 			r = -EBADMSG;
@@ -117,24 +64,25 @@ int load_chain_id(const uint8_t *config, size_t n, char out[72], char **err)
 
 static int is_index(const char *mt, struct json_object *o)
 {
-	if (mt && (!strcmp(mt, MT_OCI_INDEX) || !strcmp(mt, MT_DOCKER_LIST)))
+	if (oci_mt_is_index(mt))
 		return 1;
-	if (mt && (!strcmp(mt, MT_OCI_MANIFEST) || !strcmp(mt, MT_DOCKER_MANIFEST)))
+	if (oci_mt_is_manifest(mt))
 		return 0;
-	struct json_object *v; /* no media type we know: by shape */
-	return json_object_object_get_ex(o, "manifests", &v);
+	return oci_jarr(o, "manifests") != NULL; /* no media type we know: by shape */
 }
 
-/* An index entry for this machine: platform linux/<goarch>, or a nested
- * index without platform. */
+/* An index entry for this machine's platform, or a nested index without
+ * platform. */
 static int entry_wanted(struct json_object *e)
 {
-	struct json_object *p;
-	const char *mt = jstr(e, "mediaType");
-	if (!json_object_object_get_ex(e, "platform", &p))
-		return mt && (!strcmp(mt, MT_OCI_INDEX) || !strcmp(mt, MT_DOCKER_LIST));
-	const char *os = jstr(p, "os"), *arch = jstr(p, "architecture");
-	return os && arch && !strcmp(os, "linux") && !strcmp(arch, load_goarch());
+	struct json_object *p = oci_jobj(e, "platform");
+	struct oci_platform want, have;
+	if (!p)
+		return oci_mt_is_index(oci_jstr(e, "mediaType"));
+	oci_platform_host(&want);
+	want.variant[0] = '\0';
+	oci_platform_from_json(&have, p);
+	return oci_platform_match(&want, &have);
 }
 
 static int has_config(struct ctrd *c, const char *digest, const char *mt, const char *want,
@@ -148,10 +96,10 @@ static int index_has_config(struct ctrd *c, struct json_object *o, const char *w
 		return 0;
 	for (size_t i = 0; i < json_object_array_length(ms); i++) {
 		struct json_object *e = json_object_array_get_idx(ms, i);
-		const char *d = jstr(e, "digest");
+		const char *d = oci_jstr(e, "digest");
 		if (!d || !entry_wanted(e))
 			continue;
-		int r = has_config(c, d, jstr(e, "mediaType"), want, depth + 1);
+		int r = has_config(c, d, oci_jstr(e, "mediaType"), want, depth + 1);
 		if (r != 0)
 			return r;
 	}
@@ -178,12 +126,12 @@ static int has_config(struct ctrd *c, const char *digest, const char *mt, const 
 	if (!o)
 		return 0;
 	if (!mt)
-		mt = jstr(o, "mediaType");
+		mt = oci_jstr(o, "mediaType");
 	if (is_index(mt, o))
 		r = index_has_config(c, o, want, depth);
 	else
-		r = json_object_object_get_ex(o, "config", &cfg) && jstr(cfg, "digest") &&
-		    !strcmp(jstr(cfg, "digest"), want);
+		r = json_object_object_get_ex(o, "config", &cfg) && oci_jstr(cfg, "digest") &&
+		    !strcmp(oci_jstr(cfg, "digest"), want);
 	json_object_put(o);
 	return r;
 }
@@ -212,7 +160,7 @@ int load_find_base(struct ctrd *c, const char *config_digest, char **name, char 
 char *load_media_type(const uint8_t *p, size_t n)
 {
 	struct json_object *o = parse_json(p, n);
-	const char *mt = jstr(o, "mediaType");
+	const char *mt = oci_jstr(o, "mediaType");
 	char *s = mt ? strdup(mt) : NULL;
 	json_object_put(o);
 	return s;

@@ -7,7 +7,7 @@
 # di3fs snapshotter, the old image imported, the .cdimg loaded with
 # `cdimg load`, and the new version run at once with
 # `ctr run --snapshotter=di3fs`, its changed files rebuilt only when read.
-# Usage: sudo install/demo.sh [PAIR]      (PAIR: nginx (default) or redis)
+# Usage: bash install/demo.sh [PAIR]   (as root; PAIR: nginx (default) or redis)
 set -eu
 cd "$(dirname "$0")/.."
 pair=${1:-nginx}

@@ -1,7 +1,7 @@
 #!/bin/bash
 # Builds di3fs and runs the whole test suite twice: a normal build and an
 # AddressSanitizer+UndefinedBehaviorSanitizer build. Installs what it needs.
-# Usage: sudo install/test.sh [--quick]   (--quick: normal build only)
+# Usage: bash install/test.sh [--quick]   (as root; --quick: normal build only)
 set -eu
 cd "$(dirname "$0")/.."
 quick=0

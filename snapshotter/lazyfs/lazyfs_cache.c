@@ -246,9 +246,6 @@ int lazyfs_cache_open(struct lazyfs_cache **out, const char *dir, uint64_t max,
 		r = -errno;
 		goto fail;
 	}
-	/* builds a crash or a kill cut short */
-	if ((r = dimg_cas_tmp_clear(c->cas)) < 0)
-		snap_warn(lg, "lazyfs cache: cannot empty %s/tmp: %s", dir, strerror(-r));
 	*why = "cannot read the cache directory";
 	if ((r = table_grow(c)) < 0 || (r = scan(c)) < 0)
 		goto fail;
@@ -277,20 +274,19 @@ void lazyfs_cache_close(struct lazyfs_cache *c)
 	free(c);
 }
 
-/* Fills a temp file, flushes it and names it by content; *fd is then open
- * on the cache file, read-only. */
+/* Fills a temporary (locked while written: a build a kill cuts short is
+ * reclaimed when the cache is opened next), flushes it and names it by
+ * content; *fd is then open on the cache file, read-only. */
 static int build(struct lazyfs_cache *c, const uint8_t sha[32], lazyfs_fill_fn fill, void *ctx,
                  int *fd, uint64_t *bytes)
 {
-	char tmp[DIMG_CAS_NAME_MAX];
+	char *tmp = NULL;
 	struct stat st;
-	int f, r = dimg_cas_tmp_create(c->cas, &f, tmp);
+	int f, r = dimg_cas_tmp_create(c->cas, &f, &tmp);
 	if (r < 0)
 		return r;
 	r = fill(ctx, f);
 	if (!r && fdatasync(f) < 0)
-		r = -errno;
-	if (close(f) < 0 && !r)
 		r = -errno;
 	if (!r)
 		r = dimg_cas_tmp_install(c->cas, tmp, sha, 1);
@@ -298,6 +294,9 @@ static int build(struct lazyfs_cache *c, const uint8_t sha[32], lazyfs_fill_fn f
 	 * same verified bytes, so ours is dropped. */
 	if (r < 0)
 		dimg_cas_tmp_discard(c->cas, tmp);
+	if (close(f) < 0 && !r)
+		r = -errno;
+	free(tmp);
 	if (r == -EEXIST)
 		r = 0;
 	if (!r)

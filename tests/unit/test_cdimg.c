@@ -145,18 +145,18 @@ static void write_cdimg(const struct env *e, const char *dimg, const char *out)
 	                       .target_manifest_len = strlen(e->manifest),
 	                       .target_ref = "example.org/app:v2"};
 	uint64_t size = 0;
-	CHECK_RC(packer_cdimg_write(out, dimg, &m, &size));
+	CHECK_RC(cdimg_write(out, dimg, &m, &size));
 	CHECK(size > 0);
 }
 
 static void check_info(const struct cdimg_info *in, const struct env *e)
 {
 	char cfg[OCI_DIGEST_LEN];
-	CHECK_RC(oci_digest_buf(CONFIG, strlen(CONFIG), cfg));
+	CHECK_RC(oci_digest_buf(cfg, CONFIG, strlen(CONFIG)));
 	CHECK(!strcmp(in->base_config_digest, BASE_CFG_DIGEST));
 	CHECK(!strcmp(in->target_config_digest, cfg));
 	CHECK(in->target_ref && !strcmp(in->target_ref, "example.org/app:v2"));
-	CHECK(!strcmp(in->target_manifest_media_type, OCI_MEDIA_MANIFEST));
+	CHECK(!strcmp(in->target_manifest_media_type, OCI_MT_MANIFEST));
 	CHECK(in->target_config_len == strlen(CONFIG) &&
 	      !memcmp(in->target_config, CONFIG, strlen(CONFIG)));
 	CHECK(in->target_manifest_len == strlen(e->manifest) &&
@@ -171,21 +171,20 @@ static void flips(const char *good, const char *scratch, const struct cdimg_info
 	uint8_t *b = slurp(good, &len);
 	for (size_t i = 0; i < len; i++) {
 		struct cdimg *c = NULL;
-		char *err = NULL;
+		struct dimg_err err = {0};
 		b[i] ^= 0x41;
 		spit(scratch, b, len);
 		b[i] ^= 0x41;
 		int r = cdimg_open(&c, scratch, &err);
 		if (r < 0) {
 			CHECK(r == -EBADMSG || r == -ENOTSUP || r == -EOVERFLOW);
-			CHECK(err && err[0]);
+			CHECK(err.why[0]);
 			refused++;
 		} else {
 			const struct cdimg_info *in = cdimg_get_info(c);
 			CHECK(!strcmp(in->dimg_digest, ref->dimg_digest));
 			CHECK(!strcmp(in->manifest_digest, ref->manifest_digest));
 		}
-		free(err);
 		cdimg_free(c);
 	}
 	printf("flips: %zu of %zu refused (the rest hit padding or ignored header fields)\n",
@@ -247,10 +246,10 @@ static void check_layers_carried(const struct env *e, const char *dimg, const ch
 	                       .target_manifest = (const uint8_t *)e->manifest,
 	                       .target_manifest_len = strlen(e->manifest),
 	                       .layers_path = lp};
-	CHECK_RC(packer_cdimg_write(out, dimg, &m, NULL));
+	CHECK_RC(cdimg_write(out, dimg, &m, NULL));
 	CHECK_RC(cdimg_open(&c, out, NULL));
 	const struct cdimg_info *in = cdimg_get_info(c);
-	CHECK_RC(oci_digest_buf(blob, sizeof(blob), want));
+	CHECK_RC(oci_digest_buf(want, blob, sizeof(blob)));
 	CHECK(in->layers && in->layers_size == sizeof(blob) &&
 	      !memcmp(in->layers, blob, sizeof(blob)));
 	CHECK(!strcmp(in->layers_digest, want));
@@ -269,7 +268,7 @@ static int read_recipe(const uint8_t *raw, size_t n, struct dimg_buf *out)
 	struct layers_reader *r = NULL;
 	struct layers_layer l;
 	struct layers_src src = {0};
-	char *why = NULL;
+	struct dimg_err why = {0};
 	size_t cap = ZSTD_compressBound(n);
 	uint8_t *z = malloc(cap);
 	size_t zn = ZSTD_compress(z, cap, raw, n, 3);
@@ -279,8 +278,7 @@ static int read_recipe(const uint8_t *raw, size_t n, struct dimg_buf *out)
 		rc = layers_next(r, 0, &l, &why);
 	if (rc == 0)
 		rc = layers_write(r, &src, buf_sink, out, &why);
-	CHECK(rc == 0 || (why && why[0]));
-	free(why);
+	CHECK(rc == 0 || why.why[0]);
 	layers_free(r);
 	free(z);
 	return rc;
@@ -331,7 +329,7 @@ static void check_squashed_config(void)
 	struct json_object *o, *h, *ids;
 	const char *id = "sha256:4444444444444444444444444444444444444444444444444444444444444444";
 	CHECK_RC(oci_config_squash((const uint8_t *)CONFIG, strlen(CONFIG), id, &out));
-	CHECK_RC(oci_json_parse(out.data, out.len, &o));
+	CHECK_RC(oci_json_parse(&o, out.data, out.len));
 	CHECK(json_object_object_get_ex(o, "history", &h) && json_object_array_length(h) == 3);
 	CHECK(json_object_object_get_ex(json_object_array_get_idx(h, 0), "empty_layer", NULL));
 	CHECK(!json_object_object_get_ex(json_object_array_get_idx(h, 2), "empty_layer", NULL));
@@ -361,12 +359,12 @@ int main(void)
 	snprintf(e.v2, sizeof(e.v2), "%s/v2", e.dir);
 	for (int i = 0; i < 8; i++)
 		snprintf(p[i], sizeof(p[i]), "%s/%s", e.dir, names[i]);
-	CHECK_RC(oci_digest_buf(CONFIG, strlen(CONFIG), cfgd));
+	CHECK_RC(oci_digest_buf(cfgd, CONFIG, strlen(CONFIG)));
 	snprintf(
 	    e.manifest, sizeof(e.manifest),
 	    "{\"schemaVersion\":2,\"config\":{\"mediaType\":\"%s\",\"digest\":\"%s\",\"size\":%zu},"
 	    "\"layers\":[]}",
-	    OCI_MEDIA_CONFIG, cfgd, strlen(CONFIG));
+	    OCI_MT_CONFIG, cfgd, strlen(CONFIG));
 	check_squashed_config();
 	make_pair(&e);
 	write_dimg(&e, p[0], &base);

@@ -15,12 +15,13 @@ extern "C" {
 
 struct dimg_cas;
 
-/* "sha256/ab/ab...": 7 + 3 + 64 + NUL, and tmp/ names. */
+/* "sha256/ab/ab...": 7 + 3 + 64 + NUL. */
 #define DIMG_CAS_NAME_MAX 80
 
 /* Opens (creating if needed: DIR itself, sha256/ and tmp/) the store at
- * dir; dir NULL makes a private temporary store under $TMPDIR (or
- * /var/tmp) that dimg_cas_free removes. */
+ * dir, reclaiming the temporaries of writers that are gone (killed); dir
+ * NULL makes a private temporary store under $TMPDIR (or /var/tmp) that
+ * dimg_cas_free removes. */
 int dimg_cas_open(struct dimg_cas **out, const char *dir);
 void dimg_cas_free(struct dimg_cas *c);
 const char *dimg_cas_dir(const struct dimg_cas *c);
@@ -32,17 +33,17 @@ int dimg_cas_open_blob(const struct dimg_cas *c, const uint8_t sha256[32], int *
 /* Deletes it; -ENOENT if absent. Open fds keep reading it. */
 int dimg_cas_remove(const struct dimg_cas *c, const uint8_t sha256[32]);
 
-/* A new empty file under tmp/, open for writing in *fd, called name. */
-int dimg_cas_tmp_create(const struct dimg_cas *c, int *fd, char name[DIMG_CAS_NAME_MAX]);
-/* Names temp file `name` as content sha256 (the caller vouches for it). An
+/* A new empty temporary (mode 0644) under tmp/, named after its writer and locked
+ * (dimg/fileio.h): *fd (read-write) holds the lock, keep it open until the
+ * file is installed or discarded; *name (malloc'd, the caller frees it)
+ * names it. */
+int dimg_cas_tmp_create(const struct dimg_cas *c, int *fd, char **name);
+/* Names temporary `name` as content sha256 (the caller vouches for it). An
  * equal copy already there is replaced, or with keep_existing kept (and
- * -EEXIST returned; the temp file stays for the caller to discard). */
+ * -EEXIST returned; the temporary stays for the caller to discard). */
 int dimg_cas_tmp_install(const struct dimg_cas *c, const char *name, const uint8_t sha256[32],
                          int keep_existing);
 void dimg_cas_tmp_discard(const struct dimg_cas *c, const char *name);
-/* Deletes every temp file (writes a crash or a kill cut short): only for
- * a store no other process writes to. */
-int dimg_cas_tmp_clear(const struct dimg_cas *c);
 
 /* Calls visit for every content file in the store (with its lstat), and
  * odd for every other name under sha256/ (either may be NULL); stops at

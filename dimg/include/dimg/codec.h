@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dimg/types.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -21,23 +23,6 @@ enum dimg_codec {
 	DIMG_CODEC_GZRE = 3,    /* gzip-recompress: patch of the decompressed contents */
 	DIMG_CODEC_CHAIN = 4,   /* patches of codecs 1-3 applied in turn (made by merge) */
 };
-
-/* A growable byte buffer. */
-struct dimg_buf {
-	uint8_t *data;
-	size_t len, cap;
-};
-int dimg_buf_reserve(struct dimg_buf *b, size_t extra);
-int dimg_buf_append(struct dimg_buf *b, const void *p, size_t n);
-void dimg_buf_free(struct dimg_buf *b);
-
-/* Sink for streamed output: write all n bytes or return -errno. */
-typedef int (*dimg_write_fn)(void *ctx, const void *p, size_t n);
-
-/* A sink writing to a file descriptor (ctx is an int* holding the fd). */
-int dimg_write_fd(void *ctx, const void *p, size_t n);
-/* A sink appending to a growable buffer (ctx is a struct dimg_buf*). */
-int dimg_write_buf(void *ctx, const void *p, size_t n);
 
 /* Produces a bsdiff patch turning old into new, appended to *out.
  * level: zstd level for the three streams (1..22). Memory: about

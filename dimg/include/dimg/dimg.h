@@ -22,23 +22,6 @@ extern "C" {
 /* Largest shared zstd dictionary a reader accepts. */
 #define DIMG_DICT_MAX (1u << 20)
 
-/* Opens regular files of a tree for reading; returns an fd the caller
- * closes, or -errno. The file is found by e->path in the provider's own
- * tree (callers may pass an entry with only the path set). Used for the
- * base of a delta and the target of a diff. */
-struct dimg_files {
-	int (*open)(void *ctx, const struct dimg_entry *e, int *out_fd);
-	void *ctx;
-};
-
-/* Files under a directory, opened by entry path without following any
- * symlink (openat2 RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS, or a component walk
- * with O_NOFOLLOW where openat2 is missing). *out owns a dup of the root. */
-int dimg_dir_files_open(struct dimg_files *out, const char *root);
-void dimg_dir_files_close(struct dimg_files *f);
-/* Same, for any relative path, from a directory fd. */
-int dimg_openat_beneath(int dirfd, const char *relpath, int flags, int *out_fd);
-
 /* ---- writer ---- */
 struct dimg_writer;
 

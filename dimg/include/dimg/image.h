@@ -68,10 +68,11 @@ struct dimg_image {
  * verified while read; regular files' contents go to the content store.
  * Hostile archives (.. or absolute paths, entries through symlinks,
  * hardlinks to outside, absurd sizes, truncation, digest mismatch) are
- * refused: -EBADMSG / -ELOOP / -EOVERFLOW, with *err (if non-NULL) a
- * malloc'd message naming the layer and entry. */
+ * refused: -EBADMSG / -ELOOP / -EOVERFLOW. err (NULL allowed) names the
+ * image (or, in a directory, the file) that failed and why: the layer and
+ * entry, the blob, the document. */
 int dimg_image_open(struct dimg_image **out, const char *path, const struct dimg_image_opts *o,
-                    char **err);
+                    struct dimg_err *err);
 void dimg_image_free(struct dimg_image *img);
 
 /* Reads exactly n bytes of the recorded recipes at off. -ENOENT when the

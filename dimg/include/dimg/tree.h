@@ -7,6 +7,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "dimg/types.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -97,9 +99,9 @@ ssize_t dimg_tree_index(const struct dimg_tree *t, const char *path);
  * entry's parent is a DIR entry of the tree (so no path passes through a
  * symlink); hardlinks name an earlier REG entry and carry no metadata of
  * their own; symlink size matches; nanoseconds < 10^9; sha256 only on REG,
- * rdev only on devices; xattr names 1..255 bytes, values <= 16 MiB. On failure *bad_path (if
- * non-NULL) points into the tree at the offending path. Returns 0 or -EBADMSG. */
-int dimg_tree_validate(const struct dimg_tree *t, const char **bad_path);
+ * rdev only on devices; xattr names 1..255 bytes, values <= 16 MiB. Returns 0
+ * or -EBADMSG, err (NULL allowed) naming the offending path. */
+int dimg_tree_validate(const struct dimg_tree *t, struct dimg_err *err);
 
 /* Equality of two entries as the tree id sees them (path, type, mode,
  * owner, mtime, size, rdev, sha256, link, xattrs). Payload fields ignored.
@@ -111,13 +113,21 @@ int dimg_tree_id(const struct dimg_tree *t, uint8_t out[32]);
 
 /* Lower-case hex of 32 bytes into out[65]. */
 void dimg_hex32(const uint8_t in[32], char out[65]);
-/* The 32 bytes whose lower-case hex is the first 64 characters of hex;
- * -EINVAL if they are not. */
-int dimg_unhex32(const char *hex, uint8_t out[32]);
 
-/* Progress callback for long operations: done/total in bytes (total may be 0
- * when unknown). Called from the calling thread only. */
-typedef void (*dimg_progress_fn)(void *ctx, const char *what, uint64_t done, uint64_t total);
+/* Opens regular files of a tree for reading; returns an fd the caller
+ * closes, or -errno. The file is found by e->path in the provider's own
+ * tree (callers may pass an entry with only the path set). Used for the
+ * base of a delta and the target of a diff. */
+struct dimg_files {
+	int (*open)(void *ctx, const struct dimg_entry *e, int *out_fd);
+	void *ctx;
+};
+
+/* Files under a directory, opened by entry path without following any
+ * symlink (openat2 RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS, or a component walk
+ * with O_NOFOLLOW where openat2 is missing). *out owns a dup of the root. */
+int dimg_dir_files_open(struct dimg_files *out, const char *root);
+void dimg_dir_files_close(struct dimg_files *f);
 
 #define DIMG_WALK_NO_HASH 0x1u /* leave sha256 zero (fast listing) */
 
@@ -126,10 +136,10 @@ typedef void (*dimg_progress_fn)(void *ctx, const char *what, uint64_t done, uin
  * the first path in sorted order is the REG leader, others HARDLINK), and
  * the SHA-256 of every regular file. Sockets are skipped. Never follows a
  * symlink. nthreads (0 = one per core) hash files in parallel; the result
- * does not depend on it. On error *err_path (if non-NULL) gets a malloc'd
- * path naming the file that failed. */
+ * does not depend on it. On error err (NULL allowed) names the file that
+ * failed: its path in the tree, or root itself. */
 int dimg_tree_walk(struct dimg_tree **out, const char *root, unsigned flags, unsigned nthreads,
-                   dimg_progress_fn progress, void *pctx, char **err_path);
+                   dimg_progress_fn progress, void *pctx, struct dimg_err *err);
 
 #ifdef __cplusplus
 }

@@ -23,14 +23,12 @@ typedef int (*dimg_content_fn)(void *ctx, const struct dimg_entry *e, dimg_write
  * REG entry comes from content(); its SHA-256 and size are checked against
  * the entry while written. Ownership, full mode (set after chown so
  * setuid survives), xattrs and mtimes (directories last) are applied;
- * hardlinks are linked to their leader. On error *err_path (if non-NULL)
- * gets a malloc'd tree path naming the entry that failed. */
+ * hardlinks are linked to their leader. On error err (NULL allowed) names
+ * what failed: the tree path of the entry, or outdir itself; a content()
+ * that sets err first keeps its own context. */
 int dimg_tree_write_dir(const struct dimg_tree *t, const char *outdir, dimg_content_fn content,
                         void *ctx, unsigned flags, dimg_progress_fn progress, void *pctx,
-                        char **err_path);
-
-/* Removes a directory tree (for cleaning temporaries); ignores ENOENT. */
-int dimg_rmtree(const char *path);
+                        struct dimg_err *err);
 
 #ifdef __cplusplus
 }

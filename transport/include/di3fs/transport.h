@@ -1,0 +1,122 @@
+/* Image transports: one syntax for every place an image lives, in
+ * skopeo's containers-transports(5) form —
+ *
+ *   docker://HOST[:PORT]/REPO[:TAG|@DIGEST]   an OCI registry (registry/)
+ *   containerd:NAME[:TAG|@DIGEST]             containerd's content store and images
+ *   oci:DIR[:REF]                             an OCI image layout directory
+ *   oci-archive:FILE[:REF]                    the same in a tar
+ *   docker-archive:FILE[:REF]                 a `docker save` tar
+ *   a bare path                               a layout dir, a layout tar or a docker-save tar
+ *
+ * — and one interface over them: read a manifest, ask for, read and write
+ * blobs (streamed, never held whole), write a manifest, commit. The copy
+ * engine (`cdimg copy`) and every command that names an image use it.
+ * Each backend is a `struct xport_ops` table (transport-internal.h); this
+ * header is what callers see. */
+#ifndef DI3FS_TRANSPORT_H
+#define DI3FS_TRANSPORT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "dimg/oci.h"
+#include "dimg/types.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum xport_kind {
+	XPORT_DOCKER = 1,     /* docker:// */
+	XPORT_CONTAINERD,     /* containerd: */
+	XPORT_OCI,            /* oci: (directory) */
+	XPORT_OCI_ARCHIVE,    /* oci-archive: */
+	XPORT_DOCKER_ARCHIVE, /* docker-archive: */
+};
+
+/* A parsed image name. Strings are malloc'd; xport_name_clear frees them. */
+struct xport_name {
+	enum xport_kind kind;
+	char *where;  /* HOST[:PORT]/REPO, containerd NAME, DIR or FILE */
+	char *ref;    /* tag, ref name, or NULL */
+	char *digest; /* "sha256:..." when given with @, else NULL */
+};
+/* Parses s; a bare path is probed (directory -> oci, file -> by content).
+ * -EINVAL with err naming what is wrong. */
+int xport_name_parse(struct xport_name *out, const char *s, struct dimg_err *err);
+void xport_name_clear(struct xport_name *n);
+
+/* Options every transport may use; zero means the default. */
+struct xport_opts {
+	const char *platform;  /* "os/arch[/variant]", NULL: this machine's */
+	int all_platforms;     /* copy an index whole */
+	const char *cache_dir; /* partial downloads, by digest */
+	/* registries */
+	const char *creds;     /* "USER:PASS" (--creds) */
+	const char *authfile;  /* --authfile */
+	int tls_verify;        /* 1 (default) or 0 (--tls-verify=false) */
+	const char *certs_dir; /* --cert-dir, else certs.d conventions */
+	const char *hosts_dir; /* containerd hosts.toml root, default /etc/containerd/certs.d */
+	/* containerd */
+	const char *address; /* socket, default /run/containerd/containerd.sock */
+	const char *ns;      /* namespace, default "default" */
+	/* progress */
+	dimg_progress_fn progress; /* called per blob with its digest as what */
+	void *pctx;
+};
+
+struct xport;
+
+/* Opens an image location for reading (write = 0) or writing (write = 1).
+ * Nothing is written at the destination before xport_commit; a writer
+ * closed without a commit leaves nothing (partial blobs may stay in the
+ * cache, by digest, for a resumed run). */
+int xport_open(struct xport **out, const struct xport_name *n, int write,
+               const struct xport_opts *o, struct dimg_err *err);
+void xport_close(struct xport *x);
+
+/* The manifest the name points at (an index when the name does and
+ * all_platforms is set, else the platform's manifest): its exact bytes
+ * (malloc'd, at most OCI_JSON_MAX), media type and digest. */
+struct xport_manifest {
+	uint8_t *raw;
+	size_t len;
+	char media_type[128];
+	uint8_t digest[32];
+};
+int xport_get_manifest(struct xport *x, struct xport_manifest *out, struct dimg_err *err);
+/* A manifest (or index, or config-sized JSON) by digest. */
+int xport_get_manifest_digest(struct xport *x, const uint8_t digest[32], struct xport_manifest *out,
+                              struct dimg_err *err);
+void xport_manifest_clear(struct xport_manifest *m);
+
+/* 1 when the location holds the blob, 0 when not, or -errno. */
+int xport_has_blob(struct xport *x, const struct oci_desc *d, struct dimg_err *err);
+/* Streams the blob's bytes from offset on to sink; the caller checks the
+ * digest of what it received (xport_copy does). */
+int xport_get_blob(struct xport *x, const struct oci_desc *d, uint64_t offset, dimg_write_fn sink,
+                   void *ctx, struct dimg_err *err);
+
+/* A blob source for writers: fills up to n bytes, returns the count (0 at
+ * the end) or -errno. */
+typedef ssize_t (*xport_read_fn)(void *ctx, void *p, size_t n);
+/* Writes a blob whose digest and size the caller states; the transport
+ * verifies both before the blob becomes visible (-EBADMSG naming it). */
+int xport_put_blob(struct xport *x, const struct oci_desc *d, xport_read_fn src, void *ctx,
+                   struct dimg_err *err);
+/* Makes a blob the destination lacks available without sending it, when
+ * the transport can (a registry's cross-repository mount from src, which
+ * must be on the same registry): 1 mounted, 0 not possible, or -errno. */
+int xport_mount_blob(struct xport *x, const struct oci_desc *d, const struct xport *src,
+                     struct dimg_err *err);
+/* Writes a manifest's exact bytes under the destination's name (tag). */
+int xport_put_manifest(struct xport *x, const struct xport_manifest *m, struct dimg_err *err);
+/* Makes everything written visible (archives renamed into place, image
+ * records created); before it, nothing is. */
+int xport_commit(struct xport *x, struct dimg_err *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
