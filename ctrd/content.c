@@ -14,7 +14,7 @@ typedef Containerd__Services__Content__V1__WriteContentRequest PbWriteReq;
 typedef Containerd__Services__Content__V1__WriteContentResponse PbWriteResp;
 typedef Containerd__Services__Content__V1__ReadContentResponse PbReadResp;
 
-int ctrd_content_info(struct ctrd *c, const char *digest, int64_t *size, char **err)
+int ctrd_content_info(struct ctrd *c, const char *digest, int64_t *size, struct dimg_err *err)
 {
 	Containerd__Services__Content__V1__InfoRequest req =
 	    CONTAINERD__SERVICES__CONTENT__V1__INFO_REQUEST__INIT;
@@ -38,7 +38,7 @@ int ctrd_content_info(struct ctrd *c, const char *digest, int64_t *size, char **
 
 /* Sets labels on an existing blob (paths "labels.<key>": others stay). */
 static int content_set_labels(struct ctrd *c, const char *digest, const struct ctrd_label *l,
-                              size_t n, char **err)
+                              size_t n, struct dimg_err *err)
 {
 	Containerd__Services__Content__V1__UpdateRequest req =
 	    CONTAINERD__SERVICES__CONTENT__V1__UPDATE_REQUEST__INIT;
@@ -101,7 +101,7 @@ static int write_step(struct ctrd_call *k, const PbWriteReq *req, int last, int6
 /* WRITE messages from offset 0 (a write at 0 also discards whatever an
  * interrupted earlier write under the same ref left). */
 static int write_chunks(struct ctrd_call *k, PbWriteReq *req, const uint8_t *p, size_t n,
-                        ctrd_progress_fn progress, void *pctx, char **err)
+                        ctrd_progress_fn progress, void *pctx, struct dimg_err *err)
 {
 	int64_t got;
 	size_t off = 0;
@@ -129,7 +129,8 @@ static int write_chunks(struct ctrd_call *k, PbWriteReq *req, const uint8_t *p, 
 
 static int content_write_stream(struct ctrd *c, const char *digest, const void *p, size_t n,
                                 const struct ctrd_label *labels, size_t n_labels,
-                                ctrd_progress_fn progress, void *pctx, const char *what, char **err)
+                                ctrd_progress_fn progress, void *pctx, const char *what,
+                                struct dimg_err *err)
 {
 	PbWriteReq req = CONTAINERD__SERVICES__CONTENT__V1__WRITE_CONTENT_REQUEST__INIT;
 	struct ctrd_call k;
@@ -174,7 +175,7 @@ static int content_write_stream(struct ctrd *c, const char *digest, const void *
 
 int ctrd_content_write_progress(struct ctrd *c, const char *digest, const void *p, size_t n,
                                 const struct ctrd_label *labels, size_t n_labels,
-                                ctrd_progress_fn progress, void *pctx, char **err)
+                                ctrd_progress_fn progress, void *pctx, struct dimg_err *err)
 {
 	char what[128];
 	snprintf(what, sizeof(what), "content write %s", digest);
@@ -182,15 +183,12 @@ int ctrd_content_write_progress(struct ctrd *c, const char *digest, const void *
 	if (r != -EEXIST)
 		return r;
 	/* Already there: success, but the labels asked for must be on it. */
-	if (err) {
-		free(*err);
-		*err = NULL;
-	}
+	dimg_err_clear(err);
 	return n_labels ? content_set_labels(c, digest, labels, n_labels, err) : 0;
 }
 
 int ctrd_content_write(struct ctrd *c, const char *digest, const void *p, size_t n,
-                       const struct ctrd_label *labels, size_t n_labels, char **err)
+                       const struct ctrd_label *labels, size_t n_labels, struct dimg_err *err)
 {
 	return ctrd_content_write_progress(c, digest, p, n, labels, n_labels, NULL, NULL, err);
 }
@@ -218,7 +216,8 @@ static int read_chunks(struct ctrd_call *k, ctrd_sink_fn sink, void *ctx, int *s
 	}
 }
 
-int ctrd_content_read(struct ctrd *c, const char *digest, ctrd_sink_fn sink, void *ctx, char **err)
+int ctrd_content_read(struct ctrd *c, const char *digest, ctrd_sink_fn sink, void *ctx,
+                      struct dimg_err *err)
 {
 	Containerd__Services__Content__V1__ReadContentRequest req =
 	    CONTAINERD__SERVICES__CONTENT__V1__READ_CONTENT_REQUEST__INIT;
@@ -270,7 +269,7 @@ static int grow_sink(void *ctx, const void *p, size_t n)
 }
 
 int ctrd_content_get(struct ctrd *c, const char *digest, size_t max, uint8_t **out, size_t *n,
-                     char **err)
+                     struct dimg_err *err)
 {
 	struct grow_buf b = {.max = max};
 	int r = ctrd_content_read(c, digest, grow_sink, &b, err);

@@ -591,3 +591,23 @@ int cdimg_sniff(const char *path)
 		return CDIMG_KIND_CDIMG;
 	return CDIMG_KIND_UNKNOWN;
 }
+
+int cdimg_open_delta(const char *path, struct cdimg **c, struct dimg_reader **rd,
+                     struct dimg_err *err)
+{
+	int r = cdimg_sniff(path);
+	*c = NULL;
+	*rd = NULL;
+	if (r == CDIMG_KIND_UNKNOWN)
+		return dimg_err_set(err, -EBADMSG, path, "not a .dimg or .cdimg delta");
+	if (r == CDIMG_KIND_DIMG && (r = dimg_reader_open(rd, path)) < 0)
+		return dimg_err_set(err, r, path, NULL);
+	if (r != CDIMG_KIND_CDIMG)
+		return r < 0 ? dimg_err_set(err, r, path, NULL) : 0;
+	if ((r = cdimg_open(c, path, err)) == 0 && (r = cdimg_dimg_reader(*c, rd)) < 0) {
+		cdimg_free(*c);
+		*c = NULL;
+		return dimg_err_set(err, r, path, "the .dimg inside: %s", dimg_strerror(r));
+	}
+	return r;
+}

@@ -25,3 +25,14 @@ expect_exit() {
 		fail "expected exit $want, got $got: $*"
 	}
 }
+
+# oci_layer LAYOUT: the blob of the first layer of the first image of an
+# unpacked OCI image layout directory.
+oci_layer() {
+	python3 - "$1" <<'PY'
+import json, sys
+d = sys.argv[1] + "/blobs/sha256/"
+m = json.load(open(d + json.load(open(sys.argv[1] + "/index.json"))["manifests"][0]["digest"][7:]))
+print(d + m["layers"][0]["digest"][7:])
+PY
+}
