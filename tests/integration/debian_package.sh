@@ -69,6 +69,13 @@ if grep -E '\.so(\.|$)|/include/|\.a$' "$WORK/files"; then
 fi
 dpkg-deb -e "$DEB" "$WORK/ctl"
 expect_eq "conffiles" "/etc/di3fs/snapshotter.conf" "$(cat "$WORK/ctl/conffiles")"
+# an upgrade restarts the daemon after unpacking (the holder keeps the FUSE
+# connection meanwhile), never stops it before; removing it ends the holder
+grep -q '_dh_action=restart' "$WORK/ctl/postinst" || fail "postinst does not restart the unit on upgrade"
+grep -q 'deb-systemd-invoke stop' "$WORK/ctl/prerm" || fail "prerm does not stop the unit on remove"
+grep -q '"$1" = remove \] && \[ -d /run/systemd/system \]' "$WORK/ctl/prerm" ||
+	fail "prerm stops the unit for something else than remove: $(grep -B1 'deb-systemd-invoke stop' "$WORK/ctl/prerm")"
+grep -q -- '--unmount' "$WORK/ctl/prerm" || fail "prerm does not end the fd holder on remove"
 dpkg-deb -f "$DEB" Depends | grep -q 'libfuse3-3' || fail "Depends lacks libfuse3: $(dpkg-deb -f "$DEB" Depends)"
 
 step "lintian"
@@ -104,7 +111,8 @@ step "the unit: paths, notify, root-only dirs, no mount namespace; systemd-analy
 UNIT=$ROOTFS/lib/systemd/system/di3fs-snapshotter.service
 grep -qx 'ExecStart=/usr/bin/di3fs-snapshotter --config /etc/di3fs/snapshotter.conf $DI3FS_SNAPSHOTTER_OPTS' "$UNIT" ||
 	fail "ExecStart: $(grep ExecStart "$UNIT")"
-for l in Type=notify RuntimeDirectoryMode=0700 StateDirectoryMode=0700 '#FileDescriptorStoreMax=16'; do
+# KillMode=process: a stop or restart spares the fd holder (restart survival)
+for l in Type=notify RuntimeDirectoryMode=0700 StateDirectoryMode=0700 KillMode=process; do
 	grep -qx -- "$l" "$UNIT" || fail "the unit lacks $l"
 done
 # each of these gives the service a mount namespace of its own: its FUSE
