@@ -73,8 +73,28 @@ wait_for 30 $C snapshots --snapshotter di3fs ls || fail "containerd did not reco
 after_restart 3
 expect_eq "base views after the restart" 1 "$(base_views)"
 
+# big_read_in_flight: a dd of the bigread loop runs now (the loop took its
+# start time before it). Its PIDs from containerd: other runs' containers
+# run the same command. The last check reads /proc with builtins only, so
+# the caller's kill follows it within microseconds.
+big_read_in_flight() {
+	local p a b
+	for p in $($C tasks ps bigread | awk 'NR > 1 { print $1 }'); do
+		{ IFS= read -r -d '' a && IFS= read -r -d '' b; } 2>/dev/null <"/proc/$p/cmdline" || continue
+		[ "$a $b" = "dd if=/opt/big.bin" ] && return 0
+	done
+	return 1
+}
+
 step "kill -9 and no daemon for 5 s: reads wait, then complete"
-DOWN_NS=$(now_ns)
+# The kill must find a read of the large file in flight, else none may
+# span the outage (the loop may be starting a process then): wait for one,
+# and take the time with no process start in between.
+deadline=$((SECONDS + 30))
+until big_read_in_flight; do
+	[ $SECONDS -lt $deadline ] || fail "no read of the large file in flight in 30 s"
+done
+DOWN_NS=${EPOCHREALTIME/./}000
 stop_snapshotter KILL
 sleep 5
 start_snapshotter
