@@ -164,6 +164,20 @@ const char *cli_human(uint64_t n, char *buf, size_t len)
 	return buf;
 }
 
+const char *cli_hash_cache(const char *opt, char **buf)
+{
+	const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+	*buf = NULL;
+	if (opt)
+		return strcmp(opt, "none") ? opt : NULL;
+	if (xdg && xdg[0] == '/' && asprintf(buf, "%s/di3fs/hashes", xdg) < 0)
+		*buf = NULL;
+	else if (!*buf && home && home[0] == '/' &&
+	         asprintf(buf, "%s/.cache/di3fs/hashes", home) < 0)
+		*buf = NULL;
+	return *buf;
+}
+
 int cli_open_image(struct dimg_image **out, const char *path, const struct dimg_image_opts *o,
                    int quiet)
 {

@@ -60,6 +60,12 @@ struct dimg_image_opts;
 int cli_open_image(struct dimg_image **out, const char *path, const struct dimg_image_opts *o,
                    int quiet);
 
+/* The walk's hash cache directory for --hash-cache OPT (NULL: not given):
+ * OPT itself, none for "none", else $XDG_CACHE_HOME/di3fs/hashes or
+ * $HOME/.cache/di3fs/hashes (none when neither variable is set). *buf
+ * holds what is malloc'd here; the caller frees it. */
+const char *cli_hash_cache(const char *opt, char **buf);
+
 struct cdimg;
 struct dimg_reader;
 /* Opens a .dimg or a .cdimg (told apart by their first bytes); *c is set

@@ -53,6 +53,13 @@ static const char apply_help[] =
     "      --base-ref NAME  pick NAME from a multi-image OLD archive\n"
     "      --platform OS/ARCH  platform to pick from OLD's index\n"
     "      --cache DIR      content store for OLD's files (default: temporary)\n"
+    "      --hash-cache DIR\n"
+    "                       OLD as a directory: SHA-256s of its files kept by\n"
+    "                       device, inode, size, mtime and ctime, so a file\n"
+    "                       unchanged since it was last hashed is not read to\n"
+    "                       check the base (default ~/.cache/di3fs/hashes;\n"
+    "                       none: read every file). Every file written is\n"
+    "                       still verified by its SHA-256\n"
     "  -j, --jobs N         threads hashing the base (default: one per core)\n"
     "  -q, --quiet          no progress\n"
     "  -h, --help           this text\n"
@@ -62,7 +69,8 @@ static const char apply_help[] =
 
 struct apply_args {
 	const char *old, *delta, *out;
-	const char *ref, *base_ref, *platform, *cache;
+	const char *ref, *base_ref, *platform, *cache, *hash_cache;
+	char *hash_cache_buf; /* the default hash cache path, malloc'd */
 	unsigned jobs;
 	int quiet, gzip, oci, squash;
 };
@@ -84,6 +92,7 @@ static int open_base(const struct apply_args *a, int record, struct dimg_image *
 	                            .record_layers = record,
 	                            .platform = a->platform,
 	                            .cas_dir = a->cache,
+	                            .hash_cache = a->hash_cache,
 	                            .jobs = a->jobs};
 	return cli_open_image(img, a->old, &o, a->quiet);
 }
@@ -350,6 +359,7 @@ static int parse(int argc, char **argv, struct apply_args *a)
 	                                     {"base-ref", required_argument, 0, 'B'},
 	                                     {"platform", required_argument, 0, 'P'},
 	                                     {"cache", required_argument, 0, 'K'},
+	                                     {"hash-cache", required_argument, 0, 'H'},
 	                                     {"gzip", no_argument, 0, 'z'},
 	                                     {"squash", no_argument, 0, 'S'},
 	                                     {0, 0, 0, 0}};
@@ -379,6 +389,9 @@ static int parse(int argc, char **argv, struct apply_args *a)
 			break;
 		case 'K':
 			a->cache = optarg;
+			break;
+		case 'H':
+			a->hash_cache = optarg;
 			break;
 		case 'z':
 			a->gzip = 1;
@@ -413,5 +426,8 @@ int cmd_apply(int argc, char **argv)
 		return CLI_OK;
 	if (r)
 		return r;
-	return run_apply(&a);
+	a.hash_cache = cli_hash_cache(a.hash_cache, &a.hash_cache_buf);
+	r = run_apply(&a);
+	free(a.hash_cache_buf);
+	return r;
 }

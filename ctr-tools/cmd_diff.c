@@ -39,6 +39,12 @@ static const char diff_help[] =
     "      --platform OS/ARCH  platform to pick from an index (default: this machine)\n"
     "      --cache DIR         content store for the images' files (default: a\n"
     "                          temporary one, removed at exit)\n"
+    "      --hash-cache DIR    directory trees: SHA-256s of their files kept by\n"
+    "                          device, inode, size, mtime and ctime, so files\n"
+    "                          unchanged since an earlier diff or apply are not\n"
+    "                          read again (default ~/.cache/di3fs/hashes, or\n"
+    "                          $XDG_CACHE_HOME/di3fs/hashes; none: read all;\n"
+    "                          used on ext4, xfs, btrfs, tmpfs and f2fs only)\n"
     "  -j, --jobs N            encoder threads (default: one per core); the output\n"
     "                          is byte-identical for any N\n"
     "  -l, --level N           zstd level 1..22 (default 19)\n"
@@ -63,7 +69,8 @@ static const char diff_help[] =
 
 struct diff_args {
 	const char *out, *old, *nw;
-	const char *base_ref, *target_ref, *platform, *cache;
+	const char *base_ref, *target_ref, *platform, *cache, *hash_cache;
+	char *hash_cache_buf; /* the default hash cache path, malloc'd */
 	int json, quiet, raw; /* raw: write a .dimg */
 	int no_layers;
 	struct packer_opts po;
@@ -116,6 +123,7 @@ static int parse(int argc, char **argv, struct diff_args *a)
 	                                     {"cache", required_argument, 0, 'K'},
 	                                     {"no-layers", no_argument, 0, 'N'},
 	                                     {"zstdref-window", required_argument, 0, 'W'},
+	                                     {"hash-cache", required_argument, 0, 'H'},
 	                                     {0, 0, 0, 0}};
 	unsigned v;
 	int c;
@@ -172,6 +180,9 @@ static int parse(int argc, char **argv, struct diff_args *a)
 			break;
 		case 'N':
 			a->no_layers = 1;
+			break;
+		case 'H':
+			a->hash_cache = optarg;
 			break;
 		case 'h':
 			fputs(diff_help, stdout);
@@ -302,6 +313,7 @@ static int open_image(struct dimg_image **out, const char *path, const char *ref
 	                            .record_layers = record,
 	                            .platform = a->platform,
 	                            .cas_dir = a->cache,
+	                            .hash_cache = a->hash_cache,
 	                            .jobs = a->po.jobs};
 	return cli_open_image(out, path, &o, a->quiet || a->json);
 }
@@ -439,5 +451,8 @@ int cmd_diff(int argc, char **argv)
 		return CLI_OK;
 	if (r < 0)
 		return CLI_USAGE;
-	return run_diff(&a);
+	a.hash_cache = cli_hash_cache(a.hash_cache, &a.hash_cache_buf);
+	r = run_diff(&a);
+	free(a.hash_cache_buf);
+	return r;
 }
