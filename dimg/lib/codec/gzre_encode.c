@@ -175,8 +175,9 @@ static int gze_inner(const struct gzre_file *of, const struct gzre_file *nf, int
 	size_t ol = of->raw.len, nl = nf->raw.len;
 	int r = 0, fast = level < 3 ? level : 3;
 	if (of->nm && (allow & DIMG_GZRE_INNER_ZSTDREF) && ol + nl <= GZE_ZSTDREF_MAX)
-		r = gze_keep(dimg_zstdref_encode(o, ol, n, nl, level, &cand), &cand,
-		             DIMG_CODEC_ZSTDREF, best, inner);
+		r = gze_keep(
+		    dimg_zstdref_encode(o, ol, n, nl, dimg_zstdref_level(level, ol, nl), &cand),
+		    &cand, DIMG_CODEC_ZSTDREF, best, inner);
 	if (!r && of->nm && (allow & DIMG_GZRE_INNER_BSDIFF) &&
 	    (nl >= GZE_BSDIFF_MIN || !best->len || !(allow & DIMG_GZRE_INNER_ZSTDREF)))
 		r = gze_keep(dimg_bsdiff(o, ol, n, nl, level, &cand), &cand, DIMG_CODEC_BSDIFF,
