@@ -10,7 +10,7 @@ PKGS="build-essential cmake pkg-config clang clang-format git ca-certificates
  attr acl bsdiff debootstrap tar gzip python3 time bc containerd runc zlib1g-dev
  busybox-static skopeo pigz help2man libbz2-dev
  debhelper dpkg-dev fakeroot lintian ccache
- docker-registry apache2-utils openssl python3-jwt python3-cryptography"
+ docker-registry apache2-utils openssl python3-jwt python3-cryptography curl"
 
 if [ "$(id -u)" -ne 0 ]; then
 	SUDO=sudo

@@ -39,9 +39,25 @@ struct cdimg_meta {
  * at out_path: deterministic (fixed headers and order, canonical
  * JSON), the .dimg copied through a buffer, never held whole; written to a
  * temporary name and renamed. *out_size (if non-NULL) gets its size.
- * -ESTALE if the .dimg changed while copied. */
+ * -ESTALE if the .dimg changed while copied; -EEXIST for a file at out_path
+ * unless flags says PACKER_REPLACE. err (NULL allowed) names what failed:
+ * the .dimg, the recipes or out_path. */
 int cdimg_write(const char *out_path, const char *dimg_path, const struct cdimg_meta *m,
-                uint64_t *out_size);
+                unsigned flags, uint64_t *out_size, struct dimg_err *err);
+
+/* The parts of a .cdimg, each made into a temporary file next to the
+ * output (removed afterwards): the .dimg (dimg writes it at tmp_path), and
+ * the layer recipes (layers writes them to fd, or returns 1 for none;
+ * layers NULL: none). dimg writes over the (empty) file at tmp_path. */
+struct cdimg_parts {
+	int (*dimg)(void *ctx, const char *tmp_path, struct dimg_err *err);
+	int (*layers)(void *ctx, int fd, struct dimg_err *err);
+	void *ctx;
+};
+/* Makes the parts and wraps them with m (its layers_path ignored) into a
+ * .cdimg at out, as cdimg_write does: what a diff and a merge share. */
+int cdimg_write_parts(const char *out, const struct cdimg_parts *p, const struct cdimg_meta *m,
+                      unsigned flags, uint64_t *size, struct dimg_err *err);
 
 /* ---- reader ---- */
 
@@ -85,6 +101,12 @@ int cdimg_dimg_reader(const struct cdimg *c, struct dimg_reader **out);
 enum cdimg_kind { CDIMG_KIND_UNKNOWN = 0, CDIMG_KIND_DIMG = 1, CDIMG_KIND_CDIMG = 2 };
 /* Which kind of delta a file is, from its first bytes (-errno if unreadable). */
 int cdimg_sniff(const char *path);
+
+/* Opens a delta, a .dimg or a .cdimg (told apart by their first bytes):
+ * *rd reads its .dimg; *c is the .cdimg, NULL for a .dimg. The caller
+ * frees both, *rd first. err names path. */
+int cdimg_open_delta(const char *path, struct cdimg **c, struct dimg_reader **rd,
+                     struct dimg_err *err);
 
 #ifdef __cplusplus
 }

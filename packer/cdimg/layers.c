@@ -495,8 +495,9 @@ static int write_records(struct layers_reader *r, const struct layers_src *src, 
 			if ((rc = rec_read(r, rec + 1, 4)) == 0 &&
 			    ((n = get32(rec + 1)) == 0 || n > L_BUF))
 				rc = -EBADMSG;
-			if (rc == 0 && (rc = rec_read(r, r->buf, n)) == 0)
-				rc = sink(sink_ctx, r->buf, n);
+			if (rc == 0 && (rc = rec_read(r, r->buf, n)) == 0 &&
+			    (rc = sink(sink_ctx, r->buf, n)) < 0)
+				return rc; /* the writer's failure: it says what */
 		} else if (rc == 0 &&
 		           (rec[0] == DIMG_RECIPE_FILE || rec[0] == DIMG_RECIPE_INLINE)) {
 			if ((rc = rec_read(r, rec + 1, 40)) == 0 && get64(rec + 1) == 0)
@@ -512,6 +513,8 @@ static int write_records(struct layers_reader *r, const struct layers_src *src, 
 				    "layer %zu: content sha256:%.16s... %s", layer + 1, hex,
 				    rc == -ENOENT ? "is in neither image" : "does not match");
 			}
+			if (rc < 0)
+				return rc; /* writing it failed, or reading the base's store */
 		} else if (rc == 0) {
 			rc = -EBADMSG;
 		}

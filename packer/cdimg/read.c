@@ -14,6 +14,7 @@
 #include "cdimg-internal.h"
 #include "cdimg.h"
 #include "dimg/fileio.h"
+#include "dimg/tar.h"
 #include "ociwrite.h"
 
 #define MAX_FILES 64u
@@ -33,48 +34,6 @@ struct cdimg {
 	struct cdimg_info info;
 	char *manifest_type, *ref;
 };
-
-/* A numeric header field: octal (spaces/NULs around) or base-256. */
-static int tar_num(const uint8_t *f, size_t w, uint64_t *out)
-{
-	uint64_t v = 0;
-	size_t i = 0;
-	if (f[0] & 0x80) {
-		if (f[0] != 0x80)
-			return -EBADMSG; /* negative or too large */
-		for (i = 1; i < w; i++) {
-			if (v >> 56)
-				return -EOVERFLOW;
-			v = v << 8 | f[i];
-		}
-		*out = v;
-		return 0;
-	}
-	while (i < w && f[i] == ' ')
-		i++;
-	for (; i < w && f[i] >= '0' && f[i] <= '7'; i++)
-		v = v << 3 | (uint64_t)(f[i] - '0');
-	for (; i < w; i++)
-		if (f[i] != ' ' && f[i] != '\0')
-			return -EBADMSG;
-	*out = v;
-	return 0;
-}
-
-static int tar_checksum_ok(const uint8_t *h)
-{
-	uint64_t want;
-	unsigned long u = 0;
-	long s = 0;
-	if (tar_num(h + 148, 8, &want) < 0)
-		return 0;
-	for (size_t i = 0; i < OCITAR_BLOCK; i++) {
-		uint8_t b = (i >= 148 && i < 156) ? ' ' : h[i];
-		u += b;
-		s += (signed char)b;
-	}
-	return want == u || (long)want == s;
-}
 
 static int block_zero(const uint8_t *h)
 {
@@ -170,13 +129,13 @@ static int tar_entry(struct cdimg *c, uint64_t *off, struct pax *x, struct dimg_
 {
 	const uint8_t *h = c->map + *off;
 	uint64_t size;
-	if (!tar_checksum_ok(h))
+	if (!dimg_tar_checksum_ok(h))
 		return dimg_err_set(err, -EBADMSG, NULL,
 		                    "tar header at offset %" PRIu64 ": bad checksum", *off);
 	if (memcmp(h + 257, "ustar", 5) != 0)
 		return dimg_err_set(err, -EBADMSG, NULL,
 		                    "offset %" PRIu64 ": not a ustar/pax tar header", *off);
-	if (tar_num(h + 124, 12, &size) < 0)
+	if (dimg_tar_num(h + 124, 12, &size) < 0)
 		return dimg_err_set(err, -EBADMSG, NULL,
 		                    "tar header at offset %" PRIu64 ": bad size", *off);
 	char type = (char)h[156];
@@ -590,4 +549,24 @@ int cdimg_sniff(const char *path)
 	if (n == (ssize_t)sizeof(b) && memcmp(b + 257, "ustar", 5) == 0)
 		return CDIMG_KIND_CDIMG;
 	return CDIMG_KIND_UNKNOWN;
+}
+
+int cdimg_open_delta(const char *path, struct cdimg **c, struct dimg_reader **rd,
+                     struct dimg_err *err)
+{
+	int r = cdimg_sniff(path);
+	*c = NULL;
+	*rd = NULL;
+	if (r == CDIMG_KIND_UNKNOWN)
+		return dimg_err_set(err, -EBADMSG, path, "not a .dimg or .cdimg delta");
+	if (r == CDIMG_KIND_DIMG && (r = dimg_reader_open(rd, path)) < 0)
+		return dimg_err_set(err, r, path, NULL);
+	if (r != CDIMG_KIND_CDIMG)
+		return r < 0 ? dimg_err_set(err, r, path, NULL) : 0;
+	if ((r = cdimg_open(c, path, err)) == 0 && (r = cdimg_dimg_reader(*c, rd)) < 0) {
+		cdimg_free(*c);
+		*c = NULL;
+		return dimg_err_set(err, r, path, "the .dimg inside: %s", dimg_strerror(r));
+	}
+	return r;
 }

@@ -256,41 +256,96 @@ static int prepare_docs(int dfd, int lfd, const struct cdimg_meta *m, struct wdo
 	return build_index(m, d);
 }
 
+struct tar_job {
+	int dfd, lfd;
+	const struct cdimg_meta *m;
+	const struct wdocs *d;
+	uint64_t size;
+};
+
+static int tar_fill(int fd, void *ctx)
+{
+	struct tar_job *j = ctx;
+	return write_tar(fd, j->dfd, j->lfd, j->m, j->d, &j->size);
+}
+
 int cdimg_write(const char *out_path, const char *dimg_path, const struct cdimg_meta *m,
-                uint64_t *out_size)
+                unsigned flags, uint64_t *out_size, struct dimg_err *err)
 {
 	struct wdocs d;
-	char *tmp = NULL;
-	uint64_t size = 0;
-	int out = -1, r, lfd = -1, dfd = open(dimg_path, O_RDONLY | O_CLOEXEC);
+	struct tar_job j = {
+	    .dfd = open(dimg_path, O_RDONLY | O_CLOEXEC), .lfd = -1, .m = m, .d = &d};
+	int r = 0;
 	memset(&d, 0, sizeof(d));
-	if (dfd < 0)
-		return -errno;
-	if (m->layers_path && (lfd = open(m->layers_path, O_RDONLY | O_CLOEXEC)) < 0) {
-		r = -errno;
-		goto out;
-	}
-	if ((r = prepare_docs(dfd, lfd, m, &d)) < 0)
-		goto out;
-	if ((out = packer_tmpfile(out_path, &tmp)) < 0) {
-		r = out;
-		goto out;
-	}
-	r = write_tar(out, dfd, lfd, m, &d, &size);
+	if (j.dfd < 0)
+		return dimg_err_set(err, -errno, dimg_path, NULL);
+	if (m->layers_path && (j.lfd = open(m->layers_path, O_RDONLY | O_CLOEXEC)) < 0)
+		r = dimg_err_set(err, -errno, m->layers_path, NULL);
+	if (r == 0 && (r = prepare_docs(j.dfd, j.lfd, m, &d)) < 0)
+		dimg_err_set(err, r, dimg_path, "wrapping it: %s", dimg_strerror(r));
 	if (r == 0)
-		r = packer_commit_tmpfile(out, tmp, out_path);
-	else
-		close(out);
-	if (r < 0)
-		unlink(tmp);
-	else if (out_size)
-		*out_size = size;
-out:
-	free(tmp);
-	close(dfd);
-	if (lfd >= 0)
-		close(lfd);
+		r = packer_write_atomic(out_path, flags, tar_fill, &j, err);
+	if (r == 0 && out_size)
+		*out_size = j.size;
+	close(j.dfd);
+	if (j.lfd >= 0)
+		close(j.lfd);
 	dimg_buf_free(&d.art);
 	dimg_buf_free(&d.index);
+	return r;
+}
+
+/* A temporary file next to out, closed; *path gets its name. */
+static int reserve(const char *out, char **path, struct dimg_err *err)
+{
+	int fd = packer_tmpfile(out, path);
+	if (fd < 0)
+		return dimg_err_set(err, fd, out, NULL);
+	close(fd);
+	return 0;
+}
+
+static void drop(char *path)
+{
+	if (path)
+		unlink(path);
+	free(path);
+}
+
+/* A part failed: what names the output, not its temporary file. */
+static int part_failed(struct dimg_err *err, int r, const struct dimg_err *part, const char *tmp,
+                       const char *out)
+{
+	const char *what = part->what[0] && strcmp(part->what, tmp) ? part->what : out;
+	if (!part->what[0] && part->why[0]) /* the part named a file of an input */
+		what = NULL;
+	return dimg_err_set(err, r, what, part->why[0] ? "%s" : NULL, part->why);
+}
+
+int cdimg_write_parts(const char *out, const struct cdimg_parts *p, const struct cdimg_meta *m,
+                      unsigned flags, uint64_t *size, struct dimg_err *err)
+{
+	struct cdimg_meta wm = *m;
+	struct dimg_err part = {0};
+	char *dtmp = NULL, *ltmp = NULL;
+	int r = reserve(out, &dtmp, err);
+	if (r == 0 && (r = p->dimg(p->ctx, dtmp, &part)) < 0)
+		part_failed(err, r, &part, dtmp, out);
+	if (r == 0 && p->layers && (r = reserve(out, &ltmp, err)) == 0) {
+		int fd = open(ltmp, O_WRONLY | O_TRUNC | O_CLOEXEC);
+		r = fd < 0 ? dimg_err_set(err, -errno, out, NULL) : p->layers(p->ctx, fd, err);
+		if (fd >= 0 && close(fd) < 0 && r >= 0)
+			r = dimg_err_set(err, -errno, out, NULL);
+	}
+	if (r == 1) { /* no layer recipes after all */
+		drop(ltmp);
+		ltmp = NULL;
+		r = 0;
+	}
+	wm.layers_path = ltmp;
+	if (r == 0)
+		r = cdimg_write(out, dtmp, &wm, flags, size, err);
+	drop(ltmp);
+	drop(dtmp);
 	return r;
 }

@@ -131,19 +131,6 @@ static void *worker(void *arg)
 	return NULL;
 }
 
-static void count_entry(struct packer_stats *st, const struct dimg_entry *e)
-{
-	st->entries++;
-	if (e->type != DIMG_TYPE_REG)
-		return;
-	st->files[e->payload]++;
-	st->blob_bytes[e->payload] += e->blob_len;
-	if (e->payload == DIMG_PAYLOAD_PATCH)
-		st->codec_files[e->codec]++;
-	if (e->flags & DIMG_ENTRY_ZDICT)
-		st->dict_files++;
-}
-
 /* A file whose new and old contents equal an earlier one's gets the same
  * encoding, so both entries point at one blob. */
 static void share_blob(struct dimg_entry *e, const struct dimg_entry *first)
@@ -321,13 +308,29 @@ int packer_tmpfile(const char *path, char **tmp_out)
 	return fd;
 }
 
+/* tmp renamed to path: over what is there only with PACKER_REPLACE. */
+static int publish(const char *tmp, const char *path, unsigned flags)
+{
+	struct stat st;
+	if (flags & PACKER_REPLACE)
+		return rename(tmp, path) < 0 ? -errno : 0;
+	if (renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_NOREPLACE) == 0)
+		return 0;
+	if (errno != EINVAL)
+		return -errno;
+	/* A filesystem without RENAME_NOREPLACE: a narrow race, best effort. */
+	if (lstat(path, &st) == 0)
+		return -EEXIST;
+	return rename(tmp, path) < 0 ? -errno : 0;
+}
+
 /* Renamed before the fd closes, so the lock covers the temporary to the
  * end; once fsync has succeeded, close has nothing left to report. */
-int packer_commit_tmpfile(int fd, const char *tmp, const char *path)
+int packer_commit_tmpfile(int fd, const char *tmp, const char *path, unsigned flags)
 {
 	int r = fsync(fd) < 0 ? -errno : 0;
-	if (!r && rename(tmp, path) < 0)
-		r = -errno;
+	if (!r)
+		r = publish(tmp, path, flags);
 	close(fd);
 	if (r < 0)
 		return r;
@@ -472,8 +475,6 @@ static int pack(int fd, const struct dimg_tree *base, const struct dimg_files *b
 		r = dimg_writer_finish(w, base, plan);
 	if (!r)
 		st->output_size = dimg_writer_offset(w);
-	for (size_t i = 0; !r && i < plan->n; i++)
-		count_entry(st, &plan->v[i]);
 	dimg_writer_free(w);
 	dimg_zdict_free(dict);
 	for (size_t k = 0; k < pl.nslots; k++)
@@ -482,7 +483,7 @@ static int pack(int fd, const struct dimg_tree *base, const struct dimg_files *b
 	return r;
 }
 
-int packer_write_atomic(const char *path, int (*fill)(int fd, void *ctx), void *ctx,
+int packer_write_atomic(const char *path, unsigned flags, int (*fill)(int fd, void *ctx), void *ctx,
                         struct dimg_err *err)
 {
 	char *tmp = NULL;
@@ -491,7 +492,7 @@ int packer_write_atomic(const char *path, int (*fill)(int fd, void *ctx), void *
 		return dimg_err_set(err, fd, path, NULL);
 	int r = fill(fd, ctx);
 	if (!r)
-		r = packer_commit_tmpfile(fd, tmp, path);
+		r = packer_commit_tmpfile(fd, tmp, path, flags);
 	else
 		close(fd);
 	if (r < 0)
@@ -534,7 +535,7 @@ int packer_write_dimg(const char *out_path, const struct dimg_tree *base,
 {
 	struct pack_job j = {base, base_files, target_files, plan, o, st, {SIZE_MAX, 0}};
 	memset(st, 0, sizeof(*st));
-	int r = packer_write_atomic(out_path, pack_fill, &j, NULL);
+	int r = packer_write_atomic(out_path, o->out_flags, pack_fill, &j, NULL);
 	if (r < 0 && j.failed.idx != SIZE_MAX)
 		return fail_entry(err, r, &plan->v[j.failed.idx], j.failed.stage);
 	return r < 0 ? dimg_err_set(err, r, out_path, NULL) : 0;

@@ -12,23 +12,23 @@
 extern "C" {
 #endif
 
+/* An output replaces a file already at its path (else that is -EEXIST). */
+#define PACKER_REPLACE 0x1u
+
 struct packer_opts {
 	struct differ_opts diff;
-	unsigned jobs; /* encoder threads; 0 = one per core */
-	int no_dict;   /* never store a shared dictionary for small full blobs */
+	unsigned out_flags; /* PACKER_REPLACE */
+	unsigned jobs;      /* encoder threads; 0 = one per core */
+	int no_dict;        /* never store a shared dictionary for small full blobs */
 	dimg_progress_fn progress;
 	void *pctx;
 };
 
+/* What the encoders did; what the delta changes is dimg_counts_trees'. */
 struct packer_stats {
-	uint64_t files[5];       /* REG entries by enum dimg_payload */
-	uint64_t blob_bytes[5];  /* blob bytes by payload */
-	uint64_t codec_files[4]; /* PATCH entries by enum dimg_codec */
-	uint64_t input_bytes;    /* bytes of the target files that were encoded */
-	uint64_t output_size;    /* size of the .dimg */
-	uint64_t entries;
-	uint64_t dict_bytes; /* the shared dictionary, 0 if none */
-	uint64_t dict_files; /* REG entries whose blob uses it */
+	uint64_t input_bytes; /* bytes of the target files that were encoded */
+	uint64_t output_size; /* size of the .dimg */
+	uint64_t dict_bytes;  /* the shared dictionary, 0 if none */
 };
 
 void packer_opts_default(struct packer_opts *o);
@@ -37,7 +37,8 @@ void packer_opts_default(struct packer_opts *o);
  * and final payloads are filled in here) and writes the .dimg to out_path:
  * to a temporary name in the same directory, fsynced, then renamed; on
  * failure nothing is left at out_path. New files are re-hashed while
- * encoded: a file that changed since the walk is an error. On error err
+ * encoded: a file that changed since the walk is an error. A file already
+ * at out_path is -EEXIST unless o->out_flags says PACKER_REPLACE. On error err
  * (NULL allowed) names out_path, or says which file of the new or the base
  * tree could not be read or encoded. */
 int packer_write_dimg(const char *out_path, const struct dimg_tree *base,
@@ -49,13 +50,16 @@ int packer_write_dimg(const char *out_path, const struct dimg_tree *base,
  * locked by the fd: dimg/fileio.h), after removing those that writers
  * killed earlier left; *tmp_out is malloc'd. Returns the fd or -errno. */
 int packer_tmpfile(const char *path, char **tmp_out);
-/* fsyncs fd, renames tmp to path, closes fd, fsyncs the directory. */
-int packer_commit_tmpfile(int fd, const char *tmp, const char *path);
-/* Runs fill(fd, ctx) on a temporary file next to path and commits it when
- * fill returns 0; otherwise the temporary is removed and nothing is left
- * at path. Returns fill's error or the commit's; err (NULL allowed) names
- * path unless fill's own context named something first. */
-int packer_write_atomic(const char *path, int (*fill)(int fd, void *ctx), void *ctx,
+/* fsyncs fd, renames tmp to path, closes fd, fsyncs the directory; a file
+ * at path is -EEXIST (and tmp left for the caller to remove) unless flags
+ * says PACKER_REPLACE. */
+int packer_commit_tmpfile(int fd, const char *tmp, const char *path, unsigned flags);
+/* Runs fill(fd, ctx) on a temporary file next to path and commits it
+ * (packer_commit_tmpfile, flags) when fill returns 0; otherwise the
+ * temporary is removed and nothing is left at path. Returns fill's error
+ * or the commit's; err (NULL allowed) names path unless fill's own context
+ * named something first. */
+int packer_write_atomic(const char *path, unsigned flags, int (*fill)(int fd, void *ctx), void *ctx,
                         struct dimg_err *err);
 
 #ifdef __cplusplus

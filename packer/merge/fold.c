@@ -87,8 +87,7 @@ static int finish_blobs(struct mctx *c, struct mdelta *d)
 
 /* The one dictionary the output keeps: the input delta whose dictionary
  * compresses the most bytes of the merged delta's blobs (the first such
- * input on a tie); the other dictionary blobs become plain frames. Counts
- * the output's chain patches on the way. */
+ * input on a tie); the other dictionary blobs become plain frames. */
 static int pick_dict(struct mctx *c, struct dimg_reader *const *rds, size_t n, struct mdelta *d,
                      const struct dimg_reader **keep)
 {
@@ -102,14 +101,9 @@ static int pick_dict(struct mctx *c, struct dimg_reader *const *rds, size_t n, s
 		if (bytes > best)
 			best = bytes, *keep = rds[k];
 	}
-	for (size_t i = 0; !r && i < d->x->n; i++) {
-		const struct dimg_entry *e = &d->x->v[i];
-		c->st->chained += e->payload == DIMG_PAYLOAD_PATCH && e->codec == DIMG_CODEC_CHAIN;
+	for (size_t i = 0; !r && i < d->x->n; i++)
 		if (d->blobs[i].dict && d->blobs[i].dict != *keep)
 			r = merge_undict(c, &d->x->v[i], &d->blobs[i]);
-		else if (d->blobs[i].dict)
-			c->st->dict_blobs++;
-	}
 	return r;
 }
 
@@ -197,6 +191,8 @@ static int mwrite_fill(int fd, void *ctx)
 	if (!r)
 		r = dimg_writer_finish_ops(w, d->ops, d->nops, d->x, d->entries);
 	if (!r)
+		dimg_counts_ops(&m->st->counts, d->ops, d->nops, d->x, d->entries);
+	if (!r)
 		m->st->output_size = dimg_writer_offset(w);
 	dimg_writer_free(w);
 	free(bs.slot);
@@ -282,9 +278,7 @@ int merge_write_dimg(const char *out_path, struct dimg_reader *const *rds, const
 		r = pick_dict(&c, rds, n, m.d, &m.dict);
 	if (!r) {
 		c.name = out_path;
-		st->entries = m.d->entries;
-		st->explicit_ = m.d->x->n;
-		r = packer_write_atomic(out_path, mwrite_fill, &m, err);
+		r = packer_write_atomic(out_path, o->out_flags, mwrite_fill, &m, err);
 	}
 	for (size_t i = 0; all && i < 2 * n + 1; i++)
 		mdelta_free(all[i]);

@@ -8,13 +8,15 @@
 
 #include "differ.h"
 #include "dimg/dimg.h"
+#include "dimg/image.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
 struct merge_opts {
-	int level; /* zstd level of re-compressed blobs and composed patches */
+	unsigned out_flags; /* PACKER_REPLACE: over a file at the output's path */
+	int level;          /* zstd level of re-compressed blobs and composed patches */
 	/* ... for files of large_size bytes or more: zstd's high levels cost
 	 * seconds on multi-MiB streams and gain little on composed ones. */
 	int large_level;
@@ -25,6 +27,9 @@ struct merge_opts {
 	 * last patch of that file are re-encoded too (smaller one kept). */
 	const struct dimg_tree *base;
 	const struct dimg_files *base_files;
+	/* ... for merge_write: the first delta's base as an image (or the
+	 * directory standing for it), which sets base and base_files. */
+	struct dimg_image *base_image;
 	struct differ_opts diff;
 	double reencode_ratio;
 	/* Called now and then with entries done / to do (NULL: none). */
@@ -33,16 +38,13 @@ struct merge_opts {
 };
 
 struct merge_stats {
-	uint64_t entries;    /* of the final target tree */
-	uint64_t explicit_;  /* entries stored in full */
-	uint64_t copied;     /* blobs carried over as they were */
-	uint64_t remapped;   /* SAME/PATCH whose source was moved to the first base */
-	uint64_t composed;   /* patch pairs composed into one (bsdiff, gzip-recompress) */
-	uint64_t chained;    /* output files whose patch is a chain (codec 4) */
-	uint64_t decoded;    /* patches applied to a full blob, stored full */
-	uint64_t reencoded;  /* files rebuilt from --base and re-encoded */
-	uint64_t dict_blobs; /* full copies kept with the dictionary the output carries */
-	uint64_t undict;     /* full copies of another delta's dictionary made plain */
+	struct dimg_counts counts; /* what the merged delta changes (from its index) */
+	uint64_t copied;           /* blobs carried over as they were */
+	uint64_t remapped;         /* SAME/PATCH whose source was moved to the first base */
+	uint64_t composed;         /* patch pairs composed into one (bsdiff, gzip-recompress) */
+	uint64_t decoded;          /* patches applied to a full blob, stored full */
+	uint64_t reencoded;        /* files rebuilt from --base and re-encoded */
+	uint64_t undict;           /* full copies of another delta's dictionary made plain */
 	uint64_t output_size;
 };
 
@@ -58,6 +60,20 @@ void merge_opts_default(struct merge_opts *o);
 int merge_write_dimg(const char *out_path, struct dimg_reader *const *rds, const char *const *names,
                      size_t n, const struct merge_opts *o, struct merge_stats *st,
                      struct dimg_err *err);
+
+struct merge_result {
+	struct merge_stats st;
+	uint64_t size; /* bytes of the output */
+};
+
+/* Merges the delta files paths[0..n) (.dimg or .cdimg) into out: a .dimg
+ * when raw, else a .cdimg, which needs the first and the last input to be
+ * .cdimg files (-EINVAL otherwise, err naming the one that is not); it
+ * names the first delta's base config, carries the last one's target
+ * config and manifest, and the layer recipes composed along the chain.
+ * err names what failed: an input, or out. */
+int merge_write(const char *out, const char *const *paths, size_t n, int raw,
+                const struct merge_opts *o, struct merge_result *res, struct dimg_err *err);
 
 #ifdef __cplusplus
 }

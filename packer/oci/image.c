@@ -184,7 +184,7 @@ int oci_image_write(const char *out_path, const struct dimg_tree *t, dimg_conten
 	int r = dimg_tree_validate(t, err);
 	if (r < 0)
 		return r;
-	r = packer_write_atomic(out_path, image_fill_fd, &f, err);
+	r = packer_write_atomic(out_path, o->out_flags, image_fill_fd, &f, err);
 	if (r < 0 && f.failed != (size_t)-1) /* content() may have said it first */
 		dimg_err_set(err, r, NULL, "entry '%s': %s", t->v[f.failed].path, dimg_strerror(r));
 	return r;
@@ -320,7 +320,8 @@ int oci_image_write_layers(const char *out_path, oci_layer_fn fn, void *ctx, con
 	json_object_object_get_ex(c, "rootfs", &j.ids);
 	json_object_object_get_ex(j.ids, "diff_ids", &j.ids);
 	j.descs = json_object_new_array();
-	r = j.descs ? packer_write_atomic(out_path, layers_fill_fd, &j, err) : -ENOMEM;
+	r = j.descs ? packer_write_atomic(out_path, o->out_flags, layers_fill_fd, &j, err)
+	            : -ENOMEM;
 	json_object_put(j.descs);
 	json_object_put(c);
 	return r;

@@ -60,9 +60,10 @@ int oci_config_squash(const uint8_t *cfg, size_t len, const char *diff_id, struc
 /* ---- a runnable image from a tree ---- */
 
 struct oci_image_opts {
-	int gzip;        /* layer compressed with gzip (else a plain tar) */
-	int gzip_level;  /* 1..9; 0 = 6 */
-	const char *ref; /* name in index.json (both annotations); NULL: none */
+	int gzip;           /* layer compressed with gzip (else a plain tar) */
+	int gzip_level;     /* 1..9; 0 = 6 */
+	const char *ref;    /* name in index.json (both annotations); NULL: none */
+	unsigned out_flags; /* PACKER_REPLACE: over a file at out_path */
 	dimg_progress_fn progress;
 	void *pctx;
 };
@@ -99,7 +100,8 @@ struct oci_layers_opts {
 	/* called before layer i is produced: sets *gzip to compress it with
 	 * gzip (mtime 0, no name) or not; -errno stops the write */
 	int (*begin)(void *ctx, size_t i, int *gzip);
-	const char *ref; /* name in index.json; NULL: none */
+	const char *ref;    /* name in index.json; NULL: none */
+	unsigned out_flags; /* PACKER_REPLACE: over a file at out_path */
 };
 
 struct oci_layers_result {

@@ -61,10 +61,13 @@ for f in ./usr/bin/cdimg ./usr/bin/cdimg-load ./usr/bin/di3fs-snapshotter \
 	./lib/systemd/system/di3fs-snapshotter.service ./usr/share/di3fs/containerd-di3fs.toml \
 	./usr/share/di3fs/install-containerd-config.sh ./etc/di3fs/snapshotter.conf \
 	./usr/share/man/man1/cdimg.1.gz ./usr/share/man/man1/cdimg-load.1.gz \
-	./usr/share/man/man8/di3fs-snapshotter.8.gz ./usr/share/doc/di3fs/copyright; do
+	./usr/share/man/man8/di3fs-snapshotter.8.gz ./usr/share/doc/di3fs/copyright \
+	./usr/lib/di3fs/di3fs-xport-containerd.so; do
 	grep -qx -- "$f" "$WORK/files" || fail "$f is not in the package"
 done
-if grep -E '\.so(\.|$)|/include/|\.a$' "$WORK/files"; then
+# (the containerd transport is a module cdimg loads, not a library)
+if grep -v '^\./usr/lib/di3fs/di3fs-xport-containerd\.so$' "$WORK/files" |
+	grep -E '\.so(\.|$)|/include/|\.a$'; then
 	fail "the package ships a library or headers"
 fi
 dpkg-deb -e "$DEB" "$WORK/ctl"
@@ -81,6 +84,9 @@ dpkg -x "$DEB" "$ROOTFS"
 env -u LD_LIBRARY_PATH "$ROOTFS/usr/bin/cdimg" --help | grep -q '^usage: cdimg COMMAND' || fail "cdimg --help"
 "$ROOTFS/usr/bin/cdimg" load --help 2>&1 | grep -q '^usage: cdimg load' || fail "cdimg load --help (cdimg-load)"
 "$ROOTFS/usr/bin/cdimg-load" --help 2>&1 | grep -q '^usage: cdimg load' || fail "cdimg-load --help"
+"$ROOTFS/usr/bin/cdimg" copy -a "$WORK/no.sock" containerd:app:v1 "oci:$WORK/none" 2>"$WORK/err" &&
+	fail "a copy from no containerd succeeded"
+grep -q "no.sock" "$WORK/err" || fail "cdimg did not load its containerd module: $(cat "$WORK/err")"
 "$ROOTFS/usr/bin/di3fs-snapshotter" --help | grep -q '^Usage: di3fs-snapshotter' || fail "di3fs-snapshotter --help"
 MANPATH=$ROOTFS/usr/share/man man -w cdimg >/dev/null || fail "man cdimg not found"
 

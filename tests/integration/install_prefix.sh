@@ -2,7 +2,8 @@
 # `cmake --install` gives working programs wherever the prefix is: into a
 # temporary prefix (--prefix) and a staging root (DESTDIR), the installed
 # cdimg, cdimg-load and di3fs-snapshotter run from there (libdimg is linked
-# in: no library path to set), the unit names this prefix's binary and
+# in: no library path to set; cdimg finds its containerd transport module
+# in ../lib/di3fs), the unit names this prefix's binary and
 # config, and a second install keeps a config the admin changed.
 . "$(dirname "$0")/lib.sh"
 BUILD=${DI3FS_BUILD:-$SRC/build}
@@ -21,6 +22,11 @@ check_prefix() {
 	[ "$snapshotter" -eq 1 ] || return 0
 	"$bin/cdimg-load" --help 2>&1 | grep -q '^usage: cdimg load' || fail "$bin/cdimg-load --help"
 	"$bin/cdimg" load --help 2>&1 | grep -q '^usage: cdimg load' || fail "cdimg load does not run $bin/cdimg-load"
+	# containerd: names load the transport module from ../lib/di3fs
+	[ -f "$root$prefix/lib/di3fs/di3fs-xport-containerd.so" ] || fail "no containerd transport module"
+	"$bin/cdimg" copy -a "$WORK/no.sock" containerd:app:v1 "oci:$WORK/none" 2>"$WORK/err" &&
+		fail "a copy from no containerd succeeded"
+	grep -q "no.sock" "$WORK/err" || fail "cdimg copy did not load its containerd module: $(cat "$WORK/err")"
 	"$bin/di3fs-snapshotter" --help 2>&1 | grep -q '^Usage: di3fs-snapshotter' ||
 		fail "$bin/di3fs-snapshotter --help"
 	local unit=$root$prefix/lib/systemd/system/di3fs-snapshotter.service etc=$prefix/etc
@@ -56,6 +62,11 @@ check_prefix "" "$WORK/prefix"
 # moved elsewhere: nothing in the programs names the prefix
 mv "$WORK/prefix" "$WORK/moved"
 "$WORK/moved/bin/cdimg" --help >/dev/null || fail "cdimg does not run once the prefix moved"
+if [ "$snapshotter" -eq 1 ]; then
+	"$WORK/moved/bin/cdimg" copy -a "$WORK/no.sock" containerd:app:v1 "oci:$WORK/none" 2>"$WORK/err" &&
+		fail "a copy from no containerd succeeded"
+	grep -q "no.sock" "$WORK/err" || fail "the moved cdimg lost its containerd module: $(cat "$WORK/err")"
+fi
 
 echo "== DESTDIR=$WORK/stage cmake --install --prefix /usr"
 DESTDIR=$WORK/stage cmake --install "$BUILD" --prefix /usr >"$WORK/install.log" ||

@@ -145,7 +145,7 @@ static void write_cdimg(const struct env *e, const char *dimg, const char *out)
 	                       .target_manifest_len = strlen(e->manifest),
 	                       .target_ref = "example.org/app:v2"};
 	uint64_t size = 0;
-	CHECK_RC(cdimg_write(out, dimg, &m, &size));
+	CHECK_RC(cdimg_write(out, dimg, &m, 0, &size, NULL));
 	CHECK(size > 0);
 }
 
@@ -246,7 +246,8 @@ static void check_layers_carried(const struct env *e, const char *dimg, const ch
 	                       .target_manifest = (const uint8_t *)e->manifest,
 	                       .target_manifest_len = strlen(e->manifest),
 	                       .layers_path = lp};
-	CHECK_RC(cdimg_write(out, dimg, &m, NULL));
+	CHECK_RC(
+	    cdimg_write(out, dimg, &m, PACKER_REPLACE, NULL, NULL)); /* over the scratch file */
 	CHECK_RC(cdimg_open(&c, out, NULL));
 	const struct cdimg_info *in = cdimg_get_info(c);
 	CHECK_RC(oci_digest_buf(want, blob, sizeof(blob)));

@@ -289,6 +289,16 @@ static void check_existing_out(const struct env *env, const struct dimg_tree *t,
 	CHECK_RC(symlink("nowhere", dang));
 	CHECK(dimg_tree_write_dir(t, dang, copy_content, &c, 1, NULL, NULL, NULL) == -EEXIST);
 	CHECK_RC(unlink(dang));
+	/* With DIMG_WRITE_REPLACE the old directory goes, a new one stays. */
+	struct stat before, after;
+	unsigned flags = (env->priv ? 0 : DIMG_WRITE_NO_OWNER) | DIMG_WRITE_REPLACE;
+	CHECK_RC(stat(out, &before));
+	CHECK_RC(dimg_tree_write_dir(t, out, copy_content, &c, flags, NULL, NULL, NULL));
+	CHECK_RC(stat(out, &after));
+	CHECK(before.st_ino != after.st_ino);
+	struct dimg_tree *w = walk_ok(out, 0, 1);
+	compare_trees(w, t, "replaced vs source");
+	dimg_tree_free(w);
 	dimg_dir_files_close(&c.files);
 	check_no_temp(env);
 }

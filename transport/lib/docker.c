@@ -7,7 +7,13 @@
  *
  * Options: tls_verify 0 is the default (verify) and tls_verify < 0 is
  * --tls-verify=false (no verification, and plain http where https fails,
- * as skopeo does); certs_dir is the registry's --cert-dir. */
+ * as skopeo does); certs_dir is the registry's --cert-dir.
+ *
+ * A struct reg serves one thread at a time. Manifests, has_blob and commit
+ * come from one thread (the copy's plan and its end) and use the first;
+ * blobs move on several at once (cdimg copy -j): get_blob, put_blob and
+ * mount_blob each take an idle one from a pool, opened as needed. */
+#include <pthread.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,8 +26,14 @@
 #define DOCKER_HUB_API "registry-1.docker.io"
 
 struct docker {
-	struct reg *r;
-	char *host; /* as named ("docker.io" for a bare name) */
+	struct reg *r;       /* manifests, has_blob, commit */
+	struct reg **pool;   /* for blobs, any thread */
+	unsigned char *busy; /* pool[i] in use by a call */
+	size_t npool;
+	pthread_mutex_t mu;
+	struct reg_opts ro; /* strings borrowed from the xport's options */
+	const char *api;    /* the host the registry answers on */
+	char *host;         /* as named ("docker.io" for a bare name) */
 	char *repo;
 	struct xport_manifest pending; /* the named manifest, PUT by commit */
 	int has_pending;
@@ -60,27 +72,65 @@ static void reg_opts_from(struct reg_opts *ro, const struct xport_opts *o)
 	ro->pctx = o->pctx;
 }
 
+/* A struct reg no other thread uses, until docker_put; -errno. */
+static int docker_get(struct docker *d, struct reg **out, struct dimg_err *err)
+{
+	struct reg *r = NULL;
+	pthread_mutex_lock(&d->mu);
+	for (size_t i = 0; i < d->npool && !r; i++)
+		if (!d->busy[i]) {
+			d->busy[i] = 1;
+			r = d->pool[i];
+		}
+	pthread_mutex_unlock(&d->mu);
+	if (r) {
+		*out = r;
+		return 0;
+	}
+	int rc = reg_open(&r, d->api, &d->ro, err);
+	if (rc < 0)
+		return rc;
+	pthread_mutex_lock(&d->mu);
+	struct reg **p = realloc(d->pool, (d->npool + 1) * sizeof(*p));
+	unsigned char *b = p ? realloc(d->busy, d->npool + 1) : NULL;
+	if (p)
+		d->pool = p;
+	if (b) {
+		d->busy = b;
+		d->pool[d->npool] = r;
+		d->busy[d->npool++] = 1;
+	}
+	pthread_mutex_unlock(&d->mu);
+	if (!b) {
+		reg_close(r);
+		return -ENOMEM;
+	}
+	*out = r;
+	return 0;
+}
+
+static void docker_put(struct docker *d, struct reg *r)
+{
+	pthread_mutex_lock(&d->mu);
+	for (size_t i = 0; i < d->npool; i++)
+		if (d->pool[i] == r)
+			d->busy[i] = 0;
+	pthread_mutex_unlock(&d->mu);
+}
+
 static int docker_open(struct xport *x, struct dimg_err *err)
 {
 	struct docker *d = calloc(1, sizeof(*d));
-	struct reg_opts ro;
 	int rc;
 
 	if (!d)
 		return -ENOMEM;
-	rc = split_where(x->name.where, &d->host, &d->repo);
-	reg_opts_from(&ro, &x->opts);
-	if (rc == 0)
-		rc = reg_open(&d->r, strcmp(d->host, DOCKER_HUB) ? d->host : DOCKER_HUB_API, &ro,
-		              err);
-	if (rc < 0) {
-		free(d->host);
-		free(d->repo);
-		free(d);
-		return rc;
-	}
+	pthread_mutex_init(&d->mu, NULL);
 	x->priv = d;
-	return 0;
+	rc = split_where(x->name.where, &d->host, &d->repo);
+	reg_opts_from(&d->ro, &x->opts);
+	d->api = d->host && strcmp(d->host, DOCKER_HUB) ? d->host : DOCKER_HUB_API;
+	return rc < 0 ? rc : reg_open(&d->r, d->api, &d->ro, err);
 }
 
 static void docker_close(struct xport *x)
@@ -90,6 +140,11 @@ static void docker_close(struct xport *x)
 	if (!d)
 		return;
 	reg_close(d->r);
+	for (size_t i = 0; i < d->npool; i++)
+		reg_close(d->pool[i]);
+	free(d->pool);
+	free(d->busy);
+	pthread_mutex_destroy(&d->mu);
 	free(d->host);
 	free(d->repo);
 	free(d->pending.raw);
@@ -119,6 +174,12 @@ static int docker_get_manifest(struct xport *x, struct xport_manifest *out, stru
 
 	if (rc == 0)
 		take(out, &m);
+	/* the name the image goes by in a layout or archive it is copied to */
+	if (rc == 0 && asprintf(&out->ref, "%s/%s%s%s", d->host, d->repo, x->name.ref ? ":" : "",
+	                        x->name.ref ? x->name.ref : "") < 0) {
+		out->ref = NULL;
+		rc = -ENOMEM;
+	}
 	return rc;
 }
 
@@ -181,16 +242,28 @@ static int docker_get_blob(struct xport *x, const struct oci_desc *desc, uint64_
                            dimg_write_fn sink, void *ctx, struct dimg_err *err)
 {
 	struct docker *d = x->priv;
+	struct reg *r;
+	int rc = docker_get(d, &r, err);
 
-	return reg_blob_get(d->r, d->repo, desc->digest, desc->size, offset, sink, ctx, err);
+	if (rc == 0) {
+		rc = reg_blob_get(r, d->repo, desc->digest, desc->size, offset, sink, ctx, err);
+		docker_put(d, r);
+	}
+	return rc;
 }
 
 static int docker_put_blob(struct xport *x, const struct oci_desc *desc, xport_read_fn src,
                            void *ctx, struct dimg_err *err)
 {
 	struct docker *d = x->priv;
+	struct reg *r;
+	int rc = docker_get(d, &r, err);
 
-	return reg_blob_put(d->r, d->repo, desc->digest, desc->size, src, ctx, err);
+	if (rc == 0) {
+		rc = reg_blob_put(r, d->repo, desc->digest, desc->size, src, ctx, err);
+		docker_put(d, r);
+	}
+	return rc;
 }
 
 static int docker_mount_blob(struct xport *x, const struct oci_desc *desc, const struct xport *src,
@@ -198,13 +271,20 @@ static int docker_mount_blob(struct xport *x, const struct oci_desc *desc, const
 {
 	struct docker *d = x->priv;
 	const struct docker *s = src && src->ops == x->ops ? src->priv : NULL;
+	struct reg *r;
+	int rc;
 
 	/* a mount is within one registry */
 	if (!s || strcmp(s->host, d->host) != 0)
 		return 0;
+	if ((rc = docker_get(d, &r, err)) < 0)
+		return rc;
 	if (strcmp(s->repo, d->repo) == 0)
-		return reg_blob_head(d->r, d->repo, desc->digest, NULL, err);
-	return reg_blob_mount(d->r, d->repo, desc->digest, s->repo, err);
+		rc = reg_blob_head(r, d->repo, desc->digest, NULL, err);
+	else
+		rc = reg_blob_mount(r, d->repo, desc->digest, s->repo, err);
+	docker_put(d, r);
+	return rc;
 }
 
 /* ref NULL: the destination's own name (PUT at commit); "": by digest
@@ -272,4 +352,5 @@ const struct xport_ops xport_docker_ops = {
     .mount_blob = docker_mount_blob,
     .put_manifest = docker_put_manifest,
     .commit = docker_commit,
+    .put_manifest_ref = docker_put_manifest_ref,
 };

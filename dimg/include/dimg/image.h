@@ -77,6 +77,16 @@ int dimg_image_open(struct dimg_image **out, const char *path, const struct dimg
                     struct dimg_err *err);
 void dimg_image_free(struct dimg_image *img);
 
+/* The id img's tree would have with the root directory an image gets when
+ * no layer sets it (mode 0755, owner 0:0, mtime 0, no xattrs): what a plain
+ * directory holding an image's root filesystem stands for, whatever the
+ * metadata of the directory itself. */
+int dimg_image_implied_root_id(const struct dimg_image *img, uint8_t out[32]);
+/* Checks that img is the tree want names: 0, or -EXDEV. A plain directory
+ * also matches the tree it stands for (dimg_image_implied_root_id), and
+ * then takes that root entry (and tree id) for good. */
+int dimg_image_match(struct dimg_image *img, const uint8_t want[32]);
+
 /* Reads exactly n bytes of the recorded recipes at off. -ENOENT when the
  * image recorded none, -EOVERFLOW past their end. */
 int dimg_image_recipe_read(const struct dimg_image *img, uint64_t off, void *buf, size_t n);

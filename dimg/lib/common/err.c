@@ -6,6 +6,32 @@
 
 #include "dimg/types.h"
 
+const char *dimg_escape_controls(char *out, size_t len, const char *s)
+{
+	size_t o = 0;
+	if (!len)
+		return out;
+	for (const unsigned char *p = (const unsigned char *)s; *p && o + 1 < len; p++) {
+		if (*p >= 0x20 && *p != 0x7f) {
+			out[o++] = (char)*p;
+			continue;
+		}
+		if (o + 5 >= len)
+			break;
+		o += (size_t)snprintf(out + o, 5, "\\x%02x", *p);
+	}
+	out[o] = '\0';
+	return out;
+}
+
+/* In place, through a copy (what and why are at most DIMG_ERR_WHAT_MAX). */
+static void escape_controls(char *s, size_t len)
+{
+	char tmp[DIMG_ERR_WHAT_MAX];
+	dimg_escape_controls(tmp, sizeof(tmp) < len ? sizeof(tmp) : len, s);
+	memcpy(s, tmp, strlen(tmp) + 1);
+}
+
 int dimg_err_set(struct dimg_err *e, int r, const char *what, const char *fmt, ...)
 {
 	va_list ap;
@@ -19,6 +45,8 @@ int dimg_err_set(struct dimg_err *e, int r, const char *what, const char *fmt, .
 		vsnprintf(e->why, sizeof e->why, fmt, ap);
 		va_end(ap);
 	}
+	escape_controls(e->what, sizeof e->what);
+	escape_controls(e->why, sizeof e->why);
 	return r;
 }
 
@@ -32,8 +60,10 @@ void dimg_err_clear(struct dimg_err *e)
 
 int dimg_err_what(struct dimg_err *e, int r, const char *what)
 {
-	if (e && !e->what[0] && what)
+	if (e && !e->what[0] && what) {
 		snprintf(e->what, sizeof e->what, "%s", what);
+		escape_controls(e->what, sizeof e->what);
+	}
 	return r;
 }
 

@@ -212,7 +212,7 @@ static int parse_index(struct dimg_reader *rd, const uint8_t *raw, size_t len)
 			uint32_t n = le32dec(p);
 			if (n == 0)
 				return -EBADMSG;
-			*(op == DIMG_OP_KEEP ? &rd->st.kept : &rd->st.removed) += n;
+			*(op == DIMG_OP_KEEP ? &rd->st.kept : &rd->st.dropped) += n;
 			r = push_op(rd, &cap, op, n);
 		} else {
 			return -EBADMSG;

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "cas-internal.h"
+#include "squash-internal.h"
 #include "dimg/image.h"
 
 /* What dimg_image.priv points to: how the files of this image are opened. */
@@ -167,4 +168,42 @@ int dimg_image_open_content(const struct dimg_image *img, const uint8_t sha256[3
 	if (!p || !p->cas)
 		return -ENOENT;
 	return dimg_cas_open_blob(p->cas, sha256, fd);
+}
+
+/* The tree id with the root entry replaced by root. */
+static int id_with_root(struct dimg_tree *t, const struct dimg_entry *root, uint8_t out[32])
+{
+	struct dimg_entry saved = t->v[0];
+	t->v[0] = *root;
+	int r = dimg_tree_id(t, out);
+	t->v[0] = saved;
+	return r;
+}
+
+int dimg_image_implied_root_id(const struct dimg_image *img, uint8_t out[32])
+{
+	struct dimg_tree *t = img->tree;
+	if (!t || !t->n || t->v[0].path[0] || t->v[0].type != DIMG_TYPE_DIR)
+		return -EINVAL;
+	struct dimg_entry root = {
+	    .path = t->v[0].path, .type = DIMG_TYPE_DIR, .mode = SQ_IMPLIED_DIR_MODE};
+	return id_with_root(t, &root, out);
+}
+
+int dimg_image_match(struct dimg_image *img, const uint8_t want[32])
+{
+	const struct image_priv *p = img->priv;
+	uint8_t id[32];
+	if (!memcmp(img->tree_id, want, 32))
+		return 0;
+	if (!p || !p->is_dir || dimg_image_implied_root_id(img, id) < 0 || memcmp(id, want, 32))
+		return -EXDEV;
+	struct dimg_entry *root = &img->tree->v[0];
+	char *path = root->path;
+	root->path = NULL;
+	dimg_entry_clear(root);
+	*root =
+	    (struct dimg_entry){.path = path, .type = DIMG_TYPE_DIR, .mode = SQ_IMPLIED_DIR_MODE};
+	memcpy(img->tree_id, id, 32);
+	return 0;
 }

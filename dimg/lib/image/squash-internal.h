@@ -9,6 +9,11 @@
 
 #include "cas-internal.h"
 
+/* Directories a path implies but no layer contains (the root too) get this
+ * metadata: mode 0755, owner 0:0, mtime 0, no xattrs, so the result does
+ * not depend on when or by whom it is computed. */
+#define SQ_IMPLIED_DIR_MODE 0755u
+
 /* A regular file's content and metadata: shared by the paths that are
  * hardlinks of one another, so replacing or whiting out one of them
  * leaves the others intact. */

@@ -22,10 +22,6 @@
 #define SQ_XATTR_NAME_MAX  255
 #define SQ_PROGRESS_STEP   (4u << 20)
 
-/* Directories a path implies but no layer contains get this metadata, so
- * the result does not depend on when or by whom it is computed. */
-#define SQ_IMPLIED_DIR_MODE 0755u
-
 /* State of one layer being read: blob -> (filters, raw format) -> tar. */
 struct sq_layer {
 	struct dimg_squash *s;

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "cas-internal.h"
+#include "dimg/tar.h"
 #include "dimg/hash.h"
 #include "endian-internal.h"
 
@@ -93,50 +94,6 @@ static int ts_file_record(struct dimg_tarsplit *t)
 	return r < 0 ? r : ts_put(t, rec, sizeof(rec));
 }
 
-/* Octal (NUL/space terminated, leading spaces) or GNU base-256. */
-static int ts_num(const uint8_t *f, size_t w, uint64_t *out)
-{
-	uint64_t v = 0;
-	size_t i = 0;
-	if (f[0] & 0x80) {
-		if (f[0] != 0x80)
-			return -1; /* negative or too large */
-		for (i = 1; i < w; i++) {
-			if (v >> 56)
-				return -1;
-			v = v << 8 | f[i];
-		}
-		*out = v;
-		return 0;
-	}
-	while (i < w && f[i] == ' ')
-		i++;
-	for (; i < w && f[i] >= '0' && f[i] <= '7'; i++) {
-		if (v >> 60)
-			return -1;
-		v = v << 3 | (uint64_t)(f[i] - '0');
-	}
-	if (i < w && f[i] != ' ' && f[i] != '\0')
-		return -1;
-	*out = v;
-	return 0;
-}
-
-static int ts_checksum_ok(const uint8_t *h)
-{
-	uint64_t want;
-	unsigned long us = 0;
-	long ss = 0;
-	if (ts_num(h + 148, 8, &want) < 0)
-		return 0;
-	for (size_t i = 0; i < TS_BLOCK; i++) {
-		uint8_t b = i >= 148 && i < 156 ? ' ' : h[i];
-		us += b;
-		ss += (signed char)b;
-	}
-	return want == us || (long)want == ss;
-}
-
 /* The last "size=" record of pax data (the one that applies), or -1. */
 static int64_t ts_pax_size(const uint8_t *p, size_t n)
 {
@@ -181,7 +138,7 @@ static int ts_header(struct dimg_tarsplit *t)
 	t->hlen = 0;
 	if (r < 0 || memcmp(t->hdr, zero, TS_BLOCK) == 0)
 		return r;
-	if (!ts_checksum_ok(t->hdr) || ts_num(t->hdr + 124, 12, &size) < 0) {
+	if (!dimg_tar_checksum_ok(t->hdr) || dimg_tar_num(t->hdr + 124, 12, &size) < 0) {
 		t->mode = TS_TRAIL;
 		return 0;
 	}

@@ -466,9 +466,14 @@ static int create_all(const char **bad, struct wdir *w)
 	return r;
 }
 
-/* RENAME_NOREPLACE: an outdir that appeared meanwhile is not replaced. */
-static int publish(int pfd, const char *tmpname, const char *base)
+/* RENAME_NOREPLACE: an outdir that appeared meanwhile is not replaced.
+ * With DIMG_WRITE_REPLACE an existing outdir is exchanged with the new one
+ * (1: the old one is now at tmpname, for the caller to remove). */
+static int publish(int pfd, const char *tmpname, const char *base, unsigned flags)
 {
+	if ((flags & DIMG_WRITE_REPLACE) &&
+	    renameat2(pfd, tmpname, pfd, base, RENAME_EXCHANGE) == 0)
+		return 1;
 	if (renameat2(pfd, tmpname, pfd, base, RENAME_NOREPLACE) < 0) {
 		if (errno != EINVAL)
 			return -errno;
@@ -508,9 +513,9 @@ static int write_dir(struct wdir *w, int pfd, const char *base, const char *outd
                      struct dimg_err *err)
 {
 	struct stat st;
-	if (fstatat(pfd, base, &st, AT_SYMLINK_NOFOLLOW) == 0)
+	if (fstatat(pfd, base, &st, AT_SYMLINK_NOFOLLOW) == 0 && !(w->flags & DIMG_WRITE_REPLACE))
 		return set_err(err, outdir, -EEXIST);
-	if (errno != ENOENT)
+	if (errno != ENOENT && !(w->flags & DIMG_WRITE_REPLACE))
 		return set_err(err, outdir, -errno);
 	char *tmpname = NULL;
 	int r = make_temp(&tmpname, &w->tmpfd, pfd, base);
@@ -520,15 +525,16 @@ static int write_dir(struct wdir *w, int pfd, const char *base, const char *outd
 	r = create_all(&bad, w);
 	if (r < 0)
 		set_err(err, bad ? bad : outdir, r);
-	else if ((r = publish(pfd, tmpname, base)) < 0)
+	else if ((r = publish(pfd, tmpname, base, w->flags)) < 0)
 		set_err(err, outdir, r);
 	else if (fsync(pfd) < 0) {
 		/* Published but maybe not durable: failure must leave nothing. */
 		r = set_err(err, outdir, -errno);
 		(void)dimg_rmtree_at(pfd, base);
 	}
-	if (r < 0)
+	if (r != 0) /* failed, or the replaced directory, now at tmpname */
 		(void)dimg_rmtree_at(pfd, tmpname);
+	r = r < 0 ? r : 0;
 	close(w->tmpfd);
 	w->tmpfd = -1;
 	free(tmpname);
