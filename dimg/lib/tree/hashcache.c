@@ -23,7 +23,8 @@
  * `cdimg apply` still verifies every file it writes by its SHA-256, and
  * content stores never take a digest from here. What it cannot stop: root
  * writing the block device underneath, or a clock set back across a change
- * within the same nanosecond stamps; --no-hash-cache reads everything.
+ * within the same nanosecond stamps; --hash-cache none reads everything.
+ * The layout is docs/FORMAT.md, "Hash cache".
  *
  * Layout (little-endian): header 32 bytes (magic "DI3FSHC1", u32 version 1,
  * u32 root path length L, u64 record count N, u64 XXH3-64 of everything
