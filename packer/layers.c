@@ -78,6 +78,8 @@ static int stream_fd(int fd, uint64_t size, const uint8_t sha256[32], uint8_t *b
 	return r;
 }
 
+/* The original blob's compression; one this table does not name is
+ * "other", never taken for another. */
 static uint8_t comp_code(const char *filter)
 {
 	if (!filter || !strcmp(filter, "none"))
@@ -86,7 +88,9 @@ static uint8_t comp_code(const char *filter)
 		return LAYERS_COMP_GZIP;
 	if (!strcmp(filter, "zstd"))
 		return LAYERS_COMP_ZSTD;
-	return LAYERS_COMP_XZ;
+	if (!strcmp(filter, "xz"))
+		return LAYERS_COMP_XZ;
+	return LAYERS_COMP_OTHER;
 }
 
 /* ================================================================ writer */
@@ -437,8 +441,8 @@ int layers_next(struct layers_reader *r, size_t i, struct layers_layer *out, cha
 	int rc = zin_read(r, h, sizeof(h));
 	if (rc < 0)
 		return whyf(why, rc, "layer recipes: layer %zu is cut short", i + 1);
-	if ((h[0] != LAYERS_RECIPE && h[0] != LAYERS_FROM_BASE) || h[1] > LAYERS_COMP_XZ || h[2] ||
-	    h[3])
+	if ((h[0] != LAYERS_RECIPE && h[0] != LAYERS_FROM_BASE) || h[1] > LAYERS_COMP_OTHER ||
+	    h[2] || h[3])
 		return whyf(why, -EBADMSG, "layer recipes: layer %zu has a bad header", i + 1);
 	out->kind = h[0];
 	out->comp = h[1];
@@ -624,8 +628,8 @@ static int lc_split(const struct dimg_buf *d, struct lc_layer **out, size_t *n)
 	for (size_t i = 0; i < *n; i++) {
 		const uint8_t *h = p + at;
 		if (d->len - at < L_LAYER_HEAD ||
-		    (h[0] != LAYERS_RECIPE && h[0] != LAYERS_FROM_BASE) || h[1] > LAYERS_COMP_XZ ||
-		    h[2] || h[3])
+		    (h[0] != LAYERS_RECIPE && h[0] != LAYERS_FROM_BASE) ||
+		    h[1] > LAYERS_COMP_OTHER || h[2] || h[3])
 			return -EBADMSG;
 		(*out)[i].off = at;
 		at += L_LAYER_HEAD;

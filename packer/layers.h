@@ -22,7 +22,8 @@ enum layers_comp {
 	LAYERS_COMP_NONE = 0,
 	LAYERS_COMP_GZIP = 1,
 	LAYERS_COMP_ZSTD = 2,
-	LAYERS_COMP_XZ = 3
+	LAYERS_COMP_XZ = 3,
+	LAYERS_COMP_OTHER = 4 /* a compression none of the above names */
 };
 
 struct layers_stats {
