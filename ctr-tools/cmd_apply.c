@@ -272,7 +272,7 @@ static int write_image(const struct apply_args *a, struct dimg_tree *target, str
 	else if (!base->nlayers)
 		x.why = strdup("the base is a plain directory, not an image");
 	else {
-		x.src = (struct layers_src){base, exact_content, &x};
+		x.src = (struct layers_src){base, exact_content, &x, target};
 		r = write_exact(a, &x, ci, target);
 	}
 	if (r == 0) {

@@ -51,6 +51,11 @@ static const char diff_help[] =
     "                          that cdimg merge composes without any image)\n"
     "      --no-layers         do not record layer recipes (apply then gives back\n"
     "                          one squashed layer)\n"
+    "      --recipes MODE      predicted (default): each layer entry's tar headers\n"
+    "                          recorded as what its writer (GNU tar, Go, Python)\n"
+    "                          makes of the tree entry, and how they differ; raw:\n"
+    "                          the headers as they are (larger; for measuring, or\n"
+    "                          for readers of recipes version 1)\n"
     "      --no-dict           no shared zstd dictionary for small new files (by\n"
     "                          default one is trained on the files up to 64 KiB\n"
     "                          stored whole, and kept when it makes the delta smaller)\n"
@@ -62,7 +67,7 @@ struct diff_args {
 	const char *out, *old, *nw;
 	const char *base_ref, *target_ref, *platform, *cache;
 	int json, quiet, raw; /* raw: write a .dimg */
-	int no_layers;
+	int no_layers, raw_recipes;
 	struct packer_opts po;
 };
 
@@ -97,15 +102,23 @@ static int parse_codecs(const char *s, unsigned *mask)
 
 static int parse(int argc, char **argv, struct diff_args *a)
 {
-	static const struct option opts[] = {
-	    {"output", required_argument, 0, 'o'},   {"jobs", required_argument, 0, 'j'},
-	    {"level", required_argument, 0, 'l'},    {"max-diff-size", required_argument, 0, 'M'},
-	    {"codecs", required_argument, 0, 'C'},   {"no-dict", no_argument, 0, 'D'},
-	    {"json", no_argument, 0, 'J'},           {"quiet", no_argument, 0, 'q'},
-	    {"help", no_argument, 0, 'h'},           {"ref", required_argument, 0, 'R'},
-	    {"base-ref", required_argument, 0, 'B'}, {"target-ref", required_argument, 0, 'T'},
-	    {"platform", required_argument, 0, 'P'}, {"cache", required_argument, 0, 'K'},
-	    {"no-layers", no_argument, 0, 'N'},      {0, 0, 0, 0}};
+	static const struct option opts[] = {{"output", required_argument, 0, 'o'},
+	                                     {"jobs", required_argument, 0, 'j'},
+	                                     {"level", required_argument, 0, 'l'},
+	                                     {"max-diff-size", required_argument, 0, 'M'},
+	                                     {"codecs", required_argument, 0, 'C'},
+	                                     {"no-dict", no_argument, 0, 'D'},
+	                                     {"json", no_argument, 0, 'J'},
+	                                     {"quiet", no_argument, 0, 'q'},
+	                                     {"help", no_argument, 0, 'h'},
+	                                     {"ref", required_argument, 0, 'R'},
+	                                     {"base-ref", required_argument, 0, 'B'},
+	                                     {"target-ref", required_argument, 0, 'T'},
+	                                     {"platform", required_argument, 0, 'P'},
+	                                     {"cache", required_argument, 0, 'K'},
+	                                     {"no-layers", no_argument, 0, 'N'},
+	                                     {"recipes", required_argument, 0, 'E'},
+	                                     {0, 0, 0, 0}};
 	unsigned v;
 	int c;
 	packer_opts_default(&a->po);
@@ -158,6 +171,11 @@ static int parse(int argc, char **argv, struct diff_args *a)
 		case 'N':
 			a->no_layers = 1;
 			break;
+		case 'E':
+			if (strcmp(optarg, "raw") && strcmp(optarg, "predicted"))
+				goto bad;
+			a->raw_recipes = !strcmp(optarg, "raw");
+			break;
 		case 'h':
 			fputs(diff_help, stdout);
 			return -1;
@@ -195,6 +213,13 @@ static struct json_object *layers_json(const struct diff_layers *dl)
 	json_object_object_add(o, "refs", json_object_new_int64((int64_t)st->refs));
 	json_object_object_add(o, "inline_files", json_object_new_int64((int64_t)st->inline_files));
 	json_object_object_add(o, "inline_bytes", json_object_new_int64((int64_t)st->inline_bytes));
+	json_object_object_add(o, "version", json_object_new_int64((int64_t)st->version));
+	json_object_object_add(o, "entries", json_object_new_int64((int64_t)st->entries));
+	json_object_object_add(o, "entries_exact", json_object_new_int64((int64_t)st->exact));
+	json_object_object_add(o, "entries_patched", json_object_new_int64((int64_t)st->patched));
+	json_object_object_add(o, "entries_raw", json_object_new_int64((int64_t)st->raw_entries));
+	json_object_object_add(o, "layers_unchecked",
+	                       json_object_new_int64((int64_t)st->unchecked));
 	return o;
 }
 
@@ -210,6 +235,10 @@ static void print_layers(const struct diff_layers *dl)
 	       "%" PRIu64 " contents embedded (%s)\n",
 	       dl->st.layers, dl->st.from_base, cli_human(dl->st.blob_size, h, sizeof(h)),
 	       dl->st.inline_files, cli_human(dl->st.inline_bytes, h2, sizeof(h2)));
+	if (dl->st.version >= LAYERS_VERSION)
+		printf("  layer entries: %" PRIu64 " as their writer predicts, %" PRIu64
+		       " patched, %" PRIu64 " as they are\n",
+		       dl->st.exact, dl->st.patched, dl->st.raw_entries);
 }
 
 /* cdimg_size: 0 for a raw .dimg. */
@@ -333,9 +362,14 @@ static int write_layers(const struct diff_args *a, const struct dimg_image *base
 	int fd = packer_tmpfile(a->out, path);
 	if (fd < 0)
 		return fd;
-	int r = layers_build(fd, target, base, a->po.diff.level, &dl->st, &dl->why);
+	int r = layers_build(fd, target, base, a->po.diff.level, a->raw_recipes, &dl->st, &dl->why);
 	if (close(fd) < 0 && r == 0)
 		r = -errno;
+	if (r == 0 && dl->st.unchecked)
+		fprintf(stderr,
+		        "cdimg diff: warning: %zu layer(s) recorded as they are: their predicted "
+		        "entries did not give them back (a bug: please report it)\n",
+		        dl->st.unchecked);
 	if (r == 0) {
 		dl->recorded = 1;
 		return 0;

@@ -192,35 +192,74 @@ static int open_base(const struct merge_args *a, struct dimg_image **img)
 	return code;
 }
 
+/* Delta i's target tree from its base tree (NULL: none known), or NULL
+ * when it cannot be had. */
+static struct dimg_tree *merge_next_tree(const struct inputs *in, size_t i,
+                                         const struct dimg_tree *base)
+{
+	struct dimg_tree *t = NULL;
+	if (base && dimg_reader_resolve(in->rd[i], base, &t) < 0)
+		t = NULL;
+	return t;
+}
+
+/* acc (recipes of delta i-1's target, tree prev) composed with delta i's
+ * (tree cur) into acc. */
+static int merge_compose(const struct merge_args *a, const struct cdimg_info *ci, size_t i,
+                         struct dimg_buf *acc, const struct dimg_tree *prev,
+                         const struct dimg_tree *cur, size_t *lost, char **err)
+{
+	struct dimg_buf next = {0};
+	size_t k = 0, l = 0;
+	char *why = NULL;
+	int r = layers_compose(acc->data, acc->len, prev, ci->layers, (size_t)ci->layers_size, cur,
+	                       a->mo.level, &next, &k, &l, &why);
+	if (r == 0) {
+		dimg_buf_free(acc);
+		*acc = next;
+		*lost += l;
+	} else {
+		if (asprintf(err, "%s: %s", a->deltas[i], why ? why : strerror(-r)) < 0)
+			*err = NULL;
+		dimg_buf_free(&next);
+	}
+	free(why);
+	return r;
+}
+
 /* The merged image's layer recipes, into a temporary file next to the
  * output (*path; NULL when the last delta records none): the last delta's,
- * its layers "as in the base" taken from the earlier deltas' recipes. */
+ * its layers "as in the base" taken from the earlier deltas' recipes
+ * (those with predicted entries read against the intermediate trees,
+ * which --base gives). */
 static int merged_layers(const struct merge_args *a, const struct inputs *in, char **path,
                          char **err)
 {
 	struct dimg_buf acc = {0};
+	struct dimg_tree *prev = NULL, *cur = NULL;
+	size_t lost = 0;
 	int r = 0, fd;
 	*path = NULL;
 	for (size_t i = 0; !r && i < a->n; i++) {
 		const struct cdimg_info *ci = in->c[i] ? cdimg_get_info(in->c[i]) : NULL;
-		struct dimg_buf next = {0};
-		size_t k = 0;
-		char *why = NULL;
+		dimg_tree_free(prev);
+		prev = cur;
+		cur = merge_next_tree(in, i, i ? prev : a->mo.base);
 		if (!ci || !ci->layers)
 			continue;
 		if (!acc.len)
 			r = dimg_buf_append(&acc, ci->layers, (size_t)ci->layers_size);
-		else if ((r = layers_compose(acc.data, acc.len, ci->layers, (size_t)ci->layers_size,
-		                             a->mo.level, &next, &k, &why)) == 0) {
-			dimg_buf_free(&acc);
-			acc = next;
-		} else {
-			if (asprintf(err, "%s: %s", a->deltas[i], why ? why : strerror(-r)) < 0)
-				*err = NULL;
-			dimg_buf_free(&next);
-		}
-		free(why);
+		else
+			r = merge_compose(a, ci, i, &acc, prev, cur, &lost, err);
 	}
+	dimg_tree_free(prev);
+	dimg_tree_free(cur);
+	if (lost)
+		fprintf(stderr,
+		        "cdimg merge: warning: %zu layer(s) of the target are recorded against an "
+		        "intermediate image's tree; without --base IMAGE, apply gives back one "
+		        "squashed layer instead of the original layers\n",
+		        lost);
 	const struct cdimg_info *last = cdimg_get_info(in->c[a->n - 1]);
 	if (r || !last->layers) {
 		dimg_buf_free(&acc);
