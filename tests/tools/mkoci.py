@@ -4,6 +4,7 @@ as ONE gzip layer, for tests (python3 stdlib only).
 
     mkoci.py [--ref NAME] [--arch ARCH] [--env K=V]... [--label K=V]...
              [--entrypoint JSON] [--cmd JSON] [--workdir DIR] ROOTFS OUT.tar
+    mkoci.py [options] --layer LAYER.tar - OUT.tar
 
 The layer is a PAX tar that keeps what an image layer can hold: owners,
 full modes (setuid/setgid/sticky), nanosecond mtimes, devices, fifos,
@@ -11,6 +12,8 @@ symlinks, hardlinks and xattrs (SCHILY.xattr.*). Entries go in byte order
 of their paths; gzip and the outer tar have fixed headers, so the same
 tree gives the same bytes. Sockets are skipped; the root entry is left out,
 as in most real layers. Must run as root to read every file of a real tree.
+With --layer, the layer is LAYER.tar as it is (a tar some other writer
+made), gzipped the same way.
 """
 import argparse
 import gzip
@@ -68,14 +71,16 @@ def add_entry(tar, root, rel):
         tar.addfile(ti)
 
 
-def make_layer(root, workdir):
-    """Writes layer.tar and layer.tar.gz; returns (diff_id, digest, size)."""
-    raw = os.path.join(workdir, "layer.tar")
-    with tarfile.open(raw, "w", format=tarfile.PAX_FORMAT, encoding="utf-8",
-                      errors="surrogateescape") as tar:
-        for rel in tree_paths(root):
-            add_entry(tar, root, rel)
-    packed = raw + ".gz"
+def make_layer(root, workdir, layer=None):
+    """Writes layer.tar (or takes `layer`) and layer.tar.gz; returns
+    (diff_id, digest, size, path of the .gz)."""
+    raw = layer or os.path.join(workdir, "layer.tar")
+    if layer is None:
+        with tarfile.open(raw, "w", format=tarfile.PAX_FORMAT, encoding="utf-8",
+                          errors="surrogateescape") as tar:
+            for rel in tree_paths(root):
+                add_entry(tar, root, rel)
+    packed = os.path.join(workdir, "layer.tar.gz")
     with open(raw, "rb") as src, open(packed, "wb") as dst:
         with gzip.GzipFile(filename="", mode="wb", fileobj=dst, mtime=0, compresslevel=6) as gz:
             shutil.copyfileobj(src, gz, CHUNK)
@@ -143,13 +148,14 @@ def main():
     ap.add_argument("--entrypoint")
     ap.add_argument("--cmd")
     ap.add_argument("--workdir")
+    ap.add_argument("--layer", help="an uncompressed layer tar to use as it is (ROOTFS: -)")
     ap.add_argument("rootfs")
     ap.add_argument("out")
     args = ap.parse_args()
 
     work = tempfile.mkdtemp(prefix="mkoci.", dir=os.path.dirname(os.path.abspath(args.out)))
     try:
-        diff_id, digest, size, packed = make_layer(args.rootfs, work)
+        diff_id, digest, size, packed = make_layer(args.rootfs, work, args.layer)
         config = canon(make_config(args, diff_id))
         cdesc = {"mediaType": "application/vnd.oci.image.config.v1+json",
                  "digest": "sha256:" + hashlib.sha256(config).hexdigest(), "size": len(config)}
