@@ -21,7 +21,7 @@
 
 /* The squash API is private to libdimg; dimg_fuzz exports only its public
  * include directory. */
-#include "../../dimg/lib/cas-internal.h"
+#include "../../dimg/lib/image/cas-internal.h"
 #include "dimg/hash.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
