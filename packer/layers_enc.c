@@ -76,12 +76,15 @@ static int le_path(struct le *e)
 		uint64_t size = 0;
 		if (dimg_tar_number(u + off + DIMG_TAR_SIZE, 12, &size) < 0)
 			break;
-		const uint8_t *d = u + off + TARMODEL_BLOCK;
+		const uint8_t *d = u + off + TARMODEL_BLOCK, *v;
+		size_t vn = 0;
 		if (u[off + DIMG_TAR_TYPE] == 'L') {
 			s = d;
 			n = strnlen((const char *)d, (size_t)size);
-		} else if (u[off + DIMG_TAR_TYPE] == 'x' && le_pax(d, (size_t)size, "path", &n)) {
-			s = le_pax(d, (size_t)size, "path", &n);
+		} else if (u[off + DIMG_TAR_TYPE] == 'x' &&
+		           (v = le_pax(d, (size_t)size, "path", &vn))) {
+			s = v;
+			n = vn;
 		}
 		off += TARMODEL_BLOCK +
 		       (size_t)(size + TARMODEL_BLOCK - 1) / TARMODEL_BLOCK * TARMODEL_BLOCK;
@@ -511,8 +514,8 @@ static int le_choose(struct le *e, ssize_t idx, const struct le_content *c, enum
 	if (idx < 0)
 		return 0;
 	int r = tarmodel_predict(&e->m, (size_t)idx, &e->pred, &pr);
-	if (r < 0)
-		return r == -E2BIG ? 0 : r;
+	if (r < 0) /* too long, or an entry no model predicts: as it is */
+		return r == -ENOMEM ? r : 0;
 	*implied = pr.has_content && c->has && c->rec[0] == DIMG_RECIPE_FILE && c->pad_zero &&
 	           rec_size(c->rec) == pr.size && !memcmp(c->rec + 9, pr.sha256, 32);
 	if (pr.has_content && !*implied)
@@ -624,12 +627,15 @@ static int le_entry(struct le *e)
 	if (e->size) {
 		if ((r = in_type(e, &t)) < 0)
 			return r;
-		if (t != DIMG_RECIPE_FILE && t != DIMG_RECIPE_INLINE)
-			return 1;
+		if (t != DIMG_RECIPE_FILE && t != DIMG_RECIPE_INLINE) /* framing lost */
+			return (r = emit_raw(e, e->unit.data, e->unit.len)) < 0 ? r : 1;
 		if ((r = take_content(e, c.rec)) < 0)
 			return r;
-		if (rec_size(c.rec) != e->size)
-			return -EBADMSG;
+		if (rec_size(c.rec) != e->size) { /* likewise */
+			if ((r = emit_raw(e, e->unit.data, e->unit.len)) == 0)
+				r = pass_content(e, c.rec);
+			return r < 0 ? r : 1;
+		}
 		c.has = 1;
 		c.pad = (TARMODEL_BLOCK - e->size % TARMODEL_BLOCK) % TARMODEL_BLOCK;
 	}
