@@ -45,7 +45,10 @@ struct le {
 	uint64_t size; /* its data size */
 	uint8_t padbuf[TARMODEL_BLOCK];
 	struct lenc_stats st;
-	uint64_t limit; /* stop after this many entries (trials), 0: never */
+	uint64_t limit;  /* stop after this many entries (trials), 0: never */
+	int have_prefix; /* the name prefix of the layer's first entry but the root */
+	uint8_t plen;
+	char prefix[2];
 };
 
 /* ---- tar headers as the layer has them ---- */
@@ -100,6 +103,20 @@ static int le_path(struct le *e)
 		r = s ? dimg_buf_append(b, s, n)
 		      : dimg_buf_append(b, h, strnlen((const char *)h, 100));
 	return r < 0 ? r : dimg_buf_append(b, "", 1);
+}
+
+/* Notes the prefix ("./", "/" or none) of the first name that is not the
+ * root's: a writer may name the root "./" and the others without "./". */
+static void le_note_prefix(struct le *e)
+{
+	const char *s = (const char *)e->path.data;
+	uint8_t n = s[0] == '/' ? 1 : s[0] == '.' && s[1] == '/' ? 2 : 0;
+	const char *rest = s + n;
+	if (e->have_prefix || !rest[0] || !strcmp(rest, ".") || !strcmp(rest, "./"))
+		return;
+	e->have_prefix = 1;
+	e->plen = n;
+	memcpy(e->prefix, s, n);
 }
 
 static ssize_t le_lookup(struct le *e)
@@ -648,10 +665,10 @@ static int le_entry(struct le *e)
 		c.pad_zero = got == (TARMODEL_BLOCK - e->size % TARMODEL_BLOCK) % TARMODEL_BLOCK &&
 		             !memcmp(e->padbuf, zero, got);
 	}
-	ssize_t idx = (r = le_path(e)) < 0 ? -1 : le_lookup(e);
-	if (r < 0)
+	if ((r = le_path(e)) < 0)
 		return r;
-	return le_emit(e, idx, &c);
+	le_note_prefix(e);
+	return le_emit(e, le_lookup(e), &c);
 }
 
 static int le_run(struct le *e)
@@ -717,28 +734,24 @@ static int le_pass(struct le *e, const struct tarmodel_params *p, const struct l
 	return le_run(e);
 }
 
-/* The name prefix of the layer's first entry: "./", "/" or none. */
-static int le_prefix(struct le *e, struct tarmodel_params *p)
+/* The name prefix of the layer's first entries (past the root). */
+static int le_prefix(struct le *e, const struct lenc_out *dry, struct tarmodel_params *p)
 {
-	enum le_unit kind;
-	int r = e->src->rewind(e->src->ctx);
-	e->raw_left = 0;
-	e->have_type = 0;
-	if (r == 0 && (r = read_unit(e, &kind)) == 0 && kind == LE_ENTRY && (r = le_path(e)) == 0) {
-		const char *s = (const char *)e->path.data;
-		p->plen = s[0] == '/' ? 1 : s[0] == '.' && s[1] == '/' ? 2 : 0;
-		memcpy(p->prefix, s, p->plen);
-	}
+	static const struct tarmodel_params any = {.writer = TARMODEL_GNU};
+	e->have_prefix = 0;
+	int r = le_pass(e, &any, dry, 16);
+	p->plen = e->have_prefix ? e->plen : 0;
+	memcpy(p->prefix, e->prefix, p->plen);
 	return r;
 }
 
 static int le_best(struct le *e, const struct tarmodel_dfs *dfs, struct tarmodel_params *best)
 {
-	struct le_count cnt;
+	struct le_count cnt = {0};
 	struct lenc_out dry = {count_write, count_file, &cnt};
 	uint64_t least = UINT64_MAX;
 	struct tarmodel_params p = {0};
-	int r = le_prefix(e, &p);
+	int r = le_prefix(e, &dry, &p);
 	for (p.writer = TARMODEL_GNU; r == 0 && p.writer <= TARMODEL_PYTHON; p.writer++)
 		for (p.order = 0; r == 0 && p.order <= (dfs ? TARMODEL_ORDER_DEPTH : 0);
 		     p.order++) {

@@ -16,19 +16,26 @@ TREES=${DI3FS_TREES:-/var/cache/di3fs/trees}
 command -v skopeo >/dev/null || fail "skopeo is not installed: run install/deps.sh"
 command -v zstd >/dev/null || fail "zstd is not installed: run install/deps.sh"
 
-# exact BASE TARGET NAME: diff, apply twice (identical), check the layers.
+# exact BASE TARGET NAME [BOUND]: diff, apply twice (identical), check the
+# layers; BOUND: the most bytes of recipes (but embedded contents) per tar
+# entry of the recorded layers.
 exact() {
-	local base=$1 target=$2 name=$3
+	local base=$1 target=$2 name=$3 bound=${4:--}
 	"$CDIMG" diff --json "$base" "$target" -o "$WORK/$name.cdimg" >"$WORK/$name.json" ||
 		fail "$name: diff failed"
-	python3 - "$WORK/$name.json" "$name" <<'PY'
+	python3 - "$WORK/$name.json" "$name" "$bound" <<'PY'
 import json, sys
 j = json.load(open(sys.argv[1]))
 l = j["layers"]
-assert l["recorded"], l
+assert l["recorded"] and l["version"] == 2, l
 print("  %s: .cdimg %d B, recipes %d B (%d layers, %d as in the base, %d contents "
-      "embedded = %d B, %d raw tar bytes)" % (sys.argv[2], j["size"], l["size"], l["layers"],
-      l["from_base"], l["inline_files"], l["inline_bytes"], l["raw_bytes"]))
+      "embedded = %d B, %d raw tar bytes; %d entries: %d as predicted, %d patched, %d as "
+      "they are)" % (sys.argv[2], j["size"], l["size"], l["layers"], l["from_base"],
+                     l["inline_files"], l["inline_bytes"], l["raw_bytes"], l["entries"],
+                     l["entries_exact"], l["entries_patched"], l["entries_raw"]))
+if sys.argv[3] != "-":
+    per = (l["size"] - l["inline_bytes"]) / l["entries"]
+    assert per <= float(sys.argv[3]), "%.2f B per entry" % per
 PY
 	"$CDIMG" apply "$base" "$WORK/$name.cdimg" -o "$WORK/$name-out.tar" >"$WORK/apply.txt" \
 		2>"$WORK/apply.err" || fail "$name: apply failed: $(cat "$WORK/apply.err")"
@@ -202,8 +209,8 @@ assert d + "/.wh." + b in names, "no whiteout for " + sys.argv[2]
 assert "etc/debian_version" in names
 PY
 echo "nginx (2 layers, the first shared with the base):"
-exact "$WORK/ng1.tar" "$WORK/ng2.tar" nginx
+exact "$WORK/ng1.tar" "$WORK/ng2.tar" nginx 4
 echo "nginx, docker save, the base's image as an OCI tar:"
 $MKIMAGES oci "$V1" "$WORK/ng2" "$WORK/ng2-docker.tar" --ref ex/nginx:v2 --docker-save
-exact "$WORK/ng1.tar" "$WORK/ng2-docker.tar" nginx-docker
+exact "$WORK/ng1.tar" "$WORK/ng2-docker.tar" nginx-docker 4
 echo "cdimg_layers: ok"

@@ -36,9 +36,10 @@ static const char *content_of(const struct env *v, const uint8_t sha[32], uint64
 	return recipes_content(sha, size);
 }
 
-/* A layer of every tree entry but the root in the model's order, as the
- * model predicts it, then the end blocks. */
-static void model_layer(struct env *v, const struct tarmodel_params *p, struct dimg_buf *tar)
+/* A layer of every tree entry (but the root unless root) in the model's
+ * order, as the model predicts it, then the end blocks. */
+static void model_layer(struct env *v, const struct tarmodel_params *p, int root,
+                        struct dimg_buf *tar)
 {
 	static const uint8_t zero[DIMG_TAR_BLOCK];
 	struct tarmodel m;
@@ -46,7 +47,7 @@ static void model_layer(struct env *v, const struct tarmodel_params *p, struct d
 	CHECK_RC(tarmodel_init(&m, v->t, &v->dfs));
 	tarmodel_reset(&m, p);
 	tar->len = 0;
-	for (size_t pos = 1; pos < v->t->n; pos++) {
+	for (size_t pos = root ? 0 : 1; pos < v->t->n; pos++) {
 		size_t idx = p->order == TARMODEL_ORDER_DEPTH ? v->dfs.idx[pos] : pos;
 		CHECK_RC(tarmodel_predict(&m, idx, tar, &pr));
 		tarmodel_commit(&m, idx, tar->data + tar->len - DIMG_TAR_BLOCK);
@@ -162,7 +163,9 @@ static void round_trip(struct env *v, const struct dimg_buf *tar, struct lenc_st
 	dimg_buf_free(&back);
 }
 
-/* Each model's own layer: every entry as predicted, a few bytes in all. */
+/* Each model's own layer: every entry as predicted, a few bytes in all.
+ * GNU tar and Python name the root "./" (tar -C DIR ., mkimages.py), the
+ * others by GNU tar with "./" in front too, by Python without. */
 static void check_models(struct env *v)
 {
 	static const char *const names[] = {"", "GNU tar", "Go", "Python"};
@@ -174,12 +177,13 @@ static void check_models(struct env *v)
 			struct tarmodel_params p = {.writer = w, .order = o};
 			if (w == TARMODEL_GNU) /* tar -C DIR . */
 				memcpy(p.prefix, "./", p.plen = 2);
-			model_layer(v, &p, &tar);
+			int root = w != TARMODEL_GO;
+			model_layer(v, &p, root, &tar);
 			round_trip(v, &tar, &st, &size);
 			printf("  %-7s order %u: %zu tar bytes, %zu entries exact of %zu, %zu B of "
 			       "records\n",
 			       names[w], o, tar.len, (size_t)st.exact, (size_t)st.entries, size);
-			CHECK(st.entries == v->t->n - 1 && st.exact == st.entries);
+			CHECK(st.entries == v->t->n - !root && st.exact == st.entries);
 			CHECK(size < 32);
 		}
 	dimg_buf_free(&tar);
@@ -192,7 +196,7 @@ static void check_changed(struct env *v)
 	struct dimg_buf tar = {0};
 	struct lenc_stats st;
 	size_t size, exact_size;
-	model_layer(v, &p, &tar);
+	model_layer(v, &p, 0, &tar);
 	round_trip(v, &tar, &st, &exact_size);
 	/* another mtime in the first header: one patched entry */
 	tar.data[DIMG_TAR_MTIME + 10] ^= 1;
