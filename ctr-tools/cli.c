@@ -1,14 +1,16 @@
 /* Shared helpers of the cdimg subcommands. */
 #include <errno.h>
 #include <inttypes.h>
+#include <json-c/json.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
-#include "cdimg.h"
 #include "cli.h"
 #include "dimg/dimg.h"
+#include "dimg/image.h"
 
 int cli_exit_code(int rc)
 {
@@ -26,34 +28,33 @@ int cli_exit_code(int rc)
 	}
 }
 
-static const char *problem(int rc)
+/* Writes "s: " to stderr, its control bytes escaped (names come from
+ * outside: tars, deltas, registries, the command line). */
+static void put_part(const char *s)
 {
-	switch (rc) {
-	case -EBADMSG:
-		return "corrupt or inconsistent data";
-	case -ENOTSUP:
-		return "unsupported format version";
-	case -EOVERFLOW:
-		return "a length or offset is out of range (truncated or corrupt)";
-	case -EXDEV:
-		return "wrong base: the delta was made against a different tree";
-	case -ESTALE:
-		return "the file changed while it was being read";
-	case -ELOOP:
-		return "path goes through a symlink";
-	default:
-		return strerror(-rc);
-	}
+	char buf[DIMG_ERR_WHAT_MAX];
+	fprintf(stderr, "%s: ", dimg_escape_controls(buf, sizeof(buf), s));
 }
 
 int cli_fail(int rc, const char *what, const char *detail)
 {
 	fprintf(stderr, "cdimg: ");
 	if (what)
-		fprintf(stderr, "%s: ", what);
+		put_part(what);
 	if (detail)
-		fprintf(stderr, "%s: ", detail);
-	fprintf(stderr, "%s\n", problem(rc));
+		put_part(detail);
+	fprintf(stderr, "%s\n", dimg_strerror(rc));
+	return cli_exit_code(rc);
+}
+
+int cli_report(int rc, const struct dimg_err *e, const char *what)
+{
+	if (e && e->what[0])
+		what = e->what;
+	fprintf(stderr, "cdimg: ");
+	if (what)
+		put_part(what);
+	fprintf(stderr, "%s\n", e && e->why[0] ? e->why : dimg_strerror(rc));
 	return cli_exit_code(rc);
 }
 
@@ -158,55 +159,245 @@ int cli_parse_uint(const char *s, unsigned lo, unsigned hi, unsigned *out)
 	return 0;
 }
 
-const char *cli_human(uint64_t n, char *buf, size_t len)
+const char *cli_human_units(uint64_t n, unsigned base, char *buf, size_t len)
 {
-	static const char *u[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+	static const char *bin[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+	static const char *dec[] = {"B", "kB", "MB", "GB", "TB"};
 	double v = (double)n;
 	int i = 0;
-	while (v >= 1024 && i < 4) {
-		v /= 1024;
+	while (v >= base && i < 4) {
+		v /= base;
 		i++;
 	}
 	if (i == 0)
 		snprintf(buf, len, "%" PRIu64 " B", n);
 	else
-		snprintf(buf, len, "%.1f %s", v, u[i]);
+		snprintf(buf, len, "%.1f %s", v, base == 1000 ? dec[i] : bin[i]);
 	return buf;
 }
 
-int cli_walk(struct dimg_tree **out, const char *dir, unsigned jobs, struct cli_progress *p)
+const char *cli_human(uint64_t n, char *buf, size_t len)
 {
-	char *bad = NULL;
-	int r = dimg_tree_walk(out, dir, 0, jobs, cli_progress_cb, p, &bad);
-	cli_progress_done(p);
-	if (r < 0) {
-		int code = cli_fail(r, dir, bad && bad[0] ? bad : NULL);
-		free(bad);
-		return code;
-	}
-	free(bad);
-	return 0;
+	return cli_human_units(n, 1024, buf, len);
 }
 
-/* Opens a .dimg or a .cdimg (by its first bytes); reports errors itself. */
-int cli_open_delta(const char *path, struct cdimg **c, struct dimg_reader **rd)
+/* ---- shared options ---- */
+
+static int usage_line(const struct cli_args *a)
 {
-	char *err = NULL;
-	int code, r = cdimg_sniff(path);
-	if (r == CDIMG_KIND_CDIMG) {
-		if ((r = cdimg_open(c, path, &err)) == 0 && (r = cdimg_dimg_reader(*c, rd)) < 0)
-			return cli_fail(r, path, "the .dimg inside");
-	} else if (r >= 0) {
-		r = dimg_reader_open(rd, path);
+	const char *nl = strchr(a->help, '\n');
+	fprintf(stderr, "%.*s\n'cdimg %s --help' describes every option.\n",
+	        (int)(nl ? nl - a->help : (long)strlen(a->help)), a->help, a->cmd);
+	return CLI_USAGE;
+}
+
+int cli_usage_hint(const struct cli_args *a)
+{
+	return usage_line(a);
+}
+
+int cli_bad_value(const struct cli_args *a, const char *opt, const char *arg, const char *why)
+{
+	fprintf(stderr, "cdimg %s: %s: '%s' %s\n", a->cmd, opt, arg, why);
+	return -1;
+}
+
+int cli_opt_uint(const struct cli_args *a, const char *opt, const char *arg, unsigned lo,
+                 unsigned hi, unsigned *out)
+{
+	char why[96];
+	if (cli_parse_uint(arg, lo, hi, out) == 0)
+		return 0;
+	snprintf(why, sizeof(why), "is not a number from %u to %u", lo, hi);
+	return cli_bad_value(a, opt, arg, why);
+}
+
+int cli_bad_option(const struct cli_args *a, int c, char **argv)
+{
+	const char *word = optind > 0 ? argv[optind - 1] : "?";
+	if (c == ':')
+		fprintf(stderr, "cdimg %s: %s needs a value\n", a->cmd, word);
+	else if (c == '?' && optopt)
+		fprintf(stderr, "cdimg %s: unknown option '-%c'\n", a->cmd, optopt);
+	else
+		fprintf(stderr, "cdimg %s: unknown option '%s'\n", a->cmd, word);
+	return usage_line(a);
+}
+
+static int image_option(struct cli_args *a, int c, const char *arg)
+{
+	switch (c) {
+	case CLI_OPT_BASE_REF:
+		a->base_ref = arg;
+		return 1;
+	case CLI_OPT_TARGET_REF:
+		a->target_ref = arg;
+		return 1;
+	case CLI_OPT_PLATFORM:
+		a->platform = arg;
+		return 1;
+	case CLI_OPT_CACHE:
+		a->cache = arg;
+		return 1;
+	default:
+		return 0;
 	}
-	if (r >= 0) {
-		code = 0;
-	} else if (err) {
-		fprintf(stderr, "cdimg: %s: %s\n", path, err);
-		code = cli_exit_code(r);
-	} else {
-		code = cli_fail(r, path, NULL);
+}
+
+int cli_option(struct cli_args *a, int c, const char *arg, char **argv)
+{
+	unsigned v;
+	switch (c) {
+	case 'o':
+		a->out = arg;
+		return 1;
+	case CLI_OPT_FORCE:
+		a->force = 1;
+		return 1;
+	case CLI_OPT_JSON:
+		a->json = 1;
+		return 1;
+	case 'q':
+		a->quiet = 1;
+		return 1;
+	case 'j':
+		return cli_opt_uint(a, "--jobs", arg, 1, 1024, &a->jobs) < 0 ? -1 : 1;
+	case 'l':
+		if (cli_opt_uint(a, "--level", arg, 1, 22, &v) < 0)
+			return -1;
+		a->level = (int)v;
+		return 1;
+	case 'h':
+		fputs(a->help, stdout);
+		a->help_shown = 1;
+		return 1;
+	case ':':
+	case '?':
+		cli_bad_option(a, c, argv);
+		return -1;
+	default:
+		return image_option(a, c, arg);
 	}
-	free(err);
-	return code;
+}
+
+int cli_positionals(const struct cli_args *a, int argc, char **argv, int first, int min, int max,
+                    const char *const *names, int need_output)
+{
+	int n = argc - first;
+	if (n < min)
+		fprintf(stderr, "cdimg %s: missing %s\n", a->cmd, names[n]);
+	else if (n > max)
+		fprintf(stderr, "cdimg %s: unexpected argument '%s'\n", a->cmd, argv[first + max]);
+	else if (need_output && !a->out)
+		fprintf(stderr, "cdimg %s: missing -o OUTPUT: what to write\n", a->cmd);
+	else
+		return 0;
+	return usage_line(a);
+}
+
+void cli_image_opts(const struct cli_args *a, int target, struct dimg_image_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->ref = target ? a->target_ref : a->base_ref;
+	o->platform = a->platform;
+	o->cas_dir = a->cache;
+	o->jobs = a->jobs;
+}
+
+int cli_getopt(struct cli_args *a, int argc, char **argv, const char *shortopts,
+               const struct option *opts, int (*own)(void *ctx, int c, const char *arg), void *ctx)
+{
+	int c, r;
+	while ((c = getopt_long(argc, argv, shortopts, opts, NULL)) != -1) {
+		if ((r = cli_option(a, c, optarg, argv)) < 0)
+			return CLI_USAGE;
+		if (r == 0 && (r = own ? own(ctx, c, optarg) : -2) == -2)
+			return cli_bad_option(a, c, argv);
+		if (r < 0)
+			return CLI_USAGE;
+	}
+	return a->help_shown ? -1 : 0;
+}
+
+int cli_check_output(const struct cli_args *a, const char *const *inputs, size_t n)
+{
+	struct stat out, in;
+	if (lstat(a->out, &out) < 0)
+		return 0; /* nothing there (or the writer says what is wrong) */
+	for (size_t i = 0; i < n; i++) {
+		if (!inputs[i] || stat(inputs[i], &in) < 0 || in.st_dev != out.st_dev ||
+		    in.st_ino != out.st_ino)
+			continue;
+		if (strcmp(a->out, inputs[i]))
+			fprintf(stderr, "cdimg %s: %s is the same file as %s, ", a->cmd, a->out,
+			        inputs[i]);
+		else
+			fprintf(stderr, "cdimg %s: %s is ", a->cmd, a->out);
+		fprintf(stderr, "an input of this command: never written over, --force or not\n");
+		return CLI_USAGE;
+	}
+	if (a->force)
+		return 0;
+	fprintf(stderr, "cdimg %s: %s exists: give --force to replace it\n", a->cmd, a->out);
+	return CLI_FAILED;
+}
+
+/* ---- what a delta changes, said the same way by every command ---- */
+
+const char *const cli_payload_name[5] = {"none", "empty", "same", "full", "patch"};
+const char *const cli_codec_name[5] = {"none", "bsdiff", "zstdref", "gzip", "chain"};
+
+static int known(const struct dimg_counts *c)
+{
+	return c->changed != DIMG_COUNT_UNKNOWN;
+}
+
+void cli_counts_print(const struct dimg_counts *c)
+{
+	char h[32];
+	if (known(c))
+		printf("  entries: %" PRIu64 " (kept %" PRIu64 ", changed %" PRIu64
+		       ", added %" PRIu64 ", renamed %" PRIu64 "), removed %" PRIu64 "\n",
+		       c->entries, c->kept, c->changed, c->added, c->renamed, c->removed);
+	else
+		printf("  entries: %" PRIu64 " (kept %" PRIu64 ", stored %" PRIu64
+		       ": changed, added or renamed), %" PRIu64
+		       " base entries dropped: changed, removed or renamed (cdimg show --base OLD "
+		       "tells them apart)\n",
+		       c->entries, c->kept, c->stored, c->dropped);
+	printf("  stored regular files by payload:\n");
+	for (int k = 1; k < 5; k++)
+		printf("    %-6s %8" PRIu64 " files  %s\n", cli_payload_name[k], c->files[k],
+		       cli_human(c->bytes[k], h, sizeof(h)));
+	printf("    patches: %" PRIu64 " bsdiff, %" PRIu64 " zstdref, %" PRIu64 " gzip, %" PRIu64
+	       " chain\n",
+	       c->patches[1], c->patches[2], c->patches[3], c->patches[4]);
+}
+
+static struct json_object *count_json(uint64_t v)
+{
+	return v == DIMG_COUNT_UNKNOWN ? NULL : json_object_new_int64((int64_t)v);
+}
+
+void cli_counts_json(struct json_object *o, const struct dimg_counts *c)
+{
+	struct json_object *p = json_object_new_object(), *x = json_object_new_object();
+	json_object_object_add(o, "entries", count_json(c->entries));
+	json_object_object_add(o, "kept", count_json(c->kept));
+	json_object_object_add(o, "stored", count_json(c->stored));
+	json_object_object_add(o, "dropped", count_json(c->dropped));
+	json_object_object_add(o, "changed", count_json(c->changed));
+	json_object_object_add(o, "added", count_json(c->added));
+	json_object_object_add(o, "renamed", count_json(c->renamed));
+	json_object_object_add(o, "removed", count_json(c->removed));
+	for (int k = 1; k < 5; k++) {
+		struct json_object *f = json_object_new_object();
+		json_object_object_add(f, "files", count_json(c->files[k]));
+		json_object_object_add(f, "bytes", count_json(c->bytes[k]));
+		json_object_object_add(p, cli_payload_name[k], f);
+		json_object_object_add(x, cli_codec_name[k], count_json(c->patches[k]));
+	}
+	json_object_object_add(o, "payloads", p);
+	json_object_object_add(o, "patches", x);
+	json_object_object_add(o, "dictionary_blobs", count_json(c->dict_files));
 }

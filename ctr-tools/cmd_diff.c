@@ -8,11 +8,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cdimg.h"
 #include "cli.h"
-#include "layers.h"
-#include "dimg/image.h"
-#include "packer.h"
+#include "diff.h"
 
 static const char diff_help[] =
     "usage: cdimg diff [OPTIONS] OLD NEW -o OUT.cdimg|OUT.dimg\n"
@@ -23,7 +20,10 @@ static const char diff_help[] =
     "patch against the old file, or a zstd copy.\n"
     "\n"
     "OLD and NEW are images (an OCI image layout directory or tar, a `docker save`\n"
-    "tar), whose layers are squashed into one tree, or plain directory trees.\n"
+    "tar, or a name as `cdimg copy` takes them: oci:DIR[:REF], oci-archive:,\n"
+    "docker-archive:, containerd:NAME[:TAG] at $CONTAINERD_ADDRESS in namespace\n"
+    "$CONTAINERD_NAMESPACE, docker://), whose layers are squashed into one tree,\n"
+    "or plain directory trees.\n"
     "An output ending in .dimg gets the raw delta; any other name gets a .cdimg:\n"
     "an OCI artifact carrying the delta and NEW's config and manifest, which\n"
     "needs both sides to be images. A .cdimg also records how to rebuild each\n"
@@ -33,6 +33,7 @@ static const char diff_help[] =
     "\n"
     "options:\n"
     "  -o, --output FILE       the delta to write (written to a temp name, renamed)\n"
+    "      --force             replace FILE if it exists (never OLD or NEW)\n"
     "      --ref NAME          pick NAME from multi-image archives (both sides)\n"
     "      --base-ref NAME     ... from OLD only\n"
     "      --target-ref NAME   ... from NEW only\n"
@@ -44,6 +45,9 @@ static const char diff_help[] =
     "  -l, --level N           zstd level 1..22 (default 19)\n"
     "      --max-diff-size SZ  files larger than SZ (e.g. 512M) are stored whole\n"
     "                          instead of patched (default 512M; bounds memory)\n"
+    "      --zstdref-window SZ zstdref (zstd with the old file as its window) is\n"
+    "                          tried while old + new fit SZ (default 1G): applying\n"
+    "                          such a patch holds up to the new file in memory\n"
     "      --codecs LIST       patch codecs to try: bsdiff,zstdref,gzip (default all;\n"
     "                          gzip: a gzip file zlib recreates exactly is patched\n"
     "                          as its decompressed content and recompressed, with\n"
@@ -64,18 +68,9 @@ static const char diff_help[] =
     "  -h, --help              this text\n";
 
 struct diff_args {
-	const char *out, *old, *nw;
-	const char *base_ref, *target_ref, *platform, *cache;
-	int json, quiet, raw; /* raw: write a .dimg */
-	int no_layers, raw_recipes;
-	struct packer_opts po;
-};
-
-/* The layer recipes a .cdimg got, or why it got none. */
-struct diff_layers {
-	int recorded;
-	struct layers_stats st;
-	char *why;
+	struct cli_args c;
+	const char *old, *nw;
+	struct cdimg_diff_opts d;
 };
 
 static int parse_codecs(const char *s, unsigned *mask)
@@ -100,110 +95,91 @@ static int parse_codecs(const char *s, unsigned *mask)
 	return 0;
 }
 
+/* The diff's own options; -1 for a bad value (said). */
+static int diff_option(void *ctx, int c, const char *arg)
+{
+	struct diff_args *a = ctx;
+	switch (c) {
+	case 'M':
+		return cli_parse_size(arg, &a->d.po.diff.max_diff_size) < 0
+		           ? cli_bad_value(&a->c, "--max-diff-size", arg,
+		                           "is not a size (a number, K, M or G after it)")
+		           : 0;
+	case 'W':
+		return cli_parse_size(arg, &a->d.po.diff.max_zstdref_window) < 0
+		           ? cli_bad_value(&a->c, "--zstdref-window", arg,
+		                           "is not a size (a number, K, M or G after it)")
+		           : 0;
+	case 'C':
+		return parse_codecs(arg, &a->d.po.diff.codecs) < 0
+		           ? cli_bad_value(&a->c, "--codecs", arg,
+		                           "is not a list of bsdiff, zstdref, gzip or none")
+		           : 0;
+	case 'D':
+		a->d.po.no_dict = 1;
+		return 0;
+	case 'R':
+		a->c.base_ref = a->c.target_ref = arg;
+		return 0;
+	case 'N':
+		a->d.no_layers = 1;
+		return 0;
+	case 'E':
+		if (strcmp(arg, "raw") && strcmp(arg, "predicted"))
+			return cli_bad_value(&a->c, "--recipes", arg, "is not predicted or raw");
+		a->d.raw_recipes = !strcmp(arg, "raw");
+		return 0;
+	default:
+		return -2;
+	}
+}
+
 static int parse(int argc, char **argv, struct diff_args *a)
 {
-	static const struct option opts[] = {{"output", required_argument, 0, 'o'},
-	                                     {"jobs", required_argument, 0, 'j'},
-	                                     {"level", required_argument, 0, 'l'},
+	static const struct option opts[] = {CLI_OPTION_OUTPUT,
+	                                     CLI_OPTION_FORCE,
+	                                     CLI_OPTION_JOBS,
+	                                     CLI_OPTION_LEVEL,
+	                                     CLI_OPTION_JSON,
+	                                     CLI_OPTION_QUIET,
+	                                     CLI_OPTION_HELP,
+	                                     CLI_OPTION_BASE_REF,
+	                                     CLI_OPTION_TARGET_REF,
+	                                     CLI_OPTION_PLATFORM,
+	                                     CLI_OPTION_CACHE,
+	                                     {"ref", required_argument, 0, 'R'},
 	                                     {"max-diff-size", required_argument, 0, 'M'},
 	                                     {"codecs", required_argument, 0, 'C'},
 	                                     {"no-dict", no_argument, 0, 'D'},
-	                                     {"json", no_argument, 0, 'J'},
-	                                     {"quiet", no_argument, 0, 'q'},
-	                                     {"help", no_argument, 0, 'h'},
-	                                     {"ref", required_argument, 0, 'R'},
-	                                     {"base-ref", required_argument, 0, 'B'},
-	                                     {"target-ref", required_argument, 0, 'T'},
-	                                     {"platform", required_argument, 0, 'P'},
-	                                     {"cache", required_argument, 0, 'K'},
 	                                     {"no-layers", no_argument, 0, 'N'},
+	                                     {"zstdref-window", required_argument, 0, 'W'},
 	                                     {"recipes", required_argument, 0, 'E'},
 	                                     {0, 0, 0, 0}};
-	unsigned v;
-	int c;
-	packer_opts_default(&a->po);
-	while ((c = getopt_long(argc, argv, "o:j:l:qh", opts, NULL)) != -1) {
-		switch (c) {
-		case 'o':
-			a->out = optarg;
-			break;
-		case 'j':
-			if (cli_parse_uint(optarg, 1, 1024, &a->po.jobs) < 0)
-				goto bad;
-			break;
-		case 'l':
-			if (cli_parse_uint(optarg, 1, 22, &v) < 0)
-				goto bad;
-			a->po.diff.level = (int)v;
-			break;
-		case 'M':
-			if (cli_parse_size(optarg, &a->po.diff.max_diff_size) < 0)
-				goto bad;
-			break;
-		case 'C':
-			if (parse_codecs(optarg, &a->po.diff.codecs) < 0)
-				goto bad;
-			break;
-		case 'D':
-			a->po.no_dict = 1;
-			break;
-		case 'J':
-			a->json = 1;
-			break;
-		case 'q':
-			a->quiet = 1;
-			break;
-		case 'R':
-			a->base_ref = a->target_ref = optarg;
-			break;
-		case 'B':
-			a->base_ref = optarg;
-			break;
-		case 'T':
-			a->target_ref = optarg;
-			break;
-		case 'P':
-			a->platform = optarg;
-			break;
-		case 'K':
-			a->cache = optarg;
-			break;
-		case 'N':
-			a->no_layers = 1;
-			break;
-		case 'E':
-			if (strcmp(optarg, "raw") && strcmp(optarg, "predicted"))
-				goto bad;
-			a->raw_recipes = !strcmp(optarg, "raw");
-			break;
-		case 'h':
-			fputs(diff_help, stdout);
-			return -1;
-		default:
-			goto usage;
-		}
-	}
-	if (optind + 2 != argc || !a->out)
-		goto usage;
+	static const char *const names[] = {"OLD (the base image or tree)",
+	                                    "NEW (the target image or tree)"};
+	int r;
+	a->c = (struct cli_args){.cmd = "diff", .help = diff_help};
+	cdimg_diff_opts_default(&a->d);
+	if ((r = cli_getopt(&a->c, argc, argv, ":o:j:l:qh", opts, diff_option, a)) ||
+	    (r = cli_positionals(&a->c, argc, argv, optind, 2, 2, names, 1)))
+		return r;
 	a->old = argv[optind];
 	a->nw = argv[optind + 1];
-	size_t n = strlen(a->out);
-	a->raw = n >= 5 && !strcmp(a->out + n - 5, ".dimg");
+	a->d.po.jobs = a->c.jobs;
+	if (a->c.level)
+		a->d.po.diff.level = a->c.level;
+	size_t n = strlen(a->c.out);
+	a->d.raw = n >= 5 && !strcmp(a->c.out + n - 5, ".dimg");
 	return 0;
-bad:
-	fprintf(stderr, "cdimg diff: bad value '%s'\n", optarg);
-usage:
-	fputs(diff_help, stderr);
-	return -2;
 }
 
-static struct json_object *layers_json(const struct diff_layers *dl)
+static struct json_object *layers_json(const struct cdimg_diff_result *res)
 {
 	struct json_object *o = json_object_new_object();
-	const struct layers_stats *st = &dl->st;
-	json_object_object_add(o, "recorded", json_object_new_boolean(dl->recorded));
-	if (!dl->recorded) {
-		json_object_object_add(o, "why", json_object_new_string(dl->why ? dl->why : "?"));
+	const struct layers_stats *st = &res->layers;
+	json_object_object_add(o, "recorded", json_object_new_boolean(res->layers_recorded));
+	if (!res->layers_recorded) {
+		json_object_object_add(o, "why", json_object_new_string(res->layers_why));
 		return o;
 	}
 	json_object_object_add(o, "layers", json_object_new_int64((int64_t)st->layers));
@@ -223,116 +199,77 @@ static struct json_object *layers_json(const struct diff_layers *dl)
 	return o;
 }
 
-static void print_layers(const struct diff_layers *dl)
+static void print_layers(const struct cdimg_diff_result *res)
 {
 	char h[32], h2[32];
-	if (!dl->recorded) {
+	if (!res->layers_recorded) {
 		printf("  layers: not recorded (%s): apply gives back one squashed layer\n",
-		       dl->why ? dl->why : "?");
+		       res->layers_why);
 		return;
 	}
 	printf("  layers: %zu original layers recorded (%zu as in the base), recipes %s; "
 	       "%" PRIu64 " contents embedded (%s)\n",
-	       dl->st.layers, dl->st.from_base, cli_human(dl->st.blob_size, h, sizeof(h)),
-	       dl->st.inline_files, cli_human(dl->st.inline_bytes, h2, sizeof(h2)));
-	if (dl->st.version >= LAYERS_VERSION)
+	       res->layers.layers, res->layers.from_base,
+	       cli_human(res->layers.blob_size, h, sizeof(h)), res->layers.inline_files,
+	       cli_human(res->layers.inline_bytes, h2, sizeof(h2)));
+	if (res->layers.version >= LAYERS_VERSION)
 		printf("  layer entries: %" PRIu64 " as their writer predicts, %" PRIu64
 		       " patched, %" PRIu64 " as they are\n",
-		       dl->st.exact, dl->st.patched, dl->st.raw_entries);
+		       res->layers.exact, res->layers.patched, res->layers.raw_entries);
 }
 
-/* cdimg_size: 0 for a raw .dimg. */
-static void print_summary(const struct diff_args *a, const struct packer_stats *st,
-                          uint64_t cdimg_size, const struct diff_layers *dl)
+static void print_json(const struct diff_args *a, const struct cdimg_diff_result *res)
 {
-	static const char *kinds[] = {"none", "empty", "same", "full", "patch"};
+	const struct packer_stats *st = &res->st;
+	struct json_object *o = json_object_new_object();
+	json_object_object_add(o, "output", json_object_new_string(a->c.out));
+	json_object_object_add(o, "format", json_object_new_string(a->d.raw ? "dimg" : "cdimg"));
+	json_object_object_add(o, "size", json_object_new_int64((int64_t)res->size));
+	json_object_object_add(o, "dimg_size", json_object_new_int64((int64_t)st->output_size));
+	cli_counts_json(o, &res->counts);
+	json_object_object_add(o, "encoded_input_bytes",
+	                       json_object_new_int64((int64_t)st->input_bytes));
+	if (!a->d.raw)
+		json_object_object_add(o, "layers", layers_json(res));
+	json_object_object_add(o, "dictionary_size",
+	                       json_object_new_int64((int64_t)st->dict_bytes));
+	puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY));
+	json_object_put(o);
+}
+
+static void print_summary(const struct diff_args *a, const struct cdimg_diff_result *res)
+{
+	const struct packer_stats *st = &res->st;
 	char h[32], h2[32];
-	if (a->json) {
-		struct json_object *o = json_object_new_object(), *f = json_object_new_object();
-		json_object_object_add(o, "output", json_object_new_string(a->out));
-		json_object_object_add(o, "format",
-		                       json_object_new_string(a->raw ? "dimg" : "cdimg"));
-		json_object_object_add(
-		    o, "size",
-		    json_object_new_int64((int64_t)(a->raw ? st->output_size : cdimg_size)));
-		json_object_object_add(o, "dimg_size",
-		                       json_object_new_int64((int64_t)st->output_size));
-		json_object_object_add(o, "entries", json_object_new_int64((int64_t)st->entries));
-		json_object_object_add(o, "encoded_input_bytes",
-		                       json_object_new_int64((int64_t)st->input_bytes));
-		for (int k = 1; k < 5; k++) {
-			struct json_object *x = json_object_new_object();
-			json_object_object_add(x, "files",
-			                       json_object_new_int64((int64_t)st->files[k]));
-			json_object_object_add(x, "bytes",
-			                       json_object_new_int64((int64_t)st->blob_bytes[k]));
-			json_object_object_add(f, kinds[k], x);
-		}
-		json_object_object_add(o, "payloads", f);
-		json_object_object_add(o, "patch_bsdiff",
-		                       json_object_new_int64((int64_t)st->codec_files[1]));
-		json_object_object_add(o, "patch_zstdref",
-		                       json_object_new_int64((int64_t)st->codec_files[2]));
-		json_object_object_add(o, "patch_gzip",
-		                       json_object_new_int64((int64_t)st->codec_files[3]));
-		if (!a->raw)
-			json_object_object_add(o, "layers", layers_json(dl));
-		json_object_object_add(o, "dictionary_size",
-		                       json_object_new_int64((int64_t)st->dict_bytes));
-		json_object_object_add(o, "dictionary_files",
-		                       json_object_new_int64((int64_t)st->dict_files));
-		puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY));
-		json_object_put(o);
+	if (a->c.json)
+		return print_json(a, res);
+	if (a->c.quiet)
 		return;
-	}
-	if (a->quiet)
-		return;
-	if (a->raw)
-		printf("%s: %s, %" PRIu64 " entries\n", a->out,
-		       cli_human(st->output_size, h, sizeof(h)), st->entries);
+	if (a->d.raw)
+		printf("%s: %s\n", a->c.out, cli_human(st->output_size, h, sizeof(h)));
 	else
-		printf("%s: %s (.dimg %s + OCI wrapping %" PRIu64 " B), %" PRIu64 " entries\n",
-		       a->out, cli_human(cdimg_size, h, sizeof(h)),
-		       cli_human(st->output_size, h2, sizeof(h2)), cdimg_size - st->output_size,
-		       st->entries);
-	for (int k = 1; k < 5; k++)
-		printf("  %-6s %8" PRIu64 " files  %s\n", kinds[k], st->files[k],
-		       cli_human(st->blob_bytes[k], h, sizeof(h)));
-	printf("  patches: %" PRIu64 " bsdiff, %" PRIu64 " zstdref, %" PRIu64
-	       " gzip; %s of changed files encoded\n",
-	       st->codec_files[1], st->codec_files[2], st->codec_files[3],
-	       cli_human(st->input_bytes, h, sizeof(h)));
-	if (!a->raw)
-		print_layers(dl);
+		printf("%s: %s (.dimg %s + OCI wrapping %" PRIu64 " B)\n", a->c.out,
+		       cli_human(res->size, h, sizeof(h)),
+		       cli_human(st->output_size, h2, sizeof(h2)), res->size - st->output_size);
+	cli_counts_print(&res->counts);
+	printf("  %s of changed files encoded\n", cli_human(st->input_bytes, h, sizeof(h)));
+	if (!a->d.raw)
+		print_layers(res);
 	if (st->dict_bytes)
 		printf("  dictionary: %s, used by %" PRIu64 " full files\n",
-		       cli_human(st->dict_bytes, h, sizeof(h)), st->dict_files);
+		       cli_human(st->dict_bytes, h, sizeof(h)), res->counts.dict_files);
 }
 
-static int open_image(struct dimg_image **out, const char *path, const char *ref,
-                      const struct diff_args *a, int record, struct cli_progress *p)
+static int open_image(struct dimg_image **out, const struct diff_args *a, int target)
 {
-	struct dimg_image_opts o = {.ref = ref,
-	                            .record_layers = record,
-	                            .platform = a->platform,
-	                            .cas_dir = a->cache,
-	                            .jobs = a->po.jobs,
-	                            .progress = cli_progress_cb,
-	                            .pctx = p};
-	char *err = NULL;
-	int r = dimg_image_open(out, path, &o, &err);
-	cli_progress_done(p);
-	if (r < 0) {
-		int code = err ? cli_exit_code(r) : cli_fail(r, path, NULL);
-		if (err)
-			fprintf(stderr, "cdimg: %s: %s\n", path, err);
-		free(err);
-		return code;
-	}
-	return 0;
+	struct dimg_image_opts o;
+	cli_image_opts(&a->c, target, &o);
+	o.record_layers = target && !a->d.raw && !a->d.no_layers;
+	return cli_open_image(out, target ? a->nw : a->old, &o, a->c.quiet || a->c.json);
 }
 
-/* A .cdimg names both images: refuse plain trees before any work. */
+/* A .cdimg names both images: plain trees are refused before any work,
+ * with what to write instead. */
 static int check_images(const struct diff_args *a, const struct dimg_image *base,
                         const struct dimg_image *target)
 {
@@ -349,114 +286,42 @@ static int check_images(const struct diff_args *a, const struct dimg_image *base
 	return CLI_USAGE;
 }
 
-/* The layer recipes into a temporary file next to the output; none (and
- * dl->why) when a layer cannot be recorded. *path is NULL then. */
-static int write_layers(const struct diff_args *a, const struct dimg_image *base,
-                        const struct dimg_image *target, struct diff_layers *dl, char **path)
-{
-	*path = NULL;
-	if (a->no_layers) {
-		dl->why = strdup("--no-layers");
-		return 0;
-	}
-	int fd = packer_tmpfile(a->out, path);
-	if (fd < 0)
-		return fd;
-	int r = layers_build(fd, target, base, a->po.diff.level, a->raw_recipes, &dl->st, &dl->why);
-	if (close(fd) < 0 && r == 0)
-		r = -errno;
-	if (r == 0 && dl->st.unchecked)
-		fprintf(stderr,
-		        "cdimg diff: warning: %zu layer(s) recorded as they are: their predicted "
-		        "entries did not give them back (a bug: please report it)\n",
-		        dl->st.unchecked);
-	if (r == 0) {
-		dl->recorded = 1;
-		return 0;
-	}
-	unlink(*path);
-	free(*path);
-	*path = NULL;
-	if (r != -ENOTSUP)
-		return r;
-	if (!a->json && !a->quiet)
-		fprintf(stderr, "cdimg diff: warning: layer recipes not recorded: %s\n",
-		        dl->why ? dl->why : "?");
-	return 0;
-}
-
-/* Encodes into a temporary .dimg next to the output, then wraps it. */
-static int write_cdimg(const struct diff_args *a, const struct dimg_image *base,
-                       const struct dimg_files *bf, const struct dimg_image *target,
-                       struct dimg_tree *plan, struct packer_stats *st, uint64_t *size, char **bad,
-                       struct diff_layers *dl)
-{
-	char *tmp = NULL, *ltmp = NULL;
-	int fd = packer_tmpfile(a->out, &tmp);
-	if (fd < 0)
-		return fd;
-	close(fd);
-	int r = packer_write_dimg(tmp, base->tree, bf, plan, &target->files, &a->po, st, bad);
-	if (r == 0)
-		r = write_layers(a, base, target, dl, &ltmp);
-	if (r == 0) {
-		struct cdimg_meta m = {.base_config_digest = base->config_digest,
-		                       .target_config = target->config,
-		                       .target_config_len = target->config_len,
-		                       .target_manifest = target->manifest,
-		                       .target_manifest_len = target->manifest_len,
-		                       .target_manifest_media_type = target->manifest_media_type,
-		                       .target_ref = target->ref,
-		                       .layers_path = ltmp};
-		r = packer_cdimg_write(a->out, tmp, &m, size);
-	}
-	if (ltmp)
-		unlink(ltmp);
-	free(ltmp);
-	unlink(tmp);
-	free(tmp);
-	return r;
-}
-
 static int run_diff(struct diff_args *a)
 {
 	struct dimg_image *base = NULL, *target = NULL;
-	struct dimg_tree *plan = NULL;
-	struct packer_stats st;
+	struct cdimg_diff_result res;
+	struct dimg_err err = {0};
 	struct cli_progress p;
-	struct diff_layers dl = {0};
-	uint64_t cdimg_size = 0;
-	char *bad = NULL;
-	int r, code;
-	cli_progress_init(&p, a->quiet || a->json);
-	a->po.progress = cli_progress_cb;
-	a->po.pctx = &p;
-	if ((code = open_image(&base, a->old, a->base_ref, a, 0, &p)) ||
-	    (code = open_image(&target, a->nw, a->target_ref, a, !a->raw && !a->no_layers, &p)) ||
-	    (!a->raw && (code = check_images(a, base, target))))
+	int code;
+	const char *inputs[] = {a->old, a->nw};
+	if ((code = cli_check_output(&a->c, inputs, 2)))
+		return code;
+	cli_progress_init(&p, a->c.quiet || a->c.json);
+	a->d.po.out_flags = a->c.force ? PACKER_REPLACE : 0;
+	a->d.po.progress = cli_progress_cb;
+	a->d.po.pctx = &p;
+	if ((code = open_image(&base, a, 0)) || (code = open_image(&target, a, 1)) ||
+	    (!a->d.raw && (code = check_images(a, base, target))))
 		goto out;
-	if ((r = differ_plan(base->tree, target->tree, &plan)) < 0) {
-		code = cli_fail(r, "planning", NULL);
-		goto out;
-	}
-	if (a->raw)
-		r = packer_write_dimg(a->out, base->tree, &base->files, plan, &target->files,
-		                      &a->po, &st, &bad);
-	else
-		r = write_cdimg(a, base, &base->files, target, plan, &st, &cdimg_size, &bad, &dl);
+	int r = cdimg_write_diff(a->c.out, base, target, &a->d, &res, &err);
 	cli_progress_done(&p);
 	if (r < 0) {
-		code = cli_fail(r, a->out, bad);
+		code = cli_report(r, &err, a->c.out);
 		goto out;
 	}
-	print_summary(a, &st, cdimg_size, &dl);
+	if (!a->d.raw && !a->d.no_layers && !res.layers_recorded && !a->c.json && !a->c.quiet)
+		fprintf(stderr, "cdimg diff: warning: layer recipes not recorded: %s\n",
+		        res.layers_why);
+	if (res.layers_recorded && res.layers.unchecked)
+		fprintf(stderr,
+		        "cdimg diff: warning: %zu layer(s) recorded as they are: their predicted "
+		        "entries did not give them back (a bug: please report it)\n",
+		        res.layers.unchecked);
+	print_summary(a, &res);
 	code = CLI_OK;
 out:
-	free(bad);
-	free(dl.why);
 	dimg_image_free(base);
 	dimg_image_free(target);
-	dimg_tree_free(plan);
 	return code;
 }
 
@@ -466,7 +331,7 @@ int cmd_diff(int argc, char **argv)
 	int r = parse(argc, argv, &a);
 	if (r == -1)
 		return CLI_OK;
-	if (r < 0)
-		return CLI_USAGE;
+	if (r)
+		return r;
 	return run_diff(&a);
 }

@@ -75,28 +75,30 @@ static double now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* Prints "cdimg load: [<what>: ]<err>", frees err, returns code. */
-static int load_fail(int code, const char *what, char *err)
+/* Prints "cdimg load: [<what>: ]<why>", returns code. */
+static int load_fail(int code, const char *what, const struct dimg_err *err)
 {
 	fprintf(stderr, "cdimg load: %s%s%s\n", what ? what : "", what ? ": " : "",
-	        err ? err : "out of memory");
-	free(err);
+	        err->why[0] ? err->why : "out of memory");
 	return code;
 }
 
 static int load_open(struct load_state *s)
 {
-	char *err = NULL;
-	int r = cdimg_open(&s->cd, s->a->path, &err);
+	struct dimg_err e = {0};
+	if (cdimg_sniff(s->a->path) == CDIMG_KIND_DIMG) {
+		fprintf(stderr,
+		        "cdimg load: %s is a raw .dimg: load needs a .cdimg, which names the base "
+		        "image and carries the target's config and manifest (cdimg diff of two "
+		        "images writes one: -o NAME.cdimg)\n",
+		        s->a->path);
+		return CLI_USAGE;
+	}
+	int r = cdimg_open(&s->cd, s->a->path, &e);
 	if (r < 0) {
 		/* a file that is not a valid .cdimg is unusable input */
 		int code = r == -ENOENT || r == -EACCES || r == -ENOMEM ? CLI_FAILED : CLI_BADINPUT;
-		if (!err) {
-			cli_fail(r, s->a->path, NULL);
-			return code;
-		}
-		fprintf(stderr, "cdimg load: %s: %s\n", s->a->path, err);
-		free(err);
+		cli_report(r, &e, s->a->path);
 		return code;
 	}
 	s->ci = cdimg_get_info(s->cd);
@@ -106,10 +108,9 @@ static int load_open(struct load_state *s)
 		        s->a->path);
 		return CLI_USAGE;
 	}
-	r = load_chain_id(s->ci->target_config, s->ci->target_config_len, s->target_chain, &err);
+	r = load_chain_id(s->ci->target_config, s->ci->target_config_len, s->target_chain, &e);
 	if (r < 0) {
-		fprintf(stderr, "cdimg load: %s: the target's config: %s\n", s->a->path, err);
-		free(err);
+		fprintf(stderr, "cdimg load: %s: the target's config: %s\n", s->a->path, e.why);
 		return CLI_BADINPUT;
 	}
 	return 0;
@@ -121,7 +122,7 @@ static int load_base(struct load_state *s)
 	const char *want = s->ci->base_config_digest, *ns = s->a->ns, *sn = s->a->snapshotter;
 	uint8_t *cfg = NULL;
 	size_t n;
-	char *err = NULL;
+	struct dimg_err err = {0};
 	int r = load_find_base(s->c, want, &s->base_name, &err);
 	if (r == -ENOENT) {
 		fprintf(
@@ -134,7 +135,7 @@ static int load_base(struct load_state *s)
 		return CLI_BADINPUT;
 	}
 	if (r < 0)
-		return load_fail(CLI_FAILED, "looking for the base image", err);
+		return load_fail(CLI_FAILED, "looking for the base image", &err);
 	r = ctrd_content_get(s->c, want, LOAD_MAX_JSON, &cfg, &n, &err);
 	if (r == 0)
 		r = load_chain_id(cfg, n, s->base_chain, &err);
@@ -142,7 +143,7 @@ static int load_base(struct load_state *s)
 	if (r < 0) {
 		char what[320];
 		snprintf(what, sizeof(what), "base image %s: its config %s", s->base_name, want);
-		return load_fail(CLI_FAILED, what, err);
+		return load_fail(CLI_FAILED, what, &err);
 	}
 	r = ctrd_snapshot_stat(s->c, sn, s->base_chain, &err);
 	if (r == -ENOENT) {
@@ -152,11 +153,10 @@ static int load_base(struct load_state *s)
 		    "%s): import it with `ctr -n %s images import --snapshotter=%s` or run `ctr -n "
 		    "%s images unpack --snapshotter=%s %s`\n",
 		    s->base_name, sn, s->base_chain, ns, sn, ns, sn, s->base_name);
-		free(err);
 		return CLI_BADINPUT;
 	}
 	if (r < 0)
-		return load_fail(CLI_FAILED, s->base_name, err);
+		return load_fail(CLI_FAILED, s->base_name, &err);
 	return 0;
 }
 
@@ -166,7 +166,8 @@ static int load_base(struct load_state *s)
 static int load_content(struct load_state *s)
 {
 	const struct cdimg_info *ci = s->ci;
-	char gc_snap[128], *err = NULL;
+	char gc_snap[128];
+	struct dimg_err err = {0};
 	snprintf(gc_snap, sizeof(gc_snap), LABEL_GC_SNAPSHOT "%s", s->a->snapshotter);
 	const struct ctrd_label cfg_labels[] = {{gc_snap, s->target_chain}};
 	const struct ctrd_label man_labels[] = {{LABEL_GC_CONFIG, ci->target_config_digest},
@@ -185,7 +186,7 @@ static int load_content(struct load_state *s)
 	if (r < 0) {
 		char w[300];
 		snprintf(w, sizeof(w), "%s: storing %s", s->a->path, what);
-		return load_fail(CLI_FAILED, w, err);
+		return load_fail(CLI_FAILED, w, &err);
 	}
 	return 0;
 }
@@ -198,14 +199,14 @@ static int load_snapshot(struct load_state *s)
 	const struct ctrd_label labels[] = {{LABEL_SNAP_DELTA, s->ci->dimg_digest},
 	                                    {LABEL_SNAP_NS, s->a->ns}};
 	uint32_t rnd = 0;
-	char key[160], *err = NULL;
+	char key[160];
+	struct dimg_err err = {0};
 	int r = ctrd_snapshot_stat(s->c, sn, s->target_chain, &err);
 	if (r == 0)
 		return 0; /* loaded before */
 	if (r != -ENOENT)
-		return load_fail(CLI_FAILED, NULL, err);
-	free(err);
-	err = NULL;
+		return load_fail(CLI_FAILED, NULL, &err);
+	dimg_err_clear(&err);
 	if (getrandom(&rnd, sizeof(rnd), 0) < 0)
 		rnd = (uint32_t)time(NULL);
 	snprintf(key, sizeof(key), "di3fs-load %s %08x", s->target_chain, rnd);
@@ -214,7 +215,7 @@ static int load_snapshot(struct load_state *s)
 	    (r = ctrd_snapshot_commit(s->c, sn, s->target_chain, key, labels, 2, &err)) < 0)
 		ctrd_snapshot_remove(s->c, sn, key, NULL);
 	if (r < 0)
-		return load_fail(CLI_FAILED, NULL, err);
+		return load_fail(CLI_FAILED, NULL, &err);
 	s->created = 1;
 	return 0;
 }
@@ -224,7 +225,8 @@ static int load_image(struct load_state *s)
 {
 	const struct cdimg_info *ci = s->ci;
 	const char *mt = ci->target_manifest_media_type;
-	char *own = NULL, *err = NULL;
+	char *own = NULL;
+	struct dimg_err err = {0};
 	if (!mt || !mt[0])
 		mt = own = load_media_type(ci->target_manifest, ci->target_manifest_len);
 	if (!mt) {
@@ -238,7 +240,7 @@ static int load_image(struct load_state *s)
 	                               .size = (int64_t)ci->target_manifest_len};
 	int r = ctrd_image_put(s->c, &img, NULL, 0, &err);
 	free(own);
-	return r < 0 ? load_fail(CLI_FAILED, NULL, err) : 0;
+	return r < 0 ? load_fail(CLI_FAILED, NULL, &err) : 0;
 }
 
 static void load_report(const struct load_state *s, double secs)
@@ -276,14 +278,14 @@ static void load_report(const struct load_state *s, double secs)
  * leaves only what the image record refers to. */
 static int load_run(struct load_state *s)
 {
-	char *err = NULL;
+	struct dimg_err err = {0};
 	double t0 = now_s();
 	int code = load_open(s);
 	if (code)
 		return code;
 	if (ctrd_connect(&s->c, s->a->address, s->a->ns, LOAD_CONNECT_MS, &err) < 0 ||
 	    ctrd_lease_create(s->c, LOAD_LEASE_S, &err) < 0)
-		return load_fail(CLI_FAILED, NULL, err);
+		return load_fail(CLI_FAILED, NULL, &err);
 	code = load_base(s);
 	if (!code)
 		code = load_content(s);
@@ -292,8 +294,7 @@ static int load_run(struct load_state *s)
 	if (!code)
 		code = load_image(s);
 	if (ctrd_lease_delete(s->c, &err) < 0) {
-		fprintf(stderr, "cdimg load: warning: %s (it expires within an hour)\n", err);
-		free(err);
+		fprintf(stderr, "cdimg load: warning: %s (it expires within an hour)\n", err.why);
 	}
 	if (!code)
 		load_report(s, now_s() - t0);

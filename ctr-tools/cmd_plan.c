@@ -13,6 +13,8 @@
 #include "cdimg.h"
 #include "cli.h"
 #include "dimg/image.h"
+#include "dimg/oci.h"
+#include "merge.h"
 #include "plan.h"
 
 static const char plan_help[] =
@@ -24,7 +26,8 @@ static const char plan_help[] =
     "shortest path by total size, not by number of deltas. Each delta is an edge\n"
     "from its base tree to its target tree.\n"
     "\n"
-    "IMAGE is an image (OCI layout directory or tar, `docker save` tar) or a\n"
+    "IMAGE is an image (OCI layout directory or tar, `docker save` tar, or a\n"
+    "name as `cdimg copy` takes them: oci:, containerd:NAME, ...) or a\n"
     "directory tree, identified by its tree id; or a literal id: a tree id or an\n"
     "image config digest (`sha256:<hex>` or the 64 hex digits) as the .cdimg\n"
     "files in DIR name them.\n"
@@ -36,16 +39,18 @@ static const char plan_help[] =
     "      --json           print the plan as JSON on stdout\n"
     "      --merge          write the chain as one delta (cdimg merge) to -o\n"
     "  -o, --output FILE    the merged delta, with --merge\n"
+    "      --force          replace FILE if it exists (never a delta of the chain)\n"
     "  -h, --help           this text\n"
     "\n"
     "Files in DIR that are not deltas are ignored; damaged deltas are skipped\n"
     "with a warning. No chain: exit 1, naming what is missing.\n";
 
 struct plan_args {
+	struct cli_args c;
 	const char **have;
 	size_t nhave;
-	const char *want, *from, *out;
-	int json, merge;
+	const char *want, *from;
+	int merge;
 };
 
 /* A delta found in DIR. */
@@ -85,40 +90,33 @@ static int pset_grow(struct pset *s)
 }
 
 /* Reads one delta's ids; 1 when path is not a delta at all. */
-static int read_delta(const char *path, struct plan_edge *e, struct pdelta *d, char **err)
+static int read_delta(const char *path, struct plan_edge *e, struct pdelta *d, struct dimg_err *err)
 {
-	struct stat st;
-	int kind = cdimg_sniff(path);
-	if (kind < 0)
-		return kind;
-	if (kind != CDIMG_KIND_CDIMG && kind != CDIMG_KIND_DIMG)
-		return 1;
-	if (stat(path, &st) < 0)
-		return -errno;
-	e->cost = (uint64_t)st.st_size;
-	d->base_config[0] = d->target_config[0] = '\0';
-	if (kind == CDIMG_KIND_DIMG) {
-		struct dimg_reader *rd = NULL;
-		int r = dimg_reader_open(&rd, path);
-		if (r == 0) {
-			memcpy(e->base, dimg_reader_base_id(rd), 32);
-			memcpy(e->target, dimg_reader_target_id(rd), 32);
-		}
-		dimg_reader_free(rd);
-		return r;
-	}
 	struct cdimg *c = NULL;
-	int r = cdimg_open(&c, path, err);
-	if (r == 0) {
+	struct dimg_reader *rd = NULL;
+	struct stat st;
+	int r = cdimg_sniff(path);
+	if (r == CDIMG_KIND_UNKNOWN)
+		return 1;
+	if (r > 0 && stat(path, &st) < 0)
+		r = -errno;
+	if (r > 0)
+		r = cdimg_open_delta(path, &c, &rd, err);
+	if (r < 0)
+		return r;
+	e->cost = (uint64_t)st.st_size;
+	memcpy(e->base, dimg_reader_base_id(rd), 32);
+	memcpy(e->target, dimg_reader_target_id(rd), 32);
+	d->base_config[0] = d->target_config[0] = '\0';
+	if (c) {
 		const struct cdimg_info *in = cdimg_get_info(c);
-		memcpy(e->base, in->base_tree, 32);
-		memcpy(e->target, in->target_tree, 32);
 		snprintf(d->base_config, sizeof(d->base_config), "%s", in->base_config_digest);
 		snprintf(d->target_config, sizeof(d->target_config), "%s",
 		         in->target_config_digest);
 	}
+	dimg_reader_free(rd);
 	cdimg_free(c);
-	return r;
+	return 0;
 }
 
 static int path_cmp(const void *a, const void *b)
@@ -160,7 +158,7 @@ static int list_dir(const char *dir, char ***out, size_t *n)
 static int scan_one(struct pset *s, char *path)
 {
 	struct stat st;
-	char *err = NULL;
+	struct dimg_err err = {0};
 	if (stat(path, &st) < 0 || !S_ISREG(st.st_mode) || pset_grow(s) < 0) {
 		free(path);
 		return 0;
@@ -168,8 +166,7 @@ static int scan_one(struct pset *s, char *path)
 	int r = read_delta(path, &s->e[s->n], &s->d[s->n], &err);
 	if (r < 0)
 		fprintf(stderr, "cdimg plan: warning: skipping %s: not a usable delta: %s\n", path,
-		        err ? err : strerror(-r));
-	free(err);
+		        err.why[0] ? err.why : dimg_strerror(r));
 	if (r != 0) {
 		free(path);
 		return 0;
@@ -193,101 +190,105 @@ static int scan(const char *dir, struct pset *s)
 	return 0;
 }
 
-static int parse_hex32(const char *s, uint8_t out[32])
+/* A literal id: a tree id, or a config digest the deltas name (made its
+ * tree id). -1 when lit is not 64 hex digits (with or without sha256:). */
+static int literal_id(const struct pset *s, const char *lit, uint8_t id[32])
 {
-	if (!strncmp(s, "sha256:", 7))
-		s += 7;
-	if (strlen(s) != 64)
+	const char *hex = strncmp(lit, "sha256:", 7) ? lit : lit + 7;
+	char want[72];
+	if (oci_hex_decode(id, 32, hex, strlen(hex)) < 0)
 		return -1;
-	for (int i = 0; i < 32; i++) {
-		unsigned v;
-		if (sscanf(s + 2 * i, "%2x", &v) != 1)
-			return -1;
-		out[i] = (uint8_t)v;
+	snprintf(want, sizeof(want), "sha256:%s", hex);
+	for (size_t i = 0; i < s->n; i++) {
+		if (!strcmp(s->d[i].base_config, want)) {
+			memcpy(id, s->e[i].base, 32);
+			break;
+		}
+		if (!strcmp(s->d[i].target_config, want)) {
+			memcpy(id, s->e[i].target, 32);
+			break;
+		}
 	}
 	return 0;
 }
 
-/* A literal id: a config digest the deltas name becomes its tree id. */
-static void resolve_literal(const struct pset *s, const char *lit, uint8_t id[32])
-{
-	char want[72];
-	snprintf(want, sizeof(want), "sha256:%s", strncmp(lit, "sha256:", 7) ? lit : lit + 7);
-	for (size_t i = 0; i < s->n; i++) {
-		if (!strcmp(s->d[i].base_config, want)) {
-			memcpy(id, s->e[i].base, 32);
-			return;
-		}
-		if (!strcmp(s->d[i].target_config, want)) {
-			memcpy(id, s->e[i].target, 32);
-			return;
-		}
-	}
-}
-
-/* The tree id of IMAGE (a literal, an image or a directory). */
-static int identify(const struct pset *s, const char *what, uint8_t id[32])
+/* The tree ids IMAGE stands for (a literal, an image or a directory): one,
+ * or for a plain directory two, its own and the one with an image's
+ * implied root (dimg_image_implied_root_id). *n gets their number. */
+static int identify(const struct pset *s, const char *what, uint8_t ids[2][32], size_t *n)
 {
 	struct stat st;
-	if (stat(what, &st) < 0 && parse_hex32(what, id) == 0) {
-		resolve_literal(s, what, id);
-		return 0;
-	}
 	struct dimg_image *img = NULL;
-	struct cli_progress p;
-	cli_progress_init(&p, 0); /* stderr, on a terminal only */
-	struct dimg_image_opts o = {.progress = cli_progress_cb, .pctx = &p};
-	char *err = NULL;
-	int r = dimg_image_open(&img, what, &o, &err);
-	cli_progress_done(&p);
-	if (r < 0) {
-		int code = err ? cli_exit_code(r) : cli_fail(r, what, NULL);
-		if (err)
-			fprintf(stderr, "cdimg: %s: %s\n", what, err);
-		free(err);
+	*n = 1;
+	if (stat(what, &st) < 0 && literal_id(s, what, ids[0]) == 0)
+		return 0;
+	int code = cli_open_image(&img, what, NULL, 0); /* progress on a terminal only */
+	if (code)
 		return code;
-	}
-	memcpy(id, img->tree_id, 32);
+	memcpy(ids[0], img->tree_id, 32);
+	if (!img->nlayers && dimg_image_implied_root_id(img, ids[1]) == 0)
+		*n = 2;
 	dimg_image_free(img);
+	return 0;
+}
+
+/* The wanted tree: the id some delta produces, when IMAGE stands for two. */
+static int identify_want(const struct pset *s, const char *what, uint8_t want[32])
+{
+	uint8_t ids[2][32];
+	size_t n;
+	int code = identify(s, what, ids, &n);
+	memcpy(want, ids[0], 32);
+	for (size_t i = 0; !code && n == 2 && i < s->n; i++)
+		if (!memcmp(s->e[i].target, ids[1], 32))
+			memcpy(want, ids[1], 32);
+	return code;
+}
+
+static int plan_option(void *ctx, int c, const char *arg)
+{
+	struct plan_args *a = ctx;
+	if (c == 'H')
+		a->have[a->nhave++] = arg;
+	else if (c == 'W')
+		a->want = arg;
+	else if (c == 'F')
+		a->from = arg;
+	else if (c == 'M')
+		a->merge = 1;
+	else
+		return -2;
 	return 0;
 }
 
 static int parse(int argc, char **argv, struct plan_args *a)
 {
-	static const struct option opts[] = {
-	    {"have", required_argument, 0, 'H'}, {"want", required_argument, 0, 'W'},
-	    {"from", required_argument, 0, 'F'}, {"json", no_argument, 0, 'J'},
-	    {"merge", no_argument, 0, 'M'},      {"output", required_argument, 0, 'o'},
-	    {"help", no_argument, 0, 'h'},       {0, 0, 0, 0}};
-	int c;
-	a->have = calloc((size_t)argc, sizeof(*a->have));
-	if (!a->have)
-		return -2;
-	while ((c = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
-		if (c == 'H')
-			a->have[a->nhave++] = optarg;
-		else if (c == 'W')
-			a->want = optarg;
-		else if (c == 'F')
-			a->from = optarg;
-		else if (c == 'J')
-			a->json = 1;
-		else if (c == 'M')
-			a->merge = 1;
-		else if (c == 'o')
-			a->out = optarg;
-		else if (c == 'h') {
-			fputs(plan_help, stdout);
-			return -1;
-		} else
-			goto usage;
-	}
-	if (optind != argc || !a->nhave || !a->want || !a->from || (a->merge != !!a->out))
-		goto usage;
-	return 0;
-usage:
-	fputs(plan_help, stderr);
-	return -2;
+	static const struct option opts[] = {CLI_OPTION_OUTPUT,
+	                                     CLI_OPTION_FORCE,
+	                                     CLI_OPTION_JSON,
+	                                     CLI_OPTION_HELP,
+	                                     {"have", required_argument, 0, 'H'},
+	                                     {"want", required_argument, 0, 'W'},
+	                                     {"from", required_argument, 0, 'F'},
+	                                     {"merge", no_argument, 0, 'M'},
+	                                     {0, 0, 0, 0}};
+	int r;
+	a->c = (struct cli_args){.cmd = "plan", .help = plan_help};
+	if (!(a->have = calloc((size_t)argc, sizeof(*a->have))))
+		return CLI_FAILED;
+	if ((r = cli_getopt(&a->c, argc, argv, ":o:h", opts, plan_option, a)) ||
+	    (r = cli_positionals(&a->c, argc, argv, optind, 0, 0, NULL, 0)))
+		return r;
+	const char *missing = !a->nhave               ? "--have IMAGE"
+	                      : !a->want              ? "--want IMAGE"
+	                      : !a->from              ? "--from DIR"
+	                      : a->merge && !a->c.out ? "-o OUTPUT (with --merge)"
+	                      : !a->merge && a->c.out ? "--merge (-o is where it goes)"
+	                                              : NULL;
+	if (!missing)
+		return 0;
+	fprintf(stderr, "cdimg plan: missing %s\n", missing);
+	return cli_usage_hint(&a->c);
 }
 
 static void print_plan(const struct plan_args *a, const struct pset *s, const size_t *path,
@@ -295,7 +296,7 @@ static void print_plan(const struct plan_args *a, const struct pset *s, const si
 {
 	char hex[65], h1[32], h2[32];
 	uint64_t cum = 0;
-	if (a->json) {
+	if (a->c.json) {
 		struct json_object *o = json_object_new_object(), *steps = json_object_new_array();
 		dimg_hex32(want, hex);
 		json_object_object_add(o, "want_tree", json_object_new_string(hex));
@@ -374,39 +375,36 @@ static void explain_missing(const struct plan_args *a, const struct pset *s,
 static int write_merge(const struct plan_args *a, const struct pset *s, const size_t *path,
                        size_t n)
 {
-	char **argv = calloc(n + 5, sizeof(*argv));
-	int argc = 0;
-	if (!argv)
+	const char **paths = calloc(n, sizeof(*paths));
+	struct merge_opts mo;
+	if (!paths)
 		return cli_fail(-ENOMEM, NULL, NULL);
-	argv[argc++] = "merge";
-	if (a->json)
-		argv[argc++] = "-q";
 	for (size_t i = 0; i < n; i++)
-		argv[argc++] = s->d[path[i]].path;
-	argv[argc++] = "-o";
-	argv[argc++] = (char *)a->out;
-	optind = 0; /* getopt starts afresh for the merge's options */
-	int code = cmd_merge(argc, argv);
-	free(argv);
+		paths[i] = s->d[path[i]].path;
+	merge_opts_default(&mo);
+	int code = cli_check_output(&a->c, paths, n);
+	if (!code)
+		code = cli_merge(a->c.out, paths, n, &mo, a->c.force, 0, a->c.json);
+	free(paths);
 	return code;
 }
 
 static int run_plan(struct plan_args *a)
 {
 	struct pset s = {0};
-	uint8_t(*have)[32] = calloc(a->nhave, 32), want[32];
-	size_t *path = NULL, n = 0;
+	uint8_t(*have)[32] = calloc(2 * a->nhave, 32), want[32];
+	size_t *path = NULL, n = 0, nhave = 0, k;
 	uint64_t total = 0;
 	int code = have ? scan(a->from, &s) : cli_fail(-ENOMEM, NULL, NULL);
-	for (size_t i = 0; !code && i < a->nhave; i++)
-		code = identify(&s, a->have[i], have[i]);
+	for (size_t i = 0; !code && i < a->nhave; i++, nhave += k)
+		code = identify(&s, a->have[i], (uint8_t(*)[32])have[nhave], &k);
 	if (!code)
-		code = identify(&s, a->want, want);
+		code = identify_want(&s, a->want, want);
 	if (!code) {
-		int r = plan_shortest(s.e, s.n, (const uint8_t(*)[32])have, a->nhave, want, &path,
-		                      &n, &total);
+		int r = plan_shortest(s.e, s.n, (const uint8_t(*)[32])have, nhave, want, &path, &n,
+		                      &total);
 		if (r == -ENOENT) {
-			explain_missing(a, &s, (const uint8_t(*)[32])have, a->nhave, want);
+			explain_missing(a, &s, (const uint8_t(*)[32])have, nhave, want);
 			code = CLI_FAILED;
 		} else if (r < 0) {
 			code = cli_fail(r, NULL, NULL);
@@ -414,7 +412,7 @@ static int run_plan(struct plan_args *a)
 			print_plan(a, &s, path, n, total, want);
 			if (a->merge && n == 0)
 				fprintf(stderr, "cdimg plan: nothing to merge, %s not written\n",
-				        a->out);
+				        a->c.out);
 			else if (a->merge)
 				code = write_merge(a, &s, path, n);
 		}
@@ -431,8 +429,8 @@ int cmd_plan(int argc, char **argv)
 	int r = parse(argc, argv, &a), code;
 	if (r == -1)
 		code = CLI_OK;
-	else if (r < 0)
-		code = CLI_USAGE;
+	else if (r)
+		code = r;
 	else
 		code = run_plan(&a);
 	free(a.have);

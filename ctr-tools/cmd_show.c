@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cdimg.h"
+#include "apply.h"
 #include "cli.h"
 #include "dimg/dimg.h"
 #include "dimg/image.h"
@@ -15,10 +15,16 @@
 static const char show_help[] =
     "usage: cdimg show [OPTIONS] X.dimg|X.cdimg\n"
     "\n"
-    "Summarises a delta: base and target tree ids, entries kept, removed and\n"
-    "stored, files by payload kind with their bytes, the biggest blobs. For a\n"
-    ".cdimg also the images it joins: the base's config digest, the target's\n"
-    "name, config and manifest digests (every blob's digest is verified).\n"
+    "Summarises a delta: base and target tree ids, what it changes, files by\n"
+    "payload kind with their bytes, the biggest blobs. For a .cdimg also the\n"
+    "images it joins: the base's config digest, the target's name, config and\n"
+    "manifest digests (every blob's digest is verified).\n"
+    "\n"
+    "What it changes, counted by path as cdimg diff counts it: entries kept\n"
+    "(unchanged), changed, added, renamed (a file moved: its content at a new\n"
+    "path, gone from the old one) and removed. The index alone tells kept\n"
+    "entries, stored ones (changed, added or renamed) and dropped base entries\n"
+    "(changed, removed or renamed); --base tells them all apart.\n"
     "\n"
     "options:\n"
     "      --json        print the full index as JSON (explicitly stored entries;\n"
@@ -28,9 +34,7 @@ static const char show_help[] =
     "  -n, --top N       how many of the biggest blobs to list (default 10)\n"
     "  -h, --help        this text\n";
 
-static const char *kind_name[] = {"none", "empty", "same", "full", "patch"};
 static const char *type_name[] = {"?", "dir", "reg", "symlink", "hardlink", "chr", "blk", "fifo"};
-static const char *codec_name[] = {"none", "bsdiff", "zstdref", "gzip", "chain"};
 
 static struct json_object *hex_json(const uint8_t *p, size_t n)
 {
@@ -121,10 +125,11 @@ static struct json_object *entry_json(const struct dimg_entry *e)
 		static const uint8_t zero[32];
 		if (memcmp(e->sha256, zero, 32) != 0)
 			json_object_object_add(o, "sha256", hex_json(e->sha256, 32));
-		json_object_object_add(o, "payload", json_object_new_string(kind_name[e->payload]));
+		json_object_object_add(o, "payload",
+		                       json_object_new_string(cli_payload_name[e->payload]));
 		if (e->payload == DIMG_PAYLOAD_PATCH)
 			json_object_object_add(o, "codec",
-			                       json_object_new_string(codec_name[e->codec]));
+			                       json_object_new_string(cli_codec_name[e->codec]));
 		if (e->flags & DIMG_ENTRY_ZDICT)
 			json_object_object_add(o, "dictionary", json_object_new_boolean(1));
 		if (e->payload == DIMG_PAYLOAD_SAME || e->payload == DIMG_PAYLOAD_PATCH)
@@ -170,7 +175,7 @@ static struct json_object *cdimg_json(const struct cdimg_info *ci)
 }
 
 static void show_json(const struct dimg_reader *rd, const struct cdimg_info *ci,
-                      const struct dimg_tree *t, int resolved)
+                      const struct dimg_tree *t, int resolved, const struct dimg_counts *counts)
 {
 	struct dimg_index_stats st;
 	struct json_object *o = json_object_new_object(), *a = json_object_new_array();
@@ -185,12 +190,7 @@ static void show_json(const struct dimg_reader *rd, const struct cdimg_info *ci,
 	json_object_object_add(o, "blobs_size", json_object_new_int64((int64_t)st.blobs_len));
 	json_object_object_add(o, "index_size", json_object_new_int64((int64_t)st.index_len));
 	json_object_object_add(o, "dictionary_size", json_object_new_int64((int64_t)st.dict_len));
-	json_object_object_add(o, "dictionary_blobs",
-	                       json_object_new_int64((int64_t)st.dict_blobs));
-	json_object_object_add(o, "entries", json_object_new_int64((int64_t)st.entries));
-	json_object_object_add(o, "kept", json_object_new_int64((int64_t)st.kept));
-	json_object_object_add(o, "removed", json_object_new_int64((int64_t)st.removed));
-	json_object_object_add(o, "stored", json_object_new_int64((int64_t)st.explicit_));
+	cli_counts_json(o, counts);
 	json_object_object_add(o, "resolved", json_object_new_boolean(resolved));
 	for (size_t i = 0; i < t->n; i++)
 		json_object_array_add(a, entry_json(&t->v[i]));
@@ -224,8 +224,8 @@ static void show_biggest(const struct dimg_tree *t, unsigned top)
 		printf("biggest blobs:\n");
 	for (size_t i = 0; i < n && i < top; i++)
 		printf("  %10s  %-5s %-7s from %10s  /%s\n",
-		       cli_human(v[i]->blob_len, h1, sizeof(h1)), kind_name[v[i]->payload],
-		       v[i]->payload == DIMG_PAYLOAD_PATCH ? codec_name[v[i]->codec] : "",
+		       cli_human(v[i]->blob_len, h1, sizeof(h1)), cli_payload_name[v[i]->payload],
+		       v[i]->payload == DIMG_PAYLOAD_PATCH ? cli_codec_name[v[i]->codec] : "",
 		       cli_human(v[i]->size, h2, sizeof(h2)), v[i]->path);
 	free(v);
 }
@@ -251,10 +251,9 @@ static void show_cdimg_head(const char *path, const struct cdimg_info *ci)
 }
 
 static void show_text(const char *path, const struct dimg_reader *rd, const struct cdimg_info *ci,
-                      const struct dimg_tree *t, unsigned top)
+                      const struct dimg_counts *counts, unsigned top)
 {
 	struct dimg_index_stats st;
-	uint64_t files[5] = {0}, bytes[5] = {0};
 	char id[65], h[32];
 	dimg_reader_stats(rd, &st);
 	if (ci) {
@@ -267,67 +266,53 @@ static void show_text(const char *path, const struct dimg_reader *rd, const stru
 		dimg_hex32(dimg_reader_target_id(rd), id);
 		printf("  target tree: %s\n", id);
 	}
-	printf("  entries: %" PRIu64 " (kept %" PRIu64 ", stored %" PRIu64 "), removed %" PRIu64
-	       "\n",
-	       st.entries, st.kept, st.explicit_, st.removed);
+	cli_counts_print(counts);
 	printf("  index: %s", cli_human(st.index_len, h, sizeof(h)));
 	printf(" (%s raw); blobs: %s\n", cli_human(st.index_raw_len, h, sizeof(h)),
 	       cli_human(st.blobs_len, id, sizeof(id)));
 	if (st.dict_len)
-		printf("  dictionary: %s, used by %" PRIu64 " full blobs\n",
-		       cli_human(st.dict_len, h, sizeof(h)), st.dict_blobs);
-	for (size_t i = 0; i < t->n; i++) {
-		if (t->v[i].type != DIMG_TYPE_REG)
-			continue;
-		files[t->v[i].payload]++;
-		bytes[t->v[i].payload] += t->v[i].blob_len;
-	}
-	printf("stored regular files by payload:\n");
-	for (int k = 1; k < 5; k++)
-		printf("  %-6s %8" PRIu64 " files  %s\n", kind_name[k], files[k],
-		       cli_human(bytes[k], h, sizeof(h)));
-	show_biggest(t, top);
+		printf("  dictionary: %s, used by %" PRIu64 " full files\n",
+		       cli_human(st.dict_len, h, sizeof(h)), counts->dict_files);
+	show_biggest(dimg_reader_explicit(rd), top);
 }
 
-static int open_base(const char *path, struct dimg_image **img, int quiet)
-{
-	struct cli_progress p;
-	char *err = NULL;
-	cli_progress_init(&p, quiet);
-	struct dimg_image_opts o = {.progress = cli_progress_cb, .pctx = &p};
-	int r = dimg_image_open(img, path, &o, &err);
-	cli_progress_done(&p);
-	if (r < 0 && err)
-		fprintf(stderr, "cdimg: %s: %s\n", path, err);
-	int code = r < 0 ? (err ? cli_exit_code(r) : cli_fail(r, path, NULL)) : 0;
-	free(err);
-	return code;
-}
+struct show_args {
+	struct cli_args c;
+	const char *path, *base;
+	unsigned top;
+};
 
-static int run_show(const char *path, const char *base_path, int json, unsigned top)
+static int run_show(const struct show_args *a)
 {
 	struct cdimg *c = NULL;
 	struct dimg_reader *rd = NULL;
 	struct dimg_image *base = NULL;
 	struct dimg_tree *full = NULL;
-	int r, code = cli_open_delta(path, &c, &rd);
-	if (code)
-		goto out;
-	if (base_path) {
-		if ((code = open_base(base_path, &base, json)))
+	struct dimg_err err = {0};
+	int code = 0, r = cdimg_open_delta(a->path, &c, &rd, &err);
+	if (r < 0)
+		return cli_report(r, &err, a->path);
+	const struct cdimg_info *ci = c ? cdimg_get_info(c) : NULL;
+	if (a->base) {
+		if ((code = cli_open_image(&base, a->base, NULL, a->c.json)))
 			goto out;
-		if ((r = dimg_reader_resolve(rd, base->tree, &full)) < 0) {
-			code =
-			    cli_fail(r, path, r == -EXDEV ? NULL : "index does not match its base");
+		struct apply_src s = {a->path, rd, ci, a->base, base};
+		if ((r = apply_resolve(&s, &full, &err)) < 0) {
+			code = cli_report(r, &err, a->path);
 			goto out;
 		}
 	}
-	const struct cdimg_info *ci = c ? cdimg_get_info(c) : NULL;
-	const struct dimg_tree *t = full ? full : dimg_reader_explicit(rd);
-	if (json)
-		show_json(rd, ci, t, full != NULL);
+	struct dimg_counts counts;
+	if (full && (r = dimg_counts_trees(&counts, base->tree, full)) < 0) {
+		code = cli_fail(r, NULL, NULL);
+		goto out;
+	}
+	if (!full)
+		dimg_counts_index(&counts, rd);
+	if (a->c.json)
+		show_json(rd, ci, full ? full : dimg_reader_explicit(rd), full != NULL, &counts);
 	else
-		show_text(path, rd, ci, dimg_reader_explicit(rd), top);
+		show_text(a->path, rd, ci, &counts, a->top);
 out:
 	dimg_image_free(base);
 	dimg_tree_free(full);
@@ -336,41 +321,41 @@ out:
 	return code;
 }
 
-int cmd_show(int argc, char **argv)
+static int show_option(void *ctx, int c, const char *arg)
 {
-	static const struct option opts[] = {{"json", no_argument, 0, 'J'},
+	struct show_args *a = ctx;
+	if (c == 'b')
+		a->base = arg;
+	else if (c == 'n')
+		return cli_opt_uint(&a->c, "--top", arg, 0, 1000000, &a->top);
+	else
+		return -2;
+	return 0;
+}
+
+static int parse(int argc, char **argv, struct show_args *a)
+{
+	static const struct option opts[] = {CLI_OPTION_JSON,
+	                                     CLI_OPTION_HELP,
 	                                     {"base", required_argument, 0, 'b'},
 	                                     {"top", required_argument, 0, 'n'},
-	                                     {"help", no_argument, 0, 'h'},
 	                                     {0, 0, 0, 0}};
-	const char *base = NULL;
-	unsigned top = 10;
-	int json = 0, c;
-	while ((c = getopt_long(argc, argv, "n:h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'J':
-			json = 1;
-			break;
-		case 'b':
-			base = optarg;
-			break;
-		case 'n':
-			if (cli_parse_uint(optarg, 0, 1000000, &top) < 0) {
-				fprintf(stderr, "cdimg show: bad value '%s'\n", optarg);
-				return CLI_USAGE;
-			}
-			break;
-		case 'h':
-			fputs(show_help, stdout);
-			return CLI_OK;
-		default:
-			fputs(show_help, stderr);
-			return CLI_USAGE;
-		}
-	}
-	if (optind + 1 != argc) {
-		fputs(show_help, stderr);
-		return CLI_USAGE;
-	}
-	return run_show(argv[optind], base, json, top);
+	static const char *const names[] = {"DELTA (the .cdimg or .dimg to show)"};
+	int r;
+	a->c = (struct cli_args){.cmd = "show", .help = show_help};
+	a->top = 10;
+	if ((r = cli_getopt(&a->c, argc, argv, ":n:h", opts, show_option, a)) ||
+	    (r = cli_positionals(&a->c, argc, argv, optind, 1, 1, names, 0)))
+		return r;
+	a->path = argv[optind];
+	return 0;
+}
+
+int cmd_show(int argc, char **argv)
+{
+	struct show_args a = {0};
+	int r = parse(argc, argv, &a);
+	if (r == -1)
+		return CLI_OK;
+	return r ? r : run_show(&a);
 }

@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dimg/types.h"
+
 struct ctrd;
 
 /* Largest manifest, index or config blob we read whole. */
@@ -13,17 +15,16 @@ struct ctrd;
 
 /* The chain id of a config's rootfs.diff_ids (OCI image spec: ChainID(L0) =
  * DiffID(L0), ChainID(Ln) = sha256(ChainID(Ln-1) + " " + DiffID(Ln))) into
- * out as "sha256:<hex>". -EBADMSG with *err set when the config has no
+ * out as "sha256:<hex>". -EBADMSG with err set when the config has no
  * valid diff_ids. */
-int load_chain_id(const uint8_t *config, size_t n, char out[72], char **err);
+int load_chain_id(const uint8_t *config, size_t n, char out[72], struct dimg_err *err);
 
 /* The name of the first image record of c's namespace whose manifest (an
  * index's entry for this machine's linux platform) has config digest
  * config_digest; *name is malloc'd. -ENOENT if none. */
-int load_find_base(struct ctrd *c, const char *config_digest, char **name, char **err);
+int load_find_base(struct ctrd *c, const char *config_digest, char **name, struct dimg_err *err);
 
 /* A manifest's own mediaType field (malloc'd), or NULL. */
 char *load_media_type(const uint8_t *p, size_t n);
-
 
 #endif

@@ -33,7 +33,7 @@ static int chain_step(char chain[72], const char *diff_id)
 	return 0;
 }
 
-int load_chain_id(const uint8_t *config, size_t n, char out[72], char **err)
+int load_chain_id(const uint8_t *config, size_t n, char out[72], struct dimg_err *err)
 {
 	struct json_object *o = parse_json(config, n), *rootfs, *ids;
 	int r = 0;
@@ -41,18 +41,16 @@ int load_chain_id(const uint8_t *config, size_t n, char out[72], char **err)
 	    !json_object_object_get_ex(rootfs, "diff_ids", &ids) ||
 	    !json_object_is_type(ids, json_type_array) || json_object_array_length(ids) == 0) {
 		json_object_put(o);
-		*err = strdup("the image config has no rootfs.diff_ids");
-		return -EBADMSG;
+		return dimg_err_set(err, -EBADMSG, NULL, "the image config has no rootfs.diff_ids");
 	}
 	for (size_t i = 0; r == 0 && i < json_object_array_length(ids); i++) {
 		struct json_object *v = json_object_array_get_idx(ids, i);
 		const char *d =
 		    json_object_is_type(v, json_type_string) ? json_object_get_string(v) : NULL;
-		if (!oci_digest_valid(d)) {
-			if (asprintf(err, "rootfs.diff_ids[%zu] is not a sha256 digest", i) < 0)
-				*err = NULL;
-			r = -EBADMSG;
-		} else if (i == 0) {
+		if (!oci_digest_valid(d))
+			r = dimg_err_set(err, -EBADMSG, NULL,
+			                 "rootfs.diff_ids[%zu] is not a sha256 digest", i);
+		else if (i == 0) {
 			snprintf(out, 72, "%s", d);
 		} else {
 			r = chain_step(out, d);
@@ -114,11 +112,9 @@ static int has_config(struct ctrd *c, const char *digest, const char *mt, const 
 	uint8_t *p = NULL;
 	size_t n;
 	struct json_object *cfg;
-	char *err = NULL;
 	if (depth > MAX_INDEX_DEPTH)
 		return 0;
-	int r = ctrd_content_get(c, digest, LOAD_MAX_JSON, &p, &n, &err);
-	free(err);
+	int r = ctrd_content_get(c, digest, LOAD_MAX_JSON, &p, &n, NULL);
 	if (r < 0) /* another platform's image, a half-pulled one: not ours */
 		return r == -ENOENT || r == -EFBIG ? 0 : r;
 	struct json_object *o = parse_json(p, n);
@@ -136,7 +132,7 @@ static int has_config(struct ctrd *c, const char *digest, const char *mt, const 
 	return r;
 }
 
-int load_find_base(struct ctrd *c, const char *config_digest, char **name, char **err)
+int load_find_base(struct ctrd *c, const char *config_digest, char **name, struct dimg_err *err)
 {
 	struct ctrd_image *v;
 	size_t n;
@@ -149,9 +145,9 @@ int load_find_base(struct ctrd *c, const char *config_digest, char **name, char 
 		               config_digest, 0);
 		if (r == 1 && !(*name = strdup(v[i].name)))
 			r = -ENOMEM;
-		if (r < 0 &&
-		    asprintf(err, "reading image %s's manifest: %s", v[i].name, strerror(-r)) < 0)
-			*err = NULL;
+		if (r < 0)
+			dimg_err_set(err, r, NULL, "reading image %s's manifest: %s", v[i].name,
+			             strerror(-r));
 	}
 	ctrd_images_free(v, n);
 	return r < 0 ? r : *name ? 0 : -ENOENT;

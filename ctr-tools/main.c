@@ -11,6 +11,7 @@ static const struct cli_cmd commands[] = {
 #ifdef DI3FS_HAVE_CTRD
     {"load", "put a .cdimg's image into containerd over its base image", cmd_load},
 #endif
+    {"copy", "copy images between registries, containerd, layouts and archives", cmd_copy},
     {"merge", "compose a chain of deltas v1->v2->...->vN into one delta v1->vN", cmd_merge},
     {"plan", "the chain of deltas with the fewest bytes from images you have to one you want",
      cmd_plan},

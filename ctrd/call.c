@@ -35,16 +35,14 @@ int ctrd_status_errno(grpc_status_code s)
 	}
 }
 
-int ctrd_fail(char **err, int rc, const char *fmt, ...)
+int ctrd_fail(struct dimg_err *err, int rc, const char *fmt, ...)
 {
 	va_list ap;
 	if (!err)
 		return rc;
-	free(*err);
-	*err = NULL;
+	dimg_err_clear(err);
 	va_start(ap, fmt);
-	if (vasprintf(err, fmt, ap) < 0)
-		*err = NULL;
+	vsnprintf(err->why, sizeof(err->why), fmt, ap);
 	va_end(ap);
 	return rc;
 }
@@ -74,7 +72,8 @@ static int wait_ready(grpc_channel *ch, int timeout_ms)
 	return st == GRPC_CHANNEL_READY ? 0 : -ECONNREFUSED;
 }
 
-int ctrd_connect(struct ctrd **out, const char *address, const char *ns, int timeout_ms, char **err)
+int ctrd_connect(struct ctrd **out, const char *address, const char *ns, int timeout_ms,
+                 struct dimg_err *err)
 {
 	struct stat st;
 	char *target = NULL;
@@ -222,7 +221,7 @@ int ctrd_call_recv(struct ctrd_call *k, const ProtobufCMessageDescriptor *d, Pro
 	return *out ? 0 : -EBADMSG;
 }
 
-int ctrd_call_finish(struct ctrd_call *k, int rc, char **err)
+int ctrd_call_finish(struct ctrd_call *k, int rc, struct dimg_err *err)
 {
 	grpc_op op;
 	if (!k->have_status) {
@@ -274,7 +273,7 @@ void ctrd_call_end(struct ctrd_call *k)
 }
 
 int ctrd_unary(struct ctrd *c, const char *method, const char *what, const ProtobufCMessage *req,
-               const ProtobufCMessageDescriptor *d, ProtobufCMessage **resp, char **err)
+               const ProtobufCMessageDescriptor *d, ProtobufCMessage **resp, struct dimg_err *err)
 {
 	struct ctrd_call k;
 	ProtobufCMessage *m = NULL;

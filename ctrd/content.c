@@ -14,7 +14,7 @@ typedef Containerd__Services__Content__V1__WriteContentRequest PbWriteReq;
 typedef Containerd__Services__Content__V1__WriteContentResponse PbWriteResp;
 typedef Containerd__Services__Content__V1__ReadContentResponse PbReadResp;
 
-int ctrd_content_info(struct ctrd *c, const char *digest, int64_t *size, char **err)
+int ctrd_content_info(struct ctrd *c, const char *digest, int64_t *size, struct dimg_err *err)
 {
 	Containerd__Services__Content__V1__InfoRequest req =
 	    CONTAINERD__SERVICES__CONTENT__V1__INFO_REQUEST__INIT;
@@ -38,7 +38,7 @@ int ctrd_content_info(struct ctrd *c, const char *digest, int64_t *size, char **
 
 /* Sets labels on an existing blob (paths "labels.<key>": others stay). */
 static int content_set_labels(struct ctrd *c, const char *digest, const struct ctrd_label *l,
-                              size_t n, char **err)
+                              size_t n, struct dimg_err *err)
 {
 	Containerd__Services__Content__V1__UpdateRequest req =
 	    CONTAINERD__SERVICES__CONTENT__V1__UPDATE_REQUEST__INIT;
@@ -98,38 +98,67 @@ static int write_step(struct ctrd_call *k, const PbWriteReq *req, int last, int6
 	return 0;
 }
 
-/* WRITE messages from offset 0 (a write at 0 also discards whatever an
- * interrupted earlier write under the same ref left). */
-static int write_chunks(struct ctrd_call *k, PbWriteReq *req, const uint8_t *p, size_t n,
-                        ctrd_progress_fn progress, void *pctx, char **err)
+/* Fills p with exactly n bytes of src: -EBADMSG when it ends sooner. */
+static int write_fill(ctrd_read_fn src, void *ctx, uint8_t *p, size_t n)
 {
-	int64_t got;
-	size_t off = 0;
-	req->action = CONTAINERD__SERVICES__CONTENT__V1__WRITE_ACTION__WRITE;
-	while (off < n) {
-		size_t len = n - off < WRITE_CHUNK ? n - off : WRITE_CHUNK;
-		req->offset = (int64_t)off;
-		req->data.data = (uint8_t *)p + off;
-		req->data.len = len;
-		int r = write_step(k, req, 0, &got);
-		if (r < 0)
-			return r;
-		off += len;
-		if (got != (int64_t)off) /* -EPROTO: *err says it, the call is of no use */
-			return ctrd_fail(err, -EPROTO,
-			                 "%s: containerd is at offset %lld, we sent %zu bytes",
-			                 k->what, (long long)got, off);
-		if (progress)
-			progress(pctx, k->what, off, n);
+	while (n) {
+		ssize_t k = src(ctx, p, n);
+		if (k <= 0)
+			return k < 0 ? (int)k : -EBADMSG;
+		p += k;
+		n -= (size_t)k;
 	}
-	req->data.data = NULL;
-	req->data.len = 0;
 	return 0;
 }
 
-static int content_write_stream(struct ctrd *c, const char *digest, const void *p, size_t n,
-                                const struct ctrd_label *labels, size_t n_labels,
-                                ctrd_progress_fn progress, void *pctx, const char *what, char **err)
+/* After the last byte the source must be at its end (that is where a
+ * checking source says whether the bytes were right). */
+static int write_end(ctrd_read_fn src, void *ctx)
+{
+	uint8_t extra;
+	ssize_t k = src(ctx, &extra, 1);
+	return k < 0 ? (int)k : k ? -EBADMSG : 0;
+}
+
+/* WRITE messages from offset 0 (a write at 0 also discards whatever an
+ * interrupted earlier write under the same ref left). */
+static int write_chunks(struct ctrd_call *k, PbWriteReq *req, size_t n, ctrd_read_fn src,
+                        void *sctx, ctrd_progress_fn progress, void *pctx, struct dimg_err *err)
+{
+	int64_t got;
+	size_t off = 0;
+	uint8_t *buf = malloc(n < WRITE_CHUNK ? (n ? n : 1) : WRITE_CHUNK);
+	int r = buf ? 0 : -ENOMEM;
+	req->action = CONTAINERD__SERVICES__CONTENT__V1__WRITE_ACTION__WRITE;
+	while (r == 0 && off < n) {
+		size_t len = n - off < WRITE_CHUNK ? n - off : WRITE_CHUNK;
+		if ((r = write_fill(src, sctx, buf, len)) < 0)
+			break;
+		req->offset = (int64_t)off;
+		req->data.data = buf;
+		req->data.len = len;
+		if ((r = write_step(k, req, 0, &got)) < 0)
+			break;
+		off += len;
+		if (got != (int64_t)off) /* -EPROTO: err says it, the call is of no use */
+			r = ctrd_fail(err, -EPROTO,
+			              "%s: containerd is at offset %lld, we sent %zu bytes",
+			              k->what, (long long)got, off);
+		else if (progress)
+			progress(pctx, k->what, off, n);
+	}
+	if (r == 0)
+		r = write_end(src, sctx);
+	free(buf);
+	req->data.data = NULL;
+	req->data.len = 0;
+	return r;
+}
+
+static int content_write_stream(struct ctrd *c, const char *digest, size_t n, ctrd_read_fn src,
+                                void *sctx, const struct ctrd_label *labels, size_t n_labels,
+                                ctrd_progress_fn progress, void *pctx, const char *what,
+                                struct dimg_err *err)
 {
 	PbWriteReq req = CONTAINERD__SERVICES__CONTENT__V1__WRITE_CONTENT_REQUEST__INIT;
 	struct ctrd_call k;
@@ -150,7 +179,7 @@ static int content_write_stream(struct ctrd *c, const char *digest, const void *
 	if (r == 0) /* STAT first: an existing blob ends the stream with ALREADY_EXISTS */
 		r = write_step(&k, &req, 0, &got);
 	if (r == 0)
-		r = write_chunks(&k, &req, p, n, progress, pctx, err);
+		r = write_chunks(&k, &req, n, src, sctx, progress, pctx, err);
 	if (r == 0) {
 		req.action = CONTAINERD__SERVICES__CONTENT__V1__WRITE_ACTION__COMMIT;
 		req.offset = (int64_t)n;
@@ -165,6 +194,8 @@ static int content_write_stream(struct ctrd *c, const char *digest, const void *
 		protobuf_c_message_free_unpacked(m, NULL);
 	if (r == -EPROTO)
 		r = -EIO;
+	else if (r == -EBADMSG || r == -ECANCELED) /* the source refused: containerd has no say */
+		ctrd_fail(err, r, "%s: %s", what, strerror(-r));
 	else
 		r = ctrd_call_finish(&k, r == -EPIPE ? -EIO : r, err);
 	ctrd_call_end(&k); /* cancels the call when it did not finish */
@@ -172,33 +203,64 @@ static int content_write_stream(struct ctrd *c, const char *digest, const void *
 	return r;
 }
 
-int ctrd_content_write_progress(struct ctrd *c, const char *digest, const void *p, size_t n,
-                                const struct ctrd_label *labels, size_t n_labels,
-                                ctrd_progress_fn progress, void *pctx, char **err)
+/* Success for a blob already there, with the labels asked for set on it. */
+static int content_write_done(struct ctrd *c, const char *digest, int r,
+                              const struct ctrd_label *labels, size_t n_labels,
+                              struct dimg_err *err)
 {
-	char what[128];
-	snprintf(what, sizeof(what), "content write %s", digest);
-	int r = content_write_stream(c, digest, p, n, labels, n_labels, progress, pctx, what, err);
 	if (r != -EEXIST)
 		return r;
 	/* Already there: success, but the labels asked for must be on it. */
-	if (err) {
-		free(*err);
-		*err = NULL;
-	}
+	dimg_err_clear(err);
 	return n_labels ? content_set_labels(c, digest, labels, n_labels, err) : 0;
 }
 
+int ctrd_content_write_from(struct ctrd *c, const char *digest, uint64_t size, ctrd_read_fn src,
+                            void *ctx, const struct ctrd_label *labels, size_t n_labels,
+                            struct dimg_err *err)
+{
+	char what[128];
+	snprintf(what, sizeof(what), "content write %s", digest);
+	int r = content_write_stream(c, digest, (size_t)size, src, ctx, labels, n_labels, NULL,
+	                             NULL, what, err);
+	return content_write_done(c, digest, r, labels, n_labels, err);
+}
+
+struct mem_src {
+	const uint8_t *p;
+	size_t n, off;
+};
+
+static ssize_t mem_read(void *ctx, void *p, size_t n)
+{
+	struct mem_src *m = ctx;
+	size_t k = m->n - m->off < n ? m->n - m->off : n;
+	memcpy(p, m->p + m->off, k);
+	m->off += k;
+	return (ssize_t)k;
+}
+
+int ctrd_content_write_progress(struct ctrd *c, const char *digest, const void *p, size_t n,
+                                const struct ctrd_label *labels, size_t n_labels,
+                                ctrd_progress_fn progress, void *pctx, struct dimg_err *err)
+{
+	struct mem_src m = {p, n, 0};
+	char what[128];
+	snprintf(what, sizeof(what), "content write %s", digest);
+	int r = content_write_stream(c, digest, n, mem_read, &m, labels, n_labels, progress, pctx,
+	                             what, err);
+	return content_write_done(c, digest, r, labels, n_labels, err);
+}
+
 int ctrd_content_write(struct ctrd *c, const char *digest, const void *p, size_t n,
-                       const struct ctrd_label *labels, size_t n_labels, char **err)
+                       const struct ctrd_label *labels, size_t n_labels, struct dimg_err *err)
 {
 	return ctrd_content_write_progress(c, digest, p, n, labels, n_labels, NULL, NULL, err);
 }
 
 /* Passes each streamed chunk to sink, checking they arrive in order. */
-static int read_chunks(struct ctrd_call *k, ctrd_sink_fn sink, void *ctx, int *sink_rc)
+static int read_chunks(struct ctrd_call *k, int64_t off, ctrd_sink_fn sink, void *ctx, int *sink_rc)
 {
-	int64_t off = 0;
 	for (;;) {
 		ProtobufCMessage *m;
 		int r = ctrd_call_recv(
@@ -218,7 +280,14 @@ static int read_chunks(struct ctrd_call *k, ctrd_sink_fn sink, void *ctx, int *s
 	}
 }
 
-int ctrd_content_read(struct ctrd *c, const char *digest, ctrd_sink_fn sink, void *ctx, char **err)
+int ctrd_content_read(struct ctrd *c, const char *digest, ctrd_sink_fn sink, void *ctx,
+                      struct dimg_err *err)
+{
+	return ctrd_content_read_at(c, digest, 0, sink, ctx, err);
+}
+
+int ctrd_content_read_at(struct ctrd *c, const char *digest, int64_t offset, ctrd_sink_fn sink,
+                         void *ctx, struct dimg_err *err)
 {
 	Containerd__Services__Content__V1__ReadContentRequest req =
 	    CONTAINERD__SERVICES__CONTENT__V1__READ_CONTENT_REQUEST__INIT;
@@ -227,11 +296,12 @@ int ctrd_content_read(struct ctrd *c, const char *digest, ctrd_sink_fn sink, voi
 	int sink_rc = 0;
 	snprintf(what, sizeof(what), "content read %s", digest);
 	req.digest = (char *)digest;
+	req.offset = offset;
 	int r = ctrd_call_start(&k, c, CONTENT_SVC "Read", what, CTRD_STREAM_TIMEOUT_S);
 	if (r == 0)
 		r = ctrd_call_send(&k, &req.base, 1);
 	if (r == 0)
-		r = read_chunks(&k, sink, ctx, &sink_rc);
+		r = read_chunks(&k, offset, sink, ctx, &sink_rc);
 	if (sink_rc < 0) { /* the reader stopped: do not wait for the rest */
 		grpc_call_cancel(k.call, NULL);
 		ctrd_call_end(&k);
@@ -270,7 +340,7 @@ static int grow_sink(void *ctx, const void *p, size_t n)
 }
 
 int ctrd_content_get(struct ctrd *c, const char *digest, size_t max, uint8_t **out, size_t *n,
-                     char **err)
+                     struct dimg_err *err)
 {
 	struct grow_buf b = {.max = max};
 	int r = ctrd_content_read(c, digest, grow_sink, &b, err);

@@ -44,19 +44,21 @@ int ctrd_call_recv(struct ctrd_call *k, const ProtobufCMessageDescriptor *d,
 /* Receives the final status; 0 for OK, else -errno with *err set. rc is
  * what the caller saw so far: a transport failure (-EIO) is replaced by
  * containerd's status when there is one. */
-int ctrd_call_finish(struct ctrd_call *k, int rc, char **err);
+int ctrd_call_finish(struct ctrd_call *k, int rc, struct dimg_err *err);
 void ctrd_call_end(struct ctrd_call *k);
 
 /* One request, one response of descriptor d (google.protobuf.Empty's for
  * none); *resp (if resp) gets it. */
 int ctrd_unary(struct ctrd *c, const char *method, const char *what, const ProtobufCMessage *req,
-               const ProtobufCMessageDescriptor *d, ProtobufCMessage **resp, char **err);
+               const ProtobufCMessageDescriptor *d, ProtobufCMessage **resp, struct dimg_err *err);
 
 /* The single mapping from gRPC status codes to -errno (see ctrd.h). */
 int ctrd_status_errno(grpc_status_code s);
 
-/* Sets *err (if err) to a malloc'd formatted message; returns rc. */
-int ctrd_fail(char **err, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Sets err's why (if err) to the formatted message, replacing what an
+ * inner call said (the ctrd calls say it better); returns rc. */
+int ctrd_fail(struct dimg_err *err, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /* A protobuf-c map<string,string> from labels: entries of descriptor d
  * (every such entry is {base, key, value}), pointers and entries in one

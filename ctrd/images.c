@@ -42,7 +42,7 @@ static int image_from_pb(struct ctrd_image *out, const PbImage *pb)
 	return -ENOMEM;
 }
 
-int ctrd_images_list(struct ctrd *c, struct ctrd_image **out, size_t *n, char **err)
+int ctrd_images_list(struct ctrd *c, struct ctrd_image **out, size_t *n, struct dimg_err *err)
 {
 	Containerd__Services__Images__V1__ListImagesRequest req =
 	    CONTAINERD__SERVICES__IMAGES__V1__LIST_IMAGES_REQUEST__INIT;
@@ -71,7 +71,7 @@ int ctrd_images_list(struct ctrd *c, struct ctrd_image **out, size_t *n, char **
 	return 0;
 }
 
-int ctrd_image_get(struct ctrd *c, const char *name, struct ctrd_image *out, char **err)
+int ctrd_image_get(struct ctrd *c, const char *name, struct ctrd_image *out, struct dimg_err *err)
 {
 	Containerd__Services__Images__V1__GetImageRequest req =
 	    CONTAINERD__SERVICES__IMAGES__V1__GET_IMAGE_REQUEST__INIT;
@@ -95,7 +95,7 @@ int ctrd_image_get(struct ctrd *c, const char *name, struct ctrd_image *out, cha
 }
 
 /* Create, or Update (every mutable field: target and labels) if it exists. */
-static int image_create_or_update(struct ctrd *c, PbImage *img, char **err)
+static int image_create_or_update(struct ctrd *c, PbImage *img, struct dimg_err *err)
 {
 	Containerd__Services__Images__V1__CreateImageRequest creq =
 	    CONTAINERD__SERVICES__IMAGES__V1__CREATE_IMAGE_REQUEST__INIT;
@@ -109,10 +109,7 @@ static int image_create_or_update(struct ctrd *c, PbImage *img, char **err)
 	                   NULL, err);
 	if (r != -EEXIST)
 		return r;
-	if (err) {
-		free(*err);
-		*err = NULL;
-	}
+	dimg_err_clear(err);
 	snprintf(what, sizeof(what), "image update %s", img->name);
 	ureq.image = img;
 	return ctrd_unary(c, IMAGES_SVC "Update", what, &ureq.base,
@@ -121,7 +118,7 @@ static int image_create_or_update(struct ctrd *c, PbImage *img, char **err)
 }
 
 int ctrd_image_put(struct ctrd *c, const struct ctrd_image *img, const struct ctrd_label *labels,
-                   size_t n_labels, char **err)
+                   size_t n_labels, struct dimg_err *err)
 {
 	PbImage pb = CONTAINERD__SERVICES__IMAGES__V1__IMAGE__INIT;
 	Containerd__Types__Descriptor target = CONTAINERD__TYPES__DESCRIPTOR__INIT;

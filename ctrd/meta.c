@@ -15,7 +15,7 @@
 #define LEASES_SVC    "/containerd.services.leases.v1.Leases/"
 #define SNAPSHOTS_SVC "/containerd.services.snapshots.v1.Snapshots/"
 
-int ctrd_lease_create(struct ctrd *c, unsigned expire_s, char **err)
+int ctrd_lease_create(struct ctrd *c, unsigned expire_s, struct dimg_err *err)
 {
 	Containerd__Services__Leases__V1__CreateRequest req =
 	    CONTAINERD__SERVICES__LEASES__V1__CREATE_REQUEST__INIT;
@@ -53,7 +53,7 @@ int ctrd_lease_create(struct ctrd *c, unsigned expire_s, char **err)
 	return c->lease ? 0 : ctrd_fail(err, -ENOMEM, "lease create: out of memory");
 }
 
-int ctrd_lease_delete(struct ctrd *c, char **err)
+int ctrd_lease_delete(struct ctrd *c, struct dimg_err *err)
 {
 	Containerd__Services__Leases__V1__DeleteRequest req =
 	    CONTAINERD__SERVICES__LEASES__V1__DELETE_REQUEST__INIT;
@@ -74,7 +74,7 @@ int ctrd_lease_delete(struct ctrd *c, char **err)
 static int snapshot_key_call(struct ctrd *c, const char *method, const char *verb,
                              const ProtobufCMessageDescriptor *req_d,
                              const ProtobufCMessageDescriptor *resp_d, const char *snapshotter,
-                             const char *key, char **err)
+                             const char *key, struct dimg_err *err)
 {
 	struct {
 		ProtobufCMessage base;
@@ -91,7 +91,8 @@ static int snapshot_key_call(struct ctrd *c, const char *method, const char *ver
 	return ctrd_unary(c, method, what, &req.base, resp_d, NULL, err);
 }
 
-int ctrd_snapshot_stat(struct ctrd *c, const char *snapshotter, const char *key, char **err)
+int ctrd_snapshot_stat(struct ctrd *c, const char *snapshotter, const char *key,
+                       struct dimg_err *err)
 {
 	return snapshot_key_call(
 	    c, SNAPSHOTS_SVC "Stat", "stat",
@@ -102,7 +103,7 @@ int ctrd_snapshot_stat(struct ctrd *c, const char *snapshotter, const char *key,
 
 int ctrd_snapshot_prepare(struct ctrd *c, const char *snapshotter, const char *key,
                           const char *parent, const struct ctrd_label *labels, size_t n_labels,
-                          char **err)
+                          struct dimg_err *err)
 {
 	Containerd__Services__Snapshots__V1__PrepareSnapshotRequest req =
 	    CONTAINERD__SERVICES__SNAPSHOTS__V1__PREPARE_SNAPSHOT_REQUEST__INIT;
@@ -127,7 +128,7 @@ int ctrd_snapshot_prepare(struct ctrd *c, const char *snapshotter, const char *k
 }
 
 int ctrd_snapshot_commit(struct ctrd *c, const char *snapshotter, const char *name, const char *key,
-                         const struct ctrd_label *labels, size_t n_labels, char **err)
+                         const struct ctrd_label *labels, size_t n_labels, struct dimg_err *err)
 {
 	Containerd__Services__Snapshots__V1__CommitSnapshotRequest req =
 	    CONTAINERD__SERVICES__SNAPSHOTS__V1__COMMIT_SNAPSHOT_REQUEST__INIT;
@@ -150,7 +151,8 @@ int ctrd_snapshot_commit(struct ctrd *c, const char *snapshotter, const char *na
 	return r;
 }
 
-int ctrd_snapshot_remove(struct ctrd *c, const char *snapshotter, const char *key, char **err)
+int ctrd_snapshot_remove(struct ctrd *c, const char *snapshotter, const char *key,
+                         struct dimg_err *err)
 {
 	return snapshot_key_call(
 	    c, SNAPSHOTS_SVC "Remove", "remove",

@@ -10,7 +10,7 @@ void differ_opts_default(struct differ_opts *o)
 {
 	o->level = 19;
 	o->max_diff_size = 512ull << 20;
-	o->max_zstdref_window = 32ull << 20;
+	o->max_zstdref_window = 1ull << 30;
 	o->codecs = DIFFER_CODEC_BSDIFF | DIFFER_CODEC_ZSTDREF | DIFFER_CODEC_GZIP;
 }
 

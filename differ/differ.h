@@ -25,8 +25,10 @@ struct differ_opts {
 #define DIFFER_CODEC_ZSTDREF 0x2u
 #define DIFFER_CODEC_GZIP    0x4u /* gzip-recompress, for gzip files zlib recreates */
 
-/* Defaults: level 19, max_diff_size 512 MiB, zstdref while old+new <= 32 MiB
- * (past that bsdiff wins on size and zstdref costs as much time), all codecs. */
+/* Defaults: level 19, max_diff_size 512 MiB, zstdref while old+new <= 1 GiB
+ * (any pair max_diff_size lets through: on a major update of a large file
+ * zstdref's window over all of old beats bsdiff; a fast probe skips its slow
+ * level where bsdiff is far ahead), all codecs. */
 void differ_opts_default(struct differ_opts *o);
 
 /* Builds *out: a copy of target whose REG entries carry a plan:

@@ -8,15 +8,17 @@
 #
 # Usage: install-containerd-config.sh [--config FILE] [--dropin-dir DIR]
 #                                     [--address SOCK] [--remove]
-#   --config FILE      containerd's config (default /etc/containerd/config.toml)
-#   --dropin-dir DIR   where drop-ins live (default /etc/containerd/conf.d)
+#   --config FILE      containerd's config (default $DI3FS_CONTAINERD_CONFIG,
+#                      else /etc/containerd/config.toml)
+#   --dropin-dir DIR   where drop-ins live (default $DI3FS_CONTAINERD_DROPIN_DIR,
+#                      else /etc/containerd/conf.d)
 #   --address SOCK     the snapshotter's socket (default /run/di3fs/snapshotter.sock)
 #   --remove           delete the drop-in (the imports glob, harmless, stays)
 # Restart containerd afterwards: systemctl restart containerd
 set -eu
 
-CONFIG=/etc/containerd/config.toml
-DROPIN_DIR=/etc/containerd/conf.d
+CONFIG=${DI3FS_CONTAINERD_CONFIG:-/etc/containerd/config.toml}
+DROPIN_DIR=${DI3FS_CONTAINERD_DROPIN_DIR:-/etc/containerd/conf.d}
 ADDRESS=/run/di3fs/snapshotter.sock
 REMOVE=0
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -34,7 +36,7 @@ while [ $# -gt 0 ]; do
 	--dropin-dir) DROPIN_DIR=$2; shift 2 ;;
 	--address) ADDRESS=$2; shift 2 ;;
 	--remove) REMOVE=1; shift ;;
-	-h | --help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h | --help) awk 'NR > 1 && !/^#/ { exit } NR > 1' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) die "unknown option $1 (see --help)" ;;
 	esac
 done

@@ -5,6 +5,7 @@
 #include "grpc_server.h"
 #include "lockfile.h"
 #include "log.h"
+#include "sdnotify.h"
 #include "snap.h"
 
 #include <errno.h>
@@ -193,8 +194,13 @@ static int serve(const struct snap_config *cfg, const struct snap_log *lg, sigse
 	r = rpc_server_start(&srv, cfg->address, cfg->threads, sn, lg);
 	if (r == 0) {
 		snap_info(lg, "serving on unix:%s with %d threads", cfg->address, cfg->threads);
+		/* ready (Type=notify): the socket accepts calls, delta images are mounted */
+		int nr = sdnotify_send("READY=1", NULL, 0);
+		if (nr < 0)
+			snap_warn(lg, "cannot notify $NOTIFY_SOCKET: %s", strerror(-nr));
 		sigwait(signals, &sig);
 		snap_info(lg, "signal %d: stopping", sig);
+		sdnotify_send("STOPPING=1", NULL, 0);
 		rpc_server_stop(srv);
 		unlink(cfg->address); /* ours: we hold its lock */
 	} else {

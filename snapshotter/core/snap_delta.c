@@ -118,7 +118,8 @@ static int fetch_to(struct snap *sn, const char *digest, const char *ns, int fd,
 {
 	struct fetch f = {.fd = fd};
 	struct ctrd *c = NULL;
-	char *err = NULL, hex[65];
+	struct dimg_err err = {0};
+	char hex[65];
 	uint8_t got[32];
 	int r = dimg_sha256_new(&f.sha);
 
@@ -128,7 +129,8 @@ static int fetch_to(struct snap *sn, const char *digest, const char *ns, int fd,
 		r = ctrd_content_read(c, digest, fetch_sink, &f, &err);
 	if (r < 0) {
 		set_why(why, whyf("cannot fetch delta %s from containerd at %s (namespace %s): %s",
-		                  digest, sn->containerd_address, ns, err ? err : strerror(-r)));
+		                  digest, sn->containerd_address, ns,
+		                  err.why[0] ? err.why : strerror(-r)));
 	} else {
 		dimg_sha256_final(f.sha, got);
 		dimg_hex32(got, hex);
@@ -140,7 +142,6 @@ static int fetch_to(struct snap *sn, const char *digest, const char *ns, int fd,
 	}
 	if (r == 0 && fdatasync(fd) < 0)
 		r = -errno;
-	free(err);
 	ctrd_close(c);
 	dimg_sha256_free(f.sha);
 	return r;

@@ -218,13 +218,12 @@ static int base_tree(struct lazyfs_image *img, const struct lazyfs_base *base,
 		lazyfs_image_files(&img->base_files, base->image);
 		return 0;
 	}
-	char *err_path = NULL;
+	struct dimg_err err = {0};
 	*why = "cannot read the base directory";
-	int r = dimg_tree_walk(own, base->dir, DIMG_WALK_NO_HASH, 1, NULL, NULL, &err_path);
+	int r = dimg_tree_walk(own, base->dir, DIMG_WALK_NO_HASH, 1, NULL, NULL, &err);
 	if (r < 0) {
 		snap_err(img->fs->lg, "lazyfs: image %s: base %s: %s: %s", img->name, base->dir,
-		         err_path ? err_path : base->dir, strerror(-r));
-		free(err_path);
+		         err.what[0] ? err.what : base->dir, strerror(-r));
 		return r;
 	}
 	*t = *own;

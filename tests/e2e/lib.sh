@@ -83,6 +83,16 @@ stop_snapshotter() {
 
 start_containerd() {
 	mkdir -p "$CTD"
+	[ -f "$CTD/config.toml" ] || write_containerd_config
+	containerd --config "$CTD/config.toml" >>"$CTD/containerd.log" 2>&1 &
+	CTD_PID=$!
+	wait_for 30 ctr -a "$CSOCK" version || fail "containerd did not start"
+}
+
+# The private containerd's config (start_containerd writes it unless the
+# test did): own root, state and sockets, CRI off, di3fs as a proxy plugin.
+write_containerd_config() {
+	mkdir -p "$CTD"
 	cat >"$CTD/config.toml" <<CONF
 version = 2
 root = "$CTD/root"
@@ -99,9 +109,6 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
   type = "snapshot"
   address = "$SOCK"
 CONF
-	containerd --config "$CTD/config.toml" >>"$CTD/containerd.log" 2>&1 &
-	CTD_PID=$!
-	wait_for 30 ctr -a "$CSOCK" version || fail "containerd did not start"
 }
 
 # Deletes whatever containers of our namespace are left, then containerd.

@@ -100,7 +100,7 @@ for v in 2 3 4; do
 	"$CDIMG" diff -q --codecs zstdref "$WORK/c$((v - 1)).tar" "$WORK/c$v.tar" -o "$WORK/z$((v - 1))$v.cdimg"
 done
 "$CDIMG" merge --json "$WORK/z12.cdimg" "$WORK/z23.cdimg" "$WORK/z34.cdimg" -o "$WORK/m14.cdimg" >"$WORK/m14.json"
-[ "$(jget "$WORK/m14.json" '["chained"]')" -ge 1 ] || fail "the merged delta has no chain patch"
+[ "$(jget "$WORK/m14.json" '["patches"]["chain"]')" -ge 1 ] || fail "the merged delta has no chain patch"
 C2="timeout 180 ctr -a $CSOCK -n $NS-m"
 $C2 images import --snapshotter=di3fs "$WORK/c1.tar" >/dev/null
 $CDIMG load -a "$CSOCK" -n "$NS-m" --json "$WORK/m14.cdimg" >"$WORK/loadm.json" ||

@@ -1,18 +1,27 @@
 #!/bin/bash
-# End-to-end, real images: nginx v1 -> v2 (two-layer OCI images of Debian 12
-# minbase + nginx, as bench/bench-images.sh caches them) through di3fs:
-# import v1, diff, then time `cdimg load` of the .cdimg (it must stay well
-# under a second: it moves the ~80 KiB delta and a few metadata calls, never
-# the image).
+# End-to-end, real images: nginx v1 -> v2 (OCI images of the Debian 12
+# nginx trees of tests/assets/mktrees.sh as two-layer images, Debian
+# minbase + nginx, built here with mkimages.py as bench-images.sh does) through
+# di3fs: import v1, diff, then time `cdimg load` of the .cdimg (it must stay
+# well under a second: it moves the small delta and a few metadata calls,
+# never the image).
 . "$(dirname "$0")/lib.sh"
 
 CDIMG=${CDIMG:-$SRC/build/ctr-tools/cdimg}
-IMAGES=${DI3FS_IMAGES:-/var/cache/di3fs/images}
+TREES=${DI3FS_TREES:-/var/cache/di3fs/trees}
 [ -x "$CDIMG" ] || fail "no cdimg binary at $CDIMG"
+bash "$SRC/tests/assets/mktrees.sh" --out "$TREES" nginx >/dev/null ||
+	fail "building the nginx trees failed"
+IMAGES=$WORK/images
+mkdir -p "$IMAGES" "$WORK/minbase"
+tar -C "$WORK/minbase" --same-owner -xpf "${DI3FS_CACHE:-/var/cache/di3fs}/base-bookworm-minbase.tar" ||
+	fail "extracting the minbase failed"
 for v in v1 v2; do
-	[ -f "$IMAGES/nginx-$v.tar" ] ||
-		skip "no $IMAGES/nginx-$v.tar: build the image cache with bench/bench-images.sh"
+	python3 "$SRC/tests/assets/mkimages.py" oci --ref "example.org/nginx:$v" \
+		"$WORK/minbase" "$TREES/nginx-$v" "$IMAGES/nginx-$v.tar" >/dev/null ||
+		fail "building the nginx $v image failed"
 done
+rm -rf --one-file-system "$WORK/minbase"
 NAME=example.org/nginx:v2
 MAX_MS=${DI3FS_LOAD_MAX_MS:-1000}
 

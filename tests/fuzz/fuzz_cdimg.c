@@ -139,7 +139,8 @@ static void check_open(const struct cdimg *c)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct cdimg *c = NULL;
-	char path[64], *err = NULL;
+	char path[64];
+	struct dimg_err err = {0};
 	uint8_t *buf = malloc(size ? size : 1);
 	int fd = memfd_create("fuzz-cdimg", MFD_CLOEXEC);
 	if (!buf || fd < 0)
@@ -155,12 +156,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		check_open(c);
 	else if (r != -EBADMSG && r != -ENOTSUP && r != -EOVERFLOW && r != -ENOMEM)
 		fuzz_fail("refused with an unexpected error");
-	else if (r != -ENOMEM && !err)
+	else if (r != -ENOMEM && !err.why[0] && !err.what[0])
 		fuzz_fail("refused without a message");
 	if (getenv("DIMG_FUZZ_VERBOSE"))
-		fprintf(stderr, "cdimg: %d %s\n", r, err ? err : "");
+		fprintf(stderr, "cdimg: %d %s: %s\n", r, err.what, err.why);
 	cdimg_free(c);
-	free(err);
 	free(buf);
 	close(fd);
 	return 0;

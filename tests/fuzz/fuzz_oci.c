@@ -65,9 +65,9 @@ static void fuzz_fail(const char *what, const char *path)
 
 static void fuzz_check(const struct dimg_image *img)
 {
-	const char *bad = NULL;
+	struct dimg_err bad = {0};
 	if (!img->tree || dimg_tree_validate(img->tree, &bad) < 0)
-		fuzz_fail("opened image has an invalid tree", bad);
+		fuzz_fail("opened image has an invalid tree", bad.what);
 	if (!img->config || !img->manifest || !img->manifest_media_type ||
 	    strncmp(img->config_digest, "sha256:", 7) != 0 ||
 	    strncmp(img->manifest_digest, "sha256:", 7) != 0)
@@ -92,7 +92,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct dimg_image_opts o = {0};
 	struct dimg_image *img = NULL;
-	char path[64], *err = NULL;
+	struct dimg_err err = {0};
+	char path[64];
 	uint8_t knobs = size ? data[size - 1] : 0;
 	o.ref = fuzz_refs[knobs & 3];
 	o.platform = fuzz_platforms[(knobs >> 2) & 3];
@@ -107,13 +108,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	int r = dimg_image_open(&img, path, &o, &err);
 	if (r == 0)
 		fuzz_check(img);
-	else if (r != -ENOMEM && !err)
+	else if (r != -ENOMEM && !err.why[0] && !err.what[0])
 		fuzz_fail("refused without a message", NULL);
 	if (getenv("DIMG_FUZZ_VERBOSE"))
-		fprintf(stderr, "image: %d %s (%zu entries)\n", r, err ? err : "",
+		fprintf(stderr, "image: %d %s: %s (%zu entries)\n", r, err.what, err.why,
 		        img ? img->tree->n : 0);
 	dimg_image_free(img);
-	free(err);
 	close(fd);
 	return 0;
 }

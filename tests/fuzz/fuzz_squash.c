@@ -21,7 +21,7 @@
 
 /* The squash API is private to libdimg; dimg_fuzz exports only its public
  * include directory. */
-#include "../../dimg/lib/image/cas-internal.h"
+#include "cas-internal.h"
 #include "dimg/hash.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -139,8 +139,7 @@ static int fuzz_squash(struct dimg_cas *cas, uint8_t flags, const uint8_t *p, co
 {
 	struct dimg_squash *s = NULL;
 	struct dimg_tree *t = NULL;
-	char *err = NULL;
-	const char *bad = NULL;
+	struct dimg_err err = {0}, bad = {0};
 	int r = dimg_squash_new(&s, cas, len[0] + len[1], NULL, NULL);
 	for (int i = 0; r == 0 && i < 2 && (i == 0 || (flags & 1)); i++) {
 		struct fuzz_src fs = {p, len[i], 0, fuzz_chunks[(flags >> 4) & 7]};
@@ -166,17 +165,16 @@ static int fuzz_squash(struct dimg_cas *cas, uint8_t flags, const uint8_t *p, co
 	if (r == 0)
 		r = dimg_squash_finish(s, &t, &err);
 	if (r == 0 && dimg_tree_validate(t, &bad) < 0)
-		fuzz_fail("squash returned an invalid tree", bad);
+		fuzz_fail("squash returned an invalid tree", bad.what);
 	if (r == 0) {
 		fuzz_check_contents(cas, t);
 		if (dimg_tree_id(t, id) < 0)
 			fuzz_fail("tree id failed", NULL);
 	}
-	if (r < 0 && r != -ENOMEM && !err)
+	if (r < 0 && r != -ENOMEM && !err.why[0])
 		fuzz_fail("refused without a message", NULL);
 	if (getenv("DIMG_FUZZ_VERBOSE"))
-		fprintf(stderr, "squash: %d %s\n", r, err ? err : "");
-	free(err);
+		fprintf(stderr, "squash: %d %s\n", r, err.why);
 	dimg_tree_free(t);
 	dimg_squash_free(s);
 	return r;

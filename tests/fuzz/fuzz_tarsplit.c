@@ -8,7 +8,7 @@
 #include <string.h>
 
 /* The recorder is private to libdimg (see fuzz_squash.c). */
-#include "../../dimg/lib/image/cas-internal.h"
+#include "cas-internal.h"
 #include "dimg/hash.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -95,11 +95,7 @@ $CHECK image "$WORK/appz.tar" "$d/v2" "$WORK/v2.tar" other/name:1
 # it is written depth-first, each hardlink after the file it names.
 mkdir "$WORK/oci" "$WORK/plain"
 tar -C "$WORK/oci" -xf "$WORK/app.tar"
-layer=$(python3 -c '
-import json, sys
-d = sys.argv[1] + "/blobs/sha256/"
-m = json.load(open(d + json.load(open(sys.argv[1] + "/index.json"))["manifests"][0]["digest"][7:]))
-print(d + m["layers"][0]["digest"][7:])' "$WORK/oci")
+layer=$(oci_layer "$WORK/oci")
 tar -C "$WORK/plain" --xattrs --xattrs-include='*' --numeric-owner -xpf "$layer"
 for top in a a-b bin dev etc; do
 	$TREECMP "$d/v2/$top" "$WORK/plain/$top" || fail "plain tar -x of the layer differs in /$top"

@@ -22,8 +22,8 @@ within_ratio() {
 	[ $((m * 4)) -le $((d * 5)) ] || fail "${1##*/} ($m) is over 1.25x the direct diff ($d)"
 }
 
-# jget FILE KEY: a top-level field of a JSON summary.
-jget() { python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$1" "$2"; }
+# jget FILE KEY...: a field of a JSON summary (KEY, or KEY's KEY ...).
+jget() { python3 -c 'import functools, json, sys; print(functools.reduce(lambda d, k: d[k], sys.argv[2:], json.load(open(sys.argv[1]))))' "$@"; }
 
 check() {
 	local m=$1 name=$2
@@ -41,7 +41,7 @@ check() {
 "$CDIMG" merge --json "$WORK/b12.dimg" "$WORK/b23.dimg" -o "$WORK/bm13.dimg" >"$WORK/bm.json"
 check "$WORK/bm13.dimg" "bsdiff,gzip chain"
 within_ratio "$WORK/bm13.dimg" "$WORK/d13.dimg"
-chained=$(jget "$WORK/bm.json" chained) composed=$(jget "$WORK/bm.json" composed)
+chained=$(jget "$WORK/bm.json" patches chain) composed=$(jget "$WORK/bm.json" composed)
 [ "$chained" = 0 ] || fail "bsdiff,gzip chain: $chained files left as a chain of patches"
 [ "$composed" -gt 150 ] || fail "bsdiff,gzip chain: only $composed patches composed"
 # And what the chain gives, step by step, is the same tree.
@@ -58,7 +58,7 @@ rm -rf "$WORK/s2" "$WORK/s3"
 "$CDIMG" diff -q "$v2" "$v3" -o "$WORK/d23.dimg"
 "$CDIMG" merge --json "$WORK/d12.dimg" "$WORK/d23.dimg" -o "$WORK/dn13.dimg" >"$WORK/dn.json"
 check "$WORK/dn13.dimg" "default chain without a base"
-chained=$(jget "$WORK/dn.json" chained)
+chained=$(jget "$WORK/dn.json" patches chain)
 [ "$chained" -gt 0 ] || fail "default chain: no chain patch made (zstdref inner patches expected)"
 echo "default chain merged without a base: $(stat -c %s "$WORK/dn13.dimg") bytes, $chained chain patches"
 "$CDIMG" merge -q --base "$v1" "$WORK/d12.dimg" "$WORK/d23.dimg" -o "$WORK/dm13.dimg"

@@ -34,7 +34,7 @@ done
 
 "$CDIMG" merge --json "$WORK/d12.dimg" "$WORK/d23.dimg" -o "$WORK/m13.dimg" >"$WORK/m13.json"
 "$CDIMG" show "$WORK/m13.dimg" | grep -q "dictionary:" || fail "the merged delta has no dictionary"
-kept=$(jget "$WORK/m13.json" dict_blobs) plain=$(jget "$WORK/m13.json" undict)
+kept=$(jget "$WORK/m13.json" dictionary_blobs) plain=$(jget "$WORK/m13.json" undict)
 # 200 new files, 100 from each delta: one delta's kept, the other's plain
 [ "$kept" -ge 50 ] || fail "only $kept blobs kept with the dictionary"
 [ "$plain" -ge 50 ] || fail "only $plain blobs of the other dictionary made plain"

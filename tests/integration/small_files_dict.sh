@@ -44,7 +44,7 @@ cmp "$WORK/j1.dimg" "$WORK/dict.dimg" || fail "-j1 and -j2 differ"
 "$CDIMG" apply -q "$v1" "$WORK/dict.dimg" -o "$WORK/out"
 $TREECMP "$v2" "$WORK/out" || fail "applied tree differs from v2"
 "$CDIMG" show --json "$WORK/dict.dimg" >"$WORK/show.json"
-"$CDIMG" show "$WORK/dict.dimg" | grep -q "dictionary: .* used by [0-9]* full blobs" ||
+"$CDIMG" show "$WORK/dict.dimg" | grep -q "dictionary: .* used by [0-9]* full files" ||
 	fail "cdimg show does not report the dictionary"
 
 python3 - "$WORK/diff.json" "$WORK/show.json" "$WORK/dict.dimg" "$WORK/nodict.dimg" <<'PY'

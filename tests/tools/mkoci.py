@@ -3,7 +3,8 @@
 as ONE gzip layer, for tests (python3 stdlib only).
 
     mkoci.py [--ref NAME] [--arch ARCH] [--env K=V]... [--label K=V]...
-             [--entrypoint JSON] [--cmd JSON] [--workdir DIR] ROOTFS OUT.tar
+             [--entrypoint JSON] [--cmd JSON] [--workdir DIR] [--sparse]
+             ROOTFS OUT.tar
     mkoci.py [options] --layer LAYER.tar - OUT.tar
 
 The layer is a PAX tar that keeps what an image layer can hold: owners,
@@ -12,10 +13,13 @@ symlinks, hardlinks and xattrs (SCHILY.xattr.*). Entries go in byte order
 of their paths; gzip and the outer tar have fixed headers, so the same
 tree gives the same bytes. Sockets are skipped; the root entry is left out,
 as in most real layers. Must run as root to read every file of a real tree.
+With --sparse, files with holes become PAX 1.0 sparse members (what
+`tar --sparse --format=posix` writes): only their data regions are stored.
 With --layer, the layer is LAYER.tar as it is (a tar some other writer
 made), gzipped the same way.
 """
 import argparse
+import errno
 import gzip
 import hashlib
 import io
@@ -49,7 +53,70 @@ def tree_paths(root):
     return [os.fsdecode(p) for p in out]
 
 
-def add_entry(tar, root, rel):
+def data_regions(f, size):
+    """The (offset, length) runs of f that hold data, by SEEK_DATA/SEEK_HOLE."""
+    fd, pos, out = f.fileno(), 0, []
+    while pos < size:
+        try:
+            start = os.lseek(fd, pos, os.SEEK_DATA)
+        except OSError as e:
+            if e.errno != errno.ENXIO:
+                raise
+            break
+        pos = min(os.lseek(fd, start, os.SEEK_HOLE), size)
+        out.append((start, pos - start))
+    f.seek(0)  # lseek moved the offset the whole-file path reads from
+    return out
+
+
+class SparseBody(io.RawIOBase):
+    """A PAX 1.0 sparse member's body: the map (count, then offset and
+    length of each run, a trailing (size, 0) run, NUL-padded to a block),
+    then the runs' bytes."""
+
+    def __init__(self, f, runs, size):
+        nums = [len(runs) + 1] + [x for r in runs for x in r] + [size, 0]
+        head = "".join("%d\n" % x for x in nums).encode()
+        self.parts = [io.BytesIO(head + b"\0" * (-len(head) % 512))]
+        self.parts += [(f, off, n) for off, n in runs]
+        self.size = len(self.parts[0].getvalue()) + sum(n for _, n in runs)
+
+    def readable(self):
+        return True
+
+    def readinto(self, b):
+        while self.parts:
+            p = self.parts[0]
+            if isinstance(p, io.BytesIO):
+                data = p.read(len(b))
+            else:
+                f, off, n = p
+                data = os.pread(f.fileno(), min(len(b), n), off)
+                self.parts[0] = (f, off + len(data), n - len(data))
+            if data:
+                b[:len(data)] = data
+                return len(data)
+            self.parts.pop(0)
+        return 0
+
+
+def add_regular(tar, ti, path, sparse):
+    with open(path, "rb") as f:
+        runs = data_regions(f, ti.size) if sparse and ti.size else None
+        if runs is None or runs == [(0, ti.size)]:
+            tar.addfile(ti, f)
+            return
+        body = SparseBody(f, runs, ti.size)
+        d, base = os.path.split(ti.name)
+        ti.pax_headers.update({"GNU.sparse.major": "1", "GNU.sparse.minor": "0",
+                               "GNU.sparse.name": ti.name,
+                               "GNU.sparse.realsize": str(ti.size)})
+        ti.name = os.path.join(d, "GNUSparseFile.0", base)
+        ti.size = body.size
+        tar.addfile(ti, io.BufferedReader(body, CHUNK))
+
+
+def add_entry(tar, root, rel, sparse=False):
     path = os.path.join(root, rel)
     st = os.lstat(path)
     if stat.S_ISSOCK(st.st_mode):
@@ -65,13 +132,12 @@ def add_entry(tar, root, rel):
             value = os.getxattr(path, name, follow_symlinks=False)
             ti.pax_headers["SCHILY.xattr." + name] = value.decode("utf-8", "surrogateescape")
     if ti.type == tarfile.REGTYPE:
-        with open(path, "rb") as f:
-            tar.addfile(ti, f)
+        add_regular(tar, ti, path, sparse)
     else:
         tar.addfile(ti)
 
 
-def make_layer(root, workdir, layer=None):
+def make_layer(root, workdir, sparse=False, layer=None):
     """Writes layer.tar (or takes `layer`) and layer.tar.gz; returns
     (diff_id, digest, size, path of the .gz)."""
     raw = layer or os.path.join(workdir, "layer.tar")
@@ -79,7 +145,7 @@ def make_layer(root, workdir, layer=None):
         with tarfile.open(raw, "w", format=tarfile.PAX_FORMAT, encoding="utf-8",
                           errors="surrogateescape") as tar:
             for rel in tree_paths(root):
-                add_entry(tar, root, rel)
+                add_entry(tar, root, rel, sparse)
     packed = os.path.join(workdir, "layer.tar.gz")
     with open(raw, "rb") as src, open(packed, "wb") as dst:
         with gzip.GzipFile(filename="", mode="wb", fileobj=dst, mtime=0, compresslevel=6) as gz:
@@ -148,6 +214,8 @@ def main():
     ap.add_argument("--entrypoint")
     ap.add_argument("--cmd")
     ap.add_argument("--workdir")
+    ap.add_argument("--sparse", action="store_true",
+                    help="files with holes as sparse members (data regions only)")
     ap.add_argument("--layer", help="an uncompressed layer tar to use as it is (ROOTFS: -)")
     ap.add_argument("rootfs")
     ap.add_argument("out")
@@ -155,7 +223,7 @@ def main():
 
     work = tempfile.mkdtemp(prefix="mkoci.", dir=os.path.dirname(os.path.abspath(args.out)))
     try:
-        diff_id, digest, size, packed = make_layer(args.rootfs, work, args.layer)
+        diff_id, digest, size, packed = make_layer(args.rootfs, work, args.sparse, args.layer)
         config = canon(make_config(args, diff_id))
         cdesc = {"mediaType": "application/vnd.oci.image.config.v1+json",
                  "digest": "sha256:" + hashlib.sha256(config).hexdigest(), "size": len(config)}

@@ -15,6 +15,7 @@ package) to decode zstd frames, whose headers and block framing it reads
 itself (RFC 8878) to check what the document requires of them.
 """
 
+import bz2
 import hashlib
 import os
 import struct
@@ -154,21 +155,41 @@ def bsdiff(old, blob):
     c = Cursor(blob)
     need(len(blob) >= 64 and blob[:8] == b"DI3FSBSD", "EBADMSG", "bsdiff magic")
     c.take(8)
-    version, res1, old_size, new_size, *zlen, res2 = struct.unpack("<IIQQQQQQ", c.take(56))
-    need(version == 1, "ENOTSUP", "bsdiff version %d" % version)
-    need(res1 == 0 and res2 == 0, "EBADMSG", "bsdiff reserved fields")
+    version, m0, m1, m2, m3, old_size, new_size, *zlen, res2 = struct.unpack(
+        "<IBBBBQQQQQQ", c.take(56))
+    need(version in (1, 2), "ENOTSUP", "bsdiff version %d" % version)
+    methods = (m0, m1, m2)
+    if version == 1:
+        need(methods == (0, 0, 0) and m3 == 0, "EBADMSG", "bsdiff v1 reserved bytes")
+    else:
+        need(all(m in (0, 1) for m in methods) and m3 == 0, "EBADMSG", "bsdiff v2 methods")
+    need(res2 == 0, "EBADMSG", "bsdiff reserved fields")
     need(sum(zlen) == c.left() and all(z <= c.left() for z in zlen), "EBADMSG",
          "bsdiff stream lengths do not add up to the blob")
     need(old_size == len(old), "EXDEV", "old file is %d bytes, patch wants %d"
          % (len(old), old_size))
     streams, pos = [], 64
-    for z in zlen:
-        streams.append(zstd_frame(blob[pos:pos + z], 23, ratio=False))
+    for z, m in zip(zlen, methods):
+        part = blob[pos:pos + z]
+        streams.append(zstd_frame(part, 23, ratio=False) if m == 0 else bzip2_stream(part))
         pos += z
     ctrl, diff, extra = streams
     need(len(ctrl) // 30 <= new_size and len(diff) <= new_size
          and len(diff) + len(extra) == new_size, "EBADMSG", "stream sizes vs new_size")
     return bsdiff_run(old, new_size, Cursor(ctrl), diff, extra)
+
+
+def bzip2_stream(part):
+    """Exactly one bzip2 stream (BZh + a block size digit), nothing after it."""
+    need(len(part) >= 4 and part[:3] == b"BZh" and part[3:4] in b"123456789",
+         "EBADMSG", "bzip2 stream header")
+    d = bz2.BZ2Decompressor()
+    try:
+        out = d.decompress(part)
+    except (OSError, EOFError):
+        raise PatchError("EBADMSG", "bzip2 stream corrupt")
+    need(d.eof and not d.unused_data, "EBADMSG", "bzip2 stream truncated or followed by bytes")
+    return out
 
 
 def bsdiff_run(old, new_size, ctrl, diff, extra):

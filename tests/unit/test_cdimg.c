@@ -145,7 +145,7 @@ static void write_cdimg(const struct env *e, const char *dimg, const char *out)
 	                       .target_manifest_len = strlen(e->manifest),
 	                       .target_ref = "example.org/app:v2"};
 	uint64_t size = 0;
-	CHECK_RC(packer_cdimg_write(out, dimg, &m, &size));
+	CHECK_RC(cdimg_write(out, dimg, &m, 0, &size, NULL));
 	CHECK(size > 0);
 }
 
@@ -171,21 +171,20 @@ static void flips(const char *good, const char *scratch, const struct cdimg_info
 	uint8_t *b = slurp(good, &len);
 	for (size_t i = 0; i < len; i++) {
 		struct cdimg *c = NULL;
-		char *err = NULL;
+		struct dimg_err err = {0};
 		b[i] ^= 0x41;
 		spit(scratch, b, len);
 		b[i] ^= 0x41;
 		int r = cdimg_open(&c, scratch, &err);
 		if (r < 0) {
 			CHECK(r == -EBADMSG || r == -ENOTSUP || r == -EOVERFLOW);
-			CHECK(err && err[0]);
+			CHECK(err.why[0]);
 			refused++;
 		} else {
 			const struct cdimg_info *in = cdimg_get_info(c);
 			CHECK(!strcmp(in->dimg_digest, ref->dimg_digest));
 			CHECK(!strcmp(in->manifest_digest, ref->manifest_digest));
 		}
-		free(err);
 		cdimg_free(c);
 	}
 	printf("flips: %zu of %zu refused (the rest hit padding or ignored header fields)\n",
@@ -247,7 +246,8 @@ static void check_layers_carried(const struct env *e, const char *dimg, const ch
 	                       .target_manifest = (const uint8_t *)e->manifest,
 	                       .target_manifest_len = strlen(e->manifest),
 	                       .layers_path = lp};
-	CHECK_RC(packer_cdimg_write(out, dimg, &m, NULL));
+	CHECK_RC(
+	    cdimg_write(out, dimg, &m, PACKER_REPLACE, NULL, NULL)); /* over the scratch file */
 	CHECK_RC(cdimg_open(&c, out, NULL));
 	const struct cdimg_info *in = cdimg_get_info(c);
 	CHECK_RC(oci_digest_buf(want, blob, sizeof(blob)));
@@ -269,7 +269,7 @@ static int read_recipe(const uint8_t *raw, size_t n, struct dimg_buf *out)
 	struct layers_reader *r = NULL;
 	struct layers_layer l;
 	struct layers_src src = {0};
-	char *why = NULL;
+	struct dimg_err why = {0};
 	size_t cap = ZSTD_compressBound(n);
 	uint8_t *z = malloc(cap);
 	size_t zn = ZSTD_compress(z, cap, raw, n, 3);
@@ -279,8 +279,7 @@ static int read_recipe(const uint8_t *raw, size_t n, struct dimg_buf *out)
 		rc = layers_next(r, 0, &l, &why);
 	if (rc == 0)
 		rc = layers_write(r, &src, buf_sink, out, &why);
-	CHECK(rc == 0 || (why && why[0]));
-	free(why);
+	CHECK(rc == 0 || why.why[0]);
 	layers_free(r);
 	free(z);
 	return rc;

@@ -579,7 +579,7 @@ static void test_bsdiff_bounds(void)
 	craft_bsdiff(&p, 64, 32, ctrl, n, data, 16, data, 16);
 	/* header: version, reserved, stream lengths */
 	CHECK(apply_bs(old, 64, &p) == 0);
-	p.data[8] = 2;
+	p.data[8] = 3;
 	CHECK(apply_bs(old, 64, &p) == -ENOTSUP);
 	p.data[8] = 1;
 	p.data[60] = 1;

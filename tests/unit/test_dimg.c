@@ -229,6 +229,38 @@ static void check_unverified(const uint8_t *buf, size_t len, const struct dimg_t
 	dimg_reader_free(rd);
 }
 
+/* The counts every command reports, on the known update make_target is:
+ * from both trees, from the resolved delta, from the index alone. */
+static void check_counts(const uint8_t *buf, size_t len, const struct dimg_tree *base,
+                         const struct dimg_tree *target)
+{
+	struct dimg_counts c, r;
+	struct dimg_reader *rd;
+	struct dimg_tree *resolved = NULL;
+	CHECK_RC(dimg_counts_trees(&c, base, target));
+	CHECK(c.entries == 7 && c.kept == 3);  /* "", "a", "d" */
+	CHECK(c.changed == 2);                 /* b, lnk */
+	CHECK(c.added == 1 && c.renamed == 1); /* d/new; c -> e */
+	CHECK(c.removed == 1);                 /* d/gone */
+	CHECK(c.stored == 4 && c.dropped == 4);
+	CHECK(c.files[DIMG_PAYLOAD_FULL] == 1 && c.files[DIMG_PAYLOAD_SAME] == 1 &&
+	      c.files[DIMG_PAYLOAD_EMPTY] == 1 && c.bytes[DIMG_PAYLOAD_FULL] > 0);
+	CHECK_RC(dimg_reader_open_mem(&rd, buf, len));
+	CHECK_RC(dimg_reader_resolve(rd, base, &resolved));
+	CHECK_RC(dimg_counts_trees(&r, base, resolved));
+	CHECK(memcmp(&r, &c, sizeof(c)) == 0);
+	dimg_counts_index(&r, rd);
+	CHECK(r.entries == 7 && r.kept == 3 && r.stored == 4 && r.dropped == 4);
+	CHECK(r.changed == DIMG_COUNT_UNKNOWN && r.removed == DIMG_COUNT_UNKNOWN);
+	CHECK(!memcmp(r.files, c.files, sizeof(c.files)) &&
+	      !memcmp(r.bytes, c.bytes, sizeof(c.bytes)));
+	/* Nothing changed: every count known from the index too. */
+	CHECK_RC(dimg_counts_trees(&c, base, base));
+	CHECK(c.kept == base->n && c.stored == 0 && c.dropped == 0 && c.removed == 0);
+	dimg_tree_free(resolved);
+	dimg_reader_free(rd);
+}
+
 int main(void)
 {
 	struct memfiles mf = {{"a", "b", "c", "d/gone"},
@@ -247,8 +279,9 @@ int main(void)
 	CHECK(st.entries == target->n);
 	CHECK(st.kept == 3);      /* "", "a" and "d" */
 	CHECK(st.explicit_ == 4); /* b changed, d/new and e new, lnk changed */
-	CHECK(st.removed == 4);   /* b, c, d/gone, lnk */
+	CHECK(st.dropped == 4);   /* b, c, d/gone, lnk */
 	dimg_reader_free(rd);
+	check_counts(buf, len, base, target);
 	check_unverified(buf, len, base);
 
 	/* Same input, same bytes. */

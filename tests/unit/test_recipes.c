@@ -246,7 +246,7 @@ static int read_blob(struct env *v, uint8_t ver, const uint8_t *recs, size_t n,
 	struct layers_layer l;
 	struct layers_src src = {NULL, src_content, v, t};
 	uint8_t head[52] = "DI3LAYRS";
-	char *why = NULL;
+	struct dimg_err why = {0};
 	head[8] = ver;
 	head[12] = 1;
 	head[16] = LAYERS_RECIPE;
@@ -262,8 +262,7 @@ static int read_blob(struct env *v, uint8_t ver, const uint8_t *recs, size_t n,
 		rc = layers_next(r, 0, &l, &why);
 	if (rc == 0)
 		rc = layers_write(r, &src, buf_sink, out, &why);
-	CHECK(rc == 0 || (why && why[0]));
-	free(why);
+	CHECK(rc == 0 || why.why[0]);
 	layers_free(r);
 	free(z);
 	dimg_buf_free(&raw);

@@ -144,7 +144,7 @@ static int memsrc_read(void *ctx, const void **buf, size_t *len)
 struct sq {
 	struct dimg_cas *cas;
 	struct dimg_squash *s;
-	char *err;
+	struct dimg_err err;
 };
 
 static void sq_begin(struct sq *q)
@@ -162,8 +162,7 @@ static int sq_apply(struct sq *q, const struct buf *b, struct dimg_layer_info *l
 		li = *li_in;
 	struct memsrc m = {.p = b->p, .n = b->n, .chunk = 777};
 	struct dimg_layer_src src = {.read = memsrc_read, .ctx = &m};
-	free(q->err);
-	q->err = NULL;
+	dimg_err_clear(&q->err);
 	int r = dimg_squash_layer(q->s, &li, &src, &q->err);
 	if (li_in)
 		*li_in = li;
@@ -183,7 +182,6 @@ static void sq_free(struct sq *q)
 {
 	dimg_squash_free(q->s);
 	dimg_cas_free(q->cas);
-	free(q->err);
 }
 
 static const struct dimg_entry *must_find(const struct dimg_tree *t, const char *path)
@@ -341,7 +339,7 @@ static void test_replace(void)
 	CHECK_RC(sq_apply(&q, &l1.out, NULL));
 	/* flip/inner before flip's dir entry: flip is still a file then. */
 	CHECK(sq_apply(&q, &l2.out, NULL) == -EBADMSG);
-	CHECK(strstr(q.err, "not a directory"));
+	CHECK(strstr(q.err.why, "not a directory"));
 	sq_free(&q);
 	free(l2.out.p);
 
@@ -415,13 +413,13 @@ static void expect_refused(const struct buf *b, struct dimg_layer_info *li, int 
 	struct sq q;
 	sq_begin(&q);
 	int r = sq_apply(&q, b, li);
-	if (r != code || !q.err || !strstr(q.err, msg)) {
+	if (r != code || !q.err.why[0] || !strstr(q.err.why, msg)) {
 		fprintf(stderr, "expected %d '%s', got %d '%s'\n", code, msg, r,
-		        q.err ? q.err : "(none)");
+		        q.err.why[0] ? q.err.why : "(none)");
 		exit(1);
 	}
-	CHECK(strstr(q.err, "layer "));
-	printf("refused: %s\n", q.err);
+	CHECK(strstr(q.err.why, "layer "));
+	printf("refused: %s\n", q.err.why);
 	sq_free(&q);
 }
 
@@ -719,12 +717,13 @@ static int extract(int argc, char **argv)
 	o.progress = progress;
 	o.pctx = &read_bytes;
 	struct dimg_image *img;
-	char *err = NULL, *err_path = NULL, hex[65];
+	struct dimg_err err = {0}, err_path = {0};
+	char hex[65];
 	double t0 = now();
 	int r = dimg_image_open(&img, img_path, &o, &err);
 	if (r < 0) {
-		fprintf(stderr, "open: %s (%s)\n", err ? err : "?", strerror(-r));
-		free(err);
+		fprintf(stderr, "open: %s: %s (%s)\n", err.what, err.why[0] ? err.why : "?",
+		        strerror(-r));
 		return 3;
 	}
 	double t1 = now();
@@ -733,8 +732,8 @@ static int extract(int argc, char **argv)
 	                              &err_path)
 	        : 0;
 	if (r < 0) {
-		fprintf(stderr, "write %s: %s\n", err_path ? err_path : "?", strerror(-r));
-		free(err_path);
+		fprintf(stderr, "write %s: %s\n", err_path.what[0] ? err_path.what : "?",
+		        strerror(-r));
 		dimg_image_free(img);
 		return 1;
 	}
@@ -749,7 +748,6 @@ static int extract(int argc, char **argv)
 	        "squash: %.2f MB of layers in %.2f s (%.0f MB/s), write %.2f s, max RSS %ld MB\n",
 	        read_bytes / 1e6, t1 - t0, read_bytes / 1e6 / (t1 - t0 > 0 ? t1 - t0 : 1e-9),
 	        now() - t1, ru.ru_maxrss / 1024);
-	free(err);
 	dimg_image_free(img);
 	return 0;
 }

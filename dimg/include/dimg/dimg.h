@@ -73,7 +73,7 @@ struct dimg_reader;
 struct dimg_index_stats {
 	uint64_t entries;   /* entries of the complete target tree */
 	uint64_t kept;      /* entries carried unchanged from the base */
-	uint64_t removed;   /* base entries absent from the target */
+	uint64_t dropped;   /* base entries not kept: changed, removed or renamed */
 	uint64_t explicit_; /* entries stored in full */
 	uint64_t index_len, index_raw_len, blobs_len, file_len;
 	uint64_t dict_len;   /* bytes of the shared zstd dictionary, 0 if none */
@@ -133,6 +133,46 @@ int dimg_reader_blob(const struct dimg_reader *r, const struct dimg_entry *e, co
  * them). The new file is never held whole in memory. */
 int dimg_reader_rebuild(const struct dimg_reader *r, const struct dimg_entry *e,
                         const struct dimg_files *base, dimg_write_fn sink, void *sink_ctx);
+
+/* ---- what a delta changes ---- */
+
+/* Every count a command reports about a delta, each defined here once.
+ * Entries are counted by path: the base's and the target's entries pair
+ * up at equal paths. The five parts add up both ways:
+ *   base entries   = kept + changed + removed + renamed
+ *   target entries = kept + changed + added   + renamed */
+#define DIMG_COUNT_UNKNOWN UINT64_MAX
+struct dimg_counts {
+	uint64_t entries; /* entries of the target tree */
+	uint64_t kept;    /* target entries equal to the base's at their path (metadata and
+	                     content): the index's KEEP runs, costing nothing */
+	uint64_t stored;  /* target entries the index stores: changed + added + renamed */
+	uint64_t dropped; /* base entries not kept: changed + removed + renamed */
+	/* Known when both trees are (dimg_counts_trees), or when the index
+	 * leaves no doubt (nothing stored, or nothing dropped); otherwise
+	 * DIMG_COUNT_UNKNOWN. */
+	uint64_t changed; /* target entries at a path the base has, not kept */
+	uint64_t added;   /* target entries at a path the base lacks, but renamed ones */
+	uint64_t renamed; /* non-empty regular files at a path the base lacks with the
+	                     content of a base file at a path the target lacks (each
+	                     such base file pairs with one) */
+	uint64_t removed; /* base entries at a path the target lacks, but renamed ones */
+	/* The stored regular files, by enum dimg_payload; bytes are their
+	 * blobs' (a blob two files share counts for each). */
+	uint64_t files[5], bytes[5];
+	uint64_t patches[5]; /* stored PATCH files by enum dimg_codec */
+	uint64_t dict_files; /* stored FULL files compressed with the delta's dictionary */
+};
+
+/* From the base tree and the complete target tree with payloads and blob
+ * fields (a plan the packer wrote, or a delta resolved): every count. */
+int dimg_counts_trees(struct dimg_counts *c, const struct dimg_tree *base,
+                      const struct dimg_tree *target);
+/* From a delta's index alone. */
+void dimg_counts_index(struct dimg_counts *c, const struct dimg_reader *r);
+/* From index ops, as dimg_writer_finish_ops takes them. */
+void dimg_counts_ops(struct dimg_counts *c, const struct dimg_index_op *ops, size_t nops,
+                     const struct dimg_tree *explicit_, uint64_t entries);
 
 #ifdef __cplusplus
 }

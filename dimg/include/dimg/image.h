@@ -68,11 +68,22 @@ struct dimg_image {
  * verified while read; regular files' contents go to the content store.
  * Hostile archives (.. or absolute paths, entries through symlinks,
  * hardlinks to outside, absurd sizes, truncation, digest mismatch) are
- * refused: -EBADMSG / -ELOOP / -EOVERFLOW, with *err (if non-NULL) a
- * malloc'd message naming the layer and entry. */
+ * refused: -EBADMSG / -ELOOP / -EOVERFLOW. err (NULL allowed) names the
+ * image (or, in a directory, the file) that failed and why: the layer and
+ * entry, the blob, the document. */
 int dimg_image_open(struct dimg_image **out, const char *path, const struct dimg_image_opts *o,
-                    char **err);
+                    struct dimg_err *err);
 void dimg_image_free(struct dimg_image *img);
+
+/* The id img's tree would have with the root directory an image gets when
+ * no layer sets it (mode 0755, owner 0:0, mtime 0, no xattrs): what a plain
+ * directory holding an image's root filesystem stands for, whatever the
+ * metadata of the directory itself. */
+int dimg_image_implied_root_id(const struct dimg_image *img, uint8_t out[32]);
+/* Checks that img is the tree want names: 0, or -EXDEV. A plain directory
+ * also matches the tree it stands for (dimg_image_implied_root_id), and
+ * then takes that root entry (and tree id) for good. */
+int dimg_image_match(struct dimg_image *img, const uint8_t want[32]);
 
 /* Reads exactly n bytes of the recorded recipes at off. -ENOENT when the
  * image recorded none, -EOVERFLOW past their end. */

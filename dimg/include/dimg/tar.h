@@ -1,7 +1,7 @@
-/* Tar headers as image layers hold them (ustar, GNU, PAX): the header
- * block's fields, its numbers, checksum and PAX records. The layer recipe
- * recorder (libdimg) and the recipe writer models (packer) read them the
- * same way, so both see the same framing. */
+/* Tar headers as image layers hold them (ustar, GNU, PAX), parsed the one
+ * way every tar reader here parses them: the layer recipe recorder
+ * (libdimg), the recipe writer models (packer), the transports' archive
+ * index. The header block's fields, its numbers, checksum and PAX records. */
 #ifndef DIMG_TAR_H
 #define DIMG_TAR_H
 
@@ -32,14 +32,14 @@ extern "C" {
 #define DIMG_TAR_PREFIX   345 /* 155, then 12 unused */
 _Static_assert(DIMG_TAR_PREFIX + 155 + 12 == DIMG_TAR_BLOCK, "ustar header layout");
 
-/* A number field of width w: octal (leading spaces, then a NUL or space)
- * or GNU base-256 (non-negative, below 2^64). 0, or -1 if it reads as
- * neither. */
-int dimg_tar_number(const uint8_t *f, size_t w, uint64_t *out);
+/* A numeric field of w bytes: octal (spaces before, spaces and NULs
+ * after) or GNU base-256; 0, or -1 for anything else, negative or too
+ * large. */
+int dimg_tar_num(const uint8_t *f, size_t w, uint64_t *out);
 
-/* The block's checksum field holds its sum (unsigned, or signed as some
- * old writers had it) with the field counted as spaces. */
-int dimg_tar_checksum_ok(const uint8_t *h);
+/* 1 when a header's checksum holds (as an unsigned or a signed sum, as
+ * some old writers had it, with the field counted as spaces). */
+int dimg_tar_checksum_ok(const uint8_t h[DIMG_TAR_BLOCK]);
 
 /* The PAX record at *i of p[0..n): *kv its "key=value" (*kvn bytes, no
  * newline), *i moved past it. 0 at the end or at a malformed length. */

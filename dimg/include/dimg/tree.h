@@ -99,9 +99,9 @@ ssize_t dimg_tree_index(const struct dimg_tree *t, const char *path);
  * entry's parent is a DIR entry of the tree (so no path passes through a
  * symlink); hardlinks name an earlier REG entry and carry no metadata of
  * their own; symlink size matches; nanoseconds < 10^9; sha256 only on REG,
- * rdev only on devices; xattr names 1..255 bytes, values <= 16 MiB. On failure *bad_path (if
- * non-NULL) points into the tree at the offending path. Returns 0 or -EBADMSG. */
-int dimg_tree_validate(const struct dimg_tree *t, const char **bad_path);
+ * rdev only on devices; xattr names 1..255 bytes, values <= 16 MiB. Returns 0
+ * or -EBADMSG, err (NULL allowed) naming the offending path. */
+int dimg_tree_validate(const struct dimg_tree *t, struct dimg_err *err);
 
 /* Equality of two entries as the tree id sees them (path, type, mode,
  * owner, mtime, size, rdev, sha256, link, xattrs). Payload fields ignored.
@@ -136,10 +136,10 @@ void dimg_dir_files_close(struct dimg_files *f);
  * the first path in sorted order is the REG leader, others HARDLINK), and
  * the SHA-256 of every regular file. Sockets are skipped. Never follows a
  * symlink. nthreads (0 = one per core) hash files in parallel; the result
- * does not depend on it. On error *err_path (if non-NULL) gets a malloc'd
- * path naming the file that failed. */
+ * does not depend on it. On error err (NULL allowed) names the file that
+ * failed: its path in the tree, or root itself. */
 int dimg_tree_walk(struct dimg_tree **out, const char *root, unsigned flags, unsigned nthreads,
-                   dimg_progress_fn progress, void *pctx, char **err_path);
+                   dimg_progress_fn progress, void *pctx, struct dimg_err *err);
 
 #ifdef __cplusplus
 }

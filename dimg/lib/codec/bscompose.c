@@ -39,15 +39,31 @@ static void bsc_patch_free(struct bsc_patch *p)
 	free(p->seg);
 }
 
-/* One stream: exactly one zstd frame stating a content size of at most max
- * bytes, decoded in one call into a buffer of that size (no window buffer,
- * no copies). */
-static int bsc_stream(const uint8_t *p, uint64_t len, uint64_t max, struct dimg_buf *out)
+/* One bzip2 stream of at most max bytes: it states no size, so the buffer
+ * grows with what it really holds. */
+static int bsc_stream_bzip2(const uint8_t *p, uint64_t len, uint64_t max, struct dimg_buf *out)
+{
+	struct dimg_bsd_in s;
+	int r = dimg_bsd_in_open(&s, DIMG_BSD_BZIP2, p, (size_t)len);
+
+	if (r == 0)
+		r = dimg_bsd_in_all(&s, max, out);
+	dimg_bsd_in_free(&s);
+	return r;
+}
+
+/* One stream of at most max bytes. A zstd one must be exactly one frame
+ * stating its content size, decoded in one call into a buffer of that size
+ * (no window buffer, no copies). */
+static int bsc_stream(uint8_t method, const uint8_t *p, uint64_t len, uint64_t max,
+                      struct dimg_buf *out)
 {
 	unsigned long long stated;
 	size_t n;
 	int r;
 
+	if (method == DIMG_BSD_BZIP2)
+		return bsc_stream_bzip2(p, len, max, out);
 	if (len < 4 || le32dec(p) != ZSTD_MAGICNUMBER)
 		return -EBADMSG;
 	stated = ZSTD_getFrameContentSize(p, (size_t)len);
@@ -135,17 +151,18 @@ static int bsc_record(struct bsc_patch *p, size_t *cpos, uint64_t *cursor, uint6
 static int bsc_decode(struct bsc_patch *p, const uint8_t *blob, size_t len)
 {
 	uint64_t zlen[3], cursor = 0, npos = 0, dpos = 0, xpos = 0;
+	uint8_t m[3];
 	size_t cpos = 0;
 	const uint8_t *s = blob + 64;
-	int r = dimg_bsd_header(blob, len, &p->oldsize, &p->newsize, zlen);
+	int r = dimg_bsd_header(blob, len, &p->oldsize, &p->newsize, m, zlen);
 
 	if (r < 0)
 		return r;
 	if (p->newsize > UINT64_MAX / 30)
 		return -EBADMSG;
-	if ((r = bsc_stream(s, zlen[0], 30 * p->newsize, &p->ctrl)) < 0 ||
-	    (r = bsc_stream(s + zlen[0], zlen[1], p->newsize, &p->diff)) < 0 ||
-	    (r = bsc_stream(s + zlen[0] + zlen[1], zlen[2], p->newsize, &p->extra)) < 0)
+	if ((r = bsc_stream(m[0], s, zlen[0], 30 * p->newsize, &p->ctrl)) < 0 ||
+	    (r = bsc_stream(m[1], s + zlen[0], zlen[1], p->newsize, &p->diff)) < 0 ||
+	    (r = bsc_stream(m[2], s + zlen[0] + zlen[1], zlen[2], p->newsize, &p->extra)) < 0)
 		return r;
 	if (p->diff.len + p->extra.len != p->newsize)
 		return -EBADMSG;

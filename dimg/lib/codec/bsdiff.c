@@ -1,6 +1,7 @@
 /* Our bsdiff-family codec: suffix-array matching over the old file, then a
- * fixed header and three zstd streams (control, diff, extra); see
- * docs/patch-format.md. Apply streams the result and checks every value. */
+ * fixed header and three streams (control, diff, extra), each zstd or bzip2
+ * (bsdstream.c); see docs/patch-format.md. Apply streams the result and
+ * checks every value. */
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -8,16 +9,13 @@
 
 #include <divsufsort.h>
 #include <divsufsort64.h>
-#include <zstd.h>
-#include <zstd_errors.h>
 
 #include "dimg/codec.h"
 #include "bsdiff-internal.h"
 #include "endian-internal.h"
-#include "zstd-internal.h"
 
 #define BSD_MAGIC       "DI3FSBSD"
-#define BSD_VERSION     1u
+#define BSD_VERSION     2u
 #define BSD_HDR_SIZE    64u
 #define BSD_TRIPLE_SIZE 24u
 #define BSD_NSTREAMS    3
@@ -28,9 +26,7 @@
 #ifndef BSD_SA32_LIMIT
 #define BSD_SA32_LIMIT INT32_MAX
 #endif
-/* Streams use at most an 8 MiB window so apply needs ~3 x 8 MiB at most. */
-#define BSD_STREAM_WLOG 23
-#define BSD_CHUNK       (64u * 1024u)
+#define BSD_CHUNK (64u * 1024u)
 /* Suffix comparisons stop here; a longer match is extended linearly, so
  * one search costs O(cap * log n + match length), not O(match * log n). */
 #define BSD_SEARCH_CAP 2048
@@ -308,46 +304,6 @@ static int bsd_sort(struct bsd_enc *e)
 
 /* ---- diff: streams ---- */
 
-static int bsd_zcerr(size_t r)
-{
-	return ZSTD_getErrorCode(r) == ZSTD_error_memory_allocation ? -ENOMEM : -EIO;
-}
-
-static int bsd_z_begin(ZSTD_CCtx *cc, int level, uint64_t srclen)
-{
-	size_t r;
-
-	ZSTD_CCtx_reset(cc, ZSTD_reset_session_and_parameters);
-	r = ZSTD_CCtx_setParameter(cc, ZSTD_c_compressionLevel, level);
-	if (!ZSTD_isError(r))
-		r = ZSTD_CCtx_setParameter(cc, ZSTD_c_windowLog, BSD_STREAM_WLOG);
-	if (!ZSTD_isError(r))
-		r = ZSTD_CCtx_setPledgedSrcSize(cc, srclen);
-	return ZSTD_isError(r) ? -EINVAL : 0;
-}
-
-/* Compresses n bytes into out; last closes the frame. */
-static int bsd_z_feed(ZSTD_CCtx *cc, struct dimg_buf *out, const void *p, size_t n, int last)
-{
-	ZSTD_inBuffer in = {p, n, 0};
-	ZSTD_EndDirective mode = last ? ZSTD_e_end : ZSTD_e_continue;
-	size_t r;
-
-	do {
-		ZSTD_outBuffer o;
-		int err = dimg_buf_reserve(out, ZSTD_CStreamOutSize());
-
-		if (err < 0)
-			return err;
-		o = (ZSTD_outBuffer){out->data + out->len, out->cap - out->len, 0};
-		r = ZSTD_compressStream2(cc, &o, &in, mode);
-		if (ZSTD_isError(r))
-			return bsd_zcerr(r);
-		out->len += o.pos;
-	} while (last ? r != 0 : in.pos < in.size);
-	return 0;
-}
-
 /* Totals of the diff and extra streams, walking the records. */
 static void bsd_totals(const struct bsd_enc *e, uint64_t *diff, uint64_t *extra)
 {
@@ -361,7 +317,7 @@ static void bsd_totals(const struct bsd_enc *e, uint64_t *diff, uint64_t *extra)
 	}
 }
 
-static int bsd_z_diff(const struct bsd_enc *e, ZSTD_CCtx *cc, struct dimg_buf *out, uint8_t *tmp)
+static int bsd_z_diff(const struct bsd_enc *e, struct dimg_bsd_zs *zs, uint8_t *tmp)
 {
 	int64_t cursor = 0, npos = 0;
 	struct bsd_triple t;
@@ -376,7 +332,7 @@ static int bsd_z_diff(const struct bsd_enc *e, ZSTD_CCtx *cc, struct dimg_buf *o
 
 			for (size_t i = 0; i < n; i++)
 				tmp[i] = (uint8_t)(nw[i] - o[i]);
-			r = bsd_z_feed(cc, out, tmp, n, 0);
+			r = dimg_bsd_zs_feed(zs, tmp, n);
 			if (r < 0)
 				return r;
 			done += n;
@@ -384,10 +340,10 @@ static int bsd_z_diff(const struct bsd_enc *e, ZSTD_CCtx *cc, struct dimg_buf *o
 		cursor += (int64_t)t.diff;
 		npos += (int64_t)(t.diff + t.extra);
 	}
-	return bsd_z_feed(cc, out, NULL, 0, 1);
+	return 0;
 }
 
-static int bsd_z_extra(const struct bsd_enc *e, ZSTD_CCtx *cc, struct dimg_buf *out)
+static int bsd_z_extra(const struct bsd_enc *e, struct dimg_bsd_zs *zs)
 {
 	int64_t npos = 0;
 	struct bsd_triple t;
@@ -397,13 +353,13 @@ static int bsd_z_extra(const struct bsd_enc *e, ZSTD_CCtx *cc, struct dimg_buf *
 		bsd_triple_get(&t, e->ctrl.data + off);
 		npos += (int64_t)t.diff;
 		if (t.extra > 0) {
-			r = bsd_z_feed(cc, out, e->nw + npos, (size_t)t.extra, 0);
+			r = dimg_bsd_zs_feed(zs, e->nw + npos, (size_t)t.extra);
 			if (r < 0)
 				return r;
 		}
 		npos += (int64_t)t.extra;
 	}
-	return bsd_z_feed(cc, out, NULL, 0, 1);
+	return 0;
 }
 
 static size_t bsd_varint_put(uint8_t *p, uint64_t v)
@@ -437,45 +393,61 @@ static int bsd_ctrl_varints(const struct bsd_enc *e, struct dimg_buf *out)
 	return 0;
 }
 
+/* Each stream's method and compressed length, as the header gives them. */
+struct bsd_streams {
+	uint8_t method[BSD_NSTREAMS];
+	uint64_t zlen[BSD_NSTREAMS];
+};
+
+/* One stream of srclen raw bytes, compressed both ways, the smaller kept. */
+static int bsd_write_stream(const struct bsd_enc *e, int i, const struct dimg_buf *ctrl,
+                            uint64_t srclen, int level, uint8_t *tmp, struct dimg_buf *out,
+                            struct bsd_streams *st)
+{
+	struct dimg_bsd_zs zs;
+	int r = dimg_bsd_zs_begin(&zs, level, srclen);
+
+	if (r == 0 && i == BSD_CTRL)
+		r = dimg_bsd_zs_feed(&zs, ctrl->data, ctrl->len);
+	else if (r == 0 && i == BSD_DIFF)
+		r = bsd_z_diff(e, &zs, tmp);
+	else if (r == 0)
+		r = bsd_z_extra(e, &zs);
+	if (r == 0)
+		r = dimg_bsd_zs_end(&zs, out, &st->method[i], &st->zlen[i]);
+	dimg_bsd_zs_free(&zs);
+	return r;
+}
+
 /* Writes the three compressed streams after the header already in out. */
 static int bsd_write_streams(const struct bsd_enc *e, int level, struct dimg_buf *out,
-                             uint64_t zlen[BSD_NSTREAMS])
+                             struct bsd_streams *st)
 {
 	struct dimg_buf ctrl = {0};
-	ZSTD_CCtx *cc = ZSTD_createCCtx();
 	uint8_t *tmp = malloc(BSD_CHUNK);
-	int r = (cc && tmp) ? bsd_ctrl_varints(e, &ctrl) : -ENOMEM;
+	int r = tmp ? bsd_ctrl_varints(e, &ctrl) : -ENOMEM;
 	uint64_t total[BSD_NSTREAMS] = {ctrl.len, 0, 0};
 
 	bsd_totals(e, &total[BSD_DIFF], &total[BSD_EXTRA]);
-	for (int i = 0; i < BSD_NSTREAMS && r == 0; i++) {
-		size_t before = out->len;
-
-		r = bsd_z_begin(cc, level, total[i]);
-		if (r == 0 && i == BSD_CTRL)
-			r = bsd_z_feed(cc, out, ctrl.data, ctrl.len, 1);
-		else if (r == 0 && i == BSD_DIFF)
-			r = bsd_z_diff(e, cc, out, tmp);
-		else if (r == 0)
-			r = bsd_z_extra(e, cc, out);
-		zlen[i] = out->len - before;
-	}
-	ZSTD_freeCCtx(cc);
+	for (int i = 0; i < BSD_NSTREAMS && r == 0; i++)
+		r = bsd_write_stream(e, i, &ctrl, total[i], level, tmp, out, st);
 	free(tmp);
 	dimg_buf_free(&ctrl);
 	return r;
 }
 
 static void bsd_put_header(uint8_t *p, uint64_t oldlen, uint64_t newlen,
-                           const uint64_t zlen[BSD_NSTREAMS])
+                           const struct bsd_streams *st)
 {
 	memset(p, 0, BSD_HDR_SIZE);
 	memcpy(p, BSD_MAGIC, 8);
 	le32enc(p + 8, BSD_VERSION);
 	le64enc(p + 16, oldlen);
 	le64enc(p + 24, newlen);
-	for (int i = 0; i < BSD_NSTREAMS; i++)
-		le64enc(p + 32 + 8 * i, zlen[i]);
+	for (int i = 0; i < BSD_NSTREAMS; i++) {
+		p[12 + i] = st->method[i];
+		le64enc(p + 32 + 8 * i, st->zlen[i]);
+	}
 }
 
 int dimg_bsdiff(const uint8_t *old, size_t oldlen, const uint8_t *new_, size_t newlen, int level,
@@ -483,7 +455,7 @@ int dimg_bsdiff(const uint8_t *old, size_t oldlen, const uint8_t *new_, size_t n
 {
 	struct bsd_enc e = {
 	    .old = old, .nw = new_, .oldlen = (int64_t)oldlen, .newlen = (int64_t)newlen};
-	uint64_t zlen[BSD_NSTREAMS] = {0};
+	struct bsd_streams st = {{0}, {0}};
 	size_t start = out->len;
 	int r;
 
@@ -502,10 +474,10 @@ int dimg_bsdiff(const uint8_t *old, size_t oldlen, const uint8_t *new_, size_t n
 		r = dimg_buf_reserve(out, BSD_HDR_SIZE);
 	if (r == 0) {
 		out->len += BSD_HDR_SIZE;
-		r = bsd_write_streams(&e, level, out, zlen);
+		r = bsd_write_streams(&e, level, out, &st);
 	}
 	if (r == 0)
-		bsd_put_header(out->data + start, oldlen, newlen, zlen);
+		bsd_put_header(out->data + start, oldlen, newlen, &st);
 	else
 		out->len = start;
 	dimg_buf_free(&e.ctrl);
@@ -516,112 +488,53 @@ int dimg_bsdiff(const uint8_t *old, size_t oldlen, const uint8_t *new_, size_t n
 
 struct bsd_header {
 	uint64_t oldsize, newsize;
-	uint64_t zlen[BSD_NSTREAMS];
+	struct bsd_streams st;
 };
+
+/* Version 1: reserved bytes 12..15; version 2: the methods, then 0. */
+static int bsd_parse_methods(struct bsd_header *h, const uint8_t *p, uint32_t version)
+{
+	for (int i = 0; i < BSD_NSTREAMS; i++) {
+		h->st.method[i] = version == 1 ? DIMG_BSD_ZSTD : p[12 + i];
+		if (p[12 + i] > (version == 1 ? 0 : DIMG_BSD_BZIP2))
+			return -EBADMSG;
+	}
+	return p[15] == 0 ? 0 : -EBADMSG;
+}
 
 static int bsd_parse_header(struct bsd_header *h, const uint8_t *p, size_t len)
 {
 	uint64_t rest;
+	uint32_t version;
 
 	if (len < BSD_HDR_SIZE || memcmp(p, BSD_MAGIC, 8) != 0)
 		return -EBADMSG;
-	if (le32dec(p + 8) != BSD_VERSION)
+	version = le32dec(p + 8);
+	if (version != 1 && version != BSD_VERSION)
 		return -ENOTSUP;
-	if (le32dec(p + 12) != 0 || le64dec(p + 56) != 0)
+	if (bsd_parse_methods(h, p, version) < 0 || le64dec(p + 56) != 0)
 		return -EBADMSG;
 	h->oldsize = le64dec(p + 16);
 	h->newsize = le64dec(p + 24);
 	rest = len - BSD_HDR_SIZE;
 	for (int i = 0; i < BSD_NSTREAMS; i++) {
-		h->zlen[i] = le64dec(p + 32 + 8 * i);
-		if (h->zlen[i] > rest)
+		h->st.zlen[i] = le64dec(p + 32 + 8 * i);
+		if (h->st.zlen[i] > rest)
 			return -EBADMSG;
-		rest -= h->zlen[i];
+		rest -= h->st.zlen[i];
 	}
 	return rest == 0 ? 0 : -EBADMSG;
 }
 
-/* One compressed stream, decoded on demand. */
-struct bsp_in {
-	ZSTD_DStream *ds;
-	ZSTD_inBuffer in;
-	uint64_t size; /* content size from the frame header */
-	int ended;
-};
-
 struct bsp {
 	const uint8_t *old;
 	uint64_t oldlen, newsize, newpos, cursor;
-	struct bsp_in s[BSD_NSTREAMS];
+	struct dimg_bsd_in s[BSD_NSTREAMS];
 	uint8_t *chunk;
 	size_t fill;
 	dimg_write_fn sink;
 	void *sink_ctx;
 };
-
-/* Sets up one stream: it must be exactly one regular frame that states its
- * content size, within the window we write with. */
-static int bsp_in_open(struct bsp_in *s, const uint8_t *p, size_t len)
-{
-	size_t r;
-
-	if (len < 4 || le32dec(p) != ZSTD_MAGICNUMBER)
-		return -EBADMSG;
-	s->size = ZSTD_getFrameContentSize(p, len);
-	if (s->size == ZSTD_CONTENTSIZE_ERROR || s->size == ZSTD_CONTENTSIZE_UNKNOWN)
-		return -EBADMSG;
-	s->ds = ZSTD_createDStream();
-	if (!s->ds)
-		return -ENOMEM;
-	r = ZSTD_DCtx_setParameter(s->ds, ZSTD_d_windowLogMax, BSD_STREAM_WLOG);
-	if (ZSTD_isError(r))
-		return -ENOMEM;
-	s->in = (ZSTD_inBuffer){p, len, 0};
-	return 0;
-}
-
-/* Reads exactly n decoded bytes; a stream that ends or starves first is
- * corrupt. */
-static int bsp_read(struct bsp_in *s, uint8_t *dst, size_t n)
-{
-	ZSTD_outBuffer o = {dst, n, 0};
-
-	while (o.pos < o.size) {
-		size_t inpos = s->in.pos, outpos = o.pos, r;
-
-		if (s->ended)
-			return -EBADMSG;
-		r = ZSTD_decompressStream(s->ds, &o, &s->in);
-		if (ZSTD_isError(r))
-			return dimg_zstd_derr(r);
-		if (r == 0)
-			s->ended = 1;
-		else if (o.pos == outpos && s->in.pos == inpos)
-			return -EBADMSG;
-	}
-	return 0;
-}
-
-/* The stream must be at its frame's end with no byte left over. */
-static int bsp_in_finish(struct bsp_in *s)
-{
-	uint8_t b;
-
-	while (!s->ended) {
-		ZSTD_outBuffer o = {&b, 1, 0};
-		size_t inpos = s->in.pos, r = ZSTD_decompressStream(s->ds, &o, &s->in);
-
-		if (ZSTD_isError(r))
-			return dimg_zstd_derr(r);
-		if (o.pos != 0)
-			return -EBADMSG;
-		if (r == 0)
-			s->ended = 1;
-		else if (s->in.pos == inpos)
-			return -EBADMSG;
-	}
-	return s->in.pos == s->in.size ? 0 : -EBADMSG;
-}
 
 static int bsp_flush(struct bsp *b)
 {
@@ -635,7 +548,7 @@ static int bsp_flush(struct bsp *b)
 
 /* Emits n bytes: old at the cursor plus the diff stream, or (old == NULL)
  * the extra stream as is. */
-static int bsp_copy(struct bsp *b, struct bsp_in *s, uint64_t n, const uint8_t *old)
+static int bsp_copy(struct bsp *b, struct dimg_bsd_in *s, uint64_t n, const uint8_t *old)
 {
 	while (n > 0) {
 		size_t k = BSD_CHUNK - b->fill;
@@ -644,7 +557,7 @@ static int bsp_copy(struct bsp *b, struct bsp_in *s, uint64_t n, const uint8_t *
 
 		if (k > n)
 			k = (size_t)n;
-		r = bsp_read(s, dst, k);
+		r = dimg_bsd_in_read(s, dst, k);
 		if (r < 0)
 			return r;
 		if (old) {
@@ -678,12 +591,12 @@ static int bsp_seek(struct bsp *b, uint64_t seek)
 }
 
 /* One LEB128 varint of at most 10 bytes, in its shortest form. */
-static int bsp_varint(struct bsp_in *s, uint64_t *v)
+static int bsp_varint(struct dimg_bsd_in *s, uint64_t *v)
 {
 	*v = 0;
 	for (unsigned shift = 0; shift < 70; shift += 7) {
 		uint8_t byte;
-		int r = bsp_read(s, &byte, 1);
+		int r = dimg_bsd_in_read(s, &byte, 1);
 		if (r < 0)
 			return r;
 		if (shift == 63 && byte > 1)
@@ -695,7 +608,7 @@ static int bsp_varint(struct bsp_in *s, uint64_t *v)
 	return -EBADMSG;
 }
 
-static int bsp_record(struct bsp_in *s, struct bsd_triple *t)
+static int bsp_record(struct dimg_bsd_in *s, struct bsd_triple *t)
 {
 	uint64_t zz;
 	int r = bsp_varint(s, &zz);
@@ -733,21 +646,31 @@ static int bsp_step(struct bsp *b)
 	return r;
 }
 
+/* Cheap early checks of the sizes zstd frames state; the decoder re-checks
+ * each at its stream's end. Every record makes at least one new byte and
+ * takes at most 30. */
+static int bsp_sizes_ok(const struct bsp *b)
+{
+	const uint64_t unknown = DIMG_BSD_SIZE_UNKNOWN, n = b->newsize;
+	uint64_t c = b->s[BSD_CTRL].size, d = b->s[BSD_DIFF].size, x = b->s[BSD_EXTRA].size;
+
+	if ((c != unknown && c / 30 > n) || (d != unknown && d > n) || (x != unknown && x > n))
+		return 0;
+	return d == unknown || x == unknown || x == n - d;
+}
+
 static int bsp_open(struct bsp *b, const struct bsd_header *h, const uint8_t *patch)
 {
 	const uint8_t *p = patch + BSD_HDR_SIZE;
 	int r;
 
 	for (int i = 0; i < BSD_NSTREAMS; i++) {
-		r = bsp_in_open(&b->s[i], p, (size_t)h->zlen[i]);
+		r = dimg_bsd_in_open(&b->s[i], h->st.method[i], p, (size_t)h->st.zlen[i]);
 		if (r < 0)
 			return r;
-		p += h->zlen[i];
+		p += h->st.zlen[i];
 	}
-	/* Cheap early checks; the decoder re-checks each size at frame end. */
-	/* Every record makes at least one new byte and takes at most 30. */
-	if (b->s[BSD_CTRL].size / 30 > h->newsize || b->s[BSD_DIFF].size > h->newsize ||
-	    b->s[BSD_EXTRA].size != h->newsize - b->s[BSD_DIFF].size)
+	if (!bsp_sizes_ok(b))
 		return -EBADMSG;
 	b->chunk = malloc(BSD_CHUNK);
 	return b->chunk ? 0 : -ENOMEM;
@@ -762,7 +685,7 @@ static int bsp_run(struct bsp *b)
 	if (r == 0)
 		r = bsp_flush(b);
 	for (int i = 0; i < BSD_NSTREAMS && r == 0; i++)
-		r = bsp_in_finish(&b->s[i]);
+		r = dimg_bsd_in_finish(&b->s[i]);
 	return r;
 }
 
@@ -784,7 +707,7 @@ int dimg_bspatch(const uint8_t *old, size_t oldlen, const uint8_t *patch, size_t
 	if (r == 0)
 		r = bsp_run(&b);
 	for (int i = 0; i < BSD_NSTREAMS; i++)
-		ZSTD_freeDStream(b.s[i].ds);
+		dimg_bsd_in_free(&b.s[i]);
 	free(b.chunk);
 	if (r == 0 && newlen)
 		*newlen = h.newsize;
@@ -794,7 +717,7 @@ int dimg_bspatch(const uint8_t *old, size_t oldlen, const uint8_t *patch, size_t
 /* ---- shared with patch composition (bsdiff-internal.h) ---- */
 
 int dimg_bsd_header(const uint8_t *p, size_t len, uint64_t *oldsize, uint64_t *newsize,
-                    uint64_t zlen[3])
+                    uint8_t method[3], uint64_t zlen[3])
 {
 	struct bsd_header h;
 	int r = bsd_parse_header(&h, p, len);
@@ -803,7 +726,8 @@ int dimg_bsd_header(const uint8_t *p, size_t len, uint64_t *oldsize, uint64_t *n
 		return r;
 	*oldsize = h.oldsize;
 	*newsize = h.newsize;
-	memcpy(zlen, h.zlen, sizeof(h.zlen));
+	memcpy(method, h.st.method, sizeof(h.st.method));
+	memcpy(zlen, h.st.zlen, sizeof(h.st.zlen));
 	return 0;
 }
 
@@ -812,24 +736,24 @@ int dimg_bsd_pack(uint64_t oldsize, uint64_t newsize, const struct dimg_buf *ctr
                   struct dimg_buf *out)
 {
 	const struct dimg_buf *in[BSD_NSTREAMS] = {ctrl, diff, extra};
-	uint64_t zlen[BSD_NSTREAMS] = {0};
-	ZSTD_CCtx *cc = ZSTD_createCCtx();
+	struct bsd_streams st = {{0}, {0}};
 	size_t start = out->len;
-	int r = cc ? dimg_buf_reserve(out, BSD_HDR_SIZE) : -ENOMEM;
+	int r = dimg_buf_reserve(out, BSD_HDR_SIZE);
 
 	if (r == 0)
 		out->len += BSD_HDR_SIZE;
 	for (int i = 0; i < BSD_NSTREAMS && r == 0; i++) {
-		size_t before = out->len;
+		struct dimg_bsd_zs zs;
 
-		r = bsd_z_begin(cc, level, in[i]->len);
+		r = dimg_bsd_zs_begin(&zs, level, in[i]->len);
 		if (r == 0)
-			r = bsd_z_feed(cc, out, in[i]->data, in[i]->len, 1);
-		zlen[i] = out->len - before;
+			r = dimg_bsd_zs_feed(&zs, in[i]->data, in[i]->len);
+		if (r == 0)
+			r = dimg_bsd_zs_end(&zs, out, &st.method[i], &st.zlen[i]);
+		dimg_bsd_zs_free(&zs);
 	}
-	ZSTD_freeCCtx(cc);
 	if (r == 0)
-		bsd_put_header(out->data + start, oldsize, newsize, zlen);
+		bsd_put_header(out->data + start, oldsize, newsize, &st);
 	else
 		out->len = start;
 	return r;

@@ -3,7 +3,7 @@
 
 #include "dimg/tar.h"
 
-int dimg_tar_number(const uint8_t *f, size_t w, uint64_t *out)
+int dimg_tar_num(const uint8_t *f, size_t w, uint64_t *out)
 {
 	uint64_t v = 0;
 	size_t i = 0;
@@ -25,18 +25,19 @@ int dimg_tar_number(const uint8_t *f, size_t w, uint64_t *out)
 			return -1;
 		v = v << 3 | (uint64_t)(f[i] - '0');
 	}
-	if (i < w && f[i] != ' ' && f[i] != '\0')
-		return -1;
+	for (; i < w; i++) /* then only spaces and NULs */
+		if (f[i] != ' ' && f[i] != '\0')
+			return -1;
 	*out = v;
 	return 0;
 }
 
-int dimg_tar_checksum_ok(const uint8_t *h)
+int dimg_tar_checksum_ok(const uint8_t h[DIMG_TAR_BLOCK])
 {
 	uint64_t want;
 	unsigned long us = 0;
 	long ss = 0;
-	if (dimg_tar_number(h + DIMG_TAR_CHKSUM, 8, &want) < 0)
+	if (dimg_tar_num(h + DIMG_TAR_CHKSUM, 8, &want) < 0)
 		return 0;
 	for (size_t i = 0; i < DIMG_TAR_BLOCK; i++) {
 		uint8_t b = i >= DIMG_TAR_CHKSUM && i < DIMG_TAR_CHKSUM + 8 ? ' ' : h[i];

@@ -1,14 +1,14 @@
-/* .dimg reader: maps the file, checks header, trailer and index, resolves
+/* .dimg reader: loads the file, checks header, trailer and index, resolves
  * the complete target tree against a base tree, and rebuilds files. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "dimg/dimg.h"
+#include "dimg/fileio.h"
 #include "dimg/hash.h"
 #include "endian-internal.h"
 #include "format-internal.h"
@@ -23,7 +23,7 @@ _Static_assert((int)DIMG_INDEX_KEEP == (int)DIMG_OP_KEEP &&
 struct dimg_reader {
 	const uint8_t *map;
 	size_t len;
-	int mapped; /* map came from mmap (else borrowed memory) */
+	int mapped; /* map came from dimg_file_load (else borrowed memory) */
 	uint8_t base_id[32], target_id[32];
 	uint64_t index_off, index_len, index_raw_len, entry_count;
 	uint64_t dict_len, blobs_off; /* blobs start after the dictionary */
@@ -212,7 +212,7 @@ static int parse_index(struct dimg_reader *rd, const uint8_t *raw, size_t len)
 			uint32_t n = le32dec(p);
 			if (n == 0)
 				return -EBADMSG;
-			*(op == DIMG_OP_KEEP ? &rd->st.kept : &rd->st.removed) += n;
+			*(op == DIMG_OP_KEEP ? &rd->st.kept : &rd->st.dropped) += n;
 			r = push_op(rd, &cap, op, n);
 		} else {
 			return -EBADMSG;
@@ -354,13 +354,15 @@ int dimg_reader_open(struct dimg_reader **out, const char *path)
 		close(fd);
 		return -EBADMSG;
 	}
-	void *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+	const uint8_t *m;
+	size_t len;
+	int r = dimg_file_load(fd, &m, &len); /* a sparse .dimg on tmpfs: no SIGBUS */
 	close(fd);
-	if (m == MAP_FAILED)
-		return -errno;
-	int r = dimg_reader_open_mem(out, m, (size_t)st.st_size);
+	if (r < 0)
+		return r;
+	r = dimg_reader_open_mem(out, m, len);
 	if (r < 0) {
-		munmap(m, (size_t)st.st_size);
+		dimg_file_unload(m, len);
 		return r;
 	}
 	(*out)->mapped = 1;
@@ -372,7 +374,7 @@ void dimg_reader_free(struct dimg_reader *r)
 	if (!r)
 		return;
 	if (r->mapped)
-		munmap((void *)r->map, r->len);
+		dimg_file_unload(r->map, r->len);
 	dimg_tree_free(r->explicit_);
 	ZSTD_freeDDict(r->ddict);
 	free(r->ops);

@@ -3,11 +3,10 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "dimg/dimg.h"
+#include "dimg/fileio.h"
 #include "dimg/hash.h"
 #include "format-internal.h"
 
@@ -64,25 +63,19 @@ static int open_source(const struct dimg_files *base, const struct dimg_entry *e
 	return base->open(base->ctx, &s, fd);
 }
 
+/* The base file is loaded, not mapped: it may be a sparse file of a
+ * content store on a full tmpfs (dimg/fileio.h). */
 static int patch_from_fd(int fd, const uint8_t *patch, size_t plen, uint8_t codec,
                          struct verify_sink *v)
 {
-	struct stat st;
-	if (fstat(fd, &st) < 0)
-		return -errno;
-	size_t olen = (size_t)st.st_size;
-	const uint8_t *old = NULL;
-	void *m = NULL;
-	if (olen) {
-		m = mmap(NULL, olen, PROT_READ, MAP_PRIVATE, fd, 0);
-		if (m == MAP_FAILED)
-			return -errno;
-		old = m;
-	}
+	const uint8_t *old;
+	size_t olen;
+	int r = dimg_file_load(fd, &old, &olen);
+	if (r < 0)
+		return r;
 	uint64_t n = 0;
-	int r = dimg_patch_apply(codec, old, olen, patch, plen, verify_write, v, &n);
-	if (m)
-		munmap(m, olen);
+	r = dimg_patch_apply(codec, old, olen, patch, plen, verify_write, v, &n);
+	dimg_file_unload(old, olen);
 	return r;
 }
 

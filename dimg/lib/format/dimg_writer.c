@@ -157,7 +157,7 @@ static int add_run(struct dimg_buf *b, struct run *run, uint8_t op)
 	return 0;
 }
 
-static int keepable(const struct dimg_entry *b, const struct dimg_entry *t)
+int dimg_entry_kept(const struct dimg_entry *b, const struct dimg_entry *t)
 {
 	if (!dimg_entry_meta_equal(b, t))
 		return 0;
@@ -191,7 +191,7 @@ static int encode_index(struct dimg_buf *b, const struct dimg_tree *base,
 			i++;
 		} else if (c > 0) {
 			r = entry_op(b, &run, &target->v[j++]);
-		} else if (keepable(&base->v[i], &target->v[j])) {
+		} else if (dimg_entry_kept(&base->v[i], &target->v[j])) {
 			r = add_run(b, &run, DIMG_OP_KEEP);
 			i++, j++;
 		} else {

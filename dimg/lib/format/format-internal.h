@@ -19,6 +19,10 @@ enum {
 
 struct dimg_reader;
 struct dimg_entry;
+/* Whether the index keeps base entry b as target entry t (a KEEP run):
+ * same path, metadata and content, a regular file SAME from its own path
+ * (or empty). The writer and the counts decide it here, once. */
+int dimg_entry_kept(const struct dimg_entry *b, const struct dimg_entry *t);
 /* Streams a FULL entry's content: its zstd frame, with the delta's
  * dictionary when the entry's ZDICT flag says so (-EBADMSG when the delta
  * has none). Not verified here: dimg_reader_rebuild hashes the output. */

@@ -33,6 +33,8 @@ int dimg_cas_writer_write(struct dimg_cas_writer *w, const void *p, size_t n);
 int dimg_cas_writer_zeros(struct dimg_cas_writer *w, uint64_t n);
 /* Names the content by its SHA-256 (replacing an equal copy if present). */
 int dimg_cas_writer_commit(struct dimg_cas_writer *w, uint8_t sha256[32], uint64_t *size);
+/* The store's directory, for messages. */
+const char *dimg_cas_writer_dir(const struct dimg_cas_writer *w);
 /* Drops the file being written, if any. */
 void dimg_cas_writer_abort(struct dimg_cas_writer *w);
 
@@ -70,12 +72,12 @@ struct dimg_squash;
 int dimg_squash_new(struct dimg_squash **out, struct dimg_cas *cas, uint64_t total,
                     dimg_progress_fn progress, void *pctx);
 /* Applies one layer, streaming: one pass over the blob. Mismatching digest
- * or diff_id is -EBADMSG. *err gets a message naming the layer (and entry). */
+ * or diff_id is -EBADMSG. err says why, naming the layer (and entry). */
 int dimg_squash_layer(struct dimg_squash *s, struct dimg_layer_info *li,
-                      const struct dimg_layer_src *src, char **err);
+                      const struct dimg_layer_src *src, struct dimg_err *err);
 /* The squashed tree, sorted and validated, hardlink groups led by their
  * first path. The squash is spent afterwards. */
-int dimg_squash_finish(struct dimg_squash *s, struct dimg_tree **out, char **err);
+int dimg_squash_finish(struct dimg_squash *s, struct dimg_tree **out, struct dimg_err *err);
 void dimg_squash_free(struct dimg_squash *s);
 
 /* ---- layer recipes (tarsplit.c): docs/FORMAT.md "Layer recipes" ---- */
@@ -104,9 +106,7 @@ int dimg_oci_probe_dir(const char *path);
  * from an OCI layout or docker-save input (directory or tar), contents into
  * cas; with recipes non-NULL, each layer's recipe is appended to it. */
 int dimg_oci_open(struct dimg_image *img, const char *path, int is_dir,
-                  const struct dimg_image_opts *o, struct dimg_cas *cas, FILE *recipes, char **err);
-
-/* Sets *err (if err and *err is still NULL) to a malloc'd message. */
-void dimg_errf(char **err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+                  const struct dimg_image_opts *o, struct dimg_cas *cas, FILE *recipes,
+                  struct dimg_err *err);
 
 #endif

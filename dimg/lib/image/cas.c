@@ -1,22 +1,25 @@
 /* The image content store: regular files' contents named by SHA-256 under
  * DIR/sha256/<2 hex>/<64 hex>, written under DIR/tmp/ and renamed (no fsync:
- * it is a cache), so equal contents are stored once. */
+ * it is a cache), so equal contents are stored once. Files under tmp/ and
+ * private stores are temporaries named after their writer (dimg/fileio.h):
+ * opening a store reclaims those that killed writers left. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "cas-internal.h"
+#include "dimg/fileio.h"
 #include "dimg/hash.h"
 #include "dimg/write.h"
 #include "tree-internal.h"
 
 struct dimg_cas {
 	int rootfd;
+	int tmpfd; /* DIR/tmp */
 	char *dir;
 	int owned; /* a private temporary store: removed by dimg_cas_free */
 };
@@ -38,23 +41,44 @@ static int mkdirat_ok(int dirfd, const char *name)
 	return 0;
 }
 
-static int cas_private_dir(char **out)
+/* A private store: $TMPDIR/di3fs-cas-<owner>, locked through *fd (kept as
+ * the store's root fd) for as long as the store lives. */
+static int cas_private_dir(char **out, int *fd)
 {
 	const char *base = getenv("TMPDIR");
+	char *name = NULL;
 	if (!base || base[0] != '/')
 		base = "/var/tmp";
-	size_t n = strlen(base) + sizeof("/di3fs-cas-XXXXXX");
-	char *p = malloc(n);
-	if (!p)
-		return -ENOMEM;
-	snprintf(p, n, "%s/di3fs-cas-XXXXXX", base);
-	if (!mkdtemp(p)) {
-		int r = -errno;
-		free(p);
+	int bfd = open(base, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (bfd < 0)
+		return -errno;
+	(void)dimg_temp_reclaim(bfd, "di3fs-cas-");
+	int r = dimg_temp_create(bfd, "di3fs-cas-", 1, &name, fd);
+	if (r == 0 && asprintf(out, "%s/%s", base, name) < 0) {
+		(void)unlinkat(bfd, name, AT_REMOVEDIR);
+		close(*fd);
+		*fd = -1;
+		r = -ENOMEM;
+	}
+	close(bfd);
+	free(name);
+	return r;
+}
+
+static int cas_open_dir(struct dimg_cas *c, const char *dir)
+{
+	if (!dir) {
+		int r = cas_private_dir(&c->dir, &c->rootfd);
+		c->owned = r == 0;
 		return r;
 	}
-	*out = p;
-	return 0;
+	c->dir = strdup(dir);
+	if (!c->dir)
+		return -ENOMEM;
+	if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+		return -errno;
+	c->rootfd = open(c->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	return c->rootfd < 0 ? -errno : 0;
 }
 
 int dimg_cas_open(struct dimg_cas **out, const char *dir)
@@ -64,23 +88,16 @@ int dimg_cas_open(struct dimg_cas **out, const char *dir)
 	struct dimg_cas *c = calloc(1, sizeof(*c));
 	if (!c)
 		return -ENOMEM;
-	c->rootfd = -1;
-	if (dir) {
-		c->dir = strdup(dir);
-		r = !c->dir ? -ENOMEM : (mkdir(dir, 0755) < 0 && errno != EEXIST) ? -errno : 0;
-	} else {
-		r = cas_private_dir(&c->dir);
-		c->owned = r == 0;
-	}
-	if (r < 0)
+	c->rootfd = c->tmpfd = -1;
+	if ((r = cas_open_dir(c, dir)) < 0 || (r = mkdirat_ok(c->rootfd, "sha256")) < 0 ||
+	    (r = mkdirat_ok(c->rootfd, "tmp")) < 0)
 		goto fail;
-	c->rootfd = open(c->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (c->rootfd < 0) {
+	c->tmpfd = openat(c->rootfd, "tmp", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (c->tmpfd < 0) {
 		r = -errno;
 		goto fail;
 	}
-	if ((r = mkdirat_ok(c->rootfd, "sha256")) < 0 || (r = mkdirat_ok(c->rootfd, "tmp")) < 0)
-		goto fail;
+	(void)dimg_temp_reclaim(c->tmpfd, "");
 	*out = c;
 	return 0;
 fail:
@@ -92,10 +109,12 @@ void dimg_cas_free(struct dimg_cas *c)
 {
 	if (!c)
 		return;
+	if (c->tmpfd >= 0)
+		close(c->tmpfd);
+	if (c->owned)
+		(void)dimg_rmtree(c->dir); /* still locked by rootfd */
 	if (c->rootfd >= 0)
 		close(c->rootfd);
-	if (c->owned)
-		(void)dimg_rmtree(c->dir);
 	free(c->dir);
 	free(c);
 }
@@ -131,7 +150,7 @@ struct dimg_cas_writer {
 	int fd;
 	int holes;     /* the file ends in a hole: extend with ftruncate */
 	uint64_t size; /* bytes of content so far */
-	char tmpname[32];
+	char *tmpname; /* under DIR/tmp */
 };
 
 int dimg_cas_writer_new(struct dimg_cas_writer **out, struct dimg_cas *c)
@@ -160,39 +179,36 @@ void dimg_cas_writer_free(struct dimg_cas_writer *w)
 	free(w);
 }
 
+const char *dimg_cas_writer_dir(const struct dimg_cas_writer *w)
+{
+	return w->c->dir;
+}
+
 void dimg_cas_writer_abort(struct dimg_cas_writer *w)
 {
 	if (w->fd < 0)
 		return;
+	(void)unlinkat(w->c->tmpfd, w->tmpname, 0);
 	close(w->fd);
-	(void)unlinkat(w->c->rootfd, w->tmpname, 0);
 	w->fd = -1;
+	free(w->tmpname);
+	w->tmpname = NULL;
 }
 
-/* A fresh name under tmp/: O_EXCL makes it ours even with other writers. */
+/* A fresh temporary under tmp/, locked while written (dimg/fileio.h). */
 int dimg_cas_writer_begin(struct dimg_cas_writer *w)
 {
 	dimg_cas_writer_abort(w);
-	for (int tries = 0; tries < 16; tries++) {
-		uint64_t rnd;
-		if (getrandom(&rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
-			return -EIO;
-		snprintf(w->tmpname, sizeof(w->tmpname), "tmp/%016llx", (unsigned long long)rnd);
-		int fd =
-		    openat(w->c->rootfd, w->tmpname, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-		if (fd >= 0) {
-			w->fd = fd;
-			w->size = 0;
-			w->holes = 0;
-			/* Resets a hash left half-done by an aborted file. */
-			uint8_t junk[32];
-			dimg_sha256_final(w->h, junk);
-			return 0;
-		}
-		if (errno != EEXIST)
-			return -errno;
-	}
-	return -EEXIST;
+	int r = dimg_temp_create(w->c->tmpfd, "", 0, &w->tmpname, &w->fd);
+	if (r < 0)
+		return r;
+	(void)fchmod(w->fd, 0644);
+	w->size = 0;
+	w->holes = 0;
+	/* Resets a hash left half-done by an aborted file. */
+	uint8_t junk[32];
+	dimg_sha256_final(w->h, junk);
+	return 0;
 }
 
 int dimg_cas_writer_write(struct dimg_cas_writer *w, const void *p, size_t n)
@@ -231,29 +247,44 @@ int dimg_cas_writer_zeros(struct dimg_cas_writer *w, uint64_t n)
 	return 0;
 }
 
+/* The content is checked by close (a network file system reports write
+ * errors there: there is no fsync, it is a cache), but the lock must cover
+ * the temporary until it is renamed: a dup keeps the lock, the original's
+ * close reports the errors. */
 int dimg_cas_writer_commit(struct dimg_cas_writer *w, uint8_t sha256[32], uint64_t *size)
 {
 	char name[CAS_NAME_MAX];
-	int r = 0;
+	int r = 0, lock = -1;
 	if (w->fd < 0)
 		return -EINVAL;
 	dimg_sha256_final(w->h, sha256);
+	*size = w->size;
 	if (w->holes && ftruncate(w->fd, (off_t)w->size) < 0)
 		r = -errno;
-	if (close(w->fd) < 0 && r == 0)
+	if (r == 0 && (lock = fcntl(w->fd, F_DUPFD_CLOEXEC, 0)) < 0)
 		r = -errno;
-	w->fd = -1;
+	if (r == 0) {
+		int fd = w->fd;
+		w->fd = lock;
+		if (close(fd) < 0)
+			r = -errno;
+	}
 	cas_blob_name(name, sha256);
 	name[9] = '\0'; /* "sha256/ab" */
 	if (r == 0)
 		r = mkdirat_ok(w->c->rootfd, name);
 	name[9] = '/';
-	if (r == 0 && renameat(w->c->rootfd, w->tmpname, w->c->rootfd, name) < 0)
+	if (r == 0 && renameat(w->c->tmpfd, w->tmpname, w->c->rootfd, name) < 0)
 		r = -errno;
-	if (r < 0)
-		(void)unlinkat(w->c->rootfd, w->tmpname, 0);
-	*size = w->size;
-	return r;
+	if (r < 0) {
+		dimg_cas_writer_abort(w);
+		return r;
+	}
+	close(w->fd);
+	w->fd = -1;
+	free(w->tmpname);
+	w->tmpname = NULL;
+	return 0;
 }
 
 /* ---- dimg_files over the store ---- */

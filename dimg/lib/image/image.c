@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "cas-internal.h"
+#include "squash-internal.h"
 #include "dimg/image.h"
 
 /* What dimg_image.priv points to: how the files of this image are opened. */
@@ -19,85 +20,72 @@ struct image_priv {
 	FILE *recipes;        /* layer recipes, when recorded (unlinked temp file) */
 };
 
-void dimg_errf(char **err, const char *fmt, ...)
+/* A walk's error names a file by its path in the tree: named here by a
+ * path the user can look at. */
+static int walk_err(struct dimg_err *err, int r, const char *root, const struct dimg_err *w)
 {
-	va_list ap;
-	char *m;
-	if (!err || *err)
-		return;
-	va_start(ap, fmt);
-	if (vasprintf(&m, fmt, ap) >= 0)
-		*err = m;
-	va_end(ap);
-}
-
-/* Sets *err (if asked for and still unset) to "what: reason". */
-static void image_err(char **err, int r, const char *what)
-{
-	dimg_errf(err, "%s: %s", what, strerror(r < 0 ? -r : r));
+	char *full = NULL;
+	if (!w->what[0] || !strcmp(w->what, root))
+		return dimg_err_set(err, r, root, w->why[0] ? "%s" : NULL, w->why);
+	if (asprintf(&full, "%s/%s", root, w->what) < 0)
+		full = NULL;
+	dimg_err_set(err, r, full ? full : root, w->why[0] ? "%s" : NULL, w->why);
+	free(full);
+	return r;
 }
 
 static int image_open_dir(struct dimg_image *img, const char *path, const struct dimg_image_opts *o,
-                          char **err)
+                          struct dimg_err *err)
 {
-	char *err_path = NULL;
+	struct dimg_err werr = {0};
 	struct image_priv *p = calloc(1, sizeof(*p));
 	if (!p)
 		return -ENOMEM;
 	img->priv = p;
-	int r = dimg_tree_walk(&img->tree, path, 0, o->jobs, o->progress, o->pctx, &err_path);
-	if (r < 0) {
-		image_err(err, r, err_path ? err_path : path);
-		free(err_path);
-		return r;
-	}
+	int r = dimg_tree_walk(&img->tree, path, 0, o->jobs, o->progress, o->pctx, &werr);
+	if (r < 0)
+		return walk_err(err, r, path, &werr);
 	r = dimg_dir_files_open(&img->files, path);
-	if (r < 0) {
-		image_err(err, r, path);
-		return r;
-	}
+	if (r < 0)
+		return dimg_err_set(err, r, path, NULL);
 	p->is_dir = 1;
 	return dimg_tree_id(img->tree, img->tree_id);
 }
 
 /* An image layout or docker save: layers squashed into the store. */
 static int image_open_layers(struct dimg_image *img, const char *path, int is_dir,
-                             const struct dimg_image_opts *o, char **err)
+                             const struct dimg_image_opts *o, struct dimg_err *err)
 {
 	struct image_priv *p = calloc(1, sizeof(*p));
 	if (!p)
 		return -ENOMEM;
 	img->priv = p;
 	int r = dimg_cas_open(&p->cas, o->cas_dir);
-	if (r < 0) {
-		image_err(err, r, o->cas_dir ? o->cas_dir : "temporary content store");
-		return r;
-	}
+	if (r < 0 && o->cas_dir)
+		return dimg_err_set(err, r, o->cas_dir, NULL);
+	if (r < 0)
+		return dimg_err_set(err, r, NULL, "the temporary content store: %s", strerror(-r));
 	if (o->record_layers && !(p->recipes = tmpfile())) {
 		r = -errno;
-		image_err(err, r, "temporary file for layer recipes");
-		return r;
+		return dimg_err_set(err, r, NULL, "a temporary file for layer recipes: %s",
+		                    strerror(-r));
 	}
 	r = dimg_oci_open(img, path, is_dir, o, p->cas, p->recipes, err);
 	if (r == 0)
 		r = dimg_cas_files_open(&img->files, p->cas, img->tree);
 	if (r == 0)
 		r = dimg_tree_id(img->tree, img->tree_id);
-	if (r < 0)
-		image_err(err, r, path);
 	return r;
 }
 
 int dimg_image_open(struct dimg_image **out, const char *path, const struct dimg_image_opts *o,
-                    char **err)
+                    struct dimg_err *err)
 {
 	static const struct dimg_image_opts defaults;
 	struct stat st;
 	int r;
 
 	*out = NULL;
-	if (err)
-		*err = NULL;
 	if (!o)
 		o = &defaults;
 	struct dimg_image *img = calloc(1, sizeof(*img));
@@ -105,7 +93,6 @@ int dimg_image_open(struct dimg_image **out, const char *path, const struct dimg
 		return -ENOMEM;
 	if (stat(path, &st) < 0) {
 		r = -errno;
-		image_err(err, r, path);
 		goto fail;
 	}
 	if (S_ISDIR(st.st_mode)) {
@@ -114,13 +101,10 @@ int dimg_image_open(struct dimg_image **out, const char *path, const struct dimg
 			r = image_open_layers(img, path, 1, o, err);
 		else if (r == 0)
 			r = image_open_dir(img, path, o, err);
-		else
-			image_err(err, r, path);
 	} else if (S_ISREG(st.st_mode)) {
 		r = image_open_layers(img, path, 0, o, err);
 	} else {
-		r = -EINVAL;
-		image_err(err, r, path);
+		r = dimg_err_set(err, -EINVAL, path, "not an image, a directory or a tar file");
 	}
 	if (r < 0)
 		goto fail;
@@ -128,7 +112,7 @@ int dimg_image_open(struct dimg_image **out, const char *path, const struct dimg
 	return 0;
 fail:
 	dimg_image_free(img);
-	return r;
+	return dimg_err_what(err, r, path);
 }
 
 void dimg_image_free(struct dimg_image *img)
@@ -180,4 +164,42 @@ int dimg_image_open_content(const struct dimg_image *img, const uint8_t sha256[3
 	if (!p || !p->cas)
 		return -ENOENT;
 	return dimg_cas_open_blob(p->cas, sha256, fd);
+}
+
+/* The tree id with the root entry replaced by root. */
+static int id_with_root(struct dimg_tree *t, const struct dimg_entry *root, uint8_t out[32])
+{
+	struct dimg_entry saved = t->v[0];
+	t->v[0] = *root;
+	int r = dimg_tree_id(t, out);
+	t->v[0] = saved;
+	return r;
+}
+
+int dimg_image_implied_root_id(const struct dimg_image *img, uint8_t out[32])
+{
+	struct dimg_tree *t = img->tree;
+	if (!t || !t->n || t->v[0].path[0] || t->v[0].type != DIMG_TYPE_DIR)
+		return -EINVAL;
+	struct dimg_entry root = {
+	    .path = t->v[0].path, .type = DIMG_TYPE_DIR, .mode = SQ_IMPLIED_DIR_MODE};
+	return id_with_root(t, &root, out);
+}
+
+int dimg_image_match(struct dimg_image *img, const uint8_t want[32])
+{
+	const struct image_priv *p = img->priv;
+	uint8_t id[32];
+	if (!memcmp(img->tree_id, want, 32))
+		return 0;
+	if (!p || !p->is_dir || dimg_image_implied_root_id(img, id) < 0 || memcmp(id, want, 32))
+		return -EXDEV;
+	struct dimg_entry *root = &img->tree->v[0];
+	char *path = root->path;
+	root->path = NULL;
+	dimg_entry_clear(root);
+	*root =
+	    (struct dimg_entry){.path = path, .type = DIMG_TYPE_DIR, .mode = SQ_IMPLIED_DIR_MODE};
+	memcpy(img->tree_id, id, 32);
+	return 0;
 }

@@ -14,19 +14,40 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cas-internal.h"
 #include "dimg/hash.h"
-#include "oci-internal.h"
+#include "dimg/oci.h"
+#include "ocilayout-internal.h"
 #include "tree-internal.h"
 
+#define OCI_INDEX_DEPTH 4
+
 /* ---- the chosen image, being built ---- */
+
+struct oci_layer {
+	char *member; /* file of the layout holding the blob */
+	char *label;  /* names the layer in messages */
+	struct dimg_layer_info li;
+};
+
+struct oci_ctx {
+	struct oci_src src;
+	const struct dimg_image_opts *o;
+	struct dimg_err *err;
+	struct dimg_image *img;
+	struct oci_layer *layers;
+	size_t nlayers;
+	struct json_object *config; /* parsed img->config */
+	int docker;                 /* picked through manifest.json */
+};
 
 static int oci_desc_check(struct oci_ctx *c, struct json_object *o, const char *what,
                           struct oci_desc *d)
 {
 	int r = oci_desc_parse(d, o);
 	if (r < 0)
-		dimg_errf(c->err, "%s: bad descriptor (%s)", what,
-		          r == -ENOTSUP ? "unsupported digest algorithm" : "digest or size");
+		dimg_err_set(c->err, 0, NULL, "%s: bad descriptor (%s)", what,
+		             r == -ENOTSUP ? "unsupported digest algorithm" : "digest or size");
 	return r;
 }
 
@@ -39,18 +60,19 @@ static int oci_read_blob(struct oci_ctx *c, const struct oci_desc *d, const char
 	oci_blob_path(name, d->digest);
 	oci_digest_str(ds, d->digest);
 	if (d->size > OCI_JSON_MAX) {
-		dimg_errf(c->err, "%s %s: %llu bytes is too large", what, ds,
-		          (unsigned long long)d->size);
+		dimg_err_set(c->err, 0, NULL, "%s %s: %llu bytes is too large", what, ds,
+		             (unsigned long long)d->size);
 		return -EFBIG;
 	}
 	int r = oci_read_all(&c->src, name, OCI_JSON_MAX, out, len);
 	if (r < 0) {
-		dimg_errf(c->err, "%s %s: %s", what, ds, strerror(-r));
+		dimg_err_set(c->err, 0, NULL, "%s %s: %s", what, ds, strerror(-r));
 		return r == -ENOENT || r == -ENOMEM ? r : -EBADMSG;
 	}
 	r = dimg_sha256_buf(*out, *len, got);
 	if (r == 0 && (*len != d->size || memcmp(got, d->digest, 32) != 0)) {
-		dimg_errf(c->err, "%s %s: content does not match its digest or size", what, ds);
+		dimg_err_set(c->err, 0, NULL, "%s %s: content does not match its digest or size",
+		             what, ds);
 		r = -EBADMSG;
 	}
 	if (r < 0) {
@@ -65,7 +87,7 @@ static int oci_read_json_blob(struct oci_ctx *c, const struct oci_desc *d, const
 {
 	int r = oci_read_blob(c, d, what, raw, len);
 	if (r == 0 && (r = oci_json_parse(out, *raw, *len)) < 0) {
-		dimg_errf(c->err, "%s: not valid JSON", what);
+		dimg_err_set(c->err, 0, NULL, "%s: not valid JSON", what);
 		free(*raw);
 		*raw = NULL;
 	}
@@ -121,7 +143,8 @@ static int oci_nested(struct oci_ctx *c, struct oci_cands *cs, const struct oci_
 	size_t len;
 	struct json_object *doc;
 	if (depth >= OCI_INDEX_DEPTH) {
-		dimg_errf(c->err, "image indexes nested more than %d deep", OCI_INDEX_DEPTH);
+		dimg_err_set(c->err, 0, NULL, "image indexes nested more than %d deep",
+		             OCI_INDEX_DEPTH);
 		return -ELOOP;
 	}
 	int r = oci_grow((void **)&cs->docs, &cs->capdocs, cs->ndocs, sizeof(*cs->docs));
@@ -168,7 +191,7 @@ static int oci_collect(struct oci_ctx *c, struct oci_cands *cs, struct json_obje
 {
 	struct json_object *arr = oci_jarr(index, "manifests");
 	if (!arr) {
-		dimg_errf(c->err, "image index without a manifests list");
+		dimg_err_set(c->err, 0, NULL, "image index without a manifests list");
 		return -EBADMSG;
 	}
 	for (size_t i = 0; i < json_object_array_length(arr); i++) {
@@ -177,7 +200,7 @@ static int oci_collect(struct oci_ctx *c, struct oci_cands *cs, struct json_obje
 		            ? oci_collect_one(c, cs, item, in1, in2, depth)
 		            : -EBADMSG;
 		if (r == -EBADMSG)
-			dimg_errf(c->err, "image index: bad entry %zu", i);
+			dimg_err_set(c->err, 0, NULL, "image index: bad entry %zu", i);
 		if (r < 0)
 			return r;
 	}
@@ -198,8 +221,8 @@ static int oci_read_manifest_config(struct oci_ctx *c, const struct oci_desc *d,
 	r = oci_desc_check(c, oci_jobj(*man, "config"), "manifest config", &cd);
 	if (r == 0 && !(cd.media_type && (strcmp(cd.media_type, OCI_MT_CONFIG) == 0 ||
 	                                  strcmp(cd.media_type, DOCKER_MT_CONFIG) == 0))) {
-		dimg_errf(c->err, "not a container image: config media type %s",
-		          cd.media_type ? cd.media_type : "(none)");
+		dimg_err_set(c->err, 0, NULL, "not a container image: config media type %s",
+		             cd.media_type ? cd.media_type : "(none)");
 		r = -ENOTSUP;
 	}
 	if (r == 0)
@@ -265,14 +288,15 @@ static int oci_keep_platform(struct oci_ctx *c, struct oci_cands *cs,
 	return 0;
 }
 
-int oci_want_platform(struct oci_ctx *c, struct oci_platform *want)
+static int oci_want_platform(struct oci_ctx *c, struct oci_platform *want)
 {
 	if (!c->o->platform) {
 		oci_platform_host(want);
 		return 0;
 	}
 	if (oci_platform_parse(want, c->o->platform) < 0) {
-		dimg_errf(c->err, "bad platform '%s' (want os/arch[/variant])", c->o->platform);
+		dimg_err_set(c->err, 0, NULL, "bad platform '%s' (want os/arch[/variant])",
+		             c->o->platform);
 		return -EINVAL;
 	}
 	return 0;
@@ -289,8 +313,8 @@ static int oci_select(struct oci_ctx *c, struct oci_cands *cs, int docker_fallba
 	if (cs->n == 0 && docker_fallback)
 		return 1; /* quietly: manifest.json may know the name */
 	if (cs->n == 0) {
-		dimg_errf(c->err, "no image %s%s in the index", c->o->ref ? "named " : "",
-		          c->o->ref ? c->o->ref : "");
+		dimg_err_set(c->err, 0, NULL, "no image %s%s in the index",
+		             c->o->ref ? "named " : "", c->o->ref ? c->o->ref : "");
 		return -ENOENT;
 	}
 	int r = oci_want_platform(c, &want);
@@ -299,12 +323,12 @@ static int oci_select(struct oci_ctx *c, struct oci_cands *cs, int docker_fallba
 	if ((r = oci_keep_platform(c, cs, &want)) < 0)
 		return r;
 	if (cs->n == 0) {
-		dimg_errf(c->err, "no image for platform %s/%s%s%s", want.os, want.arch,
-		          want.variant[0] ? "/" : "", want.variant);
+		dimg_err_set(c->err, 0, NULL, "no image for platform %s/%s%s%s", want.os, want.arch,
+		             want.variant[0] ? "/" : "", want.variant);
 		return -ENOENT;
 	}
 	if (!oci_same_digest(cs)) {
-		dimg_errf(c->err, "several images match; choose one with a ref");
+		dimg_err_set(c->err, 0, NULL, "several images match; choose one with a ref");
 		return -EINVAL;
 	}
 	return 0;
@@ -312,7 +336,7 @@ static int oci_select(struct oci_ctx *c, struct oci_cands *cs, int docker_fallba
 
 /* ---- the chosen manifest ---- */
 
-int oci_layers_alloc(struct oci_ctx *c, size_t n)
+static int oci_layers_alloc(struct oci_ctx *c, size_t n)
 {
 	c->layers = calloc(n ? n : 1, sizeof(*c->layers));
 	if (!c->layers)
@@ -326,7 +350,7 @@ static int oci_manifest_layers(struct oci_ctx *c, struct json_object *man)
 	struct json_object *arr = oci_jarr(man, "layers");
 	char ds[72];
 	if (!arr) {
-		dimg_errf(c->err, "manifest without a layers list");
+		dimg_err_set(c->err, 0, NULL, "manifest without a layers list");
 		return -EBADMSG;
 	}
 	int r = oci_layers_alloc(c, json_object_array_length(arr));
@@ -335,8 +359,8 @@ static int oci_manifest_layers(struct oci_ctx *c, struct json_object *man)
 		struct oci_desc d;
 		r = oci_desc_check(c, json_object_array_get_idx(arr, i), "manifest layer", &d);
 		if (r == 0 && oci_mt_layer_compression(d.media_type) < 0) {
-			dimg_errf(c->err, "layer %zu: unsupported media type %s", i,
-			          d.media_type ? d.media_type : "(none)");
+			dimg_err_set(c->err, 0, NULL, "layer %zu: unsupported media type %s", i,
+			             d.media_type ? d.media_type : "(none)");
 			r = -ENOTSUP;
 		}
 		if (r < 0)
@@ -354,14 +378,14 @@ static int oci_manifest_layers(struct oci_ctx *c, struct json_object *man)
 	return r;
 }
 
-int oci_diff_ids(struct oci_ctx *c)
+static int oci_diff_ids(struct oci_ctx *c)
 {
 	struct json_object *rootfs = oci_jobj(c->config, "rootfs");
 	struct json_object *ids = oci_jarr(rootfs, "diff_ids");
 	if (!ids || json_object_array_length(ids) != c->nlayers) {
-		dimg_errf(c->err,
-		          "config rootfs.diff_ids missing or not one per layer (%zu layers)",
-		          c->nlayers);
+		dimg_err_set(c->err, 0, NULL,
+		             "config rootfs.diff_ids missing or not one per layer (%zu layers)",
+		             c->nlayers);
 		return -EBADMSG;
 	}
 	for (size_t i = 0; i < c->nlayers; i++) {
@@ -370,7 +394,8 @@ int oci_diff_ids(struct oci_ctx *c)
 		    json_object_is_type(v, json_type_string) ? json_object_get_string(v) : NULL;
 		int r = oci_digest_parse(c->layers[i].li.diff_id, s);
 		if (r < 0) {
-			dimg_errf(c->err, "config diff_id %zu is not a sha256 digest", i);
+			dimg_err_set(c->err, 0, NULL, "config diff_id %zu is not a sha256 digest",
+			             i);
 			return r;
 		}
 		c->layers[i].li.has_diff_id = 1;
@@ -430,8 +455,8 @@ static int oci_try_index(struct oci_ctx *c)
 	if (r == 0 && (r = oci_json_parse(&index, raw, len)) < 0)
 		free(raw);
 	if (r < 0) {
-		dimg_errf(c->err, "index.json: %s",
-		          r == -EBADMSG ? "not valid JSON" : strerror(-r));
+		dimg_err_set(c->err, 0, NULL, "index.json: %s",
+		             r == -EBADMSG ? "not valid JSON" : strerror(-r));
 		return r == -ENOMEM ? r : -EBADMSG;
 	}
 	free(raw);
@@ -460,7 +485,216 @@ static int oci_check_layout_version(struct oci_ctx *c)
 	}
 	free(raw);
 	if (r < 0)
-		dimg_errf(c->err, "oci-layout: unsupported or unreadable layout version");
+		dimg_err_set(c->err, 0, NULL,
+		             "oci-layout: unsupported or unreadable layout version");
+	return r;
+}
+
+/* ---- docker save: manifest.json ---- */
+
+static const char *oci_jarr_str(struct json_object *arr, size_t i)
+{
+	struct json_object *v = json_object_array_get_idx(arr, i);
+	return json_object_is_type(v, json_type_string) ? json_object_get_string(v) : NULL;
+}
+
+/* Without a ref the archive must hold one image; with one, the first
+ * entry with a matching RepoTag is taken. */
+static int oci_docker_pick(struct oci_ctx *c, struct json_object *arr, struct json_object **out,
+                           const char **tag)
+{
+	size_t n = json_object_array_length(arr);
+	*out = NULL;
+	*tag = NULL;
+	for (size_t i = 0; i < n && !*out; i++) {
+		struct json_object *e = json_object_array_get_idx(arr, i);
+		struct json_object *tags = oci_jarr(e, "RepoTags");
+		size_t nt = tags ? json_object_array_length(tags) : 0;
+		if (!c->o->ref && n == 1) {
+			*out = e;
+			*tag = nt ? oci_jarr_str(tags, 0) : NULL;
+		}
+		for (size_t j = 0; c->o->ref && j < nt && !*out; j++) {
+			if (oci_ref_match(oci_jarr_str(tags, j), c->o->ref)) {
+				*out = e;
+				*tag = oci_jarr_str(tags, j);
+			}
+		}
+	}
+	if (*out && json_object_is_type(*out, json_type_object))
+		return 0;
+	if (c->o->ref)
+		dimg_err_set(c->err, 0, NULL, "no image named %s in the archive", c->o->ref);
+	else
+		dimg_err_set(c->err, 0, NULL, "the archive holds %zu images; choose one with a ref",
+		             n);
+	return -ENOENT;
+}
+
+static int oci_docker_config(struct oci_ctx *c, const char *path)
+{
+	struct dimg_image *img = c->img;
+	uint8_t d[32];
+	char *name;
+	int r = oci_norm_name(&name, path);
+	if (r == 0)
+		r = oci_read_all(&c->src, name, OCI_JSON_MAX, &img->config, &img->config_len);
+	if (r == 0 && (r = oci_json_parse(&c->config, img->config, img->config_len)) == 0 &&
+	    (r = dimg_sha256_buf(img->config, img->config_len, d)) == 0)
+		oci_digest_str(img->config_digest, d);
+	if (r < 0)
+		dimg_err_set(c->err, 0, NULL, "docker config %s: %s", path ? path : "(none)",
+		             r == -EBADMSG ? "unreadable or not JSON" : strerror(-r));
+	free(name);
+	return r;
+}
+
+static int oci_docker_layer(struct oci_layer *l, const char *path)
+{
+	int r = oci_norm_name(&l->member, path);
+	if (r < 0)
+		return r;
+	l->label = strdup(l->member);
+	if (!l->label)
+		return -ENOMEM;
+	l->li.size = UINT64_MAX; /* the member's size, once opened */
+	/* Newer docker save names layers by their digest: check it too. */
+	if (strncmp(l->member, "blobs/", 6) == 0) {
+		char *d = strdup(l->member + 6);
+		if (!d)
+			return -ENOMEM;
+		if (strlen(d) > 6 && d[6] == '/') /* "sha256/<hex>" */
+			d[6] = ':';
+		l->li.has_digest = oci_digest_parse(l->li.digest, d) == 0;
+		free(d);
+	}
+	return 0;
+}
+
+static int oci_docker_layers(struct oci_ctx *c, struct json_object *entry)
+{
+	struct json_object *arr = oci_jarr(entry, "Layers");
+	int r = oci_layers_alloc(c, arr ? json_object_array_length(arr) : 0);
+	for (size_t i = 0; r == 0 && i < c->nlayers; i++) {
+		struct json_object *v = json_object_array_get_idx(arr, i);
+		const char *p =
+		    json_object_is_type(v, json_type_string) ? json_object_get_string(v) : NULL;
+		r = oci_docker_layer(&c->layers[i], p);
+		if (r == -EBADMSG)
+			dimg_err_set(c->err, 0, NULL, "manifest.json: bad layer path %zu", i);
+	}
+	return r;
+}
+
+static int oci_docker_platform(struct oci_ctx *c)
+{
+	struct oci_platform want, have;
+	if (!c->o->platform)
+		return 0;
+	int r = oci_want_platform(c, &want);
+	if (r < 0)
+		return r;
+	oci_platform_from_json(&have, c->config);
+	if (oci_platform_match(&want, &have))
+		return 0;
+	dimg_err_set(c->err, 0, NULL, "the image is for %s/%s, not %s", have.os, have.arch,
+	             c->o->platform);
+	return -ENOENT;
+}
+
+static int oci_load_docker(struct oci_ctx *c)
+{
+	uint8_t *raw;
+	size_t len;
+	struct json_object *arr = NULL, *entry;
+	const char *tag;
+	int r = oci_read_all(&c->src, "manifest.json", OCI_JSON_MAX, &raw, &len);
+	if (r == -ENOENT) {
+		dimg_err_set(c->err, 0, NULL,
+		             "not an OCI image layout or docker save archive "
+		             "(no index.json or manifest.json)");
+		return -EBADMSG;
+	}
+	if (r == 0) {
+		r = oci_json_parse(&arr, raw, len);
+		free(raw);
+	}
+	if (r == 0 && !json_object_is_type(arr, json_type_array))
+		r = -EBADMSG;
+	if (r < 0)
+		dimg_err_set(c->err, 0, NULL, "manifest.json: %s",
+		             r == -EBADMSG ? "not a list" : strerror(-r));
+	if (r == 0)
+		r = oci_docker_pick(c, arr, &entry, &tag);
+	if (r == 0 && tag && !(c->img->ref = strdup(tag)))
+		r = -ENOMEM;
+	if (r == 0)
+		r = oci_docker_config(c, oci_jstr(entry, "Config"));
+	if (r == 0)
+		r = oci_docker_platform(c);
+	if (r == 0)
+		r = oci_docker_layers(c, entry);
+	if (r == 0)
+		r = oci_diff_ids(c);
+	c->docker = 1;
+	json_object_put(arr);
+	return r;
+}
+
+static const char *oci_layer_media_type(const char *filter)
+{
+	if (strcmp(filter, "none") == 0)
+		return OCI_MT_LAYER;
+	if (strcmp(filter, "gzip") == 0)
+		return OCI_MT_LAYER_GZIP;
+	if (strcmp(filter, "zstd") == 0)
+		return OCI_MT_LAYER_ZSTD;
+	return NULL;
+}
+
+/* docker save has no registry manifest: describe the image with an OCI
+ * one (config and layers exactly as stored), so callers always get one. */
+static int oci_docker_manifest(struct oci_ctx *c)
+{
+	struct dimg_image *img = c->img;
+	uint8_t cd[32], md[32];
+	size_t len;
+	int r = -ENOMEM;
+	struct json_object *m = json_object_new_object(), *layers = json_object_new_array();
+	if (!m || !layers || dimg_sha256_buf(img->config, img->config_len, cd) < 0)
+		goto out;
+	for (size_t i = 0; i < c->nlayers; i++) {
+		const struct dimg_layer_info *li = &c->layers[i].li;
+		const char *mt = oci_layer_media_type(li->filter);
+		if (!mt) {
+			dimg_err_set(c->err, 0, NULL,
+			             "layer %s: %s compression has no OCI media type",
+			             c->layers[i].label, li->filter);
+			r = -ENOTSUP;
+			goto out;
+		}
+		if (json_object_array_add(layers, oci_desc_json(mt, li->got_digest, li->got_size)))
+			goto out;
+	}
+	if (json_object_object_add(m, "schemaVersion", json_object_new_int(2)) ||
+	    json_object_object_add(m, "mediaType", json_object_new_string(OCI_MT_MANIFEST)) ||
+	    json_object_object_add(m, "config", oci_desc_json(OCI_MT_CONFIG, cd, img->config_len)))
+		goto out;
+	json_object_object_add(m, "layers", layers);
+	layers = NULL;
+	const char *s = json_object_to_json_string_length(
+	    m, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+	img->manifest = s ? malloc(len) : NULL;
+	img->manifest_media_type = strdup(OCI_MT_MANIFEST);
+	if (!img->manifest || !img->manifest_media_type)
+		goto out;
+	memcpy(img->manifest, s, len);
+	img->manifest_len = len;
+	if ((r = dimg_sha256_buf(img->manifest, len, md)) == 0)
+		oci_digest_str(img->manifest_digest, md);
+out:
+	json_object_put(layers);
+	json_object_put(m);
 	return r;
 }
 
@@ -485,8 +719,8 @@ static int oci_layer_done(struct oci_ctx *c, size_t i, struct dimg_tarsplit *ts,
 	if (r == -EBADMSG)
 		return 0;
 	if (r < 0)
-		dimg_errf(c->err, "layer %s: recording its recipe: %s", c->layers[i].label,
-		          strerror(-r));
+		dimg_err_set(c->err, 0, NULL, "layer %s: recording its recipe: %s",
+		             c->layers[i].label, strerror(-r));
 	return r;
 }
 
@@ -507,8 +741,8 @@ static int oci_squash(struct oci_ctx *c, struct dimg_cas *cas, FILE *recipes)
 		struct oci_stream *st;
 		r = oci_stream_open(&st, &c->src, l->member);
 		if (r < 0) {
-			dimg_errf(c->err, "layer %s: cannot open its blob: %s", l->label,
-			          strerror(-r));
+			dimg_err_set(c->err, 0, NULL, "layer %s: cannot open its blob: %s",
+			             l->label, strerror(-r));
 			break;
 		}
 		if (l->li.size == UINT64_MAX)
@@ -549,12 +783,13 @@ static int oci_src_open(struct oci_ctx *c, const char *path, int is_dir)
 	if (c->src.dirfd >= 0)
 		return 0;
 	int r = -errno;
-	dimg_errf(c->err, "%s: %s", path, strerror(-r));
+	dimg_err_set(c->err, r, path, NULL);
 	return r;
 }
 
 int dimg_oci_open(struct dimg_image *img, const char *path, int is_dir,
-                  const struct dimg_image_opts *o, struct dimg_cas *cas, FILE *recipes, char **err)
+                  const struct dimg_image_opts *o, struct dimg_cas *cas, FILE *recipes,
+                  struct dimg_err *err)
 {
 	struct oci_ctx c = {.src = {.dirfd = -1}, .o = o, .err = err, .img = img};
 	int r = oci_src_open(&c, path, is_dir);

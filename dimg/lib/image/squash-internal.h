@@ -1,24 +1,17 @@
-/* Private to the squash (squash.c, squash_paths.c): the tree being
- * built, a layer being read, and the path-table and message helpers. */
+/* The squash's tree of paths (squash.c builds it layer by layer,
+ * squash_table.c holds it): nodes in a seeded hash table, with child lists
+ * and shared inodes for hardlink groups. */
 #ifndef DIMG_SQUASH_INTERNAL_H
 #define DIMG_SQUASH_INTERNAL_H
 
-#include <archive.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "cas-internal.h"
-#include "dimg/hash.h"
 
-/* Limits beyond which an entry is hostile rather than unusual. */
-#define SQ_FILE_MAX        (1ULL << 40) /* 1 TiB */
-#define SQ_PATH_MAX        4095
-#define SQ_XATTR_VALUE_MAX 65536 /* Linux XATTR_SIZE_MAX */
-#define SQ_XATTR_NAME_MAX  255
-#define SQ_PROGRESS_STEP   (4u << 20)
-
-/* Directories a path implies but no layer contains get this metadata, so
- * the result does not depend on when or by whom it is computed. */
+/* Directories a path implies but no layer contains (the root too) get this
+ * metadata: mode 0755, owner 0:0, mtime 0, no xattrs, so the result does
+ * not depend on when or by whom it is computed. */
 #define SQ_IMPLIED_DIR_MODE 0755u
 
 /* A regular file's content and metadata: shared by the paths that are
@@ -56,30 +49,14 @@ struct dimg_squash {
 	struct dimg_tarsplit *rec; /* layer recipes, if recorded */
 };
 
-/* State of one layer being read: blob -> (filters, raw format) -> tar. */
-struct sq_layer {
-	struct dimg_squash *s;
-	struct dimg_layer_info *li;
-	const struct dimg_layer_src *src;
-	struct archive *raw; /* decompresses; its data is the tar stream */
-	struct archive *tar; /* parses the tar stream fed from raw */
-	uint64_t csize, usize;
-	int raw_eof, src_eof;
-	int cb_err;        /* first -errno met in a read callback */
-	char cb_msg[96];   /* and what it was */
-	const char *entry; /* raw path of the entry at hand, for messages */
-	char *msg;         /* the first refusal, for *err */
-};
-
+uint64_t sq_hash(const struct dimg_squash *s, const char *p, size_t n);
 struct sq_node *sq_find(const struct dimg_squash *s, const char *p, size_t n);
+int sq_grow(struct dimg_squash *s);
 int sq_link(struct dimg_squash *s, struct sq_node *x, struct sq_node *parent);
 void sq_inode_unref(struct sq_inode *ino);
 void sq_node_free(struct sq_node *x);
+void sq_unlink(struct dimg_squash *s, struct sq_node *x);
 void sq_remove(struct dimg_squash *s, struct sq_node *x);
 void sq_hide_lower(struct dimg_squash *s, struct sq_node *x);
-int sq_fail(struct sq_layer *L, int r, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-int sq_norm(struct sq_layer *L, const char *raw, const char *what, char **out);
-struct sq_node *sq_node_new(const char *path, size_t len, uint8_t type, unsigned layer);
-int sq_parent_of(struct sq_layer *L, const char *path, struct sq_node **out);
 
 #endif

@@ -12,7 +12,148 @@
 #include <sys/random.h>
 #include <xxhash.h>
 
+#include "dimg/hash.h"
 #include "squash-internal.h"
+
+/* Limits beyond which an entry is hostile rather than unusual. */
+#define SQ_FILE_MAX        (1ULL << 40) /* 1 TiB */
+#define SQ_PATH_MAX        4095
+#define SQ_XATTR_VALUE_MAX 65536 /* Linux XATTR_SIZE_MAX */
+#define SQ_XATTR_NAME_MAX  255
+#define SQ_PROGRESS_STEP   (4u << 20)
+
+/* State of one layer being read: blob -> (filters, raw format) -> tar. */
+struct sq_layer {
+	struct dimg_squash *s;
+	struct dimg_layer_info *li;
+	const struct dimg_layer_src *src;
+	struct archive *raw; /* decompresses; its data is the tar stream */
+	struct archive *tar; /* parses the tar stream fed from raw */
+	uint64_t csize, usize;
+	int raw_eof, src_eof;
+	int cb_err;           /* first -errno met in a read callback */
+	char cb_msg[96];      /* and what it was */
+	const char *entry;    /* raw path of the entry at hand, for messages */
+	struct dimg_err *err; /* the first refusal (NULL: not wanted) */
+};
+
+/* ---- messages ---- */
+
+static int sq_fail(struct sq_layer *L, int r, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int sq_fail(struct sq_layer *L, int r, const char *fmt, ...)
+{
+	char *why = NULL;
+	va_list ap;
+	va_start(ap, fmt);
+	if (vasprintf(&why, fmt, ap) < 0)
+		why = NULL;
+	va_end(ap);
+	if (L->entry)
+		dimg_err_set(L->err, r, NULL, "layer %s: entry '%s': %s", L->li->name, L->entry,
+		             why ? why : "refused");
+	else
+		dimg_err_set(L->err, r, NULL, "layer %s: %s", L->li->name, why ? why : "refused");
+	free(why);
+	return r;
+}
+
+/* ---- paths ---- */
+
+/* Normalises a tar path: drops "./" and empty or "." components, refuses
+ * absolute paths and ".." (never resolved: a layer cannot step out). */
+static int sq_norm(struct sq_layer *L, const char *raw, const char *what, char **out)
+{
+	*out = NULL;
+	if (!raw)
+		return sq_fail(L, -EBADMSG, "%s is missing or unreadable", what);
+	if (raw[0] == '/')
+		return sq_fail(L, -EBADMSG, "absolute %s refused", what);
+	size_t n = strlen(raw);
+	if (n > SQ_PATH_MAX)
+		return sq_fail(L, -EOVERFLOW, "%s longer than %d bytes", what, SQ_PATH_MAX);
+	char *p = malloc(n + 1);
+	if (!p)
+		return -ENOMEM;
+	size_t k = 0;
+	for (const char *c = raw; *c;) {
+		const char *slash = strchr(c, '/');
+		size_t len = slash ? (size_t)(slash - c) : strlen(c);
+		if (len == 2 && c[0] == '.' && c[1] == '.') {
+			free(p);
+			return sq_fail(L, -EBADMSG, "'..' in %s refused", what);
+		}
+		if (len && !(len == 1 && c[0] == '.')) {
+			if (k)
+				p[k++] = '/';
+			memcpy(p + k, c, len);
+			k += len;
+		}
+		c += len + (slash != NULL);
+	}
+	p[k] = '\0';
+	*out = p;
+	return 0;
+}
+
+static struct sq_node *sq_node_new(const char *path, size_t len, uint8_t type, unsigned layer)
+{
+	struct sq_node *x = calloc(1, sizeof(*x));
+	if (!x)
+		return NULL;
+	x->e.path = strndup(path, len);
+	if (!x->e.path) {
+		free(x);
+		return NULL;
+	}
+	x->e.type = type;
+	x->layer = layer;
+	return x;
+}
+
+/* The directory at path[0..len): found, or made as an implied directory
+ * (see SQ_IMPLIED_DIR_MODE) with its own missing parents. A symlink or
+ * other non-directory on the way refuses the entry. */
+static int sq_dir_at(struct sq_layer *L, const char *path, size_t len, struct sq_node **out)
+{
+	struct dimg_squash *s = L->s;
+	struct sq_node *x = sq_find(s, path, len), *parent;
+	if (x) {
+		*out = x;
+		if (x->e.type == DIMG_TYPE_DIR)
+			return 0;
+		if (x->e.type == DIMG_TYPE_SYMLINK)
+			return sq_fail(L, -ELOOP, "parent '%.*s' is a symlink", (int)len, path);
+		return sq_fail(L, -EBADMSG, "parent '%.*s' is not a directory", (int)len, path);
+	}
+	const char *slash = memrchr(path, '/', len);
+	int r = slash ? sq_dir_at(L, path, (size_t)(slash - path), &parent) : 0;
+	if (r < 0)
+		return r;
+	if (!slash)
+		parent = s->root;
+	x = sq_node_new(path, len, DIMG_TYPE_DIR, s->layer);
+	if (!x)
+		return -ENOMEM;
+	x->e.mode = SQ_IMPLIED_DIR_MODE;
+	if ((r = sq_link(s, x, parent)) < 0) {
+		sq_node_free(x);
+		return r;
+	}
+	*out = x;
+	return 0;
+}
+
+static int sq_parent_of(struct sq_layer *L, const char *path, struct sq_node **out)
+{
+	const char *slash = strrchr(path, '/');
+	if (!slash) {
+		*out = L->s->root;
+		return 0;
+	}
+	return sq_dir_at(L, path, (size_t)(slash - path), out);
+}
 
 /* ---- metadata ---- */
 
@@ -196,7 +337,8 @@ static int sq_content(struct sq_layer *L, struct dimg_entry *e, uint64_t size, i
 		r = dimg_cas_writer_commit(w, e->sha256, &got);
 	if (r < 0) {
 		dimg_cas_writer_abort(w);
-		return sq_fail(L, r, "storing the content: %s", strerror(-r));
+		return sq_fail(L, r, "storing the content in %s: %s", dimg_cas_writer_dir(w),
+		               strerror(-r));
 	}
 	e->size = got;
 	return 0;
@@ -577,17 +719,16 @@ static void sq_blame_digest(struct sq_layer *L)
 	dimg_sha256_final(L->s->hc, got);
 	if (memcmp(got, L->li->digest, 32) == 0)
 		return;
-	free(L->msg);
-	L->msg = NULL;
+	dimg_err_clear(L->err); /* this message replaces the layer's own */
 	L->entry = NULL;
 	dimg_hex32(got, hex);
 	sq_fail(L, -EBADMSG, "blob digest mismatch: content is sha256:%s", hex);
 }
 
 int dimg_squash_layer(struct dimg_squash *s, struct dimg_layer_info *li,
-                      const struct dimg_layer_src *src, char **err)
+                      const struct dimg_layer_src *src, struct dimg_err *err)
 {
-	struct sq_layer L = {.s = s, .li = li, .src = src};
+	struct sq_layer L = {.s = s, .li = li, .src = src, .err = err};
 	if (s->spent)
 		return -EINVAL;
 	s->layer++;
@@ -608,9 +749,6 @@ int dimg_squash_layer(struct dimg_squash *s, struct dimg_layer_info *li,
 	} else if (r == -EBADMSG) {
 		sq_blame_digest(&L);
 	}
-	if (L.msg)
-		dimg_errf(err, "%s", L.msg);
-	free(L.msg);
 	archive_read_free(L.tar);
 	archive_read_free(L.raw);
 	sq_progress(s, 1);
@@ -704,10 +842,10 @@ static int sq_emit(struct dimg_tree *t, struct sq_node *x)
 	return dimg_tree_append_move(t, &e);
 }
 
-int dimg_squash_finish(struct dimg_squash *s, struct dimg_tree **out, char **err)
+int dimg_squash_finish(struct dimg_squash *s, struct dimg_tree **out, struct dimg_err *err)
 {
 	struct dimg_tree *t = NULL;
-	const char *bad = NULL;
+	struct dimg_err bad = {0};
 	*out = NULL;
 	if (s->spent)
 		return -EINVAL;
@@ -724,7 +862,7 @@ int dimg_squash_finish(struct dimg_squash *s, struct dimg_tree **out, char **err
 	for (size_t i = 0; i < n && r == 0; i++)
 		r = sq_emit(t, v[i]);
 	if (r == 0 && (r = dimg_tree_validate(t, &bad)) < 0)
-		dimg_errf(err, "squashed tree is invalid at '%s'", bad ? bad : "");
+		dimg_err_set(err, r, NULL, "squashed tree is invalid at '%s'", bad.what);
 	if (r == 0) {
 		*out = t;
 		t = NULL;

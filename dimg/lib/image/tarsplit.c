@@ -114,8 +114,7 @@ static int ts_header(struct dimg_tarsplit *t)
 	t->hlen = 0;
 	if (r < 0 || memcmp(t->hdr, zero, TS_BLOCK) == 0)
 		return r;
-	if (!dimg_tar_checksum_ok(t->hdr) ||
-	    dimg_tar_number(t->hdr + DIMG_TAR_SIZE, 12, &size) < 0) {
+	if (!dimg_tar_checksum_ok(t->hdr) || dimg_tar_num(t->hdr + DIMG_TAR_SIZE, 12, &size) < 0) {
 		t->mode = TS_TRAIL;
 		return 0;
 	}

@@ -10,5 +10,7 @@ int dimg_openat_beneath(int dirfd, const char *relpath, int flags, int *out_fd);
 
 /* Removes a directory tree (for cleaning temporaries); ignores ENOENT. */
 int dimg_rmtree(const char *path);
+/* The same for name in dfd (any type, never followed). */
+int dimg_rmtree_at(int dfd, const char *name);
 
 #endif

@@ -251,20 +251,14 @@ static int entry_ok(const struct dimg_tree *t, size_t i)
 	}
 }
 
-int dimg_tree_validate(const struct dimg_tree *t, const char **bad_path)
+int dimg_tree_validate(const struct dimg_tree *t, struct dimg_err *err)
 {
-	if (t->n == 0) {
-		if (bad_path)
-			*bad_path = "";
-		return -EBADMSG;
-	}
-	for (size_t i = 0; i < t->n; i++) {
-		if (!entry_ok(t, i)) {
-			if (bad_path)
-				*bad_path = t->v[i].path ? t->v[i].path : "";
-			return -EBADMSG;
-		}
-	}
+	if (t->n == 0)
+		return dimg_err_set(err, -EBADMSG, NULL, "the tree has no root directory");
+	for (size_t i = 0; i < t->n; i++)
+		if (!entry_ok(t, i))
+			return dimg_err_set(err, -EBADMSG, t->v[i].path ? t->v[i].path : "",
+			                    "not a valid entry of a tree");
 	return 0;
 }
 

@@ -656,19 +656,13 @@ static int walk_root(struct walk *w, int rootfd)
 }
 
 int dimg_tree_walk(struct dimg_tree **out, const char *root, unsigned flags, unsigned nthreads,
-                   dimg_progress_fn progress, void *pctx, char **err_path)
+                   dimg_progress_fn progress, void *pctx, struct dimg_err *err)
 {
 	struct walk w = {0};
 	*out = NULL;
-	if (err_path)
-		*err_path = NULL;
 	int rootfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (rootfd < 0) {
-		int r = -errno;
-		if (err_path)
-			*err_path = strdup(root);
-		return r;
-	}
+	if (rootfd < 0)
+		return dimg_err_set(err, -errno, root, NULL);
 	int r = dimg_tree_new(&w.t);
 	if (r == 0)
 		r = walk_root(&w, rootfd);
@@ -682,10 +676,8 @@ int dimg_tree_walk(struct dimg_tree **out, const char *root, unsigned flags, uns
 	free(w.regs);
 	if (r < 0) {
 		dimg_tree_free(w.t);
-		if (err_path)
-			*err_path = w.err_path;
-		else
-			free(w.err_path);
+		dimg_err_set(err, r, w.err_path ? w.err_path : root, NULL);
+		free(w.err_path);
 		return r;
 	}
 	free(w.err_path);

@@ -1,6 +1,5 @@
 /* Materialising a tree as a directory: everything is built in a private
  * temporary sibling through directory fds and renamed into place whole. */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -13,6 +12,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include "dimg/fileio.h"
 #include "dimg/tree.h"
 #include "dimg/hash.h"
 #include "dimg/write.h"
@@ -71,53 +71,6 @@ static int split_path(char **parent, char **base, const char *path)
 
 /* ---- removal ---- */
 
-static int rmtree_at(int dfd, const char *name);
-
-/* Deletes while reading, as rm -rf does: entries not yet returned still
- * come, and a straggler only makes the final rmdir fail. */
-static int rmtree_children(int fd)
-{
-	struct stat st;
-	/* Our own read-only directories (unprivileged writes) must become
-	 * writable before their entries can go. */
-	if (fstat(fd, &st) == 0 && (st.st_mode & 0700) != 0700)
-		(void)fchmod(fd, (st.st_mode & 07777) | 0700);
-	int dup_fd = dup(fd);
-	if (dup_fd < 0)
-		return -errno;
-	DIR *d = fdopendir(dup_fd);
-	if (!d) {
-		int r = -errno;
-		close(dup_fd);
-		return r;
-	}
-	int r = 0;
-	for (struct dirent *de; r == 0 && (de = readdir(d)) != NULL;)
-		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
-			r = rmtree_at(fd, de->d_name);
-	closedir(d);
-	return r;
-}
-
-static int rmtree_at(int dfd, const char *name)
-{
-	struct stat st;
-	if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-		return errno == ENOENT ? 0 : -errno;
-	if (!S_ISDIR(st.st_mode))
-		return unlinkat(dfd, name, 0) < 0 && errno != ENOENT ? -errno : 0;
-	int fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0 && errno == EACCES && fchmodat(dfd, name, 0700, AT_SYMLINK_NOFOLLOW) == 0)
-		fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return errno == ENOENT ? 0 : -errno;
-	int r = rmtree_children(fd);
-	close(fd);
-	if (r == 0 && unlinkat(dfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
-		r = -errno;
-	return r;
-}
-
 int dimg_rmtree(const char *path)
 {
 	char *parent, *base;
@@ -128,7 +81,7 @@ int dimg_rmtree(const char *path)
 	if (pfd < 0) {
 		r = errno == ENOENT ? 0 : -errno;
 	} else {
-		r = rmtree_at(pfd, base);
+		r = dimg_rmtree_at(pfd, base);
 		close(pfd);
 	}
 	free(parent);
@@ -246,12 +199,108 @@ static int entry_parent(int *dfd, const char **name, struct wdir *w, const char 
 	return 0;
 }
 
+/* Sparse output: a 4 KiB block of zeros at a 4 KiB file offset is not
+ * written (the next pwrite past it, or the final ftruncate, leaves a hole),
+ * so a 10 GiB sparse file of the tree costs its data, not 10 GiB. Blocks
+ * are aligned to the file, whatever the producer's chunks: a partial block
+ * waits in blk. The file is new (O_EXCL), so what is skipped reads as
+ * zeros. */
+#define SPARSE_BLOCK 4096u
+
 struct reg_sink {
 	struct wdir *w;
 	int fd;
 	uint64_t n, size;
+	uint64_t out;  /* file offset of blk[0]: what precedes it is settled */
+	uint64_t wend; /* end of the bytes written (the file's size so far) */
+	size_t bl;     /* bytes waiting in blk */
 	bool overflow;
+	uint8_t blk[SPARSE_BLOCK];
 };
+
+static bool all_zero(const uint8_t *p, size_t n)
+{
+	return n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0);
+}
+
+static int pwrite_all(int fd, const uint8_t *p, size_t n, uint64_t off)
+{
+	while (n > 0) {
+		ssize_t k = pwrite(fd, p, n, (off_t)off);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0)
+			return -errno;
+		p += k;
+		n -= (size_t)k;
+		off += (uint64_t)k;
+	}
+	return 0;
+}
+
+/* n (a multiple of SPARSE_BLOCK) bytes at s->out: each run of blocks with
+ * data in one pwrite, zero blocks skipped. */
+static int sink_blocks(struct reg_sink *s, const uint8_t *p, size_t n)
+{
+	size_t i = 0;
+	while (i < n) {
+		size_t j = i;
+		while (j < n && !all_zero(p + j, SPARSE_BLOCK))
+			j += SPARSE_BLOCK;
+		if (j > i) {
+			int r = pwrite_all(s->fd, p + i, j - i, s->out + i);
+			if (r < 0)
+				return r;
+			s->wend = s->out + j;
+		}
+		i = j;
+		while (i < n && all_zero(p + i, SPARSE_BLOCK))
+			i += SPARSE_BLOCK;
+	}
+	s->out += n;
+	return 0;
+}
+
+/* Whole blocks straight from p; a partial one through blk. */
+static int sink_sparse(struct reg_sink *s, const uint8_t *p, size_t n)
+{
+	while (n > 0) {
+		int r = 0;
+		if (s->bl || n < SPARSE_BLOCK) {
+			size_t k = SPARSE_BLOCK - s->bl < n ? SPARSE_BLOCK - s->bl : n;
+			memcpy(s->blk + s->bl, p, k);
+			s->bl += k;
+			p += k;
+			n -= k;
+			if (s->bl == SPARSE_BLOCK) {
+				r = sink_blocks(s, s->blk, SPARSE_BLOCK);
+				s->bl = 0;
+			}
+		} else {
+			size_t k = n - n % SPARSE_BLOCK;
+			r = sink_blocks(s, p, k);
+			p += k;
+			n -= k;
+		}
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+/* The last partial block, then the size: a trailing hole is ftruncate's. */
+static int sink_finish(struct reg_sink *s)
+{
+	if (s->bl && !all_zero(s->blk, s->bl)) {
+		int r = pwrite_all(s->fd, s->blk, s->bl, s->out);
+		if (r < 0)
+			return r;
+		s->wend = s->out + s->bl;
+	}
+	if (s->wend < s->n && ftruncate(s->fd, (off_t)s->n) < 0)
+		return -errno;
+	return 0;
+}
 
 /* Refuses bytes past the entry's size at once, so a bad producer cannot
  * fill the disk before the final check. */
@@ -262,15 +311,9 @@ static int reg_sink_write(void *ctx, const void *p, size_t n)
 		s->overflow = true;
 		return -EBADMSG;
 	}
-	const uint8_t *b = p;
-	for (size_t off = 0; off < n;) {
-		ssize_t k = write(s->fd, b + off, n - off);
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k < 0)
-			return -errno;
-		off += (size_t)k;
-	}
+	int r = sink_sparse(s, p, n);
+	if (r < 0)
+		return r;
 	dimg_sha256_update(s->w->sha, p, n);
 	s->n += n;
 	s->w->done += n;
@@ -288,16 +331,26 @@ static int write_reg(struct wdir *w, const struct dimg_entry *e, int dfd, const 
 	int fd = openat(dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return -errno;
-	struct reg_sink s = {.w = w, .fd = fd, .size = e->size};
+	struct reg_sink *s = calloc(1, sizeof(*s));
+	if (!s) {
+		close(fd);
+		return -ENOMEM;
+	}
+	s->w = w;
+	s->fd = fd;
+	s->size = e->size;
 	uint8_t digest[32];
-	int r = w->content(w->ctx, e, reg_sink_write, &s);
+	int r = w->content(w->ctx, e, reg_sink_write, s);
 	dimg_sha256_final(w->sha, digest); /* also resets it for the next file */
-	if (r == 0 && (s.overflow || s.n != e->size || memcmp(digest, e->sha256, 32) != 0))
+	if (r == 0 && (s->overflow || s->n != e->size || memcmp(digest, e->sha256, 32) != 0))
 		r = -EBADMSG;
+	if (r == 0)
+		r = sink_finish(s);
 	if (r == 0)
 		r = meta_fd(w, e, fd);
 	if (close(fd) < 0 && r == 0)
 		r = -errno;
+	free(s);
 	return r;
 }
 
@@ -413,9 +466,14 @@ static int create_all(const char **bad, struct wdir *w)
 	return r;
 }
 
-/* RENAME_NOREPLACE: an outdir that appeared meanwhile is not replaced. */
-static int publish(int pfd, const char *tmpname, const char *base)
+/* RENAME_NOREPLACE: an outdir that appeared meanwhile is not replaced.
+ * With DIMG_WRITE_REPLACE an existing outdir is exchanged with the new one
+ * (1: the old one is now at tmpname, for the caller to remove). */
+static int publish(int pfd, const char *tmpname, const char *base, unsigned flags)
 {
+	if ((flags & DIMG_WRITE_REPLACE) &&
+	    renameat2(pfd, tmpname, pfd, base, RENAME_EXCHANGE) == 0)
+		return 1;
 	if (renameat2(pfd, tmpname, pfd, base, RENAME_NOREPLACE) < 0) {
 		if (errno != EINVAL)
 			return -errno;
@@ -429,77 +487,63 @@ static int publish(int pfd, const char *tmpname, const char *base)
 	return 0;
 }
 
-/* mkdtemp for the name (it resolves parent again), then everything goes
- * through pfd; if the parent was swapped meanwhile, openat fails. */
-static int make_temp(char **tmpname, int *tmpfd, int pfd, const char *parent, const char *base)
+/* The temporary sibling ".BASE.tmp-<owner>", locked through *tmpfd while
+ * it is written (dimg/fileio.h); first, those of writers killed earlier go. */
+static int make_temp(char **tmpname, int *tmpfd, int pfd, const char *base)
 {
-	size_t len = strlen(parent) + strlen(base) + 16;
-	char *tmpl = malloc(len);
-	if (!tmpl)
+	size_t len = strlen(base) + sizeof("..tmp-");
+	char *prefix = malloc(len);
+	if (!prefix)
 		return -ENOMEM;
-	snprintf(tmpl, len, "%s/.%s.tmp-XXXXXX", parent, base);
-	if (!mkdtemp(tmpl)) {
-		int r = -errno;
-		free(tmpl);
-		return r;
-	}
-	char *name = strdup(strrchr(tmpl, '/') + 1);
-	free(tmpl);
-	if (!name)
-		return -ENOMEM;
-	*tmpfd = openat(pfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (*tmpfd < 0) {
-		int r = -errno;
-		(void)unlinkat(pfd, name, AT_REMOVEDIR);
-		free(name);
-		return r;
-	}
-	*tmpname = name;
-	return 0;
-}
-
-static int set_err(char **err_path, const char *path, int r)
-{
-	if (err_path && !*err_path)
-		*err_path = strdup(path);
+	snprintf(prefix, len, ".%s.tmp-", base);
+	(void)dimg_temp_reclaim(pfd, prefix);
+	int r = dimg_temp_create(pfd, prefix, 1, tmpname, tmpfd);
+	free(prefix);
 	return r;
 }
 
-/* Writes into the temporary directory and renames it into place. */
-static int write_dir(struct wdir *w, int pfd, const char *parent, const char *base,
-                     const char *outdir, char **err_path)
+static int set_err(struct dimg_err *err, const char *path, int r)
+{
+	return dimg_err_set(err, r, path, NULL);
+}
+
+/* Writes into the temporary directory and renames it into place; the
+ * temporary stays locked until renamed or removed. */
+static int write_dir(struct wdir *w, int pfd, const char *base, const char *outdir,
+                     struct dimg_err *err)
 {
 	struct stat st;
-	if (fstatat(pfd, base, &st, AT_SYMLINK_NOFOLLOW) == 0)
-		return set_err(err_path, outdir, -EEXIST);
-	if (errno != ENOENT)
-		return set_err(err_path, outdir, -errno);
+	if (fstatat(pfd, base, &st, AT_SYMLINK_NOFOLLOW) == 0 && !(w->flags & DIMG_WRITE_REPLACE))
+		return set_err(err, outdir, -EEXIST);
+	if (errno != ENOENT && !(w->flags & DIMG_WRITE_REPLACE))
+		return set_err(err, outdir, -errno);
 	char *tmpname = NULL;
-	int r = make_temp(&tmpname, &w->tmpfd, pfd, parent, base);
+	int r = make_temp(&tmpname, &w->tmpfd, pfd, base);
 	if (r < 0)
-		return set_err(err_path, outdir, r);
+		return set_err(err, outdir, r);
 	const char *bad = NULL;
 	r = create_all(&bad, w);
-	close(w->tmpfd);
-	w->tmpfd = -1;
 	if (r < 0)
-		set_err(err_path, bad ? bad : outdir, r);
-	else if ((r = publish(pfd, tmpname, base)) < 0)
-		set_err(err_path, outdir, r);
+		set_err(err, bad ? bad : outdir, r);
+	else if ((r = publish(pfd, tmpname, base, w->flags)) < 0)
+		set_err(err, outdir, r);
 	else if (fsync(pfd) < 0) {
 		/* Published but maybe not durable: failure must leave nothing. */
-		r = set_err(err_path, outdir, -errno);
-		(void)rmtree_at(pfd, base);
+		r = set_err(err, outdir, -errno);
+		(void)dimg_rmtree_at(pfd, base);
 	}
-	if (r < 0)
-		(void)rmtree_at(pfd, tmpname);
+	if (r != 0) /* failed, or the replaced directory, now at tmpname */
+		(void)dimg_rmtree_at(pfd, tmpname);
+	r = r < 0 ? r : 0;
+	close(w->tmpfd);
+	w->tmpfd = -1;
 	free(tmpname);
 	return r;
 }
 
 int dimg_tree_write_dir(const struct dimg_tree *t, const char *outdir, dimg_content_fn content,
                         void *ctx, unsigned flags, dimg_progress_fn progress, void *pctx,
-                        char **err_path)
+                        struct dimg_err *err)
 {
 	struct wdir w = {.t = t,
 	                 .flags = flags,
@@ -509,21 +553,18 @@ int dimg_tree_write_dir(const struct dimg_tree *t, const char *outdir, dimg_cont
 	                 .ctx = ctx,
 	                 .progress = progress,
 	                 .pctx = pctx};
-	const char *bad = NULL;
 	char *parent = NULL, *base = NULL;
-	if (err_path)
-		*err_path = NULL;
-	int r = dimg_tree_validate(t, &bad);
+	int r = dimg_tree_validate(t, err);
 	if (r < 0)
-		return set_err(err_path, bad ? bad : "", r);
+		return r;
 	r = split_path(&parent, &base, outdir);
 	if (r < 0)
-		return set_err(err_path, outdir, r);
+		return set_err(err, outdir, r);
 	int pfd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (pfd < 0) {
-		r = set_err(err_path, outdir, -errno);
+		r = set_err(err, outdir, -errno);
 	} else {
-		r = write_dir(&w, pfd, parent, base, outdir, err_path);
+		r = write_dir(&w, pfd, base, outdir, err);
 		close(pfd);
 	}
 	free(parent);

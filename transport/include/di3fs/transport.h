@@ -42,10 +42,19 @@ struct xport_name {
 	char *ref;    /* tag, ref name, or NULL */
 	char *digest; /* "sha256:..." when given with @, else NULL */
 };
-/* Parses s; a bare path is probed (directory -> oci, file -> by content).
- * -EINVAL with err naming what is wrong. */
+/* Parses s; a bare path is probed (directory -> oci, file -> by content:
+ * a tar with index.json is oci-archive, with only manifest.json
+ * docker-archive; a path that does not exist yet is oci-archive when it
+ * ends in .tar, else oci). -EINVAL with err naming what is wrong,
+ * -ENOTSUP for another skopeo transport (dir:, docker-daemon:, ...). */
 int xport_name_parse(struct xport_name *out, const char *s, struct dimg_err *err);
 void xport_name_clear(struct xport_name *n);
+/* The name in transport syntax ("oci-archive:x.tar:v1") into buf. */
+void xport_name_str(char *buf, size_t n, const struct xport_name *x);
+/* The destination's own name as an image reference: "where:ref" for
+ * containerd and docker, ref for layouts and archives; malloc'd, or NULL
+ * when it has none (-ENOMEM otherwise reported as NULL too). */
+char *xport_name_ref(const struct xport_name *x);
 
 /* Options every transport may use; zero means the default. */
 struct xport_opts {
@@ -55,7 +64,7 @@ struct xport_opts {
 	/* registries */
 	const char *creds;     /* "USER:PASS" (--creds) */
 	const char *authfile;  /* --authfile */
-	int tls_verify;        /* 1 (default) or 0 (--tls-verify=false) */
+	int tls_verify;        /* 0 (default): verify; < 0: --tls-verify=false */
 	const char *certs_dir; /* --cert-dir, else certs.d conventions */
 	const char *hosts_dir; /* containerd hosts.toml root, default /etc/containerd/certs.d */
 	/* containerd */
@@ -84,6 +93,7 @@ struct xport_manifest {
 	size_t len;
 	char media_type[128];
 	uint8_t digest[32];
+	char *ref; /* the name the source knows the image by (malloc'd), or NULL */
 };
 int xport_get_manifest(struct xport *x, struct xport_manifest *out, struct dimg_err *err);
 /* A manifest (or index, or config-sized JSON) by digest. */
@@ -112,6 +122,16 @@ int xport_mount_blob(struct xport *x, const struct oci_desc *d, const struct xpo
                      struct dimg_err *err);
 /* Writes a manifest's exact bytes under the destination's name (tag). */
 int xport_put_manifest(struct xport *x, const struct xport_manifest *m, struct dimg_err *err);
+/* The same under another name: ref NULL is the destination's own name (as
+ * xport_put_manifest; a layout entry without a name when it has none), ""
+ * stores the manifest by digest only (an index's child), anything else
+ * names it ref (several images in one layout or archive). */
+int xport_put_manifest_ref(struct xport *x, const struct xport_manifest *m, const char *ref,
+                           struct dimg_err *err);
+/* Records that a blob the image needs was left out on purpose (a partial
+ * archive, completed later where the base image is): layouts and archives
+ * list it in di3fs-excluded.json; other transports -ENOTSUP. */
+int xport_note_excluded(struct xport *x, const struct oci_desc *d, struct dimg_err *err);
 /* Makes everything written visible (archives renamed into place, image
  * records created); before it, nothing is. */
 int xport_commit(struct xport *x, struct dimg_err *err);
