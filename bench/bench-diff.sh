@@ -88,31 +88,36 @@ trap 'rm -rf --one-file-system -- "$WORK"' EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# timed CMD...: run CMD under GNU time; sets T_SEC (wall seconds) and
-# T_MIB (peak RSS of CMD and all its children, MiB). Returns CMD's status.
+# timed CMD...: run CMD under GNU time; sets T_SEC (wall seconds), T_CPU
+# (user + system seconds of CMD and all its children) and T_MIB (peak RSS
+# of CMD or its largest child, MiB). Returns CMD's status.
 timed() {
-	local rc=0 kb
-	/usr/bin/time -f '%e %M' -o "$WORK/time" "$@" || rc=$?
+	local rc=0 kb u s
+	/usr/bin/time -f '%e %U %S %M' -o "$WORK/time" "$@" || rc=$?
 	# On failure GNU time writes a status line first; ours is the last.
-	read -r T_SEC kb < <(tail -n 1 "$WORK/time")
+	read -r T_SEC u s kb < <(tail -n 1 "$WORK/time")
+	T_CPU=$(awk -v u="$u" -v s="$s" 'BEGIN { printf "%.2f", u + s }')
 	T_MIB=$(awk -v k="$kb" 'BEGIN { printf "%.1f", k / 1024 }')
 	return $rc
 }
 # measure PREP CMD...: RUNS times, PREP (a function removing the outputs
 # of an earlier run) then CMD under timed. T_SEC is the median wall time,
-# T_MIB the largest peak RSS. Stops at the first failing run.
+# T_CPU the median CPU time, T_MIB the largest peak RSS. Stops at the
+# first failing run.
+median() { sort -n | awk '{ t[NR] = $1 } END { print t[int((NR + 1) / 2)] }'; }
 measure() {
-	local prep=$1 i times=() mib=0
+	local prep=$1 i times=() cpus=() mib=0
 	shift
 	for ((i = 0; i < RUNS; i++)); do
 		"$prep"
 		sync # write back the previous run, so it does not slow this one
 		timed "$@" || return $?
 		times+=("$T_SEC")
+		cpus+=("$T_CPU")
 		mib=$(awk -v a="$mib" -v b="$T_MIB" 'BEGIN { print (b > a) ? b : a }')
 	done
-	T_SEC=$(printf '%s\n' "${times[@]}" | sort -n |
-		awk '{ t[NR] = $1 } END { print t[int((NR + 1) / 2)] }')
+	T_SEC=$(printf '%s\n' "${times[@]}" | median)
+	T_CPU=$(printf '%s\n' "${cpus[@]}" | median)
 	T_MIB=$mib
 }
 # Output removers for measure; $w is the pair's work directory.
@@ -162,7 +167,7 @@ tar_zstd() { # V2 LIST OUT
 export -f per_file_bsdiff per_file_zstd tar_zstd
 
 TAR_META=(--xattrs --xattrs-include='*' --acls --numeric-owner)
-ROWFMT='  %-34s %12s %9s %9s %9s %10s\n'
+ROWFMT='  %-34s %12s %9s %8s %8s %8s %9s\n'
 STATUS=0
 REPORT=$WORK/report
 : >"$REPORT"
@@ -219,17 +224,17 @@ for spec in "${PAIRS[@]}"; do
 	say "$pair: tar + zstd -19"
 	measure prep_tz bash -c 'tar_zstd "$@"' _ "$v2" "$w/tarlist" "$w/changed.tar.zst" ||
 		die "$pair: tar | zstd failed"
-	tz_bytes=$(stat -c %s "$w/changed.tar.zst"); tz_t=$T_SEC; tz_m=$T_MIB
+	tz_bytes=$(stat -c %s "$w/changed.tar.zst"); tz_t=$T_CPU; tz_w=$T_SEC; tz_m=$T_MIB
 
 	say "$pair: per-file bsdiff ($n_changed changed) + zstd -19 ($n_new new)"
 	measure prep_bs bash -c 'per_file_bsdiff "$@"' _ "$v1" "$v2" "$w/changed" "$w/new" "$w/bsdiff" ||
 		die "$pair: per-file bsdiff failed"
-	bs_bytes=$(dir_bytes "$w/bsdiff"); bs_t=$T_SEC; bs_m=$T_MIB
+	bs_bytes=$(dir_bytes "$w/bsdiff"); bs_t=$T_CPU; bs_w=$T_SEC; bs_m=$T_MIB
 
 	say "$pair: per-file zstd -19 --long=31 --patch-from + zstd -19 new"
 	measure prep_zp bash -c 'per_file_zstd "$@"' _ "$v1" "$v2" "$w/changed" "$w/new" "$w/zpatch" ||
 		die "$pair: per-file zstd --patch-from failed (see $w/zpatch.log)"
-	zp_bytes=$(dir_bytes "$w/zpatch"); zp_t=$T_SEC; zp_m=$T_MIB
+	zp_bytes=$(dir_bytes "$w/zpatch"); zp_t=$T_CPU; zp_w=$T_SEC; zp_m=$T_MIB
 
 	smallest=$(printf '%s\n' "$tz_bytes" "$bs_bytes" "$zp_bytes" | sort -n | head -n 1)
 
@@ -239,7 +244,7 @@ for spec in "${PAIRS[@]}"; do
 		die "$pair: tar of v2 failed"
 	measure prep_tx tar -C "$w/tarx" "${TAR_META[@]}" --same-owner -xpf "$w/v2.tar" ||
 		die "$pair: tar extraction failed"
-	tx_t=$T_SEC; tx_m=$T_MIB
+	tx_t=$T_CPU; tx_w=$T_SEC; tx_m=$T_MIB
 	if python3 "$TREECMP" "$v2" "$w/tarx" >"$w/tarx.cmp" 2>&1; then
 		tarx_check="tar round trip identical (treecmp)"
 	else
@@ -255,10 +260,10 @@ for spec in "${PAIRS[@]}"; do
 	else
 		say "$pair: cdimg diff"
 		if measure prep_diff "$CDIMG" diff "$v1" "$v2" -o "$w/x.dimg" >"$w/diff.log" 2>&1; then
-			cd_bytes=$(stat -c %s "$w/x.dimg"); cd_t=$T_SEC; cd_m=$T_MIB
+			cd_bytes=$(stat -c %s "$w/x.dimg"); cd_t=$T_CPU; cd_w=$T_SEC; cd_m=$T_MIB
 			say "$pair: cdimg apply"
 			if measure prep_apply "$CDIMG" apply "$v1" "$w/x.dimg" -o "$w/applied" >"$w/apply.log" 2>&1; then
-				ap_t=$T_SEC; ap_m=$T_MIB
+				ap_t=$T_CPU; ap_w=$T_SEC; ap_m=$T_MIB
 				if python3 "$TREECMP" "$v2" "$w/applied" >"$w/verify.log" 2>&1; then
 					verify="identical to v2 (treecmp)"
 				else
@@ -273,7 +278,7 @@ for spec in "${PAIRS[@]}"; do
 			say "$pair: cdimg diff without the gzip codec"
 			if measure prep_nogz "$CDIMG" diff --codecs bsdiff,zstdref "$v1" "$v2" \
 				-o "$w/nogz.dimg" >"$w/nogz.log" 2>&1; then
-				ng_bytes=$(stat -c %s "$w/nogz.dimg"); ng_t=$T_SEC; ng_m=$T_MIB
+				ng_bytes=$(stat -c %s "$w/nogz.dimg"); ng_t=$T_CPU; ng_w=$T_SEC; ng_m=$T_MIB
 			fi
 		else
 			cd_bytes=; cd_note="cdimg diff FAILED"
@@ -286,27 +291,27 @@ for spec in "${PAIRS[@]}"; do
 	out '  v2 tree: %d entries, %d regular files, %s bytes\n' "$n_entries" "$n_files" "$tree_bytes"
 	out '  regular files changed: %d (%d of them .gz, %s bytes in v2), new: %d (%s bytes), deleted: %d; new or changed symlinks: %d\n' \
 		"$n_changed" "$n_gz" "$changed_bytes" "$n_new" "$new_bytes" "$n_deleted" "$n_links"
-	out "$ROWFMT" "method" "bytes" "x smallest" "time s" "x ref" "peak MiB"
+	out "$ROWFMT" "method" "bytes" "x smallest" "wall s" "cpu s" "x ref" "peak MiB"
 	if [ -n "$CDIMG" ] && [ -n "${cd_bytes:-}" ]; then
-		out "$ROWFMT" "cdimg diff" "$cd_bytes" "$(ratio "$cd_bytes" "$smallest")" "$cd_t" "$(ratio "$cd_t" "$bs_t")" "$cd_m"
+		out "$ROWFMT" "cdimg diff" "$cd_bytes" "$(ratio "$cd_bytes" "$smallest")" "$cd_w" "$cd_t" "$(ratio "$cd_t" "$bs_t")" "$cd_m"
 	else
 		out '  %-34s %s\n' "cdimg diff" "${cd_note}"
 	fi
 	if [ -n "${ng_bytes:-}" ]; then
-		out "$ROWFMT" "cdimg diff, no gzip codec" "$ng_bytes" "$(ratio "$ng_bytes" "$smallest")" "$ng_t" "$(ratio "$ng_t" "$bs_t")" "$ng_m"
+		out "$ROWFMT" "cdimg diff, no gzip codec" "$ng_bytes" "$(ratio "$ng_bytes" "$smallest")" "$ng_w" "$ng_t" "$(ratio "$ng_t" "$bs_t")" "$ng_m"
 	fi
-	out "$ROWFMT" "changed files, tar + zstd -19" "$tz_bytes" "$(ratio "$tz_bytes" "$smallest")" "$tz_t" "$(ratio "$tz_t" "$bs_t")" "$tz_m"
-	out "$ROWFMT" "per-file bsdiff (+zstd new)" "$bs_bytes" "$(ratio "$bs_bytes" "$smallest")" "$bs_t" "1.00" "$bs_m"
-	out "$ROWFMT" "per-file zstd --patch-from" "$zp_bytes" "$(ratio "$zp_bytes" "$smallest")" "$zp_t" "$(ratio "$zp_t" "$bs_t")" "$zp_m"
+	out "$ROWFMT" "changed files, tar + zstd -19" "$tz_bytes" "$(ratio "$tz_bytes" "$smallest")" "$tz_w" "$tz_t" "$(ratio "$tz_t" "$bs_t")" "$tz_m"
+	out "$ROWFMT" "per-file bsdiff (+zstd new)" "$bs_bytes" "$(ratio "$bs_bytes" "$smallest")" "$bs_w" "$bs_t" "1.00" "$bs_m"
+	out "$ROWFMT" "per-file zstd --patch-from" "$zp_bytes" "$(ratio "$zp_bytes" "$smallest")" "$zp_w" "$zp_t" "$(ratio "$zp_t" "$bs_t")" "$zp_m"
 	if [ -n "$CDIMG" ] && [ -n "${cd_bytes:-}" ]; then
 		if [ -n "${ap_t:-}" ]; then
-			out "$ROWFMT" "cdimg apply" "-" "-" "$ap_t" "$(ratio "$ap_t" "$tx_t")" "$ap_m"
+			out "$ROWFMT" "cdimg apply" "-" "-" "$ap_w" "$ap_t" "$(ratio "$ap_t" "$tx_t")" "$ap_m"
 		else
 			out '  %-34s %s\n' "cdimg apply" "FAILED"
 		fi
 	fi
-	out "$ROWFMT" "GNU tar -x of v2 (tar $tar_bytes B)" "-" "-" "$tx_t" "1.00" "$tx_m"
-	out '  x ref: diff rows vs per-file bsdiff time; apply row vs GNU tar -x time\n'
+	out "$ROWFMT" "GNU tar -x of v2 (tar $tar_bytes B)" "-" "-" "$tx_w" "$tx_t" "1.00" "$tx_m"
+	out '  x ref: CPU time (user + system) of diff rows vs per-file bsdiff, of the apply row vs GNU tar -x\n'
 	out '  %s\n' "$tarx_check"
 	if ! grep -q '^treecmp: identical' "$w/tarx.cmp"; then
 		sed 's/^/    /' "$w/tarx.cmp" | head -n 20 >>"$REPORT"
@@ -318,9 +323,9 @@ for spec in "${PAIRS[@]}"; do
 		fi
 		tgt_size=$(awk -v a="$cd_bytes" -v b="$smallest" 'BEGIN { print (a <= b) ? "met" : "MISSED" }')
 		tgt_diff=$(awk -v a="$cd_t" -v b="$bs_t" 'BEGIN { print (a * 3 <= b) ? "met" : "MISSED" }')
-		out '  targets: size <= smallest baseline: %s; diff time <= 1/3 bsdiff: %s' "$tgt_size" "$tgt_diff"
+		out '  targets: size <= smallest baseline: %s; diff CPU <= 1/3 bsdiff: %s' "$tgt_size" "$tgt_diff"
 		if [ -n "${ap_t:-}" ]; then
-			out '; apply <= 2x tar -x: %s' "$(awk -v a="$ap_t" -v b="$tx_t" 'BEGIN { print (a <= 2 * b) ? "met" : "MISSED" }')"
+			out '; apply CPU <= 1.5x tar -x: %s' "$(awk -v a="$ap_t" -v b="$tx_t" 'BEGIN { print (a <= 1.5 * b) ? "met" : "MISSED" }')"
 		fi
 		out '\n'
 	elif [ -n "$CDIMG" ]; then
@@ -336,6 +341,6 @@ printf '\ndi3fs diff benchmark (%s)\n' "$(date -u '+%Y-%m-%d %H:%M UTC')"
 printf 'machine: %s CPUs (nproc), %s, %s GiB RAM\n' "$(nproc)" "${cpu:-unknown CPU}" \
 	"$(awk '/^MemTotal/ { printf "%.0f", $2 / 1048576 }' /proc/meminfo)"
 printf 'cdimg: %s\n' "${CDIMG:-not built}"
-printf 'baselines single-threaded (zstd -T1); times: median wall seconds of %d runs (GNU time), peak RSS: largest\n' "$RUNS"
+printf 'baselines single-threaded (zstd -T1); wall and CPU (user + system) seconds: medians of %d runs (GNU time); x ref and targets use CPU; peak RSS: largest\n' "$RUNS"
 cat "$REPORT"
 exit $STATUS

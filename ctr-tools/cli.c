@@ -239,6 +239,9 @@ static int image_option(struct cli_args *a, int c, const char *arg)
 	case CLI_OPT_CACHE:
 		a->cache = arg;
 		return 1;
+	case CLI_OPT_HASH_CACHE:
+		a->hash_cache = arg;
+		return 1;
 	default:
 		return 0;
 	}
@@ -302,6 +305,24 @@ void cli_image_opts(const struct cli_args *a, int target, struct dimg_image_opts
 	o->platform = a->platform;
 	o->cas_dir = a->cache;
 	o->jobs = a->jobs;
+	o->hash_cache = a->hash_cache;
+}
+
+void cli_hash_cache(struct cli_args *a)
+{
+	static char dflt[4096];
+	const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+	int n = -1;
+	if (a->hash_cache) {
+		if (!strcmp(a->hash_cache, "none"))
+			a->hash_cache = NULL;
+		return;
+	}
+	if (xdg && xdg[0] == '/')
+		n = snprintf(dflt, sizeof(dflt), "%s/di3fs/hashes", xdg);
+	else if (home && home[0] == '/')
+		n = snprintf(dflt, sizeof(dflt), "%s/.cache/di3fs/hashes", home);
+	a->hash_cache = n > 0 && (size_t)n < sizeof(dflt) ? dflt : NULL;
 }
 
 int cli_getopt(struct cli_args *a, int argc, char **argv, const char *shortopts,

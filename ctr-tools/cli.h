@@ -58,6 +58,7 @@ enum {
 	CLI_OPT_CACHE,
 	CLI_OPT_FORCE,
 	CLI_OPT_JSON,
+	CLI_OPT_HASH_CACHE,
 };
 /* clang-format off */
 #define CLI_OPTION_OUTPUT     {"output", required_argument, 0, 'o'}
@@ -71,6 +72,7 @@ enum {
 #define CLI_OPTION_TARGET_REF {"target-ref", required_argument, 0, CLI_OPT_TARGET_REF}
 #define CLI_OPTION_PLATFORM   {"platform", required_argument, 0, CLI_OPT_PLATFORM}
 #define CLI_OPTION_CACHE      {"cache", required_argument, 0, CLI_OPT_CACHE}
+#define CLI_OPTION_HASH_CACHE {"hash-cache", required_argument, 0, CLI_OPT_HASH_CACHE}
 /* clang-format on */
 
 /* What the shared options set, and the command they are parsed for. */
@@ -84,6 +86,9 @@ struct cli_args {
 	/* images: which one to pick from an archive, the platform from an
 	 * index, the content store */
 	const char *base_ref, *target_ref, *platform, *cache;
+	/* --hash-cache DIR|none as given (NULL: not given); cli_hash_cache
+	 * turns it into the directory cli_image_opts hands on */
+	const char *hash_cache;
 };
 
 /* Takes option c (optarg arg) when it is a shared one: 1 taken; 0 not a
@@ -133,6 +138,12 @@ void cli_counts_json(struct json_object *o, const struct dimg_counts *c);
 struct dimg_image_opts;
 /* Image options from the shared ones: ref is base_ref or target_ref. */
 void cli_image_opts(const struct cli_args *a, int target, struct dimg_image_opts *o);
+/* For the commands taking CLI_OPTION_HASH_CACHE (diff, apply), after
+ * parsing: a->hash_cache becomes the walk's hash cache directory: the one
+ * given, NULL for "none", else $XDG_CACHE_HOME/di3fs/hashes or
+ * $HOME/.cache/di3fs/hashes (NULL when neither variable is an absolute
+ * path). The default lives in static storage. */
+void cli_hash_cache(struct cli_args *a);
 
 /* Human-readable size into buf (KiB, MiB: base 1024). */
 const char *cli_human(uint64_t n, char *buf, size_t len);

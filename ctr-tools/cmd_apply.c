@@ -53,6 +53,13 @@ static const char apply_help[] =
     "      --base-ref NAME  pick NAME from a multi-image OLD archive\n"
     "      --platform OS/ARCH  platform to pick from OLD's index\n"
     "      --cache DIR      content store for OLD's files (default: temporary)\n"
+    "      --hash-cache DIR\n"
+    "                       OLD as a directory: SHA-256s of its files kept by\n"
+    "                       device, inode, size, mtime and ctime, so a file\n"
+    "                       unchanged since it was last hashed is not read to\n"
+    "                       check the base (default $XDG_CACHE_HOME/di3fs/hashes\n"
+    "                       or ~/.cache/di3fs/hashes; none: read every file).\n"
+    "                       Every file written is still verified by its SHA-256\n"
     "  -j, --jobs N         threads hashing the base (default: one per core)\n"
     "  -q, --quiet          no progress\n"
     "  -h, --help           this text\n"
@@ -223,6 +230,7 @@ static int parse(int argc, char **argv, struct apply_args *a)
 	                                     CLI_OPTION_BASE_REF,
 	                                     CLI_OPTION_PLATFORM,
 	                                     CLI_OPTION_CACHE,
+	                                     CLI_OPTION_HASH_CACHE,
 	                                     {"ref", required_argument, 0, 'R'},
 	                                     {"gzip", no_argument, 0, 'z'},
 	                                     {"squash", no_argument, 0, 'S'},
@@ -249,5 +257,6 @@ int cmd_apply(int argc, char **argv)
 		return CLI_OK;
 	if (r)
 		return r;
+	cli_hash_cache(&a.c);
 	return run_apply(&a);
 }

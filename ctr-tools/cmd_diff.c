@@ -40,6 +40,12 @@ static const char diff_help[] =
     "      --platform OS/ARCH  platform to pick from an index (default: this machine)\n"
     "      --cache DIR         content store for the images' files (default: a\n"
     "                          temporary one, removed at exit)\n"
+    "      --hash-cache DIR    directory trees: SHA-256s of their files kept by\n"
+    "                          device, inode, size, mtime and ctime, so files\n"
+    "                          unchanged since an earlier diff or apply are not\n"
+    "                          read again (default $XDG_CACHE_HOME/di3fs/hashes\n"
+    "                          or ~/.cache/di3fs/hashes; none: read all; used\n"
+    "                          on ext4, xfs, btrfs, tmpfs and f2fs only)\n"
     "  -j, --jobs N            encoder threads (default: one per core); the output\n"
     "                          is byte-identical for any N\n"
     "  -l, --level N           zstd level 1..22 (default 19)\n"
@@ -147,6 +153,7 @@ static int parse(int argc, char **argv, struct diff_args *a)
 	                                     CLI_OPTION_TARGET_REF,
 	                                     CLI_OPTION_PLATFORM,
 	                                     CLI_OPTION_CACHE,
+	                                     CLI_OPTION_HASH_CACHE,
 	                                     {"ref", required_argument, 0, 'R'},
 	                                     {"max-diff-size", required_argument, 0, 'M'},
 	                                     {"codecs", required_argument, 0, 'C'},
@@ -333,5 +340,6 @@ int cmd_diff(int argc, char **argv)
 		return CLI_OK;
 	if (r)
 		return r;
+	cli_hash_cache(&a.c);
 	return run_diff(&a);
 }

@@ -293,7 +293,8 @@ static int try_patches(const uint8_t *old, size_t oldlen, const uint8_t *new_, s
 	if ((o->codecs & DIFFER_CODEC_ZSTDREF) && oldlen + newlen <= o->max_zstdref_window) {
 		if ((r = zstdref_pays(old, oldlen, new_, newlen, o, res)) <= 0)
 			return r;
-		if ((r = dimg_zstdref_encode(old, oldlen, new_, newlen, o->level, &cand)) < 0)
+		int level = dimg_zstdref_level(o->level, oldlen, newlen);
+		if ((r = dimg_zstdref_encode(old, oldlen, new_, newlen, level, &cand)) < 0)
 			goto fail;
 		keep_patch(res, &cand, DIMG_CODEC_ZSTDREF);
 	}

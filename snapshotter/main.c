@@ -3,6 +3,7 @@
 #include "config.h"
 #include "fsutil.h"
 #include "grpc_server.h"
+#include "lazyfs.h"
 #include "lockfile.h"
 #include "log.h"
 #include "sdnotify.h"
@@ -32,14 +33,19 @@ static void usage(FILE *f)
 	        "  --threads N         calls served at once (default %d)\n"
 	        "  --log-level LEVEL   error, warn, info (default) or debug\n"
 	        "  -v, --verbose       same as --log-level debug: one line per RPC\n"
+	        "  --unmount           do not serve: unmount the FUSE filesystem and the\n"
+	        "                      base views a stopped daemon left for the next one,\n"
+	        "                      end its fd holder, and exit (for uninstalling)\n"
 	        "  -h, --help          this help\n\n"
 	        "Config file keys: root, address, threads, log_level, and for delta\n"
 	        "images (cdimg load): delta_images (yes/no, default yes: needs /dev/fuse),\n"
 	        "containerd_address (where delta blobs are fetched from, default\n"
 	        "" SNAP_DEFAULT_CONTAINERD "), cache_max (rebuilt-file cache limit,\n"
-	        "bytes with K/M/G/T suffix, default 0 = no limit). Command-line options\n"
-	        "override the file.\n",
-	        SNAP_DEFAULT_THREADS);
+	        "bytes with K/M/G/T suffix, default 0 = no limit), restart_wait (seconds\n"
+	        "reads of running containers wait for a restarted daemon before they fail\n"
+	        "with EIO, default %d; 0 = the FUSE mount ends with the daemon).\n"
+	        "Command-line options override the file.\n",
+	        SNAP_DEFAULT_THREADS, SNAP_DEFAULT_RESTART_WAIT);
 }
 
 struct cli_setting {
@@ -48,8 +54,8 @@ struct cli_setting {
 };
 
 /* Parses argv: settings to apply after the config file, in order. */
-static int parse_args(struct cli_setting *set, int max, int *n_set, const char **config, int argc,
-                      char **argv)
+static int parse_args(struct cli_setting *set, int max, int *n_set, const char **config,
+                      int *unmount, int argc, char **argv)
 {
 	static const struct option opts[] = {
 	    {"root", required_argument, NULL, 'r'},
@@ -58,6 +64,7 @@ static int parse_args(struct cli_setting *set, int max, int *n_set, const char *
 	    {"threads", required_argument, NULL, 't'},
 	    {"log-level", required_argument, NULL, 'l'},
 	    {"verbose", no_argument, NULL, 'v'},
+	    {"unmount", no_argument, NULL, 'u'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -86,6 +93,9 @@ static int parse_args(struct cli_setting *set, int max, int *n_set, const char *
 		case 'c':
 			*config = optarg;
 			continue;
+		case 'u':
+			*unmount = 1;
+			continue;
 		case 'h':
 			usage(stdout);
 			exit(0);
@@ -100,14 +110,15 @@ static int parse_args(struct cli_setting *set, int max, int *n_set, const char *
 	return optind == argc ? 0 : -EINVAL;
 }
 
-static int load_settings(struct snap_config *cfg, int argc, char **argv)
+static int load_settings(struct snap_config *cfg, int *unmount, int argc, char **argv)
 {
 	struct cli_setting set[16];
 	const char *config = NULL, *why = NULL;
 	int n_set, line;
 
 	snap_config_defaults(cfg);
-	if (parse_args(set, (int)(sizeof(set) / sizeof(set[0])), &n_set, &config, argc, argv) < 0) {
+	if (parse_args(set, (int)(sizeof(set) / sizeof(set[0])), &n_set, &config, unmount, argc,
+	               argv) < 0) {
 		usage(stderr);
 		return -EINVAL;
 	}
@@ -181,16 +192,19 @@ static int serve(const struct snap_config *cfg, const struct snap_log *lg, sigse
 	    .lazy = cfg->delta_images,
 	    .containerd_address = cfg->containerd_address,
 	    .cache_max = cfg->cache_max,
+	    .restart_wait_ms = cfg->restart_wait * 1000,
 	};
 	int sig, r;
 
-	grpc_init(); /* before snap_open: delta images may be fetched from containerd */
+	/* first of all, so that running containers wait least: the FUSE
+	 * connection a previous daemon left (gRPC starts after it, and delta
+	 * blobs are only fetched from containerd in calls) */
 	r = snap_open_opts(&sn, cfg->root, lg, &opt, &why);
 	if (r < 0) {
 		snap_err(lg, "cannot open %s: %s", cfg->root, why ? why : strerror(-r));
-		grpc_shutdown();
 		return r;
 	}
+	grpc_init();
 	r = rpc_server_start(&srv, cfg->address, cfg->threads, sn, lg);
 	if (r == 0) {
 		snap_info(lg, "serving on unix:%s with %d threads", cfg->address, cfg->threads);
@@ -216,15 +230,21 @@ int main(int argc, char **argv)
 	struct snap_config cfg;
 	struct snap_log lg = {SNAP_LOG_INFO};
 	sigset_t signals;
-	int locks[2] = {-1, -1};
+	int locks[2] = {-1, -1}, unmount = 0;
+	int r = lazyfs_holder_dispatch(argc, argv); /* we may be started as the fd holder */
 
-	if (load_settings(&cfg, argc, argv) < 0)
+	if (r >= 0)
+		return r;
+	if (load_settings(&cfg, &unmount, argc, argv) < 0)
 		return EXIT_USAGE;
 	lg.level = cfg.log_level;
 	block_signals(&signals);
 	if (take_locks(locks, &cfg, &lg) < 0)
 		return 1;
-	int r = serve(&cfg, &lg, &signals);
+	if (unmount)
+		r = snap_unmount(cfg.root, &lg);
+	else
+		r = serve(&cfg, &lg, &signals);
 	for (int i = 0; i < 2; i++) {
 		if (locks[i] >= 0)
 			close(locks[i]);

@@ -4,6 +4,7 @@
  * registry says it stopped — and cross-repository mounts. */
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -294,6 +295,36 @@ static int send_chunk(struct upload *u, const uint8_t *buf, size_t n, uint64_t s
 	                    "the blob is streamed and cannot be sent again from its start");
 }
 
+/* A chunk is hashed on a thread of its own while it is sent (both only
+ * read it): hashing no longer waits for the registry, nor sending for the
+ * hash. */
+struct chunk_hash {
+	struct dimg_sha256 *h;
+	const uint8_t *p;
+	size_t n;
+};
+
+static void *hash_chunk(void *arg)
+{
+	struct chunk_hash *c = arg;
+	dimg_sha256_update(c->h, c->p, c->n);
+	return NULL;
+}
+
+static int send_hashed(struct upload *u, struct dimg_sha256 *h, const uint8_t *buf, size_t n,
+                       uint64_t start, struct dimg_err *err)
+{
+	struct chunk_hash c = {.h = h, .p = buf, .n = n};
+	pthread_t th;
+	int threaded = pthread_create(&th, NULL, hash_chunk, &c) == 0;
+	if (!threaded)
+		hash_chunk(&c);
+	int rc = send_chunk(u, buf, n, start, err);
+	if (threaded)
+		pthread_join(th, NULL);
+	return rc;
+}
+
 static int put_chunked(struct upload *u, uint64_t size, reg_read_fn src, void *ctx,
                        const uint8_t d[32], struct dimg_err *err)
 {
@@ -316,8 +347,7 @@ static int put_chunked(struct upload *u, uint64_t size, reg_read_fn src, void *c
 			                  done + (uint64_t)n, size);
 		if (rc < 0)
 			break;
-		dimg_sha256_update(h, buf, want);
-		rc = send_chunk(u, buf, want, done, err);
+		rc = send_hashed(u, h, buf, want, done, err);
 		done += want;
 		if (rc == 0 && u->r->opts.progress)
 			u->r->opts.progress(u->r->opts.pctx, u->digest, done, size);

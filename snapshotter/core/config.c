@@ -15,6 +15,7 @@ void snap_config_defaults(struct snap_config *cfg)
 	snprintf(cfg->root, sizeof(cfg->root), "%s", SNAP_DEFAULT_ROOT);
 	snprintf(cfg->address, sizeof(cfg->address), "%s", SNAP_DEFAULT_ADDRESS);
 	cfg->threads = SNAP_DEFAULT_THREADS;
+	cfg->restart_wait = SNAP_DEFAULT_RESTART_WAIT;
 	cfg->log_level = SNAP_LOG_INFO;
 	cfg->delta_images = 1;
 	snprintf(cfg->containerd_address, sizeof(cfg->containerd_address), "%s",
@@ -68,13 +69,13 @@ static int parse_bytes(unsigned long long *out, const char *value)
 	return 0;
 }
 
-static int parse_threads(int *out, const char *value)
+static int parse_int(int *out, const char *value, long min, long max)
 {
 	char *end;
 
 	errno = 0;
 	long v = strtol(value, &end, 10);
-	if (errno || end == value || *end || v < 1 || v > SNAP_MAX_THREADS)
+	if (errno || end == value || *end || v < min || v > max)
 		return -EINVAL;
 	*out = (int)v;
 	return 0;
@@ -88,7 +89,12 @@ int snap_config_set(struct snap_config *cfg, const char *name, const char *value
 		return fsutil_pathf(cfg->address, sizeof(cfg->address), "%s", value) < 0 ? -EINVAL
 		                                                                         : 0;
 	if (strcmp(name, "threads") == 0)
-		return parse_threads(&cfg->threads, value);
+		return parse_int(&cfg->threads, value, 1, SNAP_MAX_THREADS);
+	if (strcmp(name, "restart_wait") == 0) {
+		int v, r = parse_int(&v, value, 0, SNAP_MAX_RESTART_WAIT);
+		cfg->restart_wait = r == 0 ? (unsigned)v : cfg->restart_wait;
+		return r;
+	}
 	if (strcmp(name, "log_level") == 0)
 		return snap_log_parse_level(&cfg->log_level, value);
 	if (strcmp(name, "delta_images") == 0)
@@ -178,6 +184,12 @@ int snap_config_check(const struct snap_config *cfg, const char **why)
 	/* sun_path holds 108 bytes with the NUL */
 	if (strlen(cfg->address) > 107) {
 		*why = "address longer than a unix socket path can be";
+		return -EINVAL;
+	}
+	if (cfg->delta_images && cfg->restart_wait &&
+	    strlen(cfg->root) > 107 - strlen("/fuse.sock")) {
+		*why = "root too long for the FUSE fd holder's socket <root>/fuse.sock (or set "
+		       "restart_wait = 0)";
 		return -EINVAL;
 	}
 	return 0;

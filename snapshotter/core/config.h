@@ -5,11 +5,13 @@
 
 #include <limits.h>
 
-#define SNAP_DEFAULT_ROOT       "/var/lib/di3fs"
-#define SNAP_DEFAULT_ADDRESS    "/run/di3fs/snapshotter.sock"
-#define SNAP_DEFAULT_THREADS    8
-#define SNAP_DEFAULT_CONTAINERD "/run/containerd/containerd.sock"
-#define SNAP_MAX_THREADS        256
+#define SNAP_DEFAULT_ROOT         "/var/lib/di3fs"
+#define SNAP_DEFAULT_ADDRESS      "/run/di3fs/snapshotter.sock"
+#define SNAP_DEFAULT_THREADS      8
+#define SNAP_DEFAULT_CONTAINERD   "/run/containerd/containerd.sock"
+#define SNAP_MAX_THREADS          256
+#define SNAP_DEFAULT_RESTART_WAIT 30
+#define SNAP_MAX_RESTART_WAIT     3600
 
 struct snap_config {
 	char root[PATH_MAX];               /* state: metadata/ and snapshots/ */
@@ -19,12 +21,13 @@ struct snap_config {
 	int delta_images;                  /* serve delta images through FUSE (default on) */
 	char containerd_address[PATH_MAX]; /* where delta blobs are fetched from */
 	unsigned long long cache_max;      /* rebuilt-file cache limit, bytes; 0 none */
+	unsigned restart_wait;             /* seconds FUSE reads wait for a restart */
 };
 
 void snap_config_defaults(struct snap_config *cfg);
 
 /* Sets one setting by name (root, address, threads, log_level,
- * delta_images, containerd_address, cache_max) from text.
+ * delta_images, containerd_address, cache_max, restart_wait) from text.
  * -ENOENT for an unknown name, -EINVAL for a bad value. */
 int snap_config_set(struct snap_config *cfg, const char *name, const char *value);
 

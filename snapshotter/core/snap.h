@@ -56,7 +56,13 @@ struct snap_options {
 	const char *containerd_address; /* where delta blobs are fetched from */
 	uint64_t cache_max;             /* rebuilt-file cache limit, bytes (0: none) */
 	unsigned fuse_threads;          /* 0: lazyfs's default */
+	/* How long FUSE requests wait for a restarted daemon (an fd holder
+	 * keeps the mount meanwhile); 0: no holder, the mount ends with us. */
+	unsigned restart_wait_ms;
 };
+
+/* The fd holder's socket under the root (lazyfs.h). */
+#define SNAP_FUSE_HOLDER "fuse.sock"
 
 /* Opens the snapshotter rooted at root (created if missing) and reconciles
  * directories with the store: leftovers of interrupted calls and of removed
@@ -67,7 +73,12 @@ struct snap_options {
 int snap_open(struct snap **out, const char *root, const struct snap_log *lg);
 int snap_open_opts(struct snap **out, const char *root, const struct snap_log *lg,
                    const struct snap_options *opt, const char **why);
+/* Stops serving: the FUSE mount stays (with restart_wait), kept by the fd
+ * holder for the next daemon; base views are unmounted. */
 void snap_close(struct snap *sn);
+/* For a root no daemon serves (its lock held): ends the fd holder, the
+ * FUSE mount and the base views a stopped daemon left for its successor. */
+int snap_unmount(const char *root, const struct snap_log *lg);
 
 /* Creates an active (kind SNAP_KIND_ACTIVE) or view (SNAP_KIND_VIEW) snapshot
  * named key on top of the committed snapshot parent ("" for none), with the

@@ -210,7 +210,7 @@ static void id_name(char buf[24], uint64_t id)
 	snprintf(buf, 24, "%llu", (unsigned long long)id);
 }
 
-void snap_delta_unmount_base(const struct snap *sn, const char *id_dir)
+static void unmount_base(const struct snap_log *lg, const char *id_dir)
 {
 	char base[PATH_MAX];
 
@@ -219,7 +219,12 @@ void snap_delta_unmount_base(const struct snap *sn, const char *id_dir)
 	while (umount2(base, MNT_DETACH) == 0)
 		; /* stacked stale mounts of earlier runs */
 	if (errno != EINVAL && errno != ENOENT)
-		snap_warn(sn->lg, "umount %s: %s", base, strerror(errno));
+		snap_warn(lg, "umount %s: %s", base, strerror(errno));
+}
+
+void snap_delta_unmount_base(const struct snap *sn, const char *id_dir)
+{
+	unmount_base(sn->lg, id_dir);
 }
 
 /* The directories of the chain below a delta image, nearest first, joined
@@ -364,8 +369,12 @@ static int activate_rec(struct snap *sn, struct store_txn *txn, const struct sna
 		}
 		snap_info_clear(&p);
 	}
-	if (r == 0)
-		r = lazyfs_add(sn->lfs, name, blob, &base, NULL, why);
+	if (r == 0 && info->id > UINT32_MAX) {
+		set_why(why, "snapshot id past 2^32: no FUSE node ids left for it");
+		r = -EOVERFLOW;
+	}
+	if (r == 0) /* node ids from the snapshot id: the same after a restart */
+		r = lazyfs_add(sn->lfs, name, info->id, blob, &base, NULL, why);
 	if (r < 0 && why && *why)
 		snap_err(sn->lg, "delta image \"%s\" (id %s, %s): %s: %s", info->name, name,
 		         snap_delta_digest(info), *why, strerror(-r));
@@ -463,6 +472,8 @@ static int restore_all(struct snap *sn)
 
 	if (r == 0)
 		r = store_scan(txn, NULL, restore_visit, &rs);
+	if (r == 0 && rs.n)
+		snap_info(sn->lg, "loading %zu delta images again", rs.n);
 	for (size_t i = 0; r == 0 && i < rs.n; i++) {
 		struct snap_info info;
 		const char *why = NULL;
@@ -498,8 +509,8 @@ static int clear_dir(const char *dir)
 int snap_delta_init(struct snap *sn, const struct snap_options *opt, const char **why)
 {
 	static const char *const subdirs[] = {"deltas/sha256", "deltas/tmp", "deltas/empty",
-	                                      "cache", "fuse"};
-	char path[PATH_MAX], cache[PATH_MAX], mnt[PATH_MAX];
+	                                      "cache"};
+	char path[PATH_MAX], cache[PATH_MAX], mnt[PATH_MAX], holder[PATH_MAX];
 	int r = 0;
 
 	pthread_mutex_init(&sn->delta_mu, NULL);
@@ -508,11 +519,11 @@ int snap_delta_init(struct snap *sn, const struct snap_options *opt, const char 
 	         opt && opt->containerd_address ? opt->containerd_address : CTRD_DEFAULT_ADDRESS);
 	if (!opt || !opt->lazy)
 		return 0;
-	/* a killed daemon's FUSE mount answers ENOTCONN to everything: the root
-	 * is ours (locked), so whatever is mounted on <root>/fuse goes */
-	if (fsutil_pathf(path, sizeof(path), "%s/fuse", sn->root) == 0)
-		while (umount2(path, MNT_DETACH) == 0)
-			;
+	/* the FUSE mount point may hold a live mount kept for us: only mkdir
+	 * (a stat there would wait for the server, that is, for us) */
+	if (fsutil_pathf(path, sizeof(path), "%s/fuse", sn->root) == 0 && mkdir(path, 0700) < 0 &&
+	    errno != EEXIST)
+		r = -errno;
 	for (size_t i = 0; r == 0 && i < sizeof(subdirs) / sizeof(subdirs[0]); i++) {
 		r = fsutil_pathf(path, sizeof(path), "%s/%s", sn->root, subdirs[i]);
 		if (r == 0)
@@ -526,6 +537,8 @@ int snap_delta_init(struct snap *sn, const struct snap_options *opt, const char 
 		r = fsutil_pathf(cache, sizeof(cache), "%s/cache", sn->root);
 	if (r == 0)
 		r = fsutil_pathf(mnt, sizeof(mnt), "%s/fuse", sn->root);
+	if (r == 0)
+		r = fsutil_pathf(holder, sizeof(holder), "%s/" SNAP_FUSE_HOLDER, sn->root);
 	if (r < 0) {
 		set_why(why, whyf("cannot create %s: %s", path, strerror(-r)));
 		return r;
@@ -540,17 +553,58 @@ int snap_delta_init(struct snap *sn, const struct snap_options *opt, const char 
 	    .cache_max = opt->cache_max,
 	    .threads = opt->fuse_threads,
 	    .lg = sn->lg,
+	    .holder = holder,
+	    .wait_ms = opt->restart_wait_ms,
 	};
 	r = lazyfs_start(&sn->lfs, &lc, why);
 	if (r < 0)
 		return r;
-	return restore_all(sn);
+	r = restore_all(sn);
+	lazyfs_restored(sn->lfs);
+	return r;
+}
+
+/* Read-only overlay base views are the daemon's own (rebuilds read
+ * them), never a container's: they go with it, and the next daemon mounts
+ * them again. */
+static void unmount_base_views(const struct snap_log *lg, const char *snapdir)
+{
+	char iddir[PATH_MAX];
+	DIR *d = opendir(snapdir);
+	struct dirent *de;
+
+	while (d && (de = readdir(d)) != NULL) {
+		if (de->d_name[0] >= '0' && de->d_name[0] <= '9' &&
+		    fsutil_pathf(iddir, sizeof(iddir), "%s/%s", snapdir, de->d_name) == 0)
+			unmount_base(lg, iddir);
+	}
+	if (d)
+		closedir(d);
+}
+
+int snap_unmount(const char *root, const struct snap_log *lg)
+{
+	char holder[PATH_MAX], mnt[PATH_MAX], snapdir[PATH_MAX];
+	int r = fsutil_pathf(holder, sizeof(holder), "%s/" SNAP_FUSE_HOLDER, root);
+
+	if (r == 0)
+		r = fsutil_pathf(mnt, sizeof(mnt), "%s/fuse", root);
+	if (r == 0)
+		r = fsutil_pathf(snapdir, sizeof(snapdir), "%s/snapshots", root);
+	if (r == 0)
+		r = lazyfs_unmount(holder, mnt, lg);
+	if (r == 0)
+		unmount_base_views(lg, snapdir);
+	return r;
 }
 
 void snap_delta_fini(struct snap *sn)
 {
+	int lazy = sn->lfs != NULL;
 	lazyfs_stop(sn->lfs);
 	sn->lfs = NULL;
+	if (lazy)
+		unmount_base_views(sn->lg, sn->snapdir);
 	pthread_rwlock_destroy(&sn->delta_gc_rw);
 	pthread_mutex_destroy(&sn->delta_mu);
 }

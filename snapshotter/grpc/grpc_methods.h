@@ -38,6 +38,11 @@ struct rpc_method {
 	void (*stream_end)(struct rpc_ctx *ctx);
 };
 
+/* The string fields of the packed message p (len bytes) of type d, and of
+ * its sub-messages: -EINVAL if one holds a NUL byte, -EBADMSG if the bytes
+ * are not a message (pb_strings.c). */
+int rpc_check_strings(const ProtobufCMessageDescriptor *d, const uint8_t *p, size_t len);
+
 /* The method named by a request path (not NUL-terminated), or NULL. */
 const struct rpc_method *rpc_method_find(const char *path, size_t len);
 

@@ -187,21 +187,28 @@ static int call_pack(struct rpc_call *c, const ProtobufCMessage *msg)
 	return c->send ? 0 : -ENOMEM;
 }
 
-/* Decodes the received request; -EBADMSG when it is not the message. */
+/* Decodes the received request; -EBADMSG when it is not the message,
+ * -EINVAL when a string in it holds a NUL byte (c->ctx.why says which). */
 static int call_decode(ProtobufCMessage **out, struct rpc_call *c)
 {
 	grpc_byte_buffer_reader reader;
 
+	c->ctx.why = "malformed request message";
 	if (!grpc_byte_buffer_reader_init(&reader, c->recv))
 		return -EBADMSG;
 	grpc_slice s = grpc_byte_buffer_reader_readall(&reader);
 	grpc_byte_buffer_reader_destroy(&reader);
-	*out = protobuf_c_message_unpack(c->method->request, NULL, GRPC_SLICE_LENGTH(s),
-	                                 GRPC_SLICE_START_PTR(s));
+	int r =
+	    rpc_check_strings(c->method->request, GRPC_SLICE_START_PTR(s), GRPC_SLICE_LENGTH(s));
+	*out = r < 0 ? NULL
+	             : protobuf_c_message_unpack(c->method->request, NULL, GRPC_SLICE_LENGTH(s),
+	                                         GRPC_SLICE_START_PTR(s));
 	grpc_slice_unref(s);
 	grpc_byte_buffer_destroy(c->recv);
 	c->recv = NULL;
-	return *out ? 0 : -EBADMSG;
+	if (r == -EINVAL)
+		c->ctx.why = "a string field holds a NUL byte";
+	return r < 0 ? r : *out ? 0 : -EBADMSG;
 }
 
 /* Sends the next streamed message, or the final status when none is left. */
@@ -237,10 +244,10 @@ static void call_handle_request(struct rpc_call *c)
 	int r = call_decode(&req, c);
 
 	if (r < 0) {
-		c->ctx.why = "malformed request message";
 		call_finish(c, r);
 		return;
 	}
+	c->ctx.why = NULL;
 	if (c->method->unary) {
 		r = c->method->unary(&resp, &c->ctx, req);
 		if (r == 0)

@@ -37,11 +37,12 @@ struct lazyfs_image {
 	char *name;
 	char *dimg_path; /* the .dimg, named in error messages */
 	uint64_t id;
-	/* 1 while loaded + kernel lookups + open handles + images based on it
+	/* 1 while loaded + kernel lookups + open files + images based on it
 	 * (their base pointer). Freed at 0 (lazyfs_image_unref). */
 	atomic_uint_fast64_t refs;
-	int loaded;          /* under fs->lock */
-	unsigned dependents; /* loaded images using it as base; under fs->lock */
+	atomic_uint_fast64_t lookups; /* the kernel's, counted in refs */
+	int loaded;                   /* under fs->lock */
+	unsigned dependents;          /* loaded images using it as base; under fs->lock */
 	struct dimg_reader *rd;
 	struct dimg_tree *tree;
 	struct lazyfs_node *nodes;
@@ -53,7 +54,27 @@ struct lazyfs_image {
 
 struct lazyfs_cache;
 struct lazyfs_cached;
-struct lazyfs_handle;
+struct lazyfs_file;
+struct lazyfs_worker;
+
+/* The FUSE connection (lazyfs_conn.c) and its workers (lazyfs_loop.c). */
+struct lazyfs_conn {
+	struct fuse_session *se;
+	int fd;           /* the session's /dev/fuse (closed with it) */
+	uint8_t *journal; /* the journal (lazyfs-holder.h), mapped */
+	size_t journal_len;
+	int journal_fd;
+	uint64_t dev;     /* st_dev of the mount */
+	int holder;       /* our connection to the fd holder, or -1 */
+	pid_t holder_pid; /* the holder we started, if we did */
+	int init_done;    /* op_init ran: the session accepts requests */
+	int stop_efd;     /* wakes the watch thread at stop */
+	int loop_efd;     /* stops the workers */
+	pthread_t watch;
+	int watch_started;
+	struct lazyfs_worker *workers;
+	unsigned nworkers;
+};
 
 struct lazyfs {
 	char *mountpoint;
@@ -63,20 +84,51 @@ struct lazyfs {
 	size_t nimages, cap;
 	uint64_t next_id;
 	struct lazyfs_cache *cache;
-	struct fuse_session *se;
-	pthread_t loop;
-	int loop_started;
+	struct lazyfs_conn conn;
+	char *holder_path; /* NULL: the mount ends with us */
+	unsigned wait_ms;
 	unsigned threads;
 	struct timespec started;
+	/* After a takeover, until lazyfs_restored (or the deadline): a request
+	 * for an image not loaded yet waits for the next one to be loaded. */
+	pthread_mutex_t restore_mu;
+	pthread_cond_t restore_cv;
+	int restoring;
+	uint64_t published; /* images loaded so far: what waiters watch */
+	struct timespec restore_deadline;
 	pthread_mutex_t hlock;
-	struct lazyfs_handle *handles; /* open files, freed at stop if the
-	                                  kernel did not release them */
-	int readahead_set;             /* widened once, at the first open */
+	struct lazyfs_file **files; /* open files by node id (lazyfs_files.c) */
+	int readahead_set;          /* widened once, at the first open */
 };
 
 /* Widens the mount's readahead (lazyfs.c); called once, from the first
  * open, when the INIT exchange (which sets it) is over. */
 void lazyfs_widen_readahead(struct lazyfs *fs);
+/* st_dev of the newest mount at mnt, from /proc/self/mountinfo (which,
+ * unlike a stat, sends no request to a FUSE mount); -ENOENT if none. */
+int lazyfs_mount_dev(const char *mnt, uint64_t *dev);
+
+/* ---- the connection (lazyfs_conn.c) ---- */
+
+/* Takes over the holder's connection, or mounts a new one (and starts a
+ * holder for it when fs->wait_ms > 0). */
+int lazyfs_conn_open(struct lazyfs *fs, const char **why);
+/* Leaves the connection to the holder, or unmounts without one. Workers
+ * must be stopped. */
+void lazyfs_conn_close(struct lazyfs *fs);
+/* Starts watching the holder: a new one replaces one that dies. */
+void lazyfs_conn_watch(struct lazyfs *fs);
+
+/* ---- workers (lazyfs_loop.c) ---- */
+
+/* Starts fs->threads workers; each first answers again what its journal
+ * slots hold (requests a previous daemon may have left unanswered). */
+int lazyfs_loop_start(struct lazyfs *fs);
+/* Stops the workers between requests. */
+void lazyfs_loop_stop(struct lazyfs *fs);
+/* Hands the request in slot (len bytes) to libfuse, then clears the slot:
+ * it has been answered. */
+void lazyfs_loop_process(struct lazyfs *fs, uint8_t *slot, size_t len);
 
 /* ---- images (lazyfs_tree.c) ---- */
 
@@ -90,9 +142,22 @@ const char *lazyfs_tree_name(const struct lazyfs_image *img, uint32_t idx);
 void lazyfs_tree_stat(const struct lazyfs_image *img, uint32_t idx, struct stat *st);
 
 /* The live image with node id ino's image id, with a reference taken, and
- * the entry index; NULL if none (a removed and released image). */
-struct lazyfs_image *lazyfs_image_get(struct lazyfs *fs, uint64_t ino, uint32_t *idx);
+ * the entry index. -ESTALE if none (a removed and released image); after a
+ * takeover, with wait set, an image not loaded yet is waited for, and
+ * -EIO past the deadline. */
+int lazyfs_image_get(struct lazyfs_image **out, struct lazyfs *fs, uint64_t ino, uint32_t *idx,
+                     int wait);
+/* The loaded image called name, with a reference taken (waits like
+ * lazyfs_image_get); NULL if none. */
+int lazyfs_image_by_name(struct lazyfs_image **out, struct lazyfs *fs, const char *name);
+/* A new image is loaded: wakes requests waiting for it. */
+void lazyfs_restore_wake(struct lazyfs *fs);
 void lazyfs_image_ref(struct lazyfs_image *img, uint64_t n);
+/* The kernel's lookups: counted as references, and dropped by FORGET no
+ * further than counted (after a takeover the kernel forgets nodes it
+ * looked up from the previous daemon). */
+void lazyfs_image_lookup(struct lazyfs_image *img, uint64_t n);
+void lazyfs_image_forget(struct lazyfs_image *img, uint64_t n);
 /* Drops n references; the last frees the image (and its base's). */
 void lazyfs_image_unref(struct lazyfs_image *img, uint64_t n);
 void lazyfs_image_free(struct lazyfs_image *img);
@@ -130,10 +195,35 @@ void lazyfs_cache_stats(struct lazyfs_cache *c, struct lazyfs_stats *st);
 struct statvfs;
 int lazyfs_cache_statvfs(struct lazyfs_cache *c, struct statvfs *sv);
 
+/* ---- open files (lazyfs_files.c) ---- */
+
+/* A regular file's content, open for the kernel's handles on its node. The
+ * handle (fh) the kernel holds is the node id, so a daemon after a restart
+ * finds (opens again) what the previous one had open. */
+struct lazyfs_file {
+	uint64_t node;
+	int fd;
+	struct lazyfs_cached *ce;
+	struct lazyfs_image *img; /* one reference */
+	unsigned opens;           /* the kernel's handles we know of */
+	unsigned busy;            /* reads under way */
+	struct lazyfs_file *next;
+};
+
+int lazyfs_files_init(struct lazyfs *fs);
+/* An open of entry idx (REG, a hardlink leader) of img: one more handle. */
+int lazyfs_file_open(struct lazyfs *fs, struct lazyfs_image *img, uint32_t idx);
+/* The open file for a handle, busy until lazyfs_file_put; opened again if
+ * this process never saw it opened (a previous daemon's handle). */
+int lazyfs_file_get(struct lazyfs_file **out, struct lazyfs *fs, uint64_t node);
+void lazyfs_file_put(struct lazyfs *fs, struct lazyfs_file *f);
+/* The kernel closed a handle. */
+void lazyfs_file_release(struct lazyfs *fs, uint64_t node);
+/* Closes every file (the workers have stopped). */
+void lazyfs_files_free(struct lazyfs *fs);
+
 /* ---- FUSE (lazyfs_ops.c) ---- */
 struct fuse_lowlevel_ops;
 extern const struct fuse_lowlevel_ops lazyfs_ops;
-/* Closes what the kernel still had open (the loop has ended). */
-void lazyfs_handles_free(struct lazyfs *fs);
 
 #endif

@@ -1,6 +1,7 @@
-/* lazyfs: mounting and unmounting the FUSE session, loading and removing
- * images (lazyfs.h). */
+/* lazyfs: starting and stopping (the connection: lazyfs_conn.c, its
+ * workers: lazyfs_loop.c), loading and removing images (lazyfs.h). */
 #define FUSE_USE_VERSION 312
+#include "lazyfs-holder.h"
 #include "lazyfs-internal.h"
 
 #include "dimg/hash.h"
@@ -19,86 +20,62 @@
 
 #define LAZYFS_DEFAULT_THREADS 8
 
-static void *loop_main(void *arg)
-{
-	struct lazyfs *fs = arg;
-	struct fuse_loop_config *lc = fuse_loop_cfg_create();
-	if (!lc) {
-		snap_err(fs->lg, "lazyfs: out of memory starting the FUSE loop");
-		return NULL;
-	}
-	fuse_loop_cfg_set_max_threads(lc, fs->threads);
-	fuse_loop_cfg_set_idle_threads(lc, fs->threads);
-	int r = fuse_session_loop_mt(fs->se, lc);
-	if (r != 0)
-		snap_warn(fs->lg, "lazyfs: FUSE loop ended: %s", strerror(r < 0 ? -r : EINTR));
-	fuse_loop_cfg_destroy(lc);
-	return NULL;
-}
-
-/* A daemon killed without unmounting leaves a dead mount: stat says
- * ENOTCONN. Detach it so the new mount goes on the directory again. */
-static void clear_stale_mount(struct lazyfs *fs, const char *mnt)
-{
-	struct stat st;
-	if (stat(mnt, &st) == 0 || errno != ENOTCONN)
-		return;
-	if (umount2(mnt, MNT_DETACH) == 0)
-		snap_warn(fs->lg, "lazyfs: detached a stale mount at %s", mnt);
-	else
-		snap_warn(fs->lg, "lazyfs: stale mount at %s: umount: %s", mnt, strerror(errno));
-}
-
-static int mount_session(struct lazyfs *fs, const char **why)
-{
-	char *argv[] = {"di3fs", "-o",
-	                "allow_other,default_permissions,ro,fsname=di3fs,subtype=di3fs", NULL};
-	struct fuse_args args = FUSE_ARGS_INIT(3, argv);
-	*why = "cannot create the FUSE session";
-	fs->se = fuse_session_new(&args, &lazyfs_ops, sizeof(lazyfs_ops), fs);
-	fuse_opt_free_args(&args);
-	if (!fs->se)
-		return -ENOMEM;
-	*why = "cannot mount (is /dev/fuse there, and are we root?)";
-	if (fuse_session_mount(fs->se, fs->mountpoint) != 0)
-		return -EIO;
-	int r = pthread_create(&fs->loop, NULL, loop_main, fs);
-	if (r != 0) {
-		fuse_session_unmount(fs->se);
-		*why = "cannot start the FUSE thread";
-		return -r;
-	}
-	fs->loop_started = 1;
-	return 0;
-}
-
 /* The kernel gives a FUSE mount 128 KiB of readahead; sequential reads of
  * rebuilt files (one request per window) go several times faster with a
- * larger window, which root sets through the mount's bdi. The mount's
- * device number comes from /proc/self/mountinfo, not from a stat of our
- * own mount. Best effort. */
+ * larger window, which root sets through the mount's bdi. Best effort. */
 #define LAZYFS_READAHEAD_KB 4096
 void lazyfs_widen_readahead(struct lazyfs *fs)
 {
-	unsigned maj = 0, min = 0, a, b;
-	char line[4096], mp[4096], path[64];
-	FILE *f = fopen("/proc/self/mountinfo", "re");
-	if (!f)
+	uint64_t dev;
+	char path[64];
+	if (lazyfs_mount_dev(fs->mountpoint, &dev) < 0)
 		return;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "%*u %*u %u:%u %*s %4095s", &a, &b, mp) == 3 &&
-		    strcmp(mp, fs->mountpoint) == 0) {
-			maj = a; /* the last one: the newest mount there */
-			min = b;
-		}
-	fclose(f);
-	snprintf(path, sizeof(path), "/sys/class/bdi/%u:%u/read_ahead_kb", maj, min);
-	int fd = maj || min ? open(path, O_WRONLY | O_CLOEXEC) : -1;
+	snprintf(path, sizeof(path), "/sys/class/bdi/%u:%u/read_ahead_kb", major(dev), minor(dev));
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
 	if (fd < 0)
 		return;
 	if (dprintf(fd, "%d\n", LAZYFS_READAHEAD_KB) < 0)
 		snap_debug(fs->lg, "lazyfs: %s: %s", path, strerror(errno));
 	close(fd);
+}
+
+/* The mountpoint with its directory made canonical; the last component is
+ * not resolved: a live FUSE mount there could hang a lookup. */
+static char *canonical_mountpoint(const char *mnt)
+{
+	char *copy = strdup(mnt), *dir = NULL, *out = NULL;
+	if (!copy)
+		return NULL;
+	char *slash = strrchr(copy, '/');
+	const char *base = slash ? slash + 1 : copy;
+	if (slash)
+		*slash = '\0';
+	dir = realpath(slash ? (copy[0] ? copy : "/") : ".", NULL);
+	if (dir && base[0] && asprintf(&out, "%s/%s", strcmp(dir, "/") ? dir : "", base) < 0)
+		out = NULL;
+	free(dir);
+	free(copy);
+	return out;
+}
+
+static int fs_init(struct lazyfs *fs, const struct lazyfs_config *cfg)
+{
+	pthread_rwlock_init(&fs->lock, NULL);
+	pthread_mutex_init(&fs->hlock, NULL);
+	pthread_mutex_init(&fs->restore_mu, NULL);
+	pthread_cond_init(&fs->restore_cv, NULL);
+	fs->conn.fd = fs->conn.holder = fs->conn.journal_fd = fs->conn.stop_efd = -1;
+	fs->conn.loop_efd = -1;
+	fs->lg = cfg->lg;
+	fs->next_id = 1;
+	fs->wait_ms = cfg->wait_ms;
+	fs->threads = cfg->threads ? cfg->threads : LAZYFS_DEFAULT_THREADS;
+	if (fs->threads > LAZYFS_SLOTS)
+		fs->threads = LAZYFS_SLOTS;
+	clock_gettime(CLOCK_REALTIME, &fs->started);
+	if (cfg->holder && !(fs->holder_path = strdup(cfg->holder)))
+		return -ENOMEM;
+	return lazyfs_files_init(fs);
 }
 
 int lazyfs_start(struct lazyfs **out, const struct lazyfs_config *cfg, const char **why)
@@ -108,23 +85,22 @@ int lazyfs_start(struct lazyfs **out, const struct lazyfs_config *cfg, const cha
 	int r = -ENOMEM;
 	why = why ? why : &dummy;
 	*why = "out of memory";
-	if (!fs || !(fs->mountpoint = strdup(cfg->mountpoint)))
+	if (!fs || !(fs->mountpoint = canonical_mountpoint(cfg->mountpoint)))
 		goto fail;
-	pthread_rwlock_init(&fs->lock, NULL);
-	pthread_mutex_init(&fs->hlock, NULL);
-	fs->lg = cfg->lg;
-	fs->next_id = 1;
-	fs->threads = cfg->threads ? cfg->threads : LAZYFS_DEFAULT_THREADS;
-	clock_gettime(CLOCK_REALTIME, &fs->started);
+	if ((r = fs_init(fs, cfg)) < 0)
+		goto fail;
 	if ((r = lazyfs_cache_open(&fs->cache, cfg->cache_dir, cfg->cache_max, cfg->lg, why)) < 0)
 		goto fail;
 	/* The process's first SHA-256 loads OpenSSL's configuration and
 	 * providers (5-10 ms here): at start, not in the first reader's open. */
 	uint8_t warm[32];
 	(void)dimg_sha256_buf("", 0, warm);
-	clear_stale_mount(fs, fs->mountpoint);
-	if ((r = mount_session(fs, why)) < 0)
+	if ((r = lazyfs_conn_open(fs, why)) < 0)
 		goto fail;
+	*why = "cannot start the FUSE threads";
+	if ((r = lazyfs_loop_start(fs)) < 0)
+		goto fail;
+	lazyfs_conn_watch(fs);
 	*out = fs;
 	return 0;
 fail:
@@ -132,54 +108,24 @@ fail:
 	return r;
 }
 
-/* Looks up a name never cached (we never reply negative entries), so that
- * the kernel sends a request. */
-static void *wake_main(void *arg)
+void lazyfs_restored(struct lazyfs *fs)
 {
-	struct stat st;
-	(void)stat(arg, &st);
-	return NULL;
-}
-
-/* The workers sleep in read(2) on /dev/fuse: after fuse_session_exit, the
- * first request answered ends the loop (the loop cancels the rest). The
- * waker may need several requests (a permission check, then the lookup)
- * and hang on the second: closing /dev/fuse in lazyfs_stop aborts it. */
-static void stop_loop(struct lazyfs *fs, pthread_t *waker, char **wake_path)
-{
-	fuse_session_exit(fs->se);
-	size_t n = strlen(fs->mountpoint) + 64;
-	*wake_path = malloc(n);
-	if (*wake_path) {
-		snprintf(*wake_path, n, "%s/.di3fs-stop-%ld", fs->mountpoint, (long)getpid());
-		if (pthread_create(waker, NULL, wake_main, *wake_path) != 0) {
-			free(*wake_path);
-			*wake_path = NULL;
-		}
-	}
-	pthread_join(fs->loop, NULL);
+	pthread_mutex_lock(&fs->restore_mu);
+	fs->restoring = 0;
+	pthread_cond_broadcast(&fs->restore_cv);
+	pthread_mutex_unlock(&fs->restore_mu);
 }
 
 void lazyfs_stop(struct lazyfs *fs)
 {
 	if (!fs)
 		return;
-	pthread_t waker;
-	char *wake_path = NULL;
-	if (fs->loop_started)
-		stop_loop(fs, &waker, &wake_path);
-	if (fs->se) {
-		/* Closes /dev/fuse (aborting the connection for files still
-		 * open and for the waker) and detaches the mount. */
-		fuse_session_unmount(fs->se);
-		fuse_session_destroy(fs->se);
-	}
-	if (wake_path) {
-		pthread_join(waker, NULL);
-		free(wake_path);
-	}
-	/* Images are freed whatever their references: no handle outlives us. */
-	lazyfs_handles_free(fs);
+	if (fs->mountpoint)
+		lazyfs_restored(fs); /* no worker waits for an image any more */
+	lazyfs_loop_stop(fs);
+	lazyfs_conn_close(fs);
+	/* Images are freed whatever their references: nothing outlives us. */
+	lazyfs_files_free(fs);
 	for (size_t i = 0; fs->byid && i < fs->nimages; i++)
 		lazyfs_image_free(fs->byid[i]);
 	free(fs->byid);
@@ -187,7 +133,10 @@ void lazyfs_stop(struct lazyfs *fs)
 	if (fs->mountpoint) {
 		pthread_rwlock_destroy(&fs->lock);
 		pthread_mutex_destroy(&fs->hlock);
+		pthread_mutex_destroy(&fs->restore_mu);
+		pthread_cond_destroy(&fs->restore_cv);
 	}
+	free(fs->holder_path);
 	free(fs->mountpoint);
 	free(fs);
 }
@@ -253,10 +202,19 @@ static int load_image(struct lazyfs_image *img, const char *dimg_path,
 	return lazyfs_tree_index(img);
 }
 
-/* Publishes img under fs->lock; -EEXIST if the name was taken meanwhile. */
-static int publish(struct lazyfs *fs, struct lazyfs_image *img)
+static int id_taken(const struct lazyfs *fs, uint64_t id)
 {
-	if (find_loaded(fs, img->name))
+	for (size_t i = 0; i < fs->nimages; i++)
+		if (fs->byid[i]->id == id)
+			return 1;
+	return 0;
+}
+
+/* Publishes img under fs->lock with id (0: the next free one); -EEXIST if
+ * the name or the id was taken meanwhile. byid stays sorted by id. */
+static int publish(struct lazyfs *fs, struct lazyfs_image *img, uint64_t id)
+{
+	if (find_loaded(fs, img->name) || (id && id_taken(fs, id)))
 		return -EEXIST;
 	if (fs->nimages == fs->cap) {
 		size_t cap = fs->cap ? fs->cap * 2 : 16;
@@ -266,9 +224,16 @@ static int publish(struct lazyfs *fs, struct lazyfs_image *img)
 		fs->byid = v;
 		fs->cap = cap;
 	}
-	img->id = fs->next_id++;
+	img->id = id ? id : fs->next_id;
+	if (img->id >= fs->next_id)
+		fs->next_id = img->id + 1;
 	img->loaded = 1;
-	fs->byid[fs->nimages++] = img;
+	size_t at = fs->nimages;
+	while (at > 0 && fs->byid[at - 1]->id > img->id)
+		at--;
+	memmove(&fs->byid[at + 1], &fs->byid[at], (fs->nimages - at) * sizeof(fs->byid[0]));
+	fs->byid[at] = img;
+	fs->nimages++;
 	return 0;
 }
 
@@ -297,13 +262,13 @@ static void drop_dependent(struct lazyfs *fs, struct lazyfs_image *img)
 	pthread_rwlock_unlock(&fs->lock);
 }
 
-int lazyfs_add(struct lazyfs *fs, const char *name, const char *dimg_path,
+int lazyfs_add(struct lazyfs *fs, const char *name, uint64_t id, const char *dimg_path,
                const struct lazyfs_base *base, struct lazyfs_image **out, const char **why)
 {
 	const char *dummy;
 	why = why ? why : &dummy;
-	*why = "bad name or base";
-	if (!name_ok(name) || !base || !!base->dir == !!base->image)
+	*why = "bad name, id or base";
+	if (!name_ok(name) || !base || !!base->dir == !!base->image || id > UINT32_MAX)
 		return -EINVAL;
 	*why = "name already loaded";
 	if (lazyfs_find(fs, name))
@@ -326,9 +291,9 @@ int lazyfs_add(struct lazyfs *fs, const char *name, const char *dimg_path,
 		r = load_image(img, dimg_path, base, why);
 	if (!r) {
 		pthread_rwlock_wrlock(&fs->lock);
-		r = publish(fs, img);
+		r = publish(fs, img, id);
 		pthread_rwlock_unlock(&fs->lock);
-		*why = r == -EEXIST ? "name already loaded" : *why;
+		*why = r == -EEXIST ? "name or id already loaded" : *why;
 	}
 	if (r < 0) {
 		drop_dependent(fs, img);
@@ -336,6 +301,7 @@ int lazyfs_add(struct lazyfs *fs, const char *name, const char *dimg_path,
 		lazyfs_image_free(img);
 		return r;
 	}
+	lazyfs_restore_wake(fs);
 	if (out)
 		*out = img;
 	return 0;
@@ -356,7 +322,7 @@ int lazyfs_remove(struct lazyfs *fs, const char *name)
 		return r;
 	/* Outside our lock: the kernel may be waiting on a lookup that
 	 * needs it. Not cached (never looked up) is fine. */
-	fuse_lowlevel_notify_inval_entry(fs->se, FUSE_ROOT_ID, name, strlen(name));
+	fuse_lowlevel_notify_inval_entry(fs->conn.se, FUSE_ROOT_ID, name, strlen(name));
 	lazyfs_image_unref(img, 1);
 	return 0;
 }

@@ -14,7 +14,15 @@
  * Concurrent first opens of the same content rebuild it once.
  *
  * Thread-safe: images may be added and removed while the filesystem
- * serves requests. */
+ * serves requests.
+ *
+ * Restarts (with a holder, see lazyfs_config): the FUSE connection
+ * outlives the process. A small fd holder process keeps /dev/fuse open
+ * while no daemon serves it; the next lazyfs_start takes the connection
+ * over (no new mount, no new INIT), so files the kernel knows keep their
+ * node ids: an image's node ids derive from the id given to lazyfs_add,
+ * file handles from node ids. Requests wait in the kernel meanwhile, and
+ * the holder fails them with EIO once no daemon has served for wait_ms. */
 #ifndef DI3FS_LAZYFS_H
 #define DI3FS_LAZYFS_H
 
@@ -32,15 +40,41 @@ struct lazyfs_config {
 	                           not open are evicted, least recently used first */
 	unsigned threads;       /* FUSE worker threads (0 = a default, 8) */
 	const struct snap_log *lg;
+	/* The fd holder's unix socket (e.g. <state dir>/fuse.sock), NULL for
+	 * none: the mount then lives and dies with this process. With one, a
+	 * connection a holder keeps is taken over, and with wait_ms > 0 a
+	 * holder is started for a new mount: requests wait up to wait_ms for a
+	 * daemon, then fail with EIO until one is back. */
+	const char *holder;
+	unsigned wait_ms;
 };
 
-/* Mounts the filesystem (allow_other, default_permissions, ro; needs root)
- * and starts serving it on threads of its own. A stale mount left at mountpoint by a killed daemon
- * is unmounted first. Leftover temp files in the cache are deleted. */
+/* Argument that starts a program as the fd holder: lazyfs runs a copy of
+ * the current executable (/proc/self/exe) with argv[1] = this and argv[2]
+ * = the wait before the first daemon attaches, in ms. */
+#define LAZYFS_HOLDER_ARG "--lazyfs-fd-holder"
+/* A program that passes a holder to lazyfs_start calls this first thing in
+ * main: -1 when argv does not ask for the holder, else its exit code. */
+int lazyfs_holder_dispatch(int argc, char **argv);
+
+/* Takes over the connection a holder keeps for mountpoint, or else mounts
+ * the filesystem (allow_other, default_permissions, ro; needs root) after
+ * detaching whatever is mounted there (a killed daemon's dead mount), and
+ * starts serving on threads of its own. Leftover temp files in the cache
+ * are deleted. After a takeover, requests for images not loaded yet wait
+ * (up to wait_ms) until lazyfs_restored: load every image first. */
 int lazyfs_start(struct lazyfs **out, const struct lazyfs_config *cfg, const char **why);
-/* Unmounts (lazily if busy) and frees everything; images need not be
- * removed first. Accepts NULL. */
+/* Every image there was before the restart is loaded again (or failed):
+ * requests for others fail now. A no-op after a fresh mount. */
+void lazyfs_restored(struct lazyfs *fs);
+/* Stops serving and frees everything; images need not be removed first.
+ * With a holder the mount stays, for the next lazyfs_start; without one it
+ * is unmounted (lazily if busy). Accepts NULL. */
 void lazyfs_stop(struct lazyfs *fs);
+/* For a stopped daemon's mount: tells the holder at holder (if any) to
+ * exit, which ends the connection, and detaches the mount at mountpoint.
+ * 0 if there was nothing to do or all went. */
+int lazyfs_unmount(const char *holder, const char *mountpoint, const struct snap_log *lg);
 
 /* The base an image's delta applies to: exactly one of the two is set.
  * dir: a directory holding the complete base tree (a read-only overlay
@@ -54,9 +88,12 @@ struct lazyfs_base {
 
 /* Loads the .dimg at dimg_path (kept open and mapped while loaded) over
  * base and shows it at <mountpoint>/<name>. name is one path component
- * (e.g. a snapshot id in decimal). -EEXIST if name is loaded; -EBADMSG if
- * the delta is corrupt or does not fit the base (*why says which). */
-int lazyfs_add(struct lazyfs *fs, const char *name, const char *dimg_path,
+ * (e.g. a snapshot id in decimal). id (1 .. 2^32-1, or 0 for the next free
+ * one) makes the image's node ids: give the same id to the same image
+ * after a restart, and never reuse one for another image while the
+ * mount lives. -EEXIST if name or id is taken; -EBADMSG if the delta is
+ * corrupt or does not fit the base (*why says which). */
+int lazyfs_add(struct lazyfs *fs, const char *name, uint64_t id, const char *dimg_path,
                const struct lazyfs_base *base, struct lazyfs_image **out, const char **why);
 /* Takes name's tree away. -ENOENT if not loaded; -EBUSY while another
  * loaded image uses it as its base. Open files keep working until closed. */

@@ -1,14 +1,17 @@
-/* lazyfs's content-addressed cache of rebuilt files: <dir>/sha256/<xx>/<hex>
- * made through <dir>/tmp/, one build per content however many opens wait
- * for it, disk use tracked and trimmed least recently used first. */
+/* lazyfs's content-addressed cache of rebuilt files: a content store in
+ * libdimg's layout (dimg/cas.h: <dir>/sha256/<xx>/<hex>, made through
+ * <dir>/tmp/), one build per content however many opens wait for it, disk
+ * use tracked and trimmed least recently used first. */
 #include "lazyfs-internal.h"
 
-#include <dirent.h>
+#include "dimg/cas.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
@@ -25,8 +28,8 @@ struct lazyfs_cached {
 };
 
 struct lazyfs_cache {
-	int dirfd;
-	char *dir;
+	struct dimg_cas *cas;
+	const char *dir; /* the store's, for messages */
 	uint64_t max;
 	const struct snap_log *lg;
 	pthread_mutex_t mu;
@@ -116,14 +119,6 @@ static void lru_append(struct lazyfs_cache *c, struct lazyfs_cached *ce)
 	c->lru_tail = ce;
 }
 
-/* "sha256/xx/<64 hex>" */
-static void cache_relpath(const uint8_t sha[32], char out[80])
-{
-	char hex[65];
-	dimg_hex32(sha, hex);
-	snprintf(out, 80, "sha256/%.2s/%s", hex, hex);
-}
-
 /* Takes a ready file out of table, list and accounting. */
 static void forget_ready(struct lazyfs_cache *c, struct lazyfs_cached *ce)
 {
@@ -138,44 +133,22 @@ static void forget_ready(struct lazyfs_cache *c, struct lazyfs_cached *ce)
  * from being deleted right after it was renamed into place. */
 static void evict(struct lazyfs_cache *c)
 {
-	char rel[80];
+	char rel[DIMG_CAS_NAME_MAX];
 	struct lazyfs_cached *ce = c->lru_head;
 	while (c->max && c->bytes > c->max && ce) {
 		struct lazyfs_cached *nx = ce->next;
 		if (ce->users == 0) {
-			cache_relpath(ce->sha, rel);
-			if (unlinkat(c->dirfd, rel, 0) < 0 && errno != ENOENT)
+			int r = dimg_cas_remove(c->cas, ce->sha);
+			dimg_cas_blob_name(rel, ce->sha);
+			if (r < 0 && r != -ENOENT)
 				snap_warn(c->lg, "lazyfs cache: unlink %s/%s: %s", c->dir, rel,
-				          strerror(errno));
+				          strerror(-r));
 			forget_ready(c, ce);
 			c->evictions++;
 			free(ce);
 		}
 		ce = nx;
 	}
-}
-
-static int hexval(char ch)
-{
-	if (ch >= '0' && ch <= '9')
-		return ch - '0';
-	if (ch >= 'a' && ch <= 'f')
-		return ch - 'a' + 10;
-	return -1;
-}
-
-/* A cache file's name back to its sha; -1 if it is not one. */
-static int parse_name(const char *dir, const char *name, uint8_t sha[32])
-{
-	if (strlen(name) != 64 || strncmp(name, dir, 2) != 0)
-		return -1;
-	for (int i = 0; i < 32; i++) {
-		int hi = hexval(name[2 * i]), lo = hexval(name[2 * i + 1]);
-		if (hi < 0 || lo < 0)
-			return -1;
-		sha[i] = (uint8_t)(hi << 4 | lo);
-	}
-	return 0;
 }
 
 struct found {
@@ -188,8 +161,14 @@ struct found_list {
 	size_t n, cap;
 };
 
-static int found_add(struct found_list *fl, const uint8_t sha[32], const struct stat *st)
+struct scan_ctx {
+	struct lazyfs_cache *c;
+	struct found_list fl;
+};
+
+static int found_add(void *ctx, const uint8_t sha[32], const struct stat *st)
 {
+	struct found_list *fl = &((struct scan_ctx *)ctx)->fl;
 	if (fl->n == fl->cap) {
 		size_t cap = fl->cap ? fl->cap * 2 : 256;
 		struct found *v = realloc(fl->v, cap * sizeof(*v));
@@ -208,41 +187,10 @@ static int found_add(struct found_list *fl, const uint8_t sha[32], const struct 
 	return 0;
 }
 
-/* A directory stream on name under dirfd; NULL with errno set. */
-static DIR *open_dir_at(int dirfd, const char *name)
+static void found_odd(void *ctx, const char *name)
 {
-	int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	DIR *d = fd < 0 ? NULL : fdopendir(fd);
-	if (!d && fd >= 0) {
-		int e = errno;
-		close(fd);
-		errno = e;
-	}
-	return d;
-}
-
-static int scan_subdir(struct lazyfs_cache *c, int sfd, const char *sub, struct found_list *fl)
-{
-	DIR *d = open_dir_at(sfd, sub);
-	if (!d)
-		return -errno;
-	int r = 0;
-	for (struct dirent *de; !r && (de = readdir(d)) != NULL;) {
-		uint8_t sha[32];
-		struct stat st;
-		if (de->d_name[0] == '.')
-			continue;
-		if (parse_name(sub, de->d_name, sha) < 0 ||
-		    fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
-		    !S_ISREG(st.st_mode)) {
-			snap_warn(c->lg, "lazyfs cache: ignoring %s/sha256/%s/%s", c->dir, sub,
-			          de->d_name);
-			continue;
-		}
-		r = found_add(fl, sha, &st);
-	}
-	closedir(d);
-	return r;
+	struct lazyfs_cache *c = ((struct scan_ctx *)ctx)->c;
+	snap_warn(c->lg, "lazyfs cache: ignoring %s/%s", c->dir, name);
 }
 
 static int by_mtime(const void *a, const void *b)
@@ -258,17 +206,10 @@ static int by_mtime(const void *a, const void *b)
 /* Indexes what a previous run left, oldest first in LRU order. */
 static int scan(struct lazyfs_cache *c)
 {
-	struct found_list fl = {0};
-	DIR *d = open_dir_at(c->dirfd, "sha256");
-	if (!d)
-		return -errno;
-	int r = 0;
-	for (struct dirent *de; !r && (de = readdir(d)) != NULL;) {
-		if (strlen(de->d_name) == 2 && hexval(de->d_name[0]) >= 0 &&
-		    hexval(de->d_name[1]) >= 0)
-			r = scan_subdir(c, dirfd(d), de->d_name, &fl);
-	}
-	closedir(d);
+	struct scan_ctx sc = {c, {0}};
+	struct found_list fl;
+	int r = dimg_cas_scan(c->cas, found_add, found_odd, &sc);
+	fl = sc.fl;
 	if (fl.n)
 		qsort(fl.v, fl.n, sizeof(*fl.v), by_mtime);
 	for (size_t i = 0; i < fl.n; i++) {
@@ -284,51 +225,29 @@ static int scan(struct lazyfs_cache *c)
 	return r;
 }
 
-/* Temp files of a build that did not finish (a crash, a kill). */
-static int clean_tmp(struct lazyfs_cache *c)
-{
-	DIR *d = open_dir_at(c->dirfd, "tmp");
-	if (!d)
-		return -errno;
-	for (struct dirent *de; (de = readdir(d)) != NULL;) {
-		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0 &&
-		    unlinkat(dirfd(d), de->d_name, 0) < 0)
-			snap_warn(c->lg, "lazyfs cache: cannot delete %s/tmp/%s: %s", c->dir,
-			          de->d_name, strerror(errno));
-	}
-	closedir(d);
-	return 0;
-}
-
-static int mkdir_ok(int dirfd, const char *name)
-{
-	return mkdirat(dirfd, name, 0700) == 0 || errno == EEXIST ? 0 : -errno;
-}
-
 int lazyfs_cache_open(struct lazyfs_cache **out, const char *dir, uint64_t max,
                       const struct snap_log *lg, const char **why)
 {
 	struct lazyfs_cache *c = calloc(1, sizeof(*c));
 	int r = -ENOMEM;
-	if (!c || !(c->dir = strdup(dir)))
-		goto fail;
-	c->dirfd = -1;
+	if (!c)
+		return r;
 	c->max = max;
 	c->lg = lg;
 	pthread_mutex_init(&c->mu, NULL);
 	pthread_cond_init(&c->built, NULL);
 	*why = "cannot create or open the cache directory";
-	if ((r = mkdir_ok(AT_FDCWD, dir)) < 0)
+	if ((r = dimg_cas_open(&c->cas, dir)) < 0)
 		goto fail;
-	c->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (c->dirfd < 0) {
+	c->dir = dimg_cas_dir(c->cas);
+	/* rebuilt files keep no mode of their own (a shadow file among them):
+	 * only the owner may enter */
+	if (chmod(dir, 0700) < 0) {
 		r = -errno;
 		goto fail;
 	}
-	if ((r = mkdir_ok(c->dirfd, "sha256")) < 0 || (r = mkdir_ok(c->dirfd, "tmp")) < 0)
-		goto fail;
 	*why = "cannot read the cache directory";
-	if ((r = table_grow(c)) < 0 || (r = clean_tmp(c)) < 0 || (r = scan(c)) < 0)
+	if ((r = table_grow(c)) < 0 || (r = scan(c)) < 0)
 		goto fail;
 	evict(c);
 	*out = c;
@@ -349,60 +268,46 @@ void lazyfs_cache_close(struct lazyfs_cache *c)
 		}
 	}
 	free(c->buckets);
-	if (c->dirfd >= 0)
-		close(c->dirfd);
-	if (c->dir) {
-		pthread_mutex_destroy(&c->mu);
-		pthread_cond_destroy(&c->built);
-	}
-	free(c->dir);
+	dimg_cas_free(c->cas);
+	pthread_mutex_destroy(&c->mu);
+	pthread_cond_destroy(&c->built);
 	free(c);
 }
 
-/* Fills a temp file and renames it into place; *fd stays open on it. */
+/* Fills a temporary (locked while written: a build a kill cuts short is
+ * reclaimed when the cache is opened next), flushes it and names it by
+ * content; *fd is then open on the cache file, read-only. */
 static int build(struct lazyfs_cache *c, const uint8_t sha[32], lazyfs_fill_fn fill, void *ctx,
                  int *fd, uint64_t *bytes)
 {
-	char rel[80], tmp[64] = "tmp/XXXXXX";
-	size_t dl = strlen(c->dir);
-	char *path = malloc(dl + sizeof(tmp) + 1);
-	if (!path)
-		return -ENOMEM;
-	snprintf(path, dl + sizeof(tmp) + 1, "%s/%s", c->dir, tmp);
-	int f = mkostemp(path, O_CLOEXEC), r = 0;
-	if (f < 0) {
-		r = -errno;
-		free(path);
-		return r;
-	}
-	snprintf(tmp, sizeof(tmp), "%s", path + dl + 1);
-	free(path);
-	cache_relpath(sha, rel);
+	char *tmp = NULL;
 	struct stat st;
-	rel[9] = '\0'; /* "sha256/xx" */
+	int f, r = dimg_cas_tmp_create(c->cas, &f, &tmp);
+	if (r < 0)
+		return r;
 	r = fill(ctx, f);
 	if (!r && fdatasync(f) < 0)
 		r = -errno;
 	if (!r)
-		r = mkdir_ok(c->dirfd, rel);
-	rel[9] = '/';
-	if (!r && renameat2(c->dirfd, tmp, c->dirfd, rel, RENAME_NOREPLACE) < 0)
-		r = -errno;
+		r = dimg_cas_tmp_install(c->cas, tmp, sha, 1);
 	/* Put there by someone else (another process on this cache): the
-	 * same verified bytes, so ours is dropped and read from its fd. */
-	if (r == -EEXIST) {
-		unlinkat(c->dirfd, tmp, 0);
-		r = 0;
-	}
-	if (!r && fstat(f, &st) < 0)
+	 * same verified bytes, so ours is dropped. */
+	if (r < 0)
+		dimg_cas_tmp_discard(c->cas, tmp);
+	if (close(f) < 0 && !r)
 		r = -errno;
-	if (r < 0) {
-		unlinkat(c->dirfd, tmp, 0);
-		close(f);
-		return r;
+	free(tmp);
+	if (r == -EEXIST)
+		r = 0;
+	if (!r)
+		r = dimg_cas_open_blob(c->cas, sha, fd);
+	if (!r && fstat(*fd, &st) < 0) {
+		r = -errno;
+		close(*fd);
 	}
+	if (r < 0)
+		return r;
 	*bytes = (uint64_t)st.st_blocks * 512;
-	*fd = f;
 	return 0;
 }
 
@@ -459,17 +364,17 @@ static int wait_built(struct lazyfs_cache *c, struct lazyfs_cached *ce)
  * build it again). The lock is held. */
 static int open_ready(struct lazyfs_cache *c, struct lazyfs_cached *ce, int *fd)
 {
-	char rel[80];
-	cache_relpath(ce->sha, rel);
-	int f = openat(c->dirfd, rel, O_RDONLY | O_CLOEXEC);
-	if (f < 0 && errno == ENOENT && ce->users == 0) {
+	char rel[DIMG_CAS_NAME_MAX];
+	int f, r = dimg_cas_open_blob(c->cas, ce->sha, &f);
+	if (r == -ENOENT && ce->users == 0) {
+		dimg_cas_blob_name(rel, ce->sha);
 		snap_warn(c->lg, "lazyfs cache: %s/%s vanished; rebuilding it", c->dir, rel);
 		forget_ready(c, ce);
 		free(ce);
 		return -EAGAIN;
 	}
-	if (f < 0)
-		return -errno;
+	if (r < 0)
+		return r;
 	ce->users++;
 	lru_unlink(c, ce);
 	lru_append(c, ce);
@@ -535,7 +440,7 @@ void lazyfs_cache_put(struct lazyfs_cache *c, struct lazyfs_cached *ce)
 
 int lazyfs_cache_statvfs(struct lazyfs_cache *c, struct statvfs *sv)
 {
-	return fstatvfs(c->dirfd, sv) < 0 ? -errno : 0;
+	return statvfs(c->dir, sv) < 0 ? -errno : 0;
 }
 
 void lazyfs_cache_stats(struct lazyfs_cache *c, struct lazyfs_stats *st)

@@ -12,13 +12,6 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
-struct lazyfs_handle {
-	int fd;
-	struct lazyfs_image *img; /* one reference */
-	struct lazyfs_cached *ce;
-	struct lazyfs_handle *prev, *next; /* fs->handles */
-};
-
 static struct lazyfs *fs_of(fuse_req_t req)
 {
 	return fuse_req_userdata(req);
@@ -48,27 +41,31 @@ static void reply_entry(fuse_req_t req, struct lazyfs_image *img, uint32_t idx)
 	lazyfs_tree_stat(img, idx, &ep.attr);
 	ep.ino = ep.attr.st_ino;
 	ep.attr_timeout = ep.entry_timeout = LAZYFS_TIMEOUT;
-	lazyfs_image_ref(img, 1);
+	lazyfs_image_lookup(img, 1);
 	if (fuse_reply_entry(req, &ep) != 0)
-		lazyfs_image_unref(img, 1);
+		lazyfs_image_forget(img, 1);
 }
 
 static void lookup_root(fuse_req_t req, struct lazyfs *fs, const char *name)
 {
-	struct lazyfs_image *img = NULL;
-	pthread_rwlock_rdlock(&fs->lock);
-	for (size_t i = 0; i < fs->nimages && !img; i++)
-		if (fs->byid[i]->loaded && strcmp(fs->byid[i]->name, name) == 0)
-			img = fs->byid[i];
-	if (img)
-		lazyfs_image_ref(img, 1);
-	pthread_rwlock_unlock(&fs->lock);
-	if (!img) {
-		fuse_reply_err(req, ENOENT);
+	struct lazyfs_image *img;
+	int r = lazyfs_image_by_name(&img, fs, name);
+	if (r < 0) {
+		fuse_reply_err(req, -r);
 		return;
 	}
 	reply_entry(req, img, 0);
 	lazyfs_image_unref(img, 1);
+}
+
+/* The image of node ino, referenced; or replies the error and NULL. */
+static struct lazyfs_image *get_or_reply(fuse_req_t req, fuse_ino_t ino, uint32_t *idx)
+{
+	struct lazyfs_image *img;
+	int r = lazyfs_image_get(&img, fs_of(req), ino, idx, 1);
+	if (r < 0)
+		fuse_reply_err(req, -r);
+	return img;
 }
 
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -78,11 +75,9 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		lookup_root(req, fs_of(req), name);
 		return;
 	}
-	struct lazyfs_image *img = lazyfs_image_get(fs_of(req), parent, &idx);
-	if (!img) {
-		fuse_reply_err(req, ESTALE);
+	struct lazyfs_image *img = get_or_reply(req, parent, &idx);
+	if (!img)
 		return;
-	}
 	int64_t k = -1;
 	if (img->tree->v[idx].type == DIMG_TYPE_DIR)
 		k = lazyfs_tree_child(img, idx, name);
@@ -93,14 +88,15 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	lazyfs_image_unref(img, 1);
 }
 
+/* No waiting: a node of an image not loaded again has nothing to drop. */
 static void forget_one(struct lazyfs *fs, fuse_ino_t ino, uint64_t n)
 {
+	struct lazyfs_image *img;
 	uint32_t idx;
-	if (ino == FUSE_ROOT_ID)
+	if (ino == FUSE_ROOT_ID || lazyfs_image_get(&img, fs, ino, &idx, 0) < 0)
 		return;
-	struct lazyfs_image *img = lazyfs_image_get(fs, ino, &idx);
-	if (img)
-		lazyfs_image_unref(img, n + 1);
+	lazyfs_image_forget(img, n);
+	lazyfs_image_unref(img, 1);
 }
 
 static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
@@ -125,11 +121,9 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		fuse_reply_attr(req, &st, LAZYFS_ROOT_TIMEOUT);
 		return;
 	}
-	struct lazyfs_image *img = lazyfs_image_get(fs_of(req), ino, &idx);
-	if (!img) {
-		fuse_reply_err(req, ESTALE);
+	struct lazyfs_image *img = get_or_reply(req, ino, &idx);
+	if (!img)
 		return;
-	}
 	lazyfs_tree_stat(img, idx, &st);
 	fuse_reply_attr(req, &st, LAZYFS_TIMEOUT);
 	lazyfs_image_unref(img, 1);
@@ -138,11 +132,13 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 {
 	uint32_t idx;
-	struct lazyfs_image *img = lazyfs_image_get(fs_of(req), ino, &idx);
-	if (!img) {
-		fuse_reply_err(req, ino == FUSE_ROOT_ID ? EINVAL : ESTALE);
+	if (ino == FUSE_ROOT_ID) {
+		fuse_reply_err(req, EINVAL);
 		return;
 	}
+	struct lazyfs_image *img = get_or_reply(req, ino, &idx);
+	if (!img)
+		return;
 	const struct dimg_entry *e = &img->tree->v[idx];
 	if (e->type == DIMG_TYPE_SYMLINK && e->link)
 		fuse_reply_readlink(req, e->link);
@@ -158,11 +154,9 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		fuse_reply_open(req, fi);
 		return;
 	}
-	struct lazyfs_image *img = lazyfs_image_get(fs_of(req), ino, &idx);
-	if (!img) {
-		fuse_reply_err(req, ESTALE);
+	struct lazyfs_image *img = get_or_reply(req, ino, &idx);
+	if (!img)
 		return;
-	}
 	int dir = img->tree->v[idx].type == DIMG_TYPE_DIR;
 	lazyfs_image_unref(img, 1);
 	if (!dir) {
@@ -202,7 +196,7 @@ static int dirbuf_add(struct dirbuf *b, const char *name, const struct stat *st,
 	b->len += n;
 	/* The kernel takes a reference on every entry but "." and "..". */
 	if (b->plus && img && strcmp(name, ".") != 0 && strcmp(name, "..") != 0)
-		lazyfs_image_ref(img, 1);
+		lazyfs_image_lookup(img, 1);
 	return 1;
 }
 
@@ -264,9 +258,8 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, i
 	}
 	if (ino == FUSE_ROOT_ID) {
 		readdir_root(&b, fs_of(req), off);
-	} else if ((img = lazyfs_image_get(fs_of(req), ino, &idx)) == NULL) {
+	} else if ((img = get_or_reply(req, ino, &idx)) == NULL) {
 		free(b.p);
-		fuse_reply_err(req, ESTALE);
 		return;
 	} else {
 		readdir_image(&b, img, idx, off);
@@ -288,95 +281,65 @@ static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t of
 	do_readdir(req, ino, size, off, 1);
 }
 
-static void handle_link(struct lazyfs *fs, struct lazyfs_handle *h)
-{
-	pthread_mutex_lock(&fs->hlock);
-	h->next = fs->handles;
-	if (h->next)
-		h->next->prev = h;
-	fs->handles = h;
-	pthread_mutex_unlock(&fs->hlock);
-}
-
-static void handle_close(struct lazyfs *fs, struct lazyfs_handle *h)
-{
-	pthread_mutex_lock(&fs->hlock);
-	*(h->prev ? &h->prev->next : &fs->handles) = h->next;
-	if (h->next)
-		h->next->prev = h->prev;
-	pthread_mutex_unlock(&fs->hlock);
-	close(h->fd);
-	lazyfs_cache_put(fs->cache, h->ce);
-	lazyfs_image_unref(h->img, 1);
-	free(h);
-}
-
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	struct lazyfs *lfs = fuse_req_userdata(req);
-	if (!__atomic_exchange_n(&lfs->readahead_set, 1, __ATOMIC_RELAXED))
-		lazyfs_widen_readahead(lfs);
+	struct lazyfs *fs = fs_of(req);
+	if (!__atomic_exchange_n(&fs->readahead_set, 1, __ATOMIC_RELAXED))
+		lazyfs_widen_readahead(fs);
 	uint32_t idx;
 	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
 		fuse_reply_err(req, EROFS);
 		return;
 	}
-	struct lazyfs_image *img = lazyfs_image_get(fs_of(req), ino, &idx);
-	if (!img) {
-		fuse_reply_err(req, ino == FUSE_ROOT_ID ? EISDIR : ESTALE);
+	if (ino == FUSE_ROOT_ID) {
+		fuse_reply_err(req, EISDIR);
 		return;
 	}
-	const struct dimg_entry *e = &img->tree->v[img->nodes[idx].leader];
-	struct lazyfs_handle *h = calloc(1, sizeof(*h));
-	int r = !h ? -ENOMEM : e->type != DIMG_TYPE_REG ? -EINVAL : 0;
-	if (!r)
-		r = lazyfs_open_content(img, e, &h->fd, &h->ce);
+	struct lazyfs_image *img = get_or_reply(req, ino, &idx);
+	if (!img)
+		return;
+	uint32_t leader = img->nodes[idx].leader;
+	const struct dimg_entry *e = &img->tree->v[leader];
+	int r = e->type != DIMG_TYPE_REG ? -EINVAL : lazyfs_file_open(fs, img, leader);
+	if (r < 0 && r != -ENOMEM && r != -EMFILE && r != -ENFILE) {
+		snap_err(fs->lg, "lazyfs: image %s: open %s: %s", img->name, e->path, strerror(-r));
+		r = -EIO;
+	}
 	if (r < 0) {
-		if (r != -ENOMEM && r != -EMFILE && r != -ENFILE) {
-			snap_err(img->fs->lg, "lazyfs: image %s: open %s: %s", img->name, e->path,
-			         strerror(-r));
-			r = -EIO;
-		}
-		free(h);
 		lazyfs_image_unref(img, 1);
 		fuse_reply_err(req, -r);
 		return;
 	}
-	h->img = img;
-	handle_link(img->fs, h);
-	fi->fh = (uint64_t)(uintptr_t)h;
-	fi->keep_cache = 1; /* the content never changes */
+	fi->fh = LAZYFS_NODE(img->id, leader); /* no pointer: a restarted daemon finds it */
+	fi->keep_cache = 1;                    /* the content never changes */
 	fi->noflush = 1;
+	lazyfs_image_unref(img, 1);
 	if (fuse_reply_open(req, fi) != 0)
-		handle_close(img->fs, h);
+		lazyfs_file_release(fs, fi->fh);
 }
 
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                     struct fuse_file_info *fi)
 {
-	struct lazyfs_handle *h = (struct lazyfs_handle *)(uintptr_t)fi->fh;
+	struct lazyfs *fs = fs_of(req);
+	struct lazyfs_file *f;
+	int r = lazyfs_file_get(&f, fs, fi->fh ? fi->fh : ino);
+	if (r < 0) {
+		fuse_reply_err(req, r == -ESTALE ? ESTALE : EIO);
+		return;
+	}
 	struct fuse_bufvec bv = FUSE_BUFVEC_INIT(size);
 	bv.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK | FUSE_BUF_FD_RETRY;
-	bv.buf[0].fd = h->fd;
+	bv.buf[0].fd = f->fd;
 	bv.buf[0].pos = off;
 	fuse_reply_data(req, &bv, FUSE_BUF_SPLICE_MOVE);
+	lazyfs_file_put(fs, f);
 }
 
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	handle_close(fs_of(req), (struct lazyfs_handle *)(uintptr_t)fi->fh);
+	lazyfs_file_release(fs_of(req), fi->fh ? fi->fh : ino);
 	fuse_reply_err(req, 0);
-}
-
-void lazyfs_handles_free(struct lazyfs *fs)
-{
-	while (fs->handles) {
-		struct lazyfs_handle *h = fs->handles;
-		fs->handles = h->next;
-		close(h->fd);
-		lazyfs_cache_put(fs->cache, h->ce);
-		free(h);
-	}
 }
 
 /* getxattr/listxattr replies: the size when asked for it (size 0), ERANGE
@@ -394,11 +357,13 @@ static void reply_sized(fuse_req_t req, const void *p, size_t len, size_t size)
 static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
 	uint32_t idx;
-	struct lazyfs_image *img = lazyfs_image_get(fs_of(req), ino, &idx);
-	if (!img) {
-		fuse_reply_err(req, ino == FUSE_ROOT_ID ? ENODATA : ESTALE);
+	if (ino == FUSE_ROOT_ID) {
+		fuse_reply_err(req, ENODATA);
 		return;
 	}
+	struct lazyfs_image *img = get_or_reply(req, ino, &idx);
+	if (!img)
+		return;
 	const struct dimg_entry *e = &img->tree->v[img->nodes[idx].leader];
 	const struct dimg_xattr *x = NULL;
 	for (uint32_t i = 0; i < e->nxattrs && !x; i++)
@@ -414,14 +379,13 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
 	uint32_t idx;
-	struct lazyfs_image *img = lazyfs_image_get(fs_of(req), ino, &idx);
-	if (!img) {
-		if (ino == FUSE_ROOT_ID)
-			reply_sized(req, "", 0, size);
-		else
-			fuse_reply_err(req, ESTALE);
+	if (ino == FUSE_ROOT_ID) {
+		reply_sized(req, "", 0, size);
 		return;
 	}
+	struct lazyfs_image *img = get_or_reply(req, ino, &idx);
+	if (!img)
+		return;
 	const struct dimg_entry *e = &img->tree->v[img->nodes[idx].leader];
 	size_t len = 0;
 	for (uint32_t i = 0; i < e->nxattrs; i++)
@@ -468,6 +432,8 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 
 static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
+	struct lazyfs *fs = userdata;
+	fs->conn.init_done = 1;
 	/* Reads can move cache pages straight into the reply. */
 	if (conn->capable & FUSE_CAP_SPLICE_WRITE)
 		conn->want |= FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE;

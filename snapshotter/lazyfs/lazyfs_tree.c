@@ -168,21 +168,109 @@ static ssize_t find_id(const struct lazyfs *fs, uint64_t id)
 	return -1;
 }
 
-struct lazyfs_image *lazyfs_image_get(struct lazyfs *fs, uint64_t ino, uint32_t *idx)
+/* The image with id, referenced, or NULL; fs->lock held. */
+static struct lazyfs_image *get_locked(struct lazyfs *fs, uint64_t id, uint64_t low)
+{
+	ssize_t k = find_id(fs, id);
+	if (k < 0 || low - 1 >= fs->byid[k]->tree->n)
+		return NULL;
+	atomic_fetch_add(&fs->byid[k]->refs, 1);
+	return fs->byid[k];
+}
+
+static struct lazyfs_image *by_name_locked(struct lazyfs *fs, const char *name)
+{
+	for (size_t i = 0; i < fs->nimages; i++)
+		if (fs->byid[i]->loaded && strcmp(fs->byid[i]->name, name) == 0) {
+			atomic_fetch_add(&fs->byid[i]->refs, 1);
+			return fs->byid[i];
+		}
+	return NULL;
+}
+
+/* Waits until an image is loaded after `seen` more had been, or restoring
+ * ends: 0 to look again, -ESTALE when done restoring, -EIO past the
+ * deadline. */
+static int restore_wait(struct lazyfs *fs, uint64_t seen)
+{
+	int r = 0;
+	pthread_mutex_lock(&fs->restore_mu);
+	while (r == 0 && fs->restoring && fs->published == seen)
+		if (pthread_cond_timedwait(&fs->restore_cv, &fs->restore_mu,
+		                           &fs->restore_deadline) == ETIMEDOUT)
+			r = -EIO;
+	if (r == 0 && !fs->restoring && fs->published == seen)
+		r = -ESTALE;
+	pthread_mutex_unlock(&fs->restore_mu);
+	return r;
+}
+
+static uint64_t published(struct lazyfs *fs)
+{
+	pthread_mutex_lock(&fs->restore_mu);
+	uint64_t n = fs->restoring ? fs->published : UINT64_MAX;
+	pthread_mutex_unlock(&fs->restore_mu);
+	return n;
+}
+
+void lazyfs_restore_wake(struct lazyfs *fs)
+{
+	pthread_mutex_lock(&fs->restore_mu);
+	fs->published++;
+	pthread_cond_broadcast(&fs->restore_cv);
+	pthread_mutex_unlock(&fs->restore_mu);
+}
+
+int lazyfs_image_get(struct lazyfs_image **out, struct lazyfs *fs, uint64_t ino, uint32_t *idx,
+                     int wait)
 {
 	uint64_t id = ino >> 32, low = ino & 0xffffffffu;
-	struct lazyfs_image *img = NULL;
-	if (id == 0 || low == 0)
-		return NULL;
-	pthread_rwlock_rdlock(&fs->lock);
-	ssize_t k = find_id(fs, id);
-	if (k >= 0 && low - 1 < fs->byid[k]->tree->n) {
-		img = fs->byid[k];
-		atomic_fetch_add(&img->refs, 1);
-		*idx = (uint32_t)(low - 1);
+	int r = id == 0 || low == 0 ? -ESTALE : 0;
+	*out = NULL;
+	while (r == 0) {
+		uint64_t seen = wait ? published(fs) : UINT64_MAX;
+		pthread_rwlock_rdlock(&fs->lock);
+		*out = get_locked(fs, id, low);
+		pthread_rwlock_unlock(&fs->lock);
+		if (*out)
+			break;
+		r = seen == UINT64_MAX ? -ESTALE : restore_wait(fs, seen);
 	}
-	pthread_rwlock_unlock(&fs->lock);
-	return img;
+	if (*out)
+		*idx = (uint32_t)(low - 1);
+	return r;
+}
+
+int lazyfs_image_by_name(struct lazyfs_image **out, struct lazyfs *fs, const char *name)
+{
+	int r = 0;
+	*out = NULL;
+	while (r == 0) {
+		uint64_t seen = published(fs);
+		pthread_rwlock_rdlock(&fs->lock);
+		*out = by_name_locked(fs, name);
+		pthread_rwlock_unlock(&fs->lock);
+		if (*out)
+			break;
+		r = seen == UINT64_MAX ? -ENOENT : restore_wait(fs, seen);
+	}
+	return r == -ESTALE ? -ENOENT : r;
+}
+
+void lazyfs_image_lookup(struct lazyfs_image *img, uint64_t n)
+{
+	atomic_fetch_add(&img->lookups, n);
+	atomic_fetch_add(&img->refs, n);
+}
+
+void lazyfs_image_forget(struct lazyfs_image *img, uint64_t n)
+{
+	uint64_t had = atomic_load(&img->lookups), take;
+	do
+		take = had < n ? had : n;
+	while (!atomic_compare_exchange_weak(&img->lookups, &had, had - take));
+	if (take)
+		lazyfs_image_unref(img, take);
 }
 
 void lazyfs_image_ref(struct lazyfs_image *img, uint64_t n)

@@ -29,6 +29,12 @@ static const char usage[] =
     "  --cache DIR        cache directory (default: /var/cache/di3fs/lazyfs)\n"
     "  --cache-max BYTES  evict unused cached files past this size (K/M/G suffix; 0: no limit)\n"
     "  --threads N        FUSE worker threads (default 8)\n"
+    "  --holder SOCK      keep the FUSE connection across restarts in an fd holder\n"
+    "                     listening on SOCK: a new run with the same images takes\n"
+    "                     it over; stopping leaves the mount to the holder\n"
+    "  --wait MS          with --holder: how long requests wait for a new run before\n"
+    "                     they fail with EIO (default 30000)\n"
+    "  --unmount          with --holder: end the holder and the mount, and exit\n"
     "  --debug            log at debug level\n"
     "  --control          also read commands on stdin, one a line, each answered\n"
     "                     by one line (\"ok\", \"error: ...\", or the statistics):\n"
@@ -85,7 +91,7 @@ static int add_spec(struct lazyfs *fs, char *arg)
 	base.image = lazyfs_find(fs, basestr);
 	if (!base.image)
 		base.dir = basestr;
-	int r = lazyfs_add(fs, name, dimg, &base, NULL, &why);
+	int r = lazyfs_add(fs, name, 0, dimg, &base, NULL, &why);
 	if (r < 0) {
 		fprintf(stderr, "di3fs-lazymount: %s (base %s): %s: %s\n", dimg, basestr, why,
 		        strerror(-r));
@@ -100,17 +106,19 @@ struct opts {
 	unsigned threads;
 	int debug;
 	int control;
+	const char *holder;
+	unsigned wait_ms;
+	int unmount;
 };
 
 static int parse_opts(int argc, char **argv, struct opts *o)
 {
-	static const struct option longopts[] = {{"cache", required_argument, NULL, 'c'},
-	                                         {"cache-max", required_argument, NULL, 'm'},
-	                                         {"threads", required_argument, NULL, 't'},
-	                                         {"debug", no_argument, NULL, 'd'},
-	                                         {"control", no_argument, NULL, 'C'},
-	                                         {"help", no_argument, NULL, 'h'},
-	                                         {NULL, 0, NULL, 0}};
+	static const struct option longopts[] = {
+	    {"cache", required_argument, NULL, 'c'},   {"cache-max", required_argument, NULL, 'm'},
+	    {"threads", required_argument, NULL, 't'}, {"debug", no_argument, NULL, 'd'},
+	    {"control", no_argument, NULL, 'C'},       {"holder", required_argument, NULL, 'H'},
+	    {"wait", required_argument, NULL, 'w'},    {"unmount", no_argument, NULL, 'u'},
+	    {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
 	uint64_t v;
 	for (int c; (c = getopt_long(argc, argv, "h", longopts, NULL)) != -1;) {
 		if (c == 'h') {
@@ -126,12 +134,18 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 			o->debug = 1;
 		} else if (c == 'C') {
 			o->control = 1;
+		} else if (c == 'H') {
+			o->holder = optarg;
+		} else if (c == 'w' && parse_size(optarg, &v) == 0 && v <= UINT32_MAX) {
+			o->wait_ms = (unsigned)v;
+		} else if (c == 'u') {
+			o->unmount = 1;
 		} else {
 			fputs(usage, stderr);
 			return 2;
 		}
 	}
-	if (argc - optind < 2) {
+	if (argc - optind < (o->unmount ? 1 : 2) || (o->unmount && !o->holder)) {
 		fputs(usage, stderr);
 		return 2;
 	}
@@ -213,12 +227,18 @@ static void serve(struct lazyfs *fs, const sigset_t *set, int control)
 
 int main(int argc, char **argv)
 {
-	struct opts o = {"/var/cache/di3fs/lazyfs", 0, 0, 0, 0};
-	int rc = parse_opts(argc, argv, &o);
+	int rc = lazyfs_holder_dispatch(argc, argv);
+	if (rc >= 0)
+		return rc;
+	struct opts o = {"/var/cache/di3fs/lazyfs", 0, 0, 0, 0, NULL, 30000, 0};
+	rc = parse_opts(argc, argv, &o);
 	if (rc)
 		return rc;
 	struct snap_log lg = {o.debug ? SNAP_LOG_DEBUG : SNAP_LOG_INFO};
-	struct lazyfs_config cfg = {argv[optind], o.cache, o.cache_max, o.threads, &lg};
+	if (o.unmount)
+		return lazyfs_unmount(o.holder, argv[optind], &lg) < 0;
+	struct lazyfs_config cfg = {argv[optind], o.cache,  o.cache_max, o.threads,
+	                            &lg,          o.holder, o.wait_ms};
 	/* Blocked before any thread starts, so only serve() sees them. */
 	sigset_t set;
 	sigemptyset(&set);
@@ -234,6 +254,7 @@ int main(int argc, char **argv)
 	}
 	for (int i = optind + 1; i < argc && !rc; i++)
 		rc = add_spec(fs, argv[i]);
+	lazyfs_restored(fs);
 	if (!rc) {
 		printf("ready\n");
 		fflush(stdout);

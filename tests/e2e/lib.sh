@@ -81,6 +81,19 @@ stop_snapshotter() {
 	fi
 }
 
+# The FUSE fd holder the snapshotter started (it outlives the daemon on
+# purpose, keeping the mount for the next one): killed by its pid, which
+# ends the FUSE connection.
+stop_fuse_holder() {
+	local pid
+	pid=$(cat "$ROOT/fuse.sock.pid" 2>/dev/null) || return 0
+	kill -9 "$pid" 2>/dev/null || true
+	for _ in $(seq 50); do
+		kill -0 "$pid" 2>/dev/null || return 0
+		sleep 0.1
+	done
+}
+
 start_containerd() {
 	mkdir -p "$CTD"
 	[ -f "$CTD/config.toml" ] || write_containerd_config
@@ -135,6 +148,7 @@ e2e_cleanup() {
 		[ -f "$f" ] && kill -9 "$(cat "$f")" 2>/dev/null
 	done
 	[ -n "$SNAP_PID" ] && kill -9 "$SNAP_PID" 2>/dev/null && wait "$SNAP_PID" 2>/dev/null
+	stop_fuse_holder
 	awk -v w="$WORK/" 'index($2, w) == 1 { print $2 }' /proc/mounts | sort -r |
 		while read -r m; do umount -l "$m"; done
 	rm -rf "/run/containerd/runc/$NS"

@@ -83,6 +83,24 @@ expect_eq "Mounts of a committed snapshot" 9 \
 	"$(raw Mounts "12$(printf '%02x' ${#top})$(printf '%s' "$top" | od -An -tx1 | tr -d ' \n')")"
 expect_eq "Remove of a snapshot with children" 9 \
 	"$(raw Remove "12$(printf '%02x' ${#top})$(printf '%s' "$top" | od -An -tx1 | tr -d ' \n')")"
+# A NUL byte in a string (C would end it there: "k\0b" and "k" would name
+# the same snapshot) is refused, in keys, names, labels and filters alike.
+nul() {
+	local got
+	got=$("$SNAPCTL" --address "$SOCK" raw "$2" "$3")
+	case "$got" in
+	"3 a string field holds a NUL byte"*) ;;
+	*) fail "$1: expected INVALID_ARGUMENT for the NUL byte, got [$got]" ;;
+	esac
+}
+expect_eq "Prepare of key k" 0 "$(raw Prepare 12016b)"
+nul "Prepare of key k\\0b" Prepare 12036b0062
+nul "Stat of key k\\0a" Stat 12036b0061
+nul "Commit of key k as n\\0" Commit 12026e001a016b
+nul "Prepare with a label value x\\0y" Prepare 12026b3222080a01611203780079
+nul "List with a filter holding a NUL" List 1203610062
+"$SNAPCTL" --address "$SOCK" stat k | grep -q '^Active' || fail "key k was not prepared"
+expect_eq "Remove of key k" 0 "$(raw Remove 12016b)"
 "$SNAPCTL" --address "$SOCK" stall 24 "$top" >/dev/null || fail "Stat blocked by stalled calls"
 "$SNAPCTL" --address "$SOCK" list 'kind==committed' 2>"$WORK/list.err" | grep -c Committed |
 	grep -qx 2 || fail "filtered List"

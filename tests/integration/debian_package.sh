@@ -72,6 +72,13 @@ if grep -v '^\./usr/lib/di3fs/di3fs-xport-containerd\.so$' "$WORK/files" |
 fi
 dpkg-deb -e "$DEB" "$WORK/ctl"
 expect_eq "conffiles" "/etc/di3fs/snapshotter.conf" "$(cat "$WORK/ctl/conffiles")"
+# an upgrade restarts the daemon after unpacking (the holder keeps the FUSE
+# connection meanwhile), never stops it before; removing it ends the holder
+grep -q '_dh_action=restart' "$WORK/ctl/postinst" || fail "postinst does not restart the unit on upgrade"
+grep -q 'deb-systemd-invoke stop' "$WORK/ctl/prerm" || fail "prerm does not stop the unit on remove"
+grep -q '"$1" = remove \] && \[ -d /run/systemd/system \]' "$WORK/ctl/prerm" ||
+	fail "prerm stops the unit for something else than remove: $(grep -B1 'deb-systemd-invoke stop' "$WORK/ctl/prerm")"
+grep -q -- '--unmount' "$WORK/ctl/prerm" || fail "prerm does not end the fd holder on remove"
 dpkg-deb -f "$DEB" Depends | grep -q 'libfuse3-3' || fail "Depends lacks libfuse3: $(dpkg-deb -f "$DEB" Depends)"
 
 step "lintian"
@@ -90,9 +97,14 @@ grep -q "no.sock" "$WORK/err" || fail "cdimg did not load its containerd module:
 "$ROOTFS/usr/bin/di3fs-snapshotter" --help | grep -q '^Usage: di3fs-snapshotter' || fail "di3fs-snapshotter --help"
 MANPATH=$ROOTFS/usr/share/man man -w cdimg >/dev/null || fail "man cdimg not found"
 
-step "the packaged daemon starts with the packaged config"
-"$ROOTFS/usr/bin/di3fs-snapshotter" --config "$ROOTFS/etc/di3fs/snapshotter.conf" \
-	--root "$WORK/state" --address "$WORK/run/snap.sock" 2>"$WORK/daemon.log" &
+step "the packaged daemon starts with the packaged config; SIGTERM leaves the fd holder, --unmount ends it"
+SNAP=("$ROOTFS/usr/bin/di3fs-snapshotter" --config "$ROOTFS/etc/di3fs/snapshotter.conf"
+	--root "$WORK/state" --address "$WORK/run/snap.sock")
+# whatever fails below, neither the daemon nor its fd holder outlives the
+# test (they would keep ctest's output pipe and a FUSE mount in $WORK)
+trap '[ -z "${pid:-}" ] || { kill "$pid"; wait "$pid"; } 2>/dev/null
+	"${SNAP[@]}" --unmount >/dev/null 2>&1; rm -rf "$WORK"' EXIT
+"${SNAP[@]}" 2>"$WORK/daemon.log" &
 pid=$!
 for _ in $(seq 100); do
 	grep -q 'serving on' "$WORK/daemon.log" && break
@@ -104,13 +116,35 @@ grep -q "serving on unix:$WORK/run/snap.sock" "$WORK/daemon.log" || {
 	fail "the packaged daemon did not serve: $(cat "$WORK/daemon.log")"
 }
 kill -TERM "$pid"
-wait "$pid" || fail "the packaged daemon exited $? on SIGTERM"
+rc=0
+wait "$pid" || rc=$?
+pid=
+[ "$rc" -eq 0 ] || fail "the packaged daemon exited $rc on SIGTERM"
+fuse_mounted() { awk -v m="$WORK/state/fuse" '$2 == m' /proc/mounts | grep -q .; }
+if [ -c /dev/fuse ]; then
+	# restart survival, which the unit's KillMode=process and the restart on
+	# upgrade rely on: the holder keeps the connection for the next daemon
+	holder=$(cat "$WORK/state/fuse.sock.pid" 2>/dev/null) || fail "no fd holder pid after SIGTERM"
+	kill -0 "$holder" 2>/dev/null || fail "the fd holder $holder did not outlive the daemon"
+	fuse_mounted || fail "SIGTERM took the FUSE mount down"
+fi
+# what prerm does on remove
+"${SNAP[@]}" --unmount 2>>"$WORK/daemon.log" || fail "--unmount failed: $(tail -n 5 "$WORK/daemon.log")"
+if fuse_mounted; then fail "--unmount left $WORK/state/fuse mounted"; fi
+if [ -n "${holder:-}" ]; then
+	for _ in $(seq 50); do
+		kill -0 "$holder" 2>/dev/null || break
+		sleep 0.1
+	done
+	if kill -0 "$holder" 2>/dev/null; then fail "--unmount left the fd holder $holder running"; fi
+fi
 
 step "the unit: paths, notify, root-only dirs, no mount namespace; systemd-analyze verify"
 UNIT=$ROOTFS/lib/systemd/system/di3fs-snapshotter.service
 grep -qx 'ExecStart=/usr/bin/di3fs-snapshotter --config /etc/di3fs/snapshotter.conf $DI3FS_SNAPSHOTTER_OPTS' "$UNIT" ||
 	fail "ExecStart: $(grep ExecStart "$UNIT")"
-for l in Type=notify RuntimeDirectoryMode=0700 StateDirectoryMode=0700 '#FileDescriptorStoreMax=16'; do
+# KillMode=process: a stop or restart spares the fd holder (restart survival)
+for l in Type=notify RuntimeDirectoryMode=0700 StateDirectoryMode=0700 KillMode=process; do
 	grep -qx -- "$l" "$UNIT" || fail "the unit lacks $l"
 done
 # each of these gives the service a mount namespace of its own: its FUSE

@@ -22,7 +22,7 @@ DIMG_LAYERS = ["common", "codec", "tree", "format", "oci", "image"]
 DIMG_PUBLIC = {
     "types.h": "common", "hash.h": "common", "varint.h": "common", "codec.h": "codec",
     "tree.h": "tree", "write.h": "tree", "fileio.h": "tree", "dimg.h": "format",
-    "oci.h": "oci", "image.h": "image", "tar.h": "common",
+    "oci.h": "oci", "image.h": "image", "tar.h": "common", "cas.h": "image",
 }
 # The project's folders, lowest first: a folder may include what it owns
 # and what the folders before it own. Folders not listed are not checked.

@@ -58,19 +58,20 @@ static void header(const struct dimg_buf *p, uint8_t m[3], uint64_t z[3])
 	CHECK_RC(dimg_bsd_header(p->data, p->len, &o, &n, m, z));
 }
 
-/* A zstd frame as the encoder would write it for the same bytes. */
+/* The size of a zstd frame of the same bytes at level (8 MiB window), as
+ * the encoder would write it were it to run that level. */
 static size_t zstd_size(const uint8_t *p, size_t n, int level)
 {
-	struct dimg_bsd_zs zs;
-	struct dimg_buf out = {0};
-	uint8_t m;
-	uint64_t z;
-	CHECK_RC(dimg_bsd_zs_begin(&zs, level, n));
-	CHECK_RC(dimg_bsd_zs_feed(&zs, p, n));
-	CHECK_RC(dimg_bsd_zs_end(&zs, &out, &m, &z));
-	size_t zlen = zs.zout.len;
-	dimg_bsd_zs_free(&zs);
-	dimg_buf_free(&out);
+	ZSTD_CCtx *zc = ZSTD_createCCtx();
+	size_t bound = ZSTD_compressBound(n);
+	uint8_t *out = xmalloc(bound);
+	CHECK(zc);
+	CHECK(!ZSTD_isError(ZSTD_CCtx_setParameter(zc, ZSTD_c_compressionLevel, level)));
+	CHECK(!ZSTD_isError(ZSTD_CCtx_setParameter(zc, ZSTD_c_windowLog, 23)));
+	size_t zlen = ZSTD_compress2(zc, out, bound, p, n);
+	CHECK(!ZSTD_isError(zlen));
+	ZSTD_freeCCtx(zc);
+	free(out);
 	return zlen;
 }
 

@@ -15,12 +15,14 @@ extern "C" {
 #endif
 
 struct dimg_image_opts {
-	const char *ref;      /* NAME:TAG or name to pick from an index; NULL: the only one */
-	const char *platform; /* "os/arch[/variant]"; NULL: this machine's */
-	const char *cas_dir;  /* content store directory; NULL: a private temporary
-	                         one removed by dimg_image_free */
-	unsigned jobs;        /* threads for hashing (0 = one per core) */
-	int record_layers;    /* keep a recipe of each layer (dimg_image_layer) */
+	const char *ref;        /* NAME:TAG or name to pick from an index; NULL: the only one */
+	const char *platform;   /* "os/arch[/variant]"; NULL: this machine's */
+	const char *cas_dir;    /* content store directory; NULL: a private temporary
+	                           one removed by dimg_image_free */
+	unsigned jobs;          /* threads for hashing (0 = one per core) */
+	const char *hash_cache; /* plain directory trees: the walk's persistent hash
+	                           cache directory (dimg_walk_opts), NULL: none */
+	int record_layers;      /* keep a recipe of each layer (dimg_image_layer) */
 	dimg_progress_fn progress;
 	void *pctx;
 };

@@ -141,6 +141,30 @@ void dimg_dir_files_close(struct dimg_files *f);
 int dimg_tree_walk(struct dimg_tree **out, const char *root, unsigned flags, unsigned nthreads,
                    dimg_progress_fn progress, void *pctx, struct dimg_err *err);
 
+struct dimg_walk_stats {
+	uint64_t files_hashed, bytes_hashed; /* read and hashed by this walk */
+	uint64_t files_cached;               /* digests taken from the hash cache */
+};
+
+struct dimg_walk_opts {
+	unsigned flags;    /* DIMG_WALK_* */
+	unsigned nthreads; /* hashing threads, 0 = one per core */
+	/* Directory of the persistent hash cache (NULL: none): regular files
+	 * whose device, inode, size, mtime and ctime match what an earlier walk
+	 * of the same root stored are not read again. Used only on local
+	 * filesystems that keep ctime themselves (ext4, xfs, btrfs, tmpfs,
+	 * f2fs); its files must be ours and closed to others. Failing to read
+	 * or write it is never an error. */
+	const char *hash_cache;
+	dimg_progress_fn progress;
+	void *pctx;
+	struct dimg_walk_stats *stats; /* filled in when non-NULL */
+};
+
+/* dimg_tree_walk with options. */
+int dimg_tree_walk_opts(struct dimg_tree **out, const char *root, const struct dimg_walk_opts *o,
+                        struct dimg_err *err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -31,14 +31,20 @@ int dimg_bsd_pack(uint64_t oldsize, uint64_t newsize, const struct dimg_buf *ctr
                   struct dimg_buf *out);
 
 /* One stream compressed with zstd (at the caller's level, 8 MiB window)
- * and bzip2 (900 kB blocks) at once; end keeps the smaller. */
+ * and bzip2 (900 kB blocks); end keeps the smaller. A sparse stream above
+ * level 3 is kept whole and zstd first runs at level 1, as a probe: the
+ * caller's level runs at the end only when the probe says it may beat
+ * bzip2. */
 struct dimg_bsd_zs {
-	ZSTD_CCtx *zc;
+	ZSTD_CCtx *zc; /* the probe, or the encoder */
 	bz_stream bz;
-	int bz_open;
-	struct dimg_buf zout, bout;
+	int bz_open, level, probe;
+	unsigned flags;
+	uint64_t srclen;
+	struct dimg_buf zout, bout, raw;
 };
-int dimg_bsd_zs_begin(struct dimg_bsd_zs *s, int level, uint64_t srclen);
+#define DIMG_BSD_ZS_SPARSE 0x1u /* the diff stream: mostly zeros */
+int dimg_bsd_zs_begin(struct dimg_bsd_zs *s, int level, uint64_t srclen, unsigned flags);
 int dimg_bsd_zs_feed(struct dimg_bsd_zs *s, const void *p, size_t n);
 /* Appends the smaller output to out, giving its method and length. */
 int dimg_bsd_zs_end(struct dimg_bsd_zs *s, struct dimg_buf *out, uint8_t *method, uint64_t *zlen);

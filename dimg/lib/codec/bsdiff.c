@@ -405,7 +405,7 @@ static int bsd_write_stream(const struct bsd_enc *e, int i, const struct dimg_bu
                             struct bsd_streams *st)
 {
 	struct dimg_bsd_zs zs;
-	int r = dimg_bsd_zs_begin(&zs, level, srclen);
+	int r = dimg_bsd_zs_begin(&zs, level, srclen, i == BSD_DIFF ? DIMG_BSD_ZS_SPARSE : 0);
 
 	if (r == 0 && i == BSD_CTRL)
 		r = dimg_bsd_zs_feed(&zs, ctrl->data, ctrl->len);
@@ -745,7 +745,8 @@ int dimg_bsd_pack(uint64_t oldsize, uint64_t newsize, const struct dimg_buf *ctr
 	for (int i = 0; i < BSD_NSTREAMS && r == 0; i++) {
 		struct dimg_bsd_zs zs;
 
-		r = dimg_bsd_zs_begin(&zs, level, in[i]->len);
+		r = dimg_bsd_zs_begin(&zs, level, in[i]->len,
+		                      i == BSD_DIFF ? DIMG_BSD_ZS_SPARSE : 0);
 		if (r == 0)
 			r = dimg_bsd_zs_feed(&zs, in[i]->data, in[i]->len);
 		if (r == 0)

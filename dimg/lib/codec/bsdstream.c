@@ -14,6 +14,14 @@
 #define BSD_STREAM_WLOG 23
 /* bzip2's largest blocks (900 kB), as Debian's bsdiff writes them. */
 #define BSD_BZ_BLOCK 9
+/* Above this level a sparse stream is first compressed at BSD_PROBE_LEVEL,
+ * and at the real level only when that may win (bsd_zs_worth). */
+#define BSD_PROBE_MAX   3
+#define BSD_PROBE_LEVEL 1
+#define BSD_PROBE_RATIO 0.60
+/* Match tables of sparse streams (bsd_zs_cctx). */
+#define BSD_SPARSE_CLOG 18
+#define BSD_SPARSE_HLOG 16
 
 /* ---- compressing ---- */
 
@@ -27,22 +35,43 @@ static int bsd_bzerr(int r)
 	return r == BZ_MEM_ERROR ? -ENOMEM : -EIO;
 }
 
-int dimg_bsd_zs_begin(struct dimg_bsd_zs *s, int level, uint64_t srclen)
+/* A zstd context for one frame of a stream: the caller's level, our
+ * window; a sparse stream (the diff bytes: long runs of zeros) gets small
+ * match tables, which keep level 19 as small on it (within 0.2% on real
+ * executables) at three quarters of the time and a fraction of the memory. */
+static int bsd_zs_cctx(ZSTD_CCtx **out, int level, uint64_t srclen, unsigned flags)
 {
+	ZSTD_CCtx *zc = ZSTD_createCCtx();
 	size_t r;
-	int b;
+
+	*out = zc;
+	if (!zc)
+		return -ENOMEM;
+	r = ZSTD_CCtx_setParameter(zc, ZSTD_c_compressionLevel, level);
+	if (!ZSTD_isError(r))
+		r = ZSTD_CCtx_setParameter(zc, ZSTD_c_windowLog, BSD_STREAM_WLOG);
+	if (!ZSTD_isError(r) && (flags & DIMG_BSD_ZS_SPARSE) && level > BSD_PROBE_MAX)
+		r = ZSTD_CCtx_setParameter(zc, ZSTD_c_chainLog, BSD_SPARSE_CLOG);
+	if (!ZSTD_isError(r) && (flags & DIMG_BSD_ZS_SPARSE) && level > BSD_PROBE_MAX)
+		r = ZSTD_CCtx_setParameter(zc, ZSTD_c_hashLog, BSD_SPARSE_HLOG);
+	if (!ZSTD_isError(r))
+		r = ZSTD_CCtx_setPledgedSrcSize(zc, srclen);
+	return ZSTD_isError(r) ? -EINVAL : 0;
+}
+
+int dimg_bsd_zs_begin(struct dimg_bsd_zs *s, int level, uint64_t srclen, unsigned flags)
+{
+	int b, r;
 
 	memset(s, 0, sizeof(*s));
-	s->zc = ZSTD_createCCtx();
-	if (!s->zc)
-		return -ENOMEM;
-	r = ZSTD_CCtx_setParameter(s->zc, ZSTD_c_compressionLevel, level);
-	if (!ZSTD_isError(r))
-		r = ZSTD_CCtx_setParameter(s->zc, ZSTD_c_windowLog, BSD_STREAM_WLOG);
-	if (!ZSTD_isError(r))
-		r = ZSTD_CCtx_setPledgedSrcSize(s->zc, srclen);
-	if (ZSTD_isError(r))
-		return -EINVAL;
+	s->level = level;
+	s->flags = flags;
+	s->srclen = srclen;
+	s->probe = (flags & DIMG_BSD_ZS_SPARSE) && level > BSD_PROBE_MAX;
+	/* A probed stream is kept for the real encoder. */
+	r = bsd_zs_cctx(&s->zc, s->probe ? BSD_PROBE_LEVEL : level, srclen, s->probe ? 0 : flags);
+	if (r < 0)
+		return r;
 	b = BZ2_bzCompressInit(&s->bz, BSD_BZ_BLOCK, 0, 0);
 	if (b != BZ_OK)
 		return bsd_bzerr(b);
@@ -104,7 +133,46 @@ int dimg_bsd_zs_feed(struct dimg_bsd_zs *s, const void *p, size_t n)
 {
 	int r = n ? bsd_zs_zstd(s, p, n, 0) : 0;
 
+	if (r == 0 && n && s->probe)
+		r = dimg_buf_append(&s->raw, p, n);
 	return r < 0 || n == 0 ? r : bsd_zs_bzip2(s, p, n, 0);
+}
+
+/* Whether zstd at the caller's level can beat bzip2 on a sparse stream,
+ * judged by the fast probe: on the diff streams of real executables level
+ * 19 never came below 0.62 of level 1 (0.62-0.78 over nine pairs), so when
+ * bzip2 is already under BSD_PROBE_RATIO of the probe the slow encode (most
+ * of a patch's time) is skipped. Other streams (literal bytes, where level
+ * 19 can be a third of level 1) always get the real level. */
+static int bsd_zs_worth(const struct dimg_bsd_zs *s)
+{
+	return s->probe && (double)s->bout.len > BSD_PROBE_RATIO * (double)s->zout.len;
+}
+
+/* The stream again, one shot, at the caller's level, in place of the probe. */
+static int bsd_zs_slow(struct dimg_bsd_zs *s)
+{
+	ZSTD_CCtx *zc;
+	size_t bound = ZSTD_compressBound(s->raw.len), n;
+	int r = bsd_zs_cctx(&zc, s->level, s->srclen, s->flags);
+	struct dimg_buf z = {0};
+
+	if (r == 0)
+		r = dimg_buf_reserve(&z, bound);
+	if (r == 0) {
+		n = ZSTD_compress2(zc, z.data, bound, s->raw.len ? s->raw.data : (const void *)"",
+		                   s->raw.len);
+		r = ZSTD_isError(n) ? bsd_zcerr(n) : 0;
+		z.len = r == 0 ? n : 0;
+	}
+	ZSTD_freeCCtx(zc);
+	if (r == 0 && z.len <= s->zout.len) {
+		dimg_buf_free(&s->zout);
+		s->zout = z;
+	} else {
+		dimg_buf_free(&z);
+	}
+	return r;
 }
 
 int dimg_bsd_zs_end(struct dimg_bsd_zs *s, struct dimg_buf *out, uint8_t *method, uint64_t *zlen)
@@ -114,6 +182,8 @@ int dimg_bsd_zs_end(struct dimg_bsd_zs *s, struct dimg_buf *out, uint8_t *method
 
 	if (r == 0)
 		r = bsd_zs_bzip2(s, NULL, 0, 1);
+	if (r == 0 && bsd_zs_worth(s))
+		r = bsd_zs_slow(s);
 	if (r < 0)
 		return r;
 	/* On a tie zstd, the faster to decode. */
@@ -130,6 +200,7 @@ void dimg_bsd_zs_free(struct dimg_bsd_zs *s)
 		BZ2_bzCompressEnd(&s->bz);
 	dimg_buf_free(&s->zout);
 	dimg_buf_free(&s->bout);
+	dimg_buf_free(&s->raw);
 	memset(s, 0, sizeof(*s));
 }
 

@@ -85,6 +85,23 @@ int gzre_def_feed(struct gzre_def *d, const uint8_t *p, size_t n);
 int gzre_def_finish(struct gzre_def *d);
 void gzre_def_free(struct gzre_def *d);
 
+/* A sink comparing what it is given with the expected bytes: -EBADMSG at
+ * the first byte that differs or runs past them. */
+struct gzre_cmp {
+	const uint8_t *want;
+	size_t len, pos;
+};
+int gzre_cmp_write(void *ctx, const void *p, size_t n);
+
+/* The encoder's check of a blob it made for nf (from of): the blob parses,
+ * names exactly nf's members (headers, parameters, block ends, content
+ * lengths) and tail, and its inner payload gives back nf's content from
+ * of's. What deflating that content with those members makes was compared
+ * byte for byte during the search, with the deflater apply uses; so the
+ * blob decodes to the new file. -EBADMSG when anything differs. */
+int gzre_check_blob(const uint8_t *blob, size_t len, const struct gzre_file *of,
+                    const struct gzre_file *nf);
+
 /* 1 when the parameters are ones the format allows. */
 int gzre_params_valid(const struct gzre_params *p);
 

@@ -552,6 +552,54 @@ int dimg_gzre_decode(const uint8_t *old, size_t oldlen, const uint8_t *patch, si
 	return r;
 }
 
+/* ---- the encoder's check ---- */
+
+static int gzre_member_same(const struct gzre_member *a, const struct gzre_member *b)
+{
+	if (a->hdrlen != b->hdrlen || memcmp(a->hdr, b->hdr, a->hdrlen) != 0 ||
+	    a->rawlen != b->rawlen || a->nends != b->nends ||
+	    memcmp(&a->p, &b->p, sizeof(a->p)) != 0)
+		return 0;
+	for (uint32_t k = 0; k < a->nends; k++)
+		if (a->ends[k] != b->ends[k])
+			return 0;
+	return 1;
+}
+
+int gzre_cmp_write(void *ctx, const void *p, size_t n)
+{
+	struct gzre_cmp *c = ctx;
+	if (n > c->len - c->pos || memcmp(c->want + c->pos, p, n) != 0)
+		return -EBADMSG;
+	c->pos += n;
+	return 0;
+}
+
+int gzre_check_blob(const uint8_t *blob, size_t len, const struct gzre_file *of,
+                    const struct gzre_file *nf)
+{
+	struct gzre_blob b;
+	struct gzre_cmp c = {nf->raw.data, nf->raw.len, 0};
+	uint64_t n = 0;
+	int r = gzre_blob_parse(&b, blob, len);
+	if (r == 0 && (b.nm != nf->nm || b.taillen != nf->taillen ||
+	               memcmp(b.tail, nf->tail, nf->taillen) != 0 ||
+	               b.oldraw != (b.inner == GZRE_INNER_ZSTD ? 0 : of->raw.len)))
+		r = -EBADMSG;
+	for (uint32_t i = 0; r == 0 && i < b.nm; i++)
+		if (!gzre_member_same(&b.m[i], &nf->m[i]))
+			r = -EBADMSG;
+	if (r == 0 && b.inner == GZRE_INNER_ZSTD)
+		r = dimg_zstd_decode(b.in, b.inlen, gzre_cmp_write, &c, &n);
+	else if (r == 0)
+		r = dimg_patch_apply(b.inner, of->raw.data, of->raw.len, b.in, b.inlen,
+		                     gzre_cmp_write, &c, &n);
+	if (r == 0 && c.pos != c.len)
+		r = -EBADMSG;
+	gzre_blob_free(&b);
+	return r;
+}
+
 /* ---- composition (cdimg merge) ---- */
 
 /* The whole content a blob whose inner payload is a zstd frame holds:

@@ -28,30 +28,14 @@ static uint64_t gze_budget(uint64_t rawlen)
 	return 4 * rawlen + ((uint64_t)4 << 20);
 }
 
-/* A sink that checks bytes against the expected ones; a mismatch stops
- * the deflater at once. */
-struct gze_cmp {
-	const uint8_t *want;
-	size_t len, pos;
-};
-
-static int gze_cmp_write(void *ctx, const void *p, size_t n)
-{
-	struct gze_cmp *c = ctx;
-	if (n > c->len - c->pos || memcmp(c->want + c->pos, p, n) != 0)
-		return -EBADMSG;
-	c->pos += n;
-	return 0;
-}
-
 /* Deflates the member's content with its current parameters and block
  * ends, comparing as the output comes: 1 exact match, 0 not, -ETIME when
  * the budget runs out, -ENOMEM. */
 static int gze_try(const struct gzre_member *m, const uint8_t *raw, uint64_t *budget)
 {
-	struct gze_cmp c = {m->def, m->deflen, 0};
+	struct gzre_cmp c = {m->def, m->deflen, 0};
 	struct gzre_def d;
-	int r = gzre_def_init(&d, m, gze_cmp_write, &c);
+	int r = gzre_def_init(&d, m, gzre_cmp_write, &c);
 	for (uint64_t in = 0; r == 0 && in < m->rawlen; in += GZE_CHUNK) {
 		size_t k = m->rawlen - in < GZE_CHUNK ? (size_t)(m->rawlen - in) : GZE_CHUNK;
 		if (*budget < k)
@@ -191,8 +175,9 @@ static int gze_inner(const struct gzre_file *of, const struct gzre_file *nf, int
 	size_t ol = of->raw.len, nl = nf->raw.len;
 	int r = 0, fast = level < 3 ? level : 3;
 	if (of->nm && (allow & DIMG_GZRE_INNER_ZSTDREF) && ol + nl <= GZE_ZSTDREF_MAX)
-		r = gze_keep(dimg_zstdref_encode(o, ol, n, nl, level, &cand), &cand,
-		             DIMG_CODEC_ZSTDREF, best, inner);
+		r = gze_keep(
+		    dimg_zstdref_encode(o, ol, n, nl, dimg_zstdref_level(level, ol, nl), &cand),
+		    &cand, DIMG_CODEC_ZSTDREF, best, inner);
 	if (!r && of->nm && (allow & DIMG_GZRE_INNER_BSDIFF) &&
 	    (nl >= GZE_BSDIFF_MIN || !best->len || !(allow & DIMG_GZRE_INNER_ZSTDREF)))
 		r = gze_keep(dimg_bsdiff(o, ol, n, nl, level, &cand), &cand, DIMG_CODEC_BSDIFF,
@@ -269,17 +254,15 @@ static int gze_header(struct dimg_buf *out, const struct gzre_file *of, const st
 	return r;
 }
 
-/* Decodes the finished blob and compares: the zlib on this machine must
- * really give back every byte before the blob is offered. */
-static int gze_verify(const uint8_t *old, size_t oldlen, const uint8_t *new_, size_t newlen,
+/* Checks the finished blob before it is offered (gzre_check_blob): the
+ * zlib on this machine must really give back every byte, which the search
+ * established member by member; the blob must say exactly what was found.
+ * Deflating the content again here would double the codec's zlib time. */
+static int gze_verify(const struct gzre_file *of, const struct gzre_file *nf,
                       const struct dimg_buf *blob)
 {
-	struct gze_cmp c = {new_, newlen, 0};
-	uint64_t n = 0;
-	int r = dimg_gzre_decode(old, oldlen, blob->data, blob->len, gze_cmp_write, &c, &n);
-	if (r == -EBADMSG || (r == 0 && c.pos != newlen))
-		return -ENODATA;
-	return r;
+	int r = gzre_check_blob(blob->data, blob->len, of, nf);
+	return r == -EBADMSG ? -ENODATA : r;
 }
 
 int dimg_gzre_encode(const uint8_t *old, size_t oldlen, const uint8_t *new_, size_t newlen,
@@ -302,7 +285,7 @@ int dimg_gzre_encode(const uint8_t *old, size_t oldlen, const uint8_t *new_, siz
 	if (r == 0)
 		r = dimg_buf_append(&blob, inner.data, inner.len);
 	if (r == 0)
-		r = gze_verify(old, oldlen, new_, newlen, &blob);
+		r = gze_verify(&of, &nf, &blob);
 	if (r == 0)
 		r = dimg_buf_append(out, blob.data, blob.len);
 	dimg_buf_free(&blob);

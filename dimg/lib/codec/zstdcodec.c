@@ -172,6 +172,13 @@ int dimg_zstd_encode_dict(const struct dimg_zdict *d, const uint8_t *data, size_
 	return r;
 }
 
+int dimg_zstdref_level(int level, uint64_t oldlen, uint64_t newlen)
+{
+	if (oldlen + newlen >= DIMG_ZSTDREF_LARGE && level > DIMG_ZSTDREF_LARGE_LEVEL)
+		return DIMG_ZSTDREF_LARGE_LEVEL;
+	return level;
+}
+
 int dimg_zstdref_encode(const uint8_t *old, size_t oldlen, const uint8_t *new_, size_t newlen,
                         int level, struct dimg_buf *out)
 {

@@ -7,21 +7,12 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "dimg/cas.h"
 #include "dimg/dimg.h"
 #include "dimg/image.h"
 #include "dimg/tree.h"
 
-/* ---- content store: DIR/sha256/<2 hex>/<64 hex>, DIR/tmp/ for writes ---- */
-struct dimg_cas;
-
-/* Opens (creating if needed) the store at dir; dir NULL makes a private
- * temporary store under $TMPDIR (or /var/tmp) that dimg_cas_free removes. */
-int dimg_cas_open(struct dimg_cas **out, const char *dir);
-void dimg_cas_free(struct dimg_cas *c);
-const char *dimg_cas_dir(const struct dimg_cas *c);
-
-/* Opens the content whose SHA-256 is sha256, read-only. -ENOENT if absent. */
-int dimg_cas_open_blob(const struct dimg_cas *c, const uint8_t sha256[32], int *out_fd);
+/* ---- content store (the layout and plain access: dimg/cas.h) ---- */
 
 /* Streams one file at a time into the store, hashing it; reusable. */
 struct dimg_cas_writer;

@@ -2,7 +2,10 @@
  * DIR/sha256/<2 hex>/<64 hex>, written under DIR/tmp/ and renamed (no fsync:
  * it is a cache), so equal contents are stored once. Files under tmp/ and
  * private stores are temporaries named after their writer (dimg/fileio.h):
- * opening a store reclaims those that killed writers left. */
+ * opening a store reclaims those that killed writers left. The layout is
+ * public (dimg/cas.h): the snapshotter's cache of rebuilt files is such a
+ * store. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -12,8 +15,10 @@
 #include <unistd.h>
 
 #include "cas-internal.h"
+#include "dimg/cas.h"
 #include "dimg/fileio.h"
 #include "dimg/hash.h"
+#include "dimg/oci.h"
 #include "dimg/write.h"
 #include "tree-internal.h"
 
@@ -24,14 +29,11 @@ struct dimg_cas {
 	int owned; /* a private temporary store: removed by dimg_cas_free */
 };
 
-/* "sha256/ab/ab...": 7 + 3 + 64 + NUL. */
-#define CAS_NAME_MAX 80
-
-static void cas_blob_name(char out[CAS_NAME_MAX], const uint8_t sha256[32])
+void dimg_cas_blob_name(char out[DIMG_CAS_NAME_MAX], const uint8_t sha256[32])
 {
 	char hex[65];
 	dimg_hex32(sha256, hex);
-	snprintf(out, CAS_NAME_MAX, "sha256/%.2s/%s", hex, hex);
+	snprintf(out, DIMG_CAS_NAME_MAX, "sha256/%.2s/%s", hex, hex);
 }
 
 static int mkdirat_ok(int dirfd, const char *name)
@@ -126,10 +128,10 @@ const char *dimg_cas_dir(const struct dimg_cas *c)
 
 int dimg_cas_open_blob(const struct dimg_cas *c, const uint8_t sha256[32], int *out_fd)
 {
-	char name[CAS_NAME_MAX];
+	char name[DIMG_CAS_NAME_MAX];
 	struct stat st;
 	*out_fd = -1;
-	cas_blob_name(name, sha256);
+	dimg_cas_blob_name(name, sha256);
 	int fd = openat(c->rootfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
@@ -140,6 +142,111 @@ int dimg_cas_open_blob(const struct dimg_cas *c, const uint8_t sha256[32], int *
 	}
 	*out_fd = fd;
 	return 0;
+}
+
+int dimg_cas_remove(const struct dimg_cas *c, const uint8_t sha256[32])
+{
+	char name[DIMG_CAS_NAME_MAX];
+	dimg_cas_blob_name(name, sha256);
+	return unlinkat(c->rootfd, name, 0) < 0 ? -errno : 0;
+}
+
+/* ---- temporaries ---- */
+
+/* A fresh temporary under tmp/, locked while written (dimg/fileio.h), mode
+ * 0644 like the contents it becomes. */
+int dimg_cas_tmp_create(const struct dimg_cas *c, int *fd, char **name)
+{
+	int r = dimg_temp_create(c->tmpfd, "", 0, name, fd);
+	if (r == 0)
+		(void)fchmod(*fd, 0644);
+	return r;
+}
+
+int dimg_cas_tmp_install(const struct dimg_cas *c, const char *name, const uint8_t sha256[32],
+                         int keep_existing)
+{
+	char blob[DIMG_CAS_NAME_MAX];
+	dimg_cas_blob_name(blob, sha256);
+	blob[9] = '\0'; /* "sha256/ab" */
+	int r = mkdirat_ok(c->rootfd, blob);
+	blob[9] = '/';
+	if (r < 0)
+		return r;
+	r = keep_existing ? renameat2(c->tmpfd, name, c->rootfd, blob, RENAME_NOREPLACE)
+	                  : renameat(c->tmpfd, name, c->rootfd, blob);
+	return r < 0 ? -errno : 0;
+}
+
+void dimg_cas_tmp_discard(const struct dimg_cas *c, const char *name)
+{
+	(void)unlinkat(c->tmpfd, name, 0);
+}
+
+/* ---- scan ---- */
+
+/* A directory stream on name under dirfd; NULL with errno set. */
+static DIR *cas_opendir(int dirfd, const char *name)
+{
+	int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = fd < 0 ? NULL : fdopendir(fd);
+	if (!d && fd >= 0) {
+		int e = errno;
+		close(fd);
+		errno = e;
+	}
+	return d;
+}
+
+/* sha256/<sub>/<name>: a blob when name is 64 hex starting with sub. */
+static int cas_scan_sub(int shafd, const char *sub, dimg_cas_visit_fn visit, dimg_cas_odd_fn odd,
+                        void *ctx)
+{
+	char name[DIMG_CAS_NAME_MAX];
+	DIR *d = cas_opendir(shafd, sub);
+	int r = 0;
+	if (!d)
+		return -errno;
+	for (struct dirent *de; r == 0 && (de = readdir(d)) != NULL;) {
+		uint8_t sha[32];
+		struct stat st;
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		if (strncmp(de->d_name, sub, 2) == 0 &&
+		    oci_hex_decode(sha, 32, de->d_name, strlen(de->d_name)) == 0 &&
+		    fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    S_ISREG(st.st_mode)) {
+			r = visit ? visit(ctx, sha, &st) : 0;
+		} else if (odd) {
+			snprintf(name, sizeof(name), "sha256/%s/%.64s", sub, de->d_name);
+			odd(ctx, name);
+		}
+	}
+	closedir(d);
+	return r;
+}
+
+int dimg_cas_scan(const struct dimg_cas *c, dimg_cas_visit_fn visit, dimg_cas_odd_fn odd, void *ctx)
+{
+	uint8_t byte;
+	DIR *d = cas_opendir(c->rootfd, "sha256");
+	int r = 0;
+	if (!d)
+		return -errno;
+	for (struct dirent *de; r == 0 && (de = readdir(d)) != NULL;) {
+		char name[DIMG_CAS_NAME_MAX];
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		/* sha256/<the first byte of its blobs' digests, in hex> */
+		if (oci_hex_decode(&byte, 1, de->d_name, strlen(de->d_name)) == 0) {
+			r = cas_scan_sub(dirfd(d), de->d_name, visit, odd, ctx);
+		} else if (odd) {
+			snprintf(name, sizeof(name), "sha256/%.64s", de->d_name);
+			odd(ctx, name);
+		}
+	}
+	closedir(d);
+	return r;
 }
 
 /* ---- writer ---- */
@@ -188,21 +295,19 @@ void dimg_cas_writer_abort(struct dimg_cas_writer *w)
 {
 	if (w->fd < 0)
 		return;
-	(void)unlinkat(w->c->tmpfd, w->tmpname, 0);
+	dimg_cas_tmp_discard(w->c, w->tmpname);
 	close(w->fd);
 	w->fd = -1;
 	free(w->tmpname);
 	w->tmpname = NULL;
 }
 
-/* A fresh temporary under tmp/, locked while written (dimg/fileio.h). */
 int dimg_cas_writer_begin(struct dimg_cas_writer *w)
 {
 	dimg_cas_writer_abort(w);
-	int r = dimg_temp_create(w->c->tmpfd, "", 0, &w->tmpname, &w->fd);
+	int r = dimg_cas_tmp_create(w->c, &w->fd, &w->tmpname);
 	if (r < 0)
 		return r;
-	(void)fchmod(w->fd, 0644);
 	w->size = 0;
 	w->holes = 0;
 	/* Resets a hash left half-done by an aborted file. */
@@ -253,7 +358,6 @@ int dimg_cas_writer_zeros(struct dimg_cas_writer *w, uint64_t n)
  * close reports the errors. */
 int dimg_cas_writer_commit(struct dimg_cas_writer *w, uint8_t sha256[32], uint64_t *size)
 {
-	char name[CAS_NAME_MAX];
 	int r = 0, lock = -1;
 	if (w->fd < 0)
 		return -EINVAL;
@@ -269,13 +373,8 @@ int dimg_cas_writer_commit(struct dimg_cas_writer *w, uint8_t sha256[32], uint64
 		if (close(fd) < 0)
 			r = -errno;
 	}
-	cas_blob_name(name, sha256);
-	name[9] = '\0'; /* "sha256/ab" */
 	if (r == 0)
-		r = mkdirat_ok(w->c->rootfd, name);
-	name[9] = '/';
-	if (r == 0 && renameat(w->c->tmpfd, w->tmpname, w->c->rootfd, name) < 0)
-		r = -errno;
+		r = dimg_cas_tmp_install(w->c, w->tmpname, sha256, 0);
 	if (r < 0) {
 		dimg_cas_writer_abort(w);
 		return r;

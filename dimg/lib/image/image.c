@@ -42,7 +42,11 @@ static int image_open_dir(struct dimg_image *img, const char *path, const struct
 	if (!p)
 		return -ENOMEM;
 	img->priv = p;
-	int r = dimg_tree_walk(&img->tree, path, 0, o->jobs, o->progress, o->pctx, &werr);
+	struct dimg_walk_opts wo = {.nthreads = o->jobs,
+	                            .hash_cache = o->hash_cache,
+	                            .progress = o->progress,
+	                            .pctx = o->pctx};
+	int r = dimg_tree_walk_opts(&img->tree, path, &wo, &werr);
 	if (r < 0)
 		return walk_err(err, r, path, &werr);
 	r = dimg_dir_files_open(&img->files, path);

@@ -19,15 +19,18 @@
 #include "dimg/tree.h"
 #include "dimg/hash.h"
 #include "dimg/tree.h"
+#include "hashcache-internal.h"
 #include "tree-internal.h"
 
 /* A regular file seen by the walk: enough to group hardlinks and to make
  * sure the file later hashed is the inode that was stat'ed. */
 struct walk_reg {
 	uint64_t dev, ino;
-	const char *path; /* borrowed from the tree entry */
-	size_t idx;       /* index in the sorted tree */
-	bool linked;      /* st_nlink > 1 */
+	const char *path;      /* borrowed from the tree entry */
+	size_t idx;            /* index in the sorted tree */
+	bool linked;           /* st_nlink > 1 */
+	bool fresh;            /* hashed, and unchanged from the walk's stat meanwhile */
+	struct hcache_key key; /* the walk's stat of it */
 };
 
 struct walk {
@@ -217,8 +220,9 @@ static int note_reg(struct walk *w, const struct stat *st, const char *path)
 		w->regs = v;
 		w->capregs = cap;
 	}
-	w->regs[w->nregs++] = (struct walk_reg){
+	w->regs[w->nregs] = (struct walk_reg){
 	    .dev = st->st_dev, .ino = st->st_ino, .path = path, .linked = st->st_nlink > 1};
+	hcache_key_from_stat(&w->regs[w->nregs++].key, st);
 	return 0;
 }
 
@@ -452,7 +456,7 @@ static int resolve_hardlinks(struct walk *w)
 
 struct hasher {
 	struct dimg_tree *t;
-	const struct walk_reg *jobs;
+	struct walk_reg *jobs;
 	size_t njobs, next;
 	int rootfd;
 	pthread_mutex_t mu;
@@ -470,11 +474,23 @@ static void hasher_add_done(struct hasher *h, uint64_t n)
 	pthread_mutex_unlock(&h->mu);
 }
 
+/* Whether what was read is the file the walk saw: the stat taken before
+ * reading and one taken after both match the walk's. */
+static bool stat_unchanged(int fd, const struct hcache_key *walked, const struct stat *before)
+{
+	struct hcache_key k;
+	struct stat after;
+	hcache_key_from_stat(&k, before);
+	if (!hcache_key_equal(&k, walked) || fstat(fd, &after) < 0)
+		return false;
+	hcache_key_from_stat(&k, &after);
+	return hcache_key_equal(&k, walked);
+}
+
 /* Reads exactly the inode the walk saw (same dev/ino, same size): a file
  * replaced or resized meanwhile would give a size/hash pair that never
  * existed together, so that is -ESTALE rather than a silent mix. */
-static int hash_one(struct hasher *h, const struct walk_reg *job, uint8_t *buf,
-                    struct dimg_sha256 *sha)
+static int hash_one(struct hasher *h, struct walk_reg *job, uint8_t *buf, struct dimg_sha256 *sha)
 {
 	struct dimg_entry *e = &h->t->v[job->idx];
 	int fd, r = dimg_openat_beneath(h->rootfd, e->path, O_RDONLY | O_NOCTTY | O_NONBLOCK, &fd);
@@ -506,6 +522,7 @@ static int hash_one(struct hasher *h, const struct walk_reg *job, uint8_t *buf,
 	}
 	dimg_sha256_final(sha, e->sha256);
 	r = total == e->size ? 0 : -ESTALE;
+	job->fresh = r == 0 && stat_unchanged(fd, &job->key, &st);
 out:
 	close(fd);
 	return r;
@@ -605,17 +622,56 @@ static unsigned pick_threads(unsigned nthreads, size_t njobs)
 	return nthreads ? nthreads : 1;
 }
 
-static int hash_files(struct walk *w, int rootfd, unsigned nthreads, dimg_progress_fn progress,
-                      void *pctx)
+/* Digests the cache has are filled in (and kept for the next walk); the
+ * files left to hash move to the front of w->regs, *n of them. */
+static int take_cached(struct walk *w, struct hcache *c, size_t *n, int64_t now_ns,
+                       struct dimg_walk_stats *st)
 {
-	struct hasher h = {.t = w->t, .jobs = w->regs, .njobs = w->nregs, .rootfd = rootfd};
+	size_t k = 0;
+	for (size_t i = 0; i < w->nregs; i++) {
+		struct walk_reg *g = &w->regs[i];
+		struct dimg_entry *e = &w->t->v[g->idx];
+		if (!hcache_lookup(c, &g->key, e->sha256)) {
+			w->regs[k++] = *g;
+			continue;
+		}
+		st->files_cached++;
+		int r = hcache_keep(c, &g->key, e->sha256, now_ns);
+		if (r < 0)
+			return r;
+	}
+	*n = k;
+	return 0;
+}
+
+/* After hashing: files read whole and unchanged go into the cache. */
+static int keep_hashed(struct walk *w, struct hcache *c, size_t n, int64_t now_ns,
+                       struct dimg_walk_stats *st)
+{
+	for (size_t i = 0; i < n; i++) {
+		const struct walk_reg *g = &w->regs[i];
+		st->files_hashed++;
+		st->bytes_hashed += g->key.size;
+		int r = g->fresh ? hcache_keep(c, &g->key, w->t->v[g->idx].sha256, now_ns) : 0;
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+static int hash_jobs(struct walk *w, size_t njobs, int rootfd, unsigned nthreads,
+                     dimg_progress_fn progress, void *pctx)
+{
+	struct hasher h = {.t = w->t, .jobs = w->regs, .njobs = njobs, .rootfd = rootfd};
 	uint64_t total = 0;
-	for (size_t i = 0; i < w->nregs; i++)
+	for (size_t i = 0; i < njobs; i++)
 		total += w->t->v[w->regs[i].idx].size;
+	if (njobs == 0)
+		return 0;
 	int r = hasher_init(&h);
 	if (r < 0)
 		return r;
-	nthreads = pick_threads(nthreads, w->nregs);
+	nthreads = pick_threads(nthreads, njobs);
 	pthread_t *tids = calloc(nthreads, sizeof(*tids));
 	unsigned started = 0;
 	h.running = nthreads;
@@ -642,6 +698,29 @@ static int hash_files(struct walk *w, int rootfd, unsigned nthreads, dimg_progre
 	return 0;
 }
 
+static int hash_files(struct walk *w, const char *root, int rootfd, const struct dimg_walk_opts *o)
+{
+	struct dimg_walk_stats st = {0};
+	struct hcache *c = NULL;
+	struct timespec now;
+	size_t n = w->nregs;
+	clock_gettime(CLOCK_REALTIME, &now);
+	int64_t now_ns = (int64_t)now.tv_sec * 1000000000LL + now.tv_nsec;
+	int r = o->hash_cache ? hcache_open(&c, o->hash_cache, root, rootfd) : 0;
+	if (r == 0 && c)
+		r = take_cached(w, c, &n, now_ns, &st);
+	if (r == 0)
+		r = hash_jobs(w, n, rootfd, o->nthreads, o->progress, o->pctx);
+	if (r == 0)
+		r = keep_hashed(w, c, n, now_ns, &st);
+	if (r == 0)
+		hcache_save(c);
+	hcache_free(c);
+	if (o->stats)
+		*o->stats = st;
+	return r;
+}
+
 /* ---- entry point ---- */
 
 /* The root path itself is the caller's and is resolved normally; only what
@@ -658,6 +737,14 @@ static int walk_root(struct walk *w, int rootfd)
 int dimg_tree_walk(struct dimg_tree **out, const char *root, unsigned flags, unsigned nthreads,
                    dimg_progress_fn progress, void *pctx, struct dimg_err *err)
 {
+	struct dimg_walk_opts o = {
+	    .flags = flags, .nthreads = nthreads, .progress = progress, .pctx = pctx};
+	return dimg_tree_walk_opts(out, root, &o, err);
+}
+
+int dimg_tree_walk_opts(struct dimg_tree **out, const char *root, const struct dimg_walk_opts *o,
+                        struct dimg_err *err)
+{
 	struct walk w = {0};
 	*out = NULL;
 	int rootfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -670,8 +757,8 @@ int dimg_tree_walk(struct dimg_tree **out, const char *root, unsigned flags, uns
 		r = dimg_tree_sort(w.t);
 	if (r == 0)
 		r = resolve_hardlinks(&w);
-	if (r == 0 && !(flags & DIMG_WALK_NO_HASH))
-		r = hash_files(&w, rootfd, nthreads, progress, pctx);
+	if (r == 0 && !(o->flags & DIMG_WALK_NO_HASH))
+		r = hash_files(&w, root, rootfd, o);
 	close(rootfd);
 	free(w.regs);
 	if (r < 0) {
