@@ -61,6 +61,11 @@ static const char diff_help[] =
     "                          that cdimg merge composes without any image)\n"
     "      --no-layers         do not record layer recipes (apply then gives back\n"
     "                          one squashed layer)\n"
+    "      --recipes MODE      predicted (default): each layer entry's tar headers\n"
+    "                          recorded as what its writer (GNU tar, Go, Python)\n"
+    "                          makes of the tree entry, and how they differ; raw:\n"
+    "                          the headers as they are (larger; for measuring, or\n"
+    "                          for readers of recipes version 1)\n"
     "      --no-dict           no shared zstd dictionary for small new files (by\n"
     "                          default one is trained on the files up to 64 KiB\n"
     "                          stored whole, and kept when it makes the delta smaller)\n"
@@ -125,6 +130,11 @@ static int diff_option(void *ctx, int c, const char *arg)
 	case 'N':
 		a->d.no_layers = 1;
 		return 0;
+	case 'E':
+		if (strcmp(arg, "raw") && strcmp(arg, "predicted"))
+			return cli_bad_value(&a->c, "--recipes", arg, "is not predicted or raw");
+		a->d.raw_recipes = !strcmp(arg, "raw");
+		return 0;
 	default:
 		return -2;
 	}
@@ -150,6 +160,7 @@ static int parse(int argc, char **argv, struct diff_args *a)
 	                                     {"no-dict", no_argument, 0, 'D'},
 	                                     {"no-layers", no_argument, 0, 'N'},
 	                                     {"zstdref-window", required_argument, 0, 'W'},
+	                                     {"recipes", required_argument, 0, 'E'},
 	                                     {0, 0, 0, 0}};
 	static const char *const names[] = {"OLD (the base image or tree)",
 	                                    "NEW (the target image or tree)"};
@@ -185,6 +196,13 @@ static struct json_object *layers_json(const struct cdimg_diff_result *res)
 	json_object_object_add(o, "refs", json_object_new_int64((int64_t)st->refs));
 	json_object_object_add(o, "inline_files", json_object_new_int64((int64_t)st->inline_files));
 	json_object_object_add(o, "inline_bytes", json_object_new_int64((int64_t)st->inline_bytes));
+	json_object_object_add(o, "version", json_object_new_int64((int64_t)st->version));
+	json_object_object_add(o, "entries", json_object_new_int64((int64_t)st->entries));
+	json_object_object_add(o, "entries_exact", json_object_new_int64((int64_t)st->exact));
+	json_object_object_add(o, "entries_patched", json_object_new_int64((int64_t)st->patched));
+	json_object_object_add(o, "entries_raw", json_object_new_int64((int64_t)st->raw_entries));
+	json_object_object_add(o, "layers_unchecked",
+	                       json_object_new_int64((int64_t)st->unchecked));
 	return o;
 }
 
@@ -201,6 +219,10 @@ static void print_layers(const struct cdimg_diff_result *res)
 	       res->layers.layers, res->layers.from_base,
 	       cli_human(res->layers.blob_size, h, sizeof(h)), res->layers.inline_files,
 	       cli_human(res->layers.inline_bytes, h2, sizeof(h2)));
+	if (res->layers.version >= LAYERS_VERSION)
+		printf("  layer entries: %" PRIu64 " as their writer predicts, %" PRIu64
+		       " patched, %" PRIu64 " as they are\n",
+		       res->layers.exact, res->layers.patched, res->layers.raw_entries);
 }
 
 static void print_json(const struct diff_args *a, const struct cdimg_diff_result *res)
@@ -297,6 +319,11 @@ static int run_diff(struct diff_args *a)
 	if (!a->d.raw && !a->d.no_layers && !res.layers_recorded && !a->c.json && !a->c.quiet)
 		fprintf(stderr, "cdimg diff: warning: layer recipes not recorded: %s\n",
 		        res.layers_why);
+	if (res.layers_recorded && res.layers.unchecked)
+		fprintf(stderr,
+		        "cdimg diff: warning: %zu layer(s) recorded as they are: their predicted "
+		        "entries did not give them back (a bug: please report it)\n",
+		        res.layers.unchecked);
 	print_summary(a, &res);
 	code = CLI_OK;
 out:

@@ -180,6 +180,12 @@ int cli_merge(const char *out, const char *const *paths, size_t n, struct merge_
 		int code = cli_report(r, &err, out);
 		return r == -EINVAL ? CLI_USAGE : code;
 	}
+	if (res.layers_lost)
+		fprintf(stderr,
+		        "cdimg merge: warning: %zu layer(s) of the target are recorded against an "
+		        "intermediate image's tree; without --base IMAGE, apply gives back one "
+		        "squashed layer instead of the original layers\n",
+		        res.layers_lost);
 	print_summary(out, n, json, quiet, &res);
 	return CLI_OK;
 }

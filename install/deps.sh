@@ -8,7 +8,7 @@ PKGS="build-essential cmake pkg-config clang clang-format git ca-certificates
  libjson-c-dev libfuse3-dev fuse3 libgrpc-dev protobuf-c-compiler libprotobuf-c-dev
  libprotobuf-dev protobuf-compiler liblmdb-dev libsqlite3-dev libcurl4-openssl-dev
  attr acl bsdiff debootstrap tar gzip python3 time bc containerd runc zlib1g-dev
- busybox-static skopeo pigz help2man libbz2-dev
+ busybox-static skopeo pigz help2man libbz2-dev golang-go libarchive-tools
  debhelper dpkg-dev fakeroot lintian ccache
  docker-registry apache2-utils openssl python3-jwt python3-cryptography curl"
 

@@ -233,7 +233,7 @@ int apply_write_image(const char *out, const struct apply_src *s, const struct d
 	else if (!s->base->nlayers)
 		dimg_err_set(&x.why, 0, NULL, "the base is a plain directory, not an image");
 	else {
-		x.src = (struct layers_src){s->base, exact_content, &x};
+		x.src = (struct layers_src){s->base, exact_content, &x, target};
 		if ((r = exact_index(&x, target)) == 0)
 			r = write_exact(out, &x, o, res, err);
 	}

@@ -37,7 +37,8 @@ static int diff_layers(void *ctx, int fd, struct dimg_err *err)
 {
 	struct diff_job *j = ctx;
 	struct dimg_err why = {0};
-	int r = layers_build(fd, j->target, j->base, j->o->po.diff.level, &j->res->layers, &why);
+	int r = layers_build(fd, j->target, j->base, j->o->po.diff.level, j->o->raw_recipes,
+	                     &j->res->layers, &why);
 	if (r == 0) {
 		j->res->layers_recorded = 1;
 		return 0;

@@ -19,6 +19,7 @@ struct cdimg_diff_opts {
 	struct packer_opts po; /* encoding: codecs, level, threads, dictionary */
 	int raw;               /* a .dimg only (else a .cdimg: both sides images) */
 	int no_layers;         /* a .cdimg without layer recipes */
+	int raw_recipes;       /* recipes version 1: each entry's headers as they are */
 };
 
 struct cdimg_diff_result {

@@ -12,6 +12,7 @@
 #include <zstd.h>
 
 #include "dimg/hash.h"
+#include "layers-internal.h"
 #include "layers.h"
 
 #define L_MAGIC      "DI3LAYRS"
@@ -65,6 +66,8 @@ static int stream_fd(int fd, uint64_t size, const uint8_t sha256[32], uint8_t *b
 	return r;
 }
 
+/* The original blob's compression; one this table does not name is
+ * "other", never taken for another. */
 static uint8_t comp_code(const char *filter)
 {
 	if (!filter || !strcmp(filter, "none"))
@@ -73,7 +76,9 @@ static uint8_t comp_code(const char *filter)
 		return LAYERS_COMP_GZIP;
 	if (!strcmp(filter, "zstd"))
 		return LAYERS_COMP_ZSTD;
-	return LAYERS_COMP_XZ;
+	if (!strcmp(filter, "xz"))
+		return LAYERS_COMP_XZ;
+	return LAYERS_COMP_OTHER;
 }
 
 /* ================================================================ writer */
@@ -170,7 +175,10 @@ struct build {
 	const struct dimg_image *target;
 	struct shaset have;
 	struct layers_stats *st;
-	uint64_t at, end; /* the target recipe being copied */
+	uint64_t start, at, end; /* the target recipe being copied */
+	size_t layer;
+	int raw;                 /* plain records only (version 1) */
+	struct tarmodel_dfs dfs; /* of the target tree, unless raw */
 	uint8_t buf[L_BUF];
 	struct dimg_err *err;
 };
@@ -213,6 +221,18 @@ static int build_inline(struct build *b, const uint8_t *rec, size_t layer)
 	return r;
 }
 
+/* A FILE record of the target's recipe: kept when the applier will have
+ * the content, else embedded (INLINE). */
+static int build_file(void *ctx, const uint8_t rec[41])
+{
+	struct build *b = ctx;
+	if (!shaset_has(&b->have, rec + 9))
+		return build_inline(b, rec, b->layer);
+	b->st->refs++;
+	b->st->ref_bytes += get64(rec + 1);
+	return zout_write(b->o, rec, 41);
+}
+
 static int build_records(struct build *b, size_t layer)
 {
 	uint8_t rec[41];
@@ -233,18 +253,95 @@ static int build_records(struct build *b, size_t layer)
 		} else if (r == 0 && rec[0] == DIMG_RECIPE_FILE) {
 			if ((r = build_read(b, rec + 1, 40)) < 0)
 				return r;
-			if (!shaset_has(&b->have, rec + 9))
-				r = build_inline(b, rec, layer);
-			else if ((r = zout_write(b->o, rec, 41)) == 0) {
-				b->st->refs++;
-				b->st->ref_bytes += get64(rec + 1);
-			}
+			r = build_file(b, rec);
 		} else if (r == 0) {
 			r = -EBADMSG;
 		}
 		if (r < 0)
 			return r;
 	}
+}
+
+static int build_src_read(void *ctx, void *p, size_t n)
+{
+	return build_read(ctx, p, n);
+}
+
+static int build_src_rewind(void *ctx)
+{
+	struct build *b = ctx;
+	b->at = b->start;
+	return 0;
+}
+
+static int build_out_write(void *ctx, const void *p, size_t n)
+{
+	struct build *b = ctx;
+	return zout_write(b->o, p, n);
+}
+
+/* The plain output written since at, read back. */
+struct zback {
+	struct zout *o;
+	uint64_t at;
+};
+
+static int zback_read(void *ctx, void *p, size_t n)
+{
+	struct zback *z = ctx;
+	if (n > z->o->plain_size - z->at)
+		return -EBADMSG;
+	ssize_t k = pread(fileno(z->o->plain), p, n, (off_t)z->at);
+	z->at += n;
+	return k == (ssize_t)n ? 0 : -EIO;
+}
+
+/* Whether the predicted records written since start stand for the very
+ * layer the target's recipe records: decoded and compared by digest. */
+static int build_check(struct build *b, uint64_t start, int *same)
+{
+	struct lrec_in in = {build_src_read, b};
+	struct zback z = {b->o, start};
+	struct lrec_in out = {zback_read, &z};
+	uint8_t want[64], got[64];
+	b->at = b->start;
+	int r = lpred_digest(&in, NULL, want);
+	if (r < 0 || fflush(b->o->plain) != 0)
+		return r < 0 ? r : -EIO;
+	r = lpred_digest(&out, b->target->tree, got);
+	*same = r == 0 && !memcmp(want, got, sizeof(want));
+	return r == -EBADMSG ? 0 : r;
+}
+
+/* The layer's records with each entry predicted from the target tree;
+ * checked, and written as they are should the check fail. */
+static int build_predicted(struct build *b)
+{
+	struct lenc_src src = {build_src_read, build_src_rewind, b};
+	struct lenc_out out = {build_out_write, build_file, b};
+	struct lenc_stats ls = {0};
+	struct layers_stats keep = *b->st;
+	uint64_t start = b->o->plain_size;
+	int same = 0, r = lenc_layer(&src, b->target->tree, &b->dfs, &out, &ls);
+	if (r == 0)
+		r = build_check(b, start, &same);
+	if (r < 0 || same) {
+		b->st->entries += ls.entries;
+		b->st->exact += ls.exact;
+		b->st->patched += ls.patched;
+		b->st->raw_entries += ls.raw;
+		b->st->raw_bytes += ls.raw_bytes;
+		return r;
+	}
+	/* A model that does not give back the layer (a bug): as it is. */
+	*b->st = keep;
+	b->st->unchecked++;
+	if (fflush(b->o->plain) != 0 || ftruncate(fileno(b->o->plain), (off_t)start) < 0 ||
+	    fseek(b->o->plain, (long)start, SEEK_SET) != 0)
+		return -EIO;
+	b->o->plain_size = start;
+	b->at = b->start;
+	return build_records(b, b->layer);
 }
 
 static int build_layer(struct build *b, const struct dimg_image *base, size_t i)
@@ -262,16 +359,17 @@ static int build_layer(struct build *b, const struct dimg_image *base, size_t i)
 	}
 	if (!l->has_recipe)
 		return dimg_err_set(b->err, -ENOTSUP, NULL, "layer %zu was not recorded", i + 1);
-	b->at = l->recipe_off;
+	b->start = b->at = l->recipe_off;
 	b->end = l->recipe_off + l->recipe_len;
-	r = build_records(b, i);
+	b->layer = i;
+	r = b->raw ? build_records(b, i) : build_predicted(b);
 	if (r == -EBADMSG)
 		dimg_err_set(b->err, r, NULL, "layer %zu: its recorded recipe is damaged", i + 1);
 	return r;
 }
 
 int layers_build(int out_fd, const struct dimg_image *target, const struct dimg_image *base,
-                 int level, struct layers_stats *st, struct dimg_err *err)
+                 int level, int raw, struct layers_stats *st, struct dimg_err *err)
 {
 	struct build *b = calloc(1, sizeof(*b));
 	struct zout *o = calloc(1, sizeof(*o));
@@ -291,12 +389,14 @@ int layers_build(int out_fd, const struct dimg_image *target, const struct dimg_
 	o->fd = out_fd;
 	ZSTD_CCtx_setParameter(o->z, ZSTD_c_compressionLevel, level);
 	ZSTD_CCtx_setParameter(o->z, ZSTD_c_checksumFlag, 1);
-	*b = (struct build){.o = o, .target = target, .st = st, .err = err};
+	*b = (struct build){.o = o, .target = target, .st = st, .raw = raw, .err = err};
 	if ((r = shaset_add_tree(&b->have, target->tree)) < 0 ||
-	    (r = shaset_add_tree(&b->have, base->tree)) < 0)
+	    (r = shaset_add_tree(&b->have, base->tree)) < 0 ||
+	    (!raw && (r = tarmodel_dfs_build(&b->dfs, target->tree)) < 0))
 		goto out;
+	st->version = raw ? LAYERS_VERSION_RAW : LAYERS_VERSION;
 	memcpy(head, L_MAGIC, 8);
-	put32(head + 8, LAYERS_VERSION);
+	put32(head + 8, st->version);
 	put32(head + 12, (uint32_t)target->nlayers);
 	r = zout_write(o, head, sizeof(head));
 	for (size_t i = 0; r == 0 && i < target->nlayers; i++)
@@ -306,8 +406,10 @@ int layers_build(int out_fd, const struct dimg_image *target, const struct dimg_
 		st->blob_size = o->size;
 	}
 out:
-	if (b)
+	if (b) {
 		free(b->have.v);
+		tarmodel_dfs_free(&b->dfs);
+	}
 	if (o && o->plain)
 		fclose(o->plain);
 	if (o)
@@ -331,6 +433,8 @@ struct layers_reader {
 	/* records of a base layer, when the current layer is one */
 	const struct dimg_image *base;
 	uint64_t at, end;
+	uint32_t version;
+	struct lpred *pred; /* predicted entries' state, once a tree is given */
 };
 
 /* Exactly n decompressed bytes, or -EBADMSG (truncated, corrupt). */
@@ -387,10 +491,11 @@ int layers_open(struct layers_reader **out, const uint8_t *blob, size_t len, str
 		rc = dimg_err_set(err, -EBADMSG, NULL, "layer recipes: bad magic");
 		goto fail;
 	}
-	if (get32(head + 8) != LAYERS_VERSION) {
+	r->version = get32(head + 8);
+	if (r->version != LAYERS_VERSION_RAW && r->version != LAYERS_VERSION) {
 		rc = dimg_err_set(err, -ENOTSUP, NULL,
-		                  "layer recipes: version %u is not supported (reads %u)",
-		                  get32(head + 8), LAYERS_VERSION);
+		                  "layer recipes: version %u is not supported (reads %u and %u)",
+		                  r->version, LAYERS_VERSION_RAW, LAYERS_VERSION);
 		goto fail;
 	}
 	r->n = get32(head + 12);
@@ -410,6 +515,8 @@ void layers_free(struct layers_reader *r)
 	if (!r)
 		return;
 	ZSTD_freeDCtx(r->z);
+	lpred_free(r->pred);
+	free(r->pred);
 	free(r);
 }
 
@@ -426,8 +533,8 @@ int layers_next(struct layers_reader *r, size_t i, struct layers_layer *out, str
 	int rc = zin_read(r, h, sizeof(h));
 	if (rc < 0)
 		return dimg_err_set(err, rc, NULL, "layer recipes: layer %zu is cut short", i + 1);
-	if ((h[0] != LAYERS_RECIPE && h[0] != LAYERS_FROM_BASE) || h[1] > LAYERS_COMP_XZ || h[2] ||
-	    h[3])
+	if ((h[0] != LAYERS_RECIPE && h[0] != LAYERS_FROM_BASE) || h[1] > LAYERS_COMP_OTHER ||
+	    h[2] || h[3])
 		return dimg_err_set(err, -EBADMSG, NULL,
 		                    "layer recipes: layer %zu has a bad header", i + 1);
 	out->kind = h[0];
@@ -481,6 +588,67 @@ static int write_inline(struct layers_reader *r, const uint8_t *rec, dimg_write_
 	return rc;
 }
 
+/* A content or the tar bytes of a predicted entry, into the sink. */
+struct wr_pred {
+	struct layers_reader *r;
+	const struct layers_src *src;
+	dimg_write_fn sink;
+	void *sink_ctx;
+	struct dimg_err *err;
+	size_t layer;
+	int passed; /* the sink or the base's store failed: theirs to say */
+};
+
+static int wp_read(void *ctx, void *p, size_t n)
+{
+	return zin_read(((struct wr_pred *)ctx)->r, p, n);
+}
+
+static int wp_bytes(void *ctx, const void *p, size_t n)
+{
+	struct wr_pred *w = ctx;
+	int rc = w->sink(w->sink_ctx, p, n);
+	w->passed = rc < 0;
+	return rc;
+}
+
+static int wp_content(void *ctx, const uint8_t sha256[32], uint64_t size)
+{
+	struct wr_pred *w = ctx;
+	uint8_t rec[41] = {DIMG_RECIPE_FILE};
+	char hex[65];
+	for (int i = 0; i < 8; i++)
+		rec[1 + i] = (uint8_t)(size >> (8 * i));
+	memcpy(rec + 9, sha256, 32);
+	int rc = write_ref(w->r, w->src, rec, w->sink, w->sink_ctx);
+	if (rc != -ENOENT && rc != -EBADMSG) {
+		w->passed = rc < 0;
+		return rc;
+	}
+	dimg_hex32(sha256, hex);
+	return dimg_err_set(w->err, -EBADMSG, NULL, "layer %zu: content sha256:%.16s... %s",
+	                    w->layer + 1, hex,
+	                    rc == -ENOENT ? "is in neither image" : "does not match");
+}
+
+/* Records 4..7: version 2 only, never in a base's recipe, with a tree. */
+static int write_predicted(struct layers_reader *r, const struct layers_src *src, uint8_t type,
+                           dimg_write_fn sink, void *sink_ctx, struct dimg_err *err, size_t layer,
+                           int *passed)
+{
+	struct wr_pred w = {r, src, sink, sink_ctx, err, layer, 0};
+	struct lrec_in in = {wp_read, &w};
+	struct lrec_out out = {wp_bytes, wp_content, &w};
+	if (r->version < LAYERS_VERSION || r->base)
+		return -EBADMSG;
+	if (!r->pred)
+		return dimg_err_set(err, -EBADMSG, NULL,
+		                    "layer %zu: predicted entries need the target tree", layer + 1);
+	int rc = lpred_record(r->pred, type, &in, &out);
+	*passed = w.passed;
+	return rc;
+}
+
 static int write_records(struct layers_reader *r, const struct layers_src *src, dimg_write_fn sink,
                          void *sink_ctx, struct dimg_err *err, size_t layer)
 {
@@ -515,6 +683,11 @@ static int write_records(struct layers_reader *r, const struct layers_src *src, 
 			}
 			if (rc < 0)
 				return rc; /* writing it failed, or reading the base's store */
+		} else if (rc == 0 && rec[0] >= LAYERS_REC_MODEL && rec[0] <= LAYERS_REC_ZEROS) {
+			int passed = 0;
+			rc = write_predicted(r, src, rec[0], sink, sink_ctx, err, layer, &passed);
+			if (rc < 0 && passed)
+				return rc; /* writing it failed, or reading the base's store */
 		} else if (rc == 0) {
 			rc = -EBADMSG;
 		}
@@ -533,6 +706,14 @@ int layers_write(struct layers_reader *r, const struct layers_src *src, dimg_wri
 		return -EINVAL;
 	r->have_cur = 0;
 	r->base = NULL;
+	if (src->tree && !r->pred) {
+		int rc = (r->pred = calloc(1, sizeof(*r->pred))) ? lpred_init(r->pred, src->tree)
+		                                                 : -ENOMEM;
+		if (rc < 0)
+			return rc;
+	}
+	if (r->pred)
+		lpred_layer(r->pred);
 	if (r->cur.kind == LAYERS_FROM_BASE) {
 		const struct dimg_image_layer *bl = NULL;
 		for (size_t k = 0; src->base && k < src->base->nlayers && !bl; k++)
@@ -584,15 +765,18 @@ static int lc_decode(const uint8_t *blob, size_t len, struct dimg_buf *out)
  * recipe) up to end. */
 struct lc_layer {
 	size_t off, end;
+	int predicted; /* holds records 4..7 */
 };
 
 /* Length of the record at p (n bytes left), or 0 if it runs past them;
  * *last is set for END. */
-static size_t lc_record(const uint8_t *p, size_t n, int *last)
+static size_t lc_record(const uint8_t *p, size_t n, uint32_t version, int *last)
 {
 	*last = n && p[0] == 0;
 	if (!n || p[0] == 0)
 		return n ? 1 : 0;
+	if (p[0] >= LAYERS_REC_MODEL && p[0] <= LAYERS_REC_ZEROS)
+		return version >= LAYERS_VERSION ? lpred_record_len(p, n) : 0;
 	if (p[0] == 1)
 		return n >= 5 && get32(p + 1) && get32(p + 1) <= 65536 && n - 5 >= get32(p + 1)
 		           ? 5 + get32(p + 1)
@@ -610,7 +794,9 @@ static size_t lc_record(const uint8_t *p, size_t n, int *last)
 static int lc_split(const struct dimg_buf *d, struct lc_layer **out, size_t *n)
 {
 	const uint8_t *p = d->data;
-	if (d->len < L_HEAD || memcmp(p, L_MAGIC, 8) || get32(p + 8) != LAYERS_VERSION)
+	uint32_t v = d->len >= L_HEAD ? get32(p + 8) : 0;
+	if (d->len < L_HEAD || memcmp(p, L_MAGIC, 8) ||
+	    (v != LAYERS_VERSION && v != LAYERS_VERSION_RAW))
 		return -EBADMSG;
 	*n = get32(p + 12);
 	if (*n == 0 || *n > L_MAX_LAYERS || !(*out = calloc(*n, sizeof(**out))))
@@ -619,15 +805,16 @@ static int lc_split(const struct dimg_buf *d, struct lc_layer **out, size_t *n)
 	for (size_t i = 0; i < *n; i++) {
 		const uint8_t *h = p + at;
 		if (d->len - at < L_LAYER_HEAD ||
-		    (h[0] != LAYERS_RECIPE && h[0] != LAYERS_FROM_BASE) || h[1] > LAYERS_COMP_XZ ||
-		    h[2] || h[3])
+		    (h[0] != LAYERS_RECIPE && h[0] != LAYERS_FROM_BASE) ||
+		    h[1] > LAYERS_COMP_OTHER || h[2] || h[3])
 			return -EBADMSG;
 		(*out)[i].off = at;
 		at += L_LAYER_HEAD;
 		for (int last = h[0] != LAYERS_RECIPE; !last;) {
-			size_t k = lc_record(p + at, d->len - at, &last);
+			size_t k = lc_record(p + at, d->len - at, v, &last);
 			if (!k)
 				return -EBADMSG;
+			(*out)[i].predicted |= p[at] >= LAYERS_REC_MODEL;
 			at += k;
 		}
 		(*out)[i].end = at;
@@ -635,33 +822,65 @@ static int lc_split(const struct dimg_buf *d, struct lc_layer **out, size_t *n)
 	return at == d->len ? 0 : -EBADMSG;
 }
 
+/* The trees a's recipes are read against and the result's. */
+struct lc_trees {
+	const struct dimg_tree *a, *b;
+};
+
 /* b's layer i, or a's recipe of the same diff_id when b has it as the
- * base's and a records it. */
+ * base's and a records it (predicted entries read again against b's
+ * tree; *lost counts those that cannot be). */
 static int lc_emit(const struct dimg_buf *a, const struct lc_layer *la, size_t na,
-                   const struct dimg_buf *b, const struct lc_layer *lb, struct dimg_buf *out,
-                   size_t *taken)
+                   const struct dimg_buf *b, const struct lc_layer *lb, const struct lc_trees *t,
+                   struct dimg_buf *out, size_t *taken, size_t *lost)
 {
 	const uint8_t *h = b->data + lb->off;
 	if (h[0] == LAYERS_FROM_BASE)
 		for (size_t k = 0; k < na; k++) {
-			const uint8_t *ah = a->data + la[k].off;
+			const uint8_t *ah = a->data + la[k].off, *rec = ah + L_LAYER_HEAD;
+			size_t n = la[k].end - la[k].off - L_LAYER_HEAD;
 			if (ah[0] != LAYERS_RECIPE || memcmp(ah + 4, h + 4, 32))
 				continue;
+			if (la[k].predicted && (!t->a || !t->b)) {
+				(*lost)++;
+				break;
+			}
 			uint8_t head[L_LAYER_HEAD];
 			memcpy(head, h, sizeof(head));
 			head[0] = LAYERS_RECIPE;
 			int r = dimg_buf_append(out, head, sizeof(head));
 			(*taken)++;
-			return r < 0 ? r
-			             : dimg_buf_append(out, a->data + la[k].off + L_LAYER_HEAD,
-			                               la[k].end - la[k].off - L_LAYER_HEAD);
+			if (r == 0 && la[k].predicted)
+				return lpred_retarget(rec, n, t->a, t->b, out);
+			return r < 0 ? r : dimg_buf_append(out, rec, n);
 		}
 	return dimg_buf_append(out, h, lb->end - lb->off);
 }
 
-int layers_compose(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen, int level,
-                   struct dimg_buf *out, size_t *taken, struct dimg_err *err)
+/* The version a composed blob needs: 2 if any layer has records 4..7. */
+static void lc_version(struct dimg_buf *raw, size_t nlayers)
 {
+	const uint8_t *p = raw->data;
+	size_t at = L_HEAD;
+	uint32_t v = LAYERS_VERSION_RAW;
+	for (size_t i = 0; i < nlayers && v == LAYERS_VERSION_RAW; i++) {
+		int last = p[at] != LAYERS_RECIPE;
+		for (at += L_LAYER_HEAD; !last && v == LAYERS_VERSION_RAW;) {
+			size_t k = lc_record(p + at, raw->len - at, LAYERS_VERSION, &last);
+			v = p[at] >= LAYERS_REC_MODEL ? LAYERS_VERSION : v;
+			if (!k)
+				break;
+			at += k;
+		}
+	}
+	put32(raw->data + 8, v);
+}
+
+int layers_compose(const uint8_t *a, size_t alen, const struct dimg_tree *a_tree, const uint8_t *b,
+                   size_t blen, const struct dimg_tree *b_tree, int level, struct dimg_buf *out,
+                   size_t *taken, size_t *lost, struct dimg_err *err)
+{
+	struct lc_trees trees = {a_tree, b_tree};
 	struct dimg_buf da = {0}, db = {0}, raw = {0};
 	struct lc_layer *la = NULL, *lb = NULL;
 	size_t na = 0, nb = 0;
@@ -674,11 +893,16 @@ int layers_compose(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen,
 		r = lc_split(&db, &lb, &nb);
 	if (r < 0)
 		dimg_err_set(err, r, NULL, "layer recipes: damaged (%s)", strerror(-r));
-	*taken = 0;
+	*taken = *lost = 0;
 	if (!r)
 		r = dimg_buf_append(&raw, db.data, L_HEAD);
 	for (size_t i = 0; !r && i < nb; i++)
-		r = lc_emit(&da, la, na, &db, &lb[i], &raw, taken);
+		r = lc_emit(&da, la, na, &db, &lb[i], &trees, &raw, taken, lost);
+	if (r == -EBADMSG)
+		dimg_err_set(err, r, NULL,
+		             "layer recipes: a layer taken from an earlier delta is damaged");
+	if (!r)
+		lc_version(&raw, nb);
 	if (!r) {
 		size_t bound = ZSTD_compressBound(raw.len);
 		ZSTD_CCtx *z = ZSTD_createCCtx();

@@ -15,14 +15,16 @@
 extern "C" {
 #endif
 
-#define LAYERS_VERSION 1u
+#define LAYERS_VERSION     2u /* written by default: predicted entries */
+#define LAYERS_VERSION_RAW 1u /* plain records only (--recipes=raw); still read */
 
 enum layers_kind { LAYERS_RECIPE = 1, LAYERS_FROM_BASE = 2 };
 enum layers_comp {
 	LAYERS_COMP_NONE = 0,
 	LAYERS_COMP_GZIP = 1,
 	LAYERS_COMP_ZSTD = 2,
-	LAYERS_COMP_XZ = 3
+	LAYERS_COMP_XZ = 3,
+	LAYERS_COMP_OTHER = 4 /* a compression none of the above names */
 };
 
 struct layers_stats {
@@ -31,15 +33,22 @@ struct layers_stats {
 	uint64_t refs, ref_bytes;            /* contents referenced */
 	uint64_t inline_files, inline_bytes; /* contents embedded */
 	uint64_t blob_size;                  /* the compressed blob */
+	unsigned version;                    /* of the blob */
+	/* tar entries of the recorded layers: as the writer model predicts
+	 * them, patched predictions, kept as they are */
+	uint64_t entries, exact, patched, raw_entries;
+	size_t unchecked; /* layers written as they are: their predictions failed the check */
 };
 
 /* Writes the recipe blob of target (opened with record_layers) against
  * base to out_fd: a layer whose diff_id is one of base's is "from base",
  * the others are recipes whose contents neither tree holds are embedded
- * (read from target's content store). Deterministic. -ENOTSUP, with err
- * (malloc'd) saying so, when a layer cannot be recorded. */
+ * (read from target's content store). Unless raw, each entry's tar
+ * headers are recorded as what a writer model predicts from target's tree
+ * (version 2), else as they are (version 1). Deterministic. -ENOTSUP,
+ * with err saying so, when a layer cannot be recorded. */
 int layers_build(int out_fd, const struct dimg_image *target, const struct dimg_image *base,
-                 int level, struct layers_stats *st, struct dimg_err *err);
+                 int level, int raw, struct layers_stats *st, struct dimg_err *err);
 
 /* Where a rebuilt layer's contents come from, besides the embedded ones. */
 struct layers_src {
@@ -48,6 +57,9 @@ struct layers_src {
 	int (*content)(void *ctx, const uint8_t sha256[32], uint64_t size, dimg_write_fn sink,
 	               void *sink_ctx);
 	void *ctx;
+	/* the target tree the delta rebuilt (predicted entries are read
+	 * against it); NULL: a layer with predicted entries is refused */
+	const struct dimg_tree *tree;
 };
 
 struct layers_layer {
@@ -58,7 +70,7 @@ struct layers_layer {
 struct layers_reader;
 
 /* Starts reading a recipe blob (borrowed, must outlive the reader):
- * checks the magic, version and layer count. -EBADMSG / -ENOTSUP. */
+ * checks the magic, version (1 or 2) and layer count. -EBADMSG / -ENOTSUP. */
 int layers_open(struct layers_reader **out, const uint8_t *blob, size_t len, struct dimg_err *err);
 void layers_free(struct layers_reader *r);
 size_t layers_count(const struct layers_reader *r);
@@ -77,10 +89,14 @@ int layers_write(struct layers_reader *r, const struct layers_src *src, dimg_wri
  * the layer with that diff_id, where a records one (*taken counts them);
  * the others stay as they are. A content either recipe names must still be
  * in the applier's base or target tree: layers_write says which is not.
- * Compressed at level with a checksum, like layers_build. -EBADMSG with
- * err for a damaged blob. */
-int layers_compose(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen, int level,
-                   struct dimg_buf *out, size_t *taken, struct dimg_err *err);
+ * a's recipes with predicted entries are read against a_tree (vk's tree)
+ * and written again against b_tree (vk+1's); without both trees such a
+ * layer stays "as in the base" (*lost counts them). Compressed at level
+ * with a checksum, like layers_build. -EBADMSG with err for a damaged
+ * blob. */
+int layers_compose(const uint8_t *a, size_t alen, const struct dimg_tree *a_tree, const uint8_t *b,
+                   size_t blen, const struct dimg_tree *b_tree, int level, struct dimg_buf *out,
+                   size_t *taken, size_t *lost, struct dimg_err *err);
 
 #ifdef __cplusplus
 }

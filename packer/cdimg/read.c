@@ -47,13 +47,14 @@ static int block_zero(const uint8_t *h)
 static char *tar_name(const uint8_t *h, const char *pax_path)
 {
 	char buf[260];
-	size_t pl = strnlen((const char *)h + 345, 155), nl = strnlen((const char *)h, 100);
+	size_t pl = strnlen((const char *)h + DIMG_TAR_PREFIX, 155),
+	       nl = strnlen((const char *)h, 100);
 	const char *s = buf;
 	if (pax_path) {
 		s = pax_path;
-	} else if (pl && memcmp(h + 257, "ustar\0", 6) == 0) {
-		snprintf(buf, sizeof(buf), "%.*s/%.*s", (int)pl, (const char *)h + 345, (int)nl,
-		         (const char *)h);
+	} else if (pl && memcmp(h + DIMG_TAR_MAGIC, "ustar\0", 6) == 0) {
+		snprintf(buf, sizeof(buf), "%.*s/%.*s", (int)pl, (const char *)h + DIMG_TAR_PREFIX,
+		         (int)nl, (const char *)h);
 	} else {
 		snprintf(buf, sizeof(buf), "%.*s", (int)nl, (const char *)h);
 	}
@@ -132,13 +133,13 @@ static int tar_entry(struct cdimg *c, uint64_t *off, struct pax *x, struct dimg_
 	if (!dimg_tar_checksum_ok(h))
 		return dimg_err_set(err, -EBADMSG, NULL,
 		                    "tar header at offset %" PRIu64 ": bad checksum", *off);
-	if (memcmp(h + 257, "ustar", 5) != 0)
+	if (memcmp(h + DIMG_TAR_MAGIC, "ustar", 5) != 0)
 		return dimg_err_set(err, -EBADMSG, NULL,
 		                    "offset %" PRIu64 ": not a ustar/pax tar header", *off);
-	if (dimg_tar_num(h + 124, 12, &size) < 0)
+	if (dimg_tar_num(h + DIMG_TAR_SIZE, 12, &size) < 0)
 		return dimg_err_set(err, -EBADMSG, NULL,
 		                    "tar header at offset %" PRIu64 ": bad size", *off);
-	char type = (char)h[156];
+	char type = (char)h[DIMG_TAR_TYPE];
 	if ((type == '0' || type == '\0' || type == '7') && x->has_size)
 		size = x->size;
 	uint64_t data = *off + OCITAR_BLOCK, room = c->len - data;

@@ -64,6 +64,10 @@ int merge_write_dimg(const char *out_path, struct dimg_reader *const *rds, const
 struct merge_result {
 	struct merge_stats st;
 	uint64_t size; /* bytes of the output */
+	/* layers of the target recorded against an intermediate image's tree
+	 * (predicted entries) that stay "as in the base": without the first
+	 * delta's base, apply gives back one squashed layer instead */
+	size_t layers_lost;
 };
 
 /* Merges the delta files paths[0..n) (.dimg or .cdimg) into out: a .dimg

@@ -63,30 +63,62 @@ static int merged_dimg(void *ctx, const char *path, struct dimg_err *err)
 	return merge_write_dimg(path, j->in->rd, j->paths, j->in->n, j->o, &j->res->st, err);
 }
 
+/* Delta i's target tree from its base tree (NULL: none known), or NULL
+ * when it cannot be had. */
+static struct dimg_tree *merged_next_tree(const struct inputs *in, size_t i,
+                                          const struct dimg_tree *base)
+{
+	struct dimg_tree *t = NULL;
+	if (base && dimg_reader_resolve(in->rd[i], base, &t) < 0)
+		t = NULL;
+	return t;
+}
+
+/* acc (recipes of delta i-1's target, tree prev) composed with delta i's
+ * (tree cur) into acc; *lost counts the layers that stay "as in the base". */
+static int merged_compose(struct merge_job *j, const struct cdimg_info *ci, size_t i,
+                          struct dimg_buf *acc, const struct dimg_tree *prev,
+                          const struct dimg_tree *cur, struct dimg_err *err)
+{
+	struct dimg_buf next = {0};
+	size_t taken = 0, lost = 0;
+	int r = layers_compose(acc->data, acc->len, prev, ci->layers, (size_t)ci->layers_size, cur,
+	                       j->o->level, &next, &taken, &lost, err);
+	if (r == 0) {
+		dimg_buf_free(acc);
+		*acc = next;
+		j->res->layers_lost += lost;
+	} else {
+		dimg_err_what(err, r, j->paths[i]);
+		dimg_buf_free(&next);
+	}
+	return r;
+}
+
 /* The last delta's recipes, its layers "as in the base" taken from the
- * earlier deltas' recipes of them (1: the last records none). */
+ * earlier deltas' recipes of them (1: the last records none); those with
+ * predicted entries are read against the intermediate trees, which the
+ * first delta's base gives. */
 static int merged_layers(void *ctx, int fd, struct dimg_err *err)
 {
 	struct merge_job *j = ctx;
 	struct dimg_buf acc = {0};
+	struct dimg_tree *prev = NULL, *cur = NULL;
 	int r = 0;
 	for (size_t i = 0; !r && i < j->in->n; i++) {
 		const struct cdimg_info *ci = j->in->c[i] ? cdimg_get_info(j->in->c[i]) : NULL;
-		struct dimg_buf next = {0};
-		size_t taken = 0;
+		dimg_tree_free(prev);
+		prev = cur;
+		cur = merged_next_tree(j->in, i, i ? prev : j->o->base);
 		if (!ci || !ci->layers)
 			continue;
 		if (!acc.len)
 			r = dimg_buf_append(&acc, ci->layers, (size_t)ci->layers_size);
-		else if ((r = layers_compose(acc.data, acc.len, ci->layers, (size_t)ci->layers_size,
-		                             j->o->level, &next, &taken, err)) == 0) {
-			dimg_buf_free(&acc);
-			acc = next;
-		} else {
-			dimg_err_what(err, r, j->paths[i]);
-			dimg_buf_free(&next);
-		}
+		else
+			r = merged_compose(j, ci, i, &acc, prev, cur, err);
 	}
+	dimg_tree_free(prev);
+	dimg_tree_free(cur);
 	if (!r && !cdimg_get_info(j->in->c[j->in->n - 1])->layers)
 		r = 1;
 	if (!r)

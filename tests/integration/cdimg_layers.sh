@@ -16,19 +16,26 @@ TREES=${DI3FS_TREES:-/var/cache/di3fs/trees}
 command -v skopeo >/dev/null || fail "skopeo is not installed: run install/deps.sh"
 command -v zstd >/dev/null || fail "zstd is not installed: run install/deps.sh"
 
-# exact BASE TARGET NAME: diff, apply twice (identical), check the layers.
+# exact BASE TARGET NAME [BOUND]: diff, apply twice (identical), check the
+# layers; BOUND: the most bytes of recipes (but embedded contents) per tar
+# entry of the recorded layers.
 exact() {
-	local base=$1 target=$2 name=$3
+	local base=$1 target=$2 name=$3 bound=${4:--}
 	"$CDIMG" diff --json "$base" "$target" -o "$WORK/$name.cdimg" >"$WORK/$name.json" ||
 		fail "$name: diff failed"
-	python3 - "$WORK/$name.json" "$name" <<'PY'
+	python3 - "$WORK/$name.json" "$name" "$bound" <<'PY'
 import json, sys
 j = json.load(open(sys.argv[1]))
 l = j["layers"]
-assert l["recorded"], l
+assert l["recorded"] and l["version"] == 2, l
 print("  %s: .cdimg %d B, recipes %d B (%d layers, %d as in the base, %d contents "
-      "embedded = %d B, %d raw tar bytes)" % (sys.argv[2], j["size"], l["size"], l["layers"],
-      l["from_base"], l["inline_files"], l["inline_bytes"], l["raw_bytes"]))
+      "embedded = %d B, %d raw tar bytes; %d entries: %d as predicted, %d patched, %d as "
+      "they are)" % (sys.argv[2], j["size"], l["size"], l["layers"], l["from_base"],
+                     l["inline_files"], l["inline_bytes"], l["raw_bytes"], l["entries"],
+                     l["entries_exact"], l["entries_patched"], l["entries_raw"]))
+if sys.argv[3] != "-":
+    per = (l["size"] - l["inline_bytes"]) / l["entries"]
+    assert per <= float(sys.argv[3]), "%.2f B per entry" % per
 PY
 	"$CDIMG" apply "$base" "$WORK/$name.cdimg" -o "$WORK/$name-out.tar" >"$WORK/apply.txt" \
 		2>"$WORK/apply.err" || fail "$name: apply failed: $(cat "$WORK/apply.err")"
@@ -100,26 +107,40 @@ $CHECK image "$WORK/nl.tar" "$WORK/y" "$WORK/v3.tar" ex/app:v3 >/dev/null
 [ "$(stat -c %s "$WORK/nolayers.cdimg")" -lt "$(stat -c %s "$WORK/embedded.cdimg")" ] ||
 	fail "--no-layers is not smaller"
 
-# ---- a merged delta: v1 -> v3 through v2, without images ----
+# ---- a merged delta: v1 -> v3 through v2 ----
 # v3 shares its first layer with v2, which v1 lacks: the second delta takes
 # that layer "as in the base" (v2's), the merged delta's recipes take it
 # from the first delta's recipe of it, so applying the merge over v1 still
-# gives every original layer of v3.
+# gives every original layer of v3. That recipe predicts its entries from
+# v2's tree: merge reads it against v2's tree and writes it against v3's,
+# which it gets from --base (v1) through the chain. Without --base it says
+# that layer is lost (apply squashes, honestly); deltas with raw recipes
+# need no tree.
 cp -a "$WORK/y" "$WORK/y2"
 echo "changed in v3" >>"$WORK/y2/etc/overwritten"
 $MKIMAGES oci "$WORK/x" "$WORK/y2" "$WORK/v4.tar" --ref ex/app:v4 --opaque var/cache
 "$CDIMG" diff -q "$WORK/v1.tar" "$WORK/v3.tar" -o "$WORK/m12.cdimg"
 "$CDIMG" diff -q "$WORK/v3.tar" "$WORK/v4.tar" -o "$WORK/m23.cdimg"
-"$CDIMG" merge -q "$WORK/m12.cdimg" "$WORK/m23.cdimg" -o "$WORK/m13.cdimg"
-"$CDIMG" apply "$WORK/v1.tar" "$WORK/m13.cdimg" -o "$WORK/m13-out.tar" >"$WORK/apply.txt" \
-	2>"$WORK/apply.err" || fail "merged: apply failed: $(cat "$WORK/apply.err")"
-grep -q "original image ID" "$WORK/apply.txt" || fail "merged: not exact: $(cat "$WORK/apply.err")"
-$CHECK layers "$WORK/v4.tar" "$WORK/m13-out.tar"
-[ "$($CHECK digest config "$WORK/m13-out.tar")" = "$($CHECK digest config "$WORK/v4.tar")" ] ||
-	fail "merged: image ID differs"
+"$CDIMG" diff -q --recipes=raw "$WORK/v1.tar" "$WORK/v3.tar" -o "$WORK/r12.cdimg"
+"$CDIMG" diff -q --recipes=raw "$WORK/v3.tar" "$WORK/v4.tar" -o "$WORK/r23.cdimg"
+"$CDIMG" merge -q --base "$WORK/v1.tar" "$WORK/m12.cdimg" "$WORK/m23.cdimg" -o "$WORK/m13.cdimg" \
+	2>"$WORK/merge.err" || fail "merge --base failed: $(cat "$WORK/merge.err")"
+[ ! -s "$WORK/merge.err" ] || fail "merge --base warned: $(cat "$WORK/merge.err")"
+"$CDIMG" merge -q "$WORK/r12.cdimg" "$WORK/r23.cdimg" -o "$WORK/r13.cdimg" 2>"$WORK/merge.err" ||
+	fail "merge of raw recipes failed: $(cat "$WORK/merge.err")"
+[ ! -s "$WORK/merge.err" ] || fail "merge of raw recipes warned: $(cat "$WORK/merge.err")"
+for m in m13 r13; do
+	"$CDIMG" apply "$WORK/v1.tar" "$WORK/$m.cdimg" -o "$WORK/$m-out.tar" >"$WORK/apply.txt" \
+		2>"$WORK/apply.err" || fail "merged $m: apply failed: $(cat "$WORK/apply.err")"
+	grep -q "original image ID" "$WORK/apply.txt" ||
+		fail "merged $m: not exact: $(cat "$WORK/apply.err")"
+	$CHECK layers "$WORK/v4.tar" "$WORK/$m-out.tar"
+	[ "$($CHECK digest config "$WORK/$m-out.tar")" = "$($CHECK digest config "$WORK/v4.tar")" ] ||
+		fail "merged $m: image ID differs"
+done
 # The second delta alone takes the shared layer as its base's (kind 2),
 # which v1 lacks; the merged recipes hold the first delta's recipe of it.
-python3 - "$WORK/m23.cdimg" "$WORK/m13.cdimg" <<'PY'
+python3 - "$WORK/m23.cdimg" "$WORK/m13.cdimg" "$WORK/r13.cdimg" <<'PY'
 import json, subprocess, sys, tarfile
 def first_kind(path):
     t = tarfile.open(path)
@@ -129,11 +150,19 @@ def first_kind(path):
     raw = subprocess.run(["zstd", "-dc"], input=blob(man["layers"][2]), check=True,
                          capture_output=True).stdout
     assert raw[:8] == b"DI3LAYRS", raw[:8]
-    return raw[16]
-assert first_kind(sys.argv[1]) == 2, "second delta: shared layer not from the base"
-assert first_kind(sys.argv[2]) == 1, "merged: shared layer not a recipe"
+    return raw[8], raw[16]
+assert first_kind(sys.argv[1]) == (2, 2), "second delta: shared layer not from the base"
+assert first_kind(sys.argv[2]) == (2, 1), "merged: shared layer not a predicted recipe"
+assert first_kind(sys.argv[3]) == (1, 1), "merged raw: shared layer not a raw recipe"
 PY
-echo "  merged v1 -> v3 -> v4: the original layers of v4 over v1"
+# Without --base: said, and apply squashes rather than claim the original.
+"$CDIMG" merge -q "$WORK/m12.cdimg" "$WORK/m23.cdimg" -o "$WORK/n13.cdimg" 2>"$WORK/merge.err"
+grep -q "without --base IMAGE" "$WORK/merge.err" || fail "merge: no warning for the lost layer"
+"$CDIMG" apply -q "$WORK/v1.tar" "$WORK/n13.cdimg" -o "$WORK/n13-out.tar" 2>"$WORK/apply.err"
+grep -q "not giving back the original layers" "$WORK/apply.err" ||
+	fail "merged without --base: no fallback warning: $(cat "$WORK/apply.err")"
+$CHECK image "$WORK/n13-out.tar" "$WORK/y2" "$WORK/v4.tar" ex/app:v4 >/dev/null
+echo "  merged v1 -> v3 -> v4: the original layers of v4 over v1 (--base, or raw recipes)"
 
 # ---- damaged recipes: consistent digests, wrong insides ----
 $CHECK badrecipe "$WORK/embedded.cdimg" "$WORK/bad" >/dev/null
@@ -180,8 +209,8 @@ assert d + "/.wh." + b in names, "no whiteout for " + sys.argv[2]
 assert "etc/debian_version" in names
 PY
 echo "nginx (2 layers, the first shared with the base):"
-exact "$WORK/ng1.tar" "$WORK/ng2.tar" nginx
+exact "$WORK/ng1.tar" "$WORK/ng2.tar" nginx 4
 echo "nginx, docker save, the base's image as an OCI tar:"
 $MKIMAGES oci "$V1" "$WORK/ng2" "$WORK/ng2-docker.tar" --ref ex/nginx:v2 --docker-save
-exact "$WORK/ng1.tar" "$WORK/ng2-docker.tar" nginx-docker
+exact "$WORK/ng1.tar" "$WORK/ng2-docker.tar" nginx-docker 4
 echo "cdimg_layers: ok"

@@ -20,7 +20,7 @@ BANNED = ("sprintf", "strcpy", "strcat", "gets", "atoi", "atol", "strtok")
 # libdimg's layers, lowest first, and the public headers each one owns.
 DIMG_LAYERS = ["common", "codec", "tree", "format", "oci", "image"]
 DIMG_PUBLIC = {
-    "types.h": "common", "hash.h": "common", "codec.h": "codec",
+    "types.h": "common", "hash.h": "common", "varint.h": "common", "codec.h": "codec",
     "tree.h": "tree", "write.h": "tree", "fileio.h": "tree", "dimg.h": "format",
     "oci.h": "oci", "image.h": "image", "tar.h": "common", "cas.h": "image",
 }

@@ -5,6 +5,7 @@ as ONE gzip layer, for tests (python3 stdlib only).
     mkoci.py [--ref NAME] [--arch ARCH] [--env K=V]... [--label K=V]...
              [--entrypoint JSON] [--cmd JSON] [--workdir DIR] [--sparse]
              ROOTFS OUT.tar
+    mkoci.py [options] --layer LAYER.tar - OUT.tar
 
 The layer is a PAX tar that keeps what an image layer can hold: owners,
 full modes (setuid/setgid/sticky), nanosecond mtimes, devices, fifos,
@@ -14,6 +15,8 @@ tree gives the same bytes. Sockets are skipped; the root entry is left out,
 as in most real layers. Must run as root to read every file of a real tree.
 With --sparse, files with holes become PAX 1.0 sparse members (what
 `tar --sparse --format=posix` writes): only their data regions are stored.
+With --layer, the layer is LAYER.tar as it is (a tar some other writer
+made), gzipped the same way.
 """
 import argparse
 import errno
@@ -134,14 +137,16 @@ def add_entry(tar, root, rel, sparse=False):
         tar.addfile(ti)
 
 
-def make_layer(root, workdir, sparse=False):
-    """Writes layer.tar and layer.tar.gz; returns (diff_id, digest, size)."""
-    raw = os.path.join(workdir, "layer.tar")
-    with tarfile.open(raw, "w", format=tarfile.PAX_FORMAT, encoding="utf-8",
-                      errors="surrogateescape") as tar:
-        for rel in tree_paths(root):
-            add_entry(tar, root, rel, sparse)
-    packed = raw + ".gz"
+def make_layer(root, workdir, sparse=False, layer=None):
+    """Writes layer.tar (or takes `layer`) and layer.tar.gz; returns
+    (diff_id, digest, size, path of the .gz)."""
+    raw = layer or os.path.join(workdir, "layer.tar")
+    if layer is None:
+        with tarfile.open(raw, "w", format=tarfile.PAX_FORMAT, encoding="utf-8",
+                          errors="surrogateescape") as tar:
+            for rel in tree_paths(root):
+                add_entry(tar, root, rel, sparse)
+    packed = os.path.join(workdir, "layer.tar.gz")
     with open(raw, "rb") as src, open(packed, "wb") as dst:
         with gzip.GzipFile(filename="", mode="wb", fileobj=dst, mtime=0, compresslevel=6) as gz:
             shutil.copyfileobj(src, gz, CHUNK)
@@ -211,13 +216,14 @@ def main():
     ap.add_argument("--workdir")
     ap.add_argument("--sparse", action="store_true",
                     help="files with holes as sparse members (data regions only)")
+    ap.add_argument("--layer", help="an uncompressed layer tar to use as it is (ROOTFS: -)")
     ap.add_argument("rootfs")
     ap.add_argument("out")
     args = ap.parse_args()
 
     work = tempfile.mkdtemp(prefix="mkoci.", dir=os.path.dirname(os.path.abspath(args.out)))
     try:
-        diff_id, digest, size, packed = make_layer(args.rootfs, work, args.sparse)
+        diff_id, digest, size, packed = make_layer(args.rootfs, work, args.sparse, args.layer)
         config = canon(make_config(args, diff_id))
         cdesc = {"mediaType": "application/vnd.oci.image.config.v1+json",
                  "digest": "sha256:" + hashlib.sha256(config).hexdigest(), "size": len(config)}

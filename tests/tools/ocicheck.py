@@ -359,12 +359,25 @@ def cmd_corrupt(path, outdir):
     repack(files, order, wrong_tree, os.path.join(outdir, "tree-mismatch.cdimg"))
 
 
+def varint(raw, pos):
+    v = shift = 0
+    while True:
+        b = raw[pos]
+        pos += 1
+        v |= (b & 0x7f) << shift
+        shift += 7
+        if not b & 0x80:
+            return v, pos
+
+
 def recipe_records(raw):
-    """(offset of the first RAW record's data, of the first FILE record's
-    sha256) in a decompressed layer recipes blob (docs/FORMAT.md)."""
+    """Offsets in a decompressed layer recipes blob (docs/FORMAT.md): of
+    the first RAW record's data, of the first FILE record's sha256, of the
+    first MODEL record's writer byte and of the first ENTRY or ENTRIES
+    record's varint (None where there is none)."""
     need(raw[:8] == b"DI3LAYRS", "layer recipes magic")
     n = int.from_bytes(raw[12:16], "little")
-    pos, first_raw, first_file = 16, None, None
+    pos, first = 16, {}
     for _ in range(n):
         kind = raw[pos]
         pos += 36
@@ -375,17 +388,36 @@ def recipe_records(raw):
                 break
             if t == 1:
                 ln = int.from_bytes(raw[pos + 1:pos + 5], "little")
-                first_raw = first_raw or pos + 5
+                first.setdefault("raw", pos + 5)
                 pos += 5 + ln
             elif t in (2, 3):
                 size = int.from_bytes(raw[pos + 1:pos + 9], "little")
                 if t == 2:
-                    first_file = first_file or pos + 9
+                    first.setdefault("file", pos + 9)
                 pos += 41 + (size if t == 3 else 0)
+            elif t == 4:
+                first.setdefault("model", pos + 1)
+                pos += 4 + raw[pos + 3]
+            elif t in (6, 7):
+                if t == 6:
+                    first.setdefault("entry", pos + 1)
+                pos = varint(raw, pos + 1)[1]
+            elif t == 5:
+                first.setdefault("entry", pos + 1)
+                pos = varint(raw, pos + 1)[1]
+                flags = raw[pos]
+                pos += 1
+                if flags & 1:
+                    nops, pos = varint(raw, pos)
+                    for _ in range(nops):
+                        pos = varint(raw, pos)[1]
+                        pos = varint(raw, pos)[1]
+                        ins, pos = varint(raw, pos)
+                        pos += ins
             else:
                 raise Bad("record type %d" % t)
     need(pos == len(raw), "layer recipes: %d bytes after the last layer" % (len(raw) - pos))
-    return first_raw, first_file
+    return first
 
 
 def zstd(data, *args):
@@ -405,15 +437,21 @@ def cmd_badrecipe(path, outdir):
     need(len(man["layers"]) == 3, "no layer recipes in %s" % path)
     old = "blobs/sha256/" + man["layers"][2]["digest"][7:]
     raw = zstd(files[old], "-d")
-    first_raw, first_file = recipe_records(raw)
+    first = recipe_records(raw)
 
     def flip(at):
         return raw[:at] + bytes([raw[at] ^ 0x01]) + raw[at + 1:]
     variants = {"recipe-cut": zstd(raw[:len(raw) // 2]), "recipe-junk": b"\0" * 64}
-    if first_raw is not None:
-        variants["recipe-flip-header"] = zstd(flip(first_raw + 100))
-    if first_file is not None:
-        variants["recipe-flip-ref"] = zstd(flip(first_file))
+    # a header: the writer model (another model, other bytes), or raw bytes
+    if "model" in first:
+        variants["recipe-flip-header"] = zstd(flip(first["model"]))
+    elif "raw" in first:
+        variants["recipe-flip-header"] = zstd(flip(first["raw"] + 100))
+    # a content: a FILE record's sha256, or which tree entry is predicted
+    if "file" in first:
+        variants["recipe-flip-ref"] = zstd(flip(first["file"]))
+    elif "entry" in first:
+        variants["recipe-flip-ref"] = zstd(flip(first["entry"]))
     for name, blob_bytes in variants.items():
         new = dict(files)
         del new[old]

@@ -319,7 +319,11 @@ static void check_layers_reader(void)
 	CHECK(read_recipe(raw, n, &out) == -EBADMSG);
 	raw[at_end] = DIMG_RECIPE_END;
 	CHECK(read_recipe(raw, n - 5, &out) == -EBADMSG);
-	raw[8] = 2;
+	raw[8] = 2; /* version 2 reads version 1's records alike */
+	out.len = 0;
+	CHECK_RC(read_recipe(raw, n, &out));
+	CHECK(out.len == 24 && !memcmp(out.data, "header bytesfile content", 24));
+	raw[8] = 3;
 	CHECK(read_recipe(raw, n, &out) == -ENOTSUP);
 	dimg_buf_free(&out);
 }

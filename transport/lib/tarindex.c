@@ -163,8 +163,8 @@ static int xtar_header_name(const uint8_t *h, char **out)
 	memcpy(name, h, 100);
 	name[100] = '\0';
 	prefix[0] = '\0';
-	if (memcmp(h + 257, "ustar\0", 6) == 0) {
-		memcpy(prefix, h + 345, 155);
+	if (memcmp(h + DIMG_TAR_MAGIC, "ustar\0", 6) == 0) {
+		memcpy(prefix, h + DIMG_TAR_PREFIX, 155);
 		prefix[155] = '\0';
 	}
 	if (asprintf(out, "%s%s%s", prefix, prefix[0] ? "/" : "", name) < 0) {
@@ -205,7 +205,7 @@ static int xtar_link_target(char **out, const char *name, const char *target, in
 
 static int xtar_add(struct xtar_scan *s, const uint8_t *h, uint64_t size)
 {
-	char type = (char)h[156], lk[101];
+	char type = (char)h[DIMG_TAR_TYPE], lk[101];
 	struct xtar_member m = {.off = s->off + XTAR_BLOCK, .size = size};
 	int link = type == '1' || type == '2';
 	int r = 0;
@@ -216,7 +216,7 @@ static int xtar_add(struct xtar_scan *s, const uint8_t *h, uint64_t size)
 	if (r == 0 && !m.name)
 		r = -ENOMEM;
 	if (r == 0 && (r = xtar_norm(m.name)) == 0 && link) {
-		memcpy(lk, h + 157, 100);
+		memcpy(lk, h + DIMG_TAR_LINKNAME, 100);
 		lk[100] = '\0';
 		r = xtar_link_target(&m.link, m.name, s->nx.link ? s->nx.link : lk, type == '2');
 		m.size = 0;
@@ -244,9 +244,9 @@ static int xtar_step(struct xtar_scan *s)
 		return r == -EIO ? -EBADMSG : r;
 	if (xtar_zero(h))
 		return 1;
-	if (!dimg_tar_checksum_ok(h) || dimg_tar_num(h + 124, 12, &size) < 0)
+	if (!dimg_tar_checksum_ok(h) || dimg_tar_num(h + DIMG_TAR_SIZE, 12, &size) < 0)
 		return -EBADMSG;
-	char type = (char)h[156];
+	char type = (char)h[DIMG_TAR_TYPE];
 	if (s->nx.has_size && type != 'x' && type != 'g' && type != 'L' && type != 'K')
 		size = s->nx.size;
 	uint64_t pad = (size + XTAR_BLOCK - 1) / XTAR_BLOCK * XTAR_BLOCK;

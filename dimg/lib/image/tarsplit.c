@@ -10,11 +10,11 @@
 #include <string.h>
 
 #include "cas-internal.h"
-#include "dimg/tar.h"
 #include "dimg/hash.h"
+#include "dimg/tar.h"
 #include "endian-internal.h"
 
-#define TS_BLOCK   512u
+#define TS_BLOCK   DIMG_TAR_BLOCK
 #define TS_RAW_MAX (64u << 10) /* raw bytes per record */
 #define TS_PAX_MAX (1u << 20)  /* pax data parsed for a size; larger: kept raw */
 
@@ -37,6 +37,7 @@ struct dimg_tarsplit {
 	uint64_t fsize;   /* size of the referenced file at hand */
 	int pax;          /* the data at hand is a pax 'x' header's */
 	int64_t pax_size; /* size override for the next entry, -1 none */
+	int pax_sparse;   /* the next entry's data is a GNU sparse map and segments */
 	uint8_t *paxbuf;  /* collected pax data */
 	size_t paxlen;
 	struct dimg_sha256 *h;
@@ -94,31 +95,6 @@ static int ts_file_record(struct dimg_tarsplit *t)
 	return r < 0 ? r : ts_put(t, rec, sizeof(rec));
 }
 
-/* The last "size=" record of pax data (the one that applies), or -1. */
-static int64_t ts_pax_size(const uint8_t *p, size_t n)
-{
-	int64_t size = -1;
-	size_t i = 0;
-	while (i < n) {
-		uint64_t len = 0;
-		size_t j = i;
-		while (j < n && p[j] >= '0' && p[j] <= '9' && len < (1u << 30))
-			len = len * 10 + (uint64_t)(p[j++] - '0');
-		if (j >= n || p[j] != ' ' || len == 0 || len > n - i)
-			break;
-		const uint8_t *kv = p + j + 1, *end = p + i + len - 1;
-		if (end > kv + 5 && memcmp(kv, "size=", 5) == 0) {
-			uint64_t v = 0;
-			const uint8_t *c = kv + 5;
-			for (; c < end && *c >= '0' && *c <= '9' && v < (1ULL << 60); c++)
-				v = v * 10 + (uint64_t)(*c - '0');
-			size = c == end ? (int64_t)v : -1;
-		}
-		i += (size_t)len;
-	}
-	return size;
-}
-
 static void ts_start_data(struct dimg_tarsplit *t, enum ts_mode m, uint64_t size)
 {
 	t->mode = size ? m : TS_PAD;
@@ -138,14 +114,18 @@ static int ts_header(struct dimg_tarsplit *t)
 	t->hlen = 0;
 	if (r < 0 || memcmp(t->hdr, zero, TS_BLOCK) == 0)
 		return r;
-	if (!dimg_tar_checksum_ok(t->hdr) || dimg_tar_num(t->hdr + 124, 12, &size) < 0) {
+	if (!dimg_tar_checksum_ok(t->hdr) || dimg_tar_num(t->hdr + DIMG_TAR_SIZE, 12, &size) < 0) {
 		t->mode = TS_TRAIL;
 		return 0;
 	}
-	uint8_t type = t->hdr[156];
-	if (t->pax_size >= 0 && type != 'x' && type != 'g' && type != 'L' && type != 'K') {
-		size = (uint64_t)t->pax_size;
+	uint8_t type = t->hdr[DIMG_TAR_TYPE];
+	int sparse = 0;
+	if (type != 'x' && type != 'g' && type != 'L' && type != 'K') {
+		if (t->pax_size >= 0)
+			size = (uint64_t)t->pax_size;
+		sparse = t->pax_sparse;
 		t->pax_size = -1;
+		t->pax_sparse = 0;
 	}
 	t->pax = type == 'x';
 	t->paxlen = 0;
@@ -153,7 +133,8 @@ static int ts_header(struct dimg_tarsplit *t)
 	case '0':
 	case '\0':
 	case '7':
-		ts_start_data(t, TS_FILE, size);
+		/* a sparse file's data is not its content: kept raw */
+		ts_start_data(t, sparse ? TS_DATA : TS_FILE, size);
 		return 0;
 	case '2':
 	case '3':
@@ -174,7 +155,10 @@ static int ts_data_done(struct dimg_tarsplit *t)
 	if (t->mode == TS_FILE)
 		r = ts_file_record(t);
 	if (t->pax) {
-		t->pax_size = t->paxlen < TS_PAX_MAX ? ts_pax_size(t->paxbuf, t->paxlen) : -1;
+		t->pax_size = -1;
+		t->pax_sparse = 0;
+		if (t->paxlen < TS_PAX_MAX)
+			t->pax_size = dimg_tar_pax_size(t->paxbuf, t->paxlen, &t->pax_sparse);
 		t->pax = 0;
 	}
 	t->mode = t->pad ? TS_PAD : TS_HDR;
@@ -248,6 +232,8 @@ void dimg_tarsplit_begin(struct dimg_tarsplit *t)
 	t->left = t->pad = 0;
 	t->pax = 0;
 	t->pax_size = -1;
+	t->pax_sparse = 0;
+	t->paxlen = 0;
 	t->rawlen = 0;
 	t->err = 0;
 	dimg_sha256_final(t->h, junk);
