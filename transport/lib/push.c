@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <json-c/json.h>
@@ -201,6 +202,7 @@ static int tag_read(struct push *p, struct json_object **out, int *found)
 static int tag_schema(struct push *p, const struct dimg_buf *man)
 {
 	struct json_object *desc = referrer_desc(p, man);
+	unsigned seed = (unsigned)getpid() ^ (unsigned)time(NULL);
 	int rc = desc ? 0 : -ENOMEM;
 
 	for (unsigned tries = 0; rc == 0;) {
@@ -208,6 +210,9 @@ static int tag_schema(struct push *p, const struct dimg_buf *man)
 		struct dimg_buf out = {0};
 		int found = 0;
 
+		if (tries >= 2) /* lost twice: desynchronise, 50 ms .. 1.6 s, then read */
+			usleep((50000u << (tries < 6 ? tries - 1 : 5)) +
+			       (unsigned)(rand_r(&seed) % 50000u));
 		if ((rc = tag_read(p, &o, &found)) < 0)
 			break;
 		if (found) {
@@ -227,9 +232,6 @@ static int tag_schema(struct push *p, const struct dimg_buf *man)
 			    XPUSH_TAG_TRIES);
 			break;
 		}
-		if (tries > 1)
-			usleep(100000u
-			       << (tries < 5 ? tries : 5)); /* let the other writer finish */
 		if (json_object_array_add(oci_jarr(o, "manifests"), json_object_get(desc)))
 			rc = -ENOMEM;
 		if (rc == 0)
@@ -237,8 +239,12 @@ static int tag_schema(struct push *p, const struct dimg_buf *man)
 		if (rc == 0)
 			rc = reg_manifest_put(p->r, p->repo, p->res->tag, out.data, out.len,
 			                      OCI_MT_INDEX, p->err);
-		if (rc == 0)
+		if (rc == 0) {
 			p->res->tag_writes++;
+			/* a pusher that read the index before our write writes within
+			 * moments: read back after that, not at once */
+			usleep(XPUSH_SETTLE_MS * 1000u);
+		}
 		dimg_buf_free(&out);
 		json_object_put(o);
 	}

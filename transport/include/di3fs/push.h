@@ -22,6 +22,8 @@ extern "C" {
 
 /* How many times the referrers tag is written at most. */
 #define XPUSH_TAG_TRIES 8
+/* How long after writing it the referrers tag is read back, in ms. */
+#define XPUSH_SETTLE_MS 300
 
 struct xpush_result {
 	char manifest_digest[OCI_DIGEST_LEN]; /* the artifact manifest */
