@@ -155,7 +155,7 @@ for i in 1 2 3 4; do
 	pids="$pids $!"
 done
 for p in $pids; do wait "$p" || fail "a concurrent push failed"; done
-writes=$(for i in 1 2 3 4; do json_get "$WORK/pb$i.json" 'd["tag_writes"]'; done | paste -sd+ | bc)
+writes=$(for i in 1 2 3 4; do json_get "$WORK/pb$i.json" 'd["tag_writes"]'; done | awk '{ s += $1 } END { print s }')
 [ "$writes" -ge 4 ] || fail "four new deltas, $writes writes of the tag"
 D3=$(json_get "$WORK/p3.json" 'd["digest"]')
 "$CDIMG" push --json "$WORK/d12.cdimg" "docker://$R/app" >"$WORK/p6.json"
