@@ -96,7 +96,7 @@ static void push_json(const struct xpush_result *r)
 	json_object_object_add(o, "tag", r->tag[0] ? json_object_new_string(r->tag) : NULL);
 	json_object_object_add(o, "tag_writes", json_object_new_int((int)r->tag_writes));
 	json_object_object_add(o, "entries", json_object_new_int((int)r->entries));
-	json_object_object_add(o, "added", json_object_new_boolean(r->added));
+	json_object_object_add(o, "added", r->added < 0 ? NULL : json_object_new_boolean(r->added));
 	json_object_object_add(o, "blobs_pushed", json_object_new_int((int)r->blobs_pushed));
 	json_object_object_add(o, "blobs_existing", json_object_new_int((int)r->blobs_existing));
 	json_object_object_add(o, "bytes_pushed", json_object_new_uint64(r->bytes_pushed));
@@ -118,7 +118,8 @@ static void push_summary(const struct xpush_result *r)
 		        r->entries == 1 ? "" : "s");
 	else
 		fprintf(stderr, "referrers tag %s: %u entr%s%s\n", r->tag, r->entries,
-		        r->entries == 1 ? "y" : "ies", r->added ? "" : " (it was listed already)");
+		        r->entries == 1 ? "y" : "ies",
+		        r->added > 0 ? "" : " (it was listed already)");
 }
 
 int cmd_push(int argc, char **argv)

@@ -5,7 +5,7 @@
 # recipes layers with the .cdimg's digests, subject = v2's manifest,
 # annotations), the referrers tag index listing it; a second push changes
 # nothing; another delta to v2 makes two entries; four pushed at once lose
-# none; a delta whose target is
+# none; a registry with the referrers API gets no referrers tag; a delta whose target is
 # not in the repository fails (exit 1) naming it; a target whose layers are
 # there but not its manifest gets its manifest put.
 . "$(dirname "$0")/lib.sh"
@@ -161,6 +161,22 @@ D3=$(json_get "$WORK/p3.json" 'd["digest"]')
 "$CDIMG" push --json "$WORK/d12.cdimg" "docker://$R/app" >"$WORK/p6.json"
 $PY3 "$WORK/check.py" "$R" "$WORK/p6.json" "$WORK/show12.json" "$V2" 6 "$D1" "$D3" \
 	$(for i in 1 2 3 4; do json_get "$WORK/pb$i.json" 'd["digest"]'; done)
+
+# A registry with the referrers API (faultproxy --index-referrers over the
+# same registry): it lists the deltas, no referrers tag is written.
+proxy_start api "$PORT_reg" --index-referrers
+A=127.0.0.1:$PORT_api
+"$CDIMG" copy -q "oci:$WORK/v2" "docker://$A/api:v2"
+"$CDIMG" push --json "$WORK/d12.cdimg" "docker://$A/api" >"$WORK/a1.json"
+"$CDIMG" push --json "$WORK/d02.cdimg" "docker://$A/api" >"$WORK/a2.json"
+"$CDIMG" push --json "$WORK/d02.cdimg" "docker://$A/api" >"$WORK/a3.json"
+for f in a1:1 a2:2 a3:2; do
+	[ "$(json_get "$WORK/${f%:*}.json" 'd["referrers"], d["entries"], d["tag"], d["tag_writes"], d["added"]')" = \
+		"api ${f#*:} None 0 None" ] || fail "${f%:*}: $(cat "$WORK/${f%:*}.json")"
+done
+curl -fsS -o /dev/null "http://$R/v2/api/manifests/sha256-${V2#sha256:}" 2>/dev/null &&
+	fail "a referrers tag was written where the registry has the referrers API"
+grep -q "GET /v2/api/referrers/$V2" "$WORK/api.log" || fail "the referrers API was not asked"
 
 # A target that is not there (v3): exit 1 naming its manifest digest and copy.
 V3=$(json_get "$WORK/v3/index.json" 'd["manifests"][0]["digest"]')

@@ -132,7 +132,7 @@ static int referrers_api(struct push *p, const uint8_t subject[32])
 		return rc;
 	}
 	p->res->entries = f.n;
-	p->res->added = 1;
+	p->res->added = -1; /* the registry added it, or had it: not told apart */
 	return 1;
 }
 

@@ -37,7 +37,8 @@ struct xpush_result {
 	char tag[80];          /* the referrers tag, "" with the API */
 	unsigned tag_writes;   /* PUTs of that tag (0: it listed the delta already) */
 	unsigned entries;      /* referrers of the target listed after the push */
-	int added;             /* 0: the delta was listed before this push */
+	int added;             /* 1 added, 0 listed before this push (tag schema);
+	                          -1 not known (the referrers API) */
 	unsigned blobs_pushed; /* artifact blobs sent */
 	unsigned blobs_existing;
 	uint64_t bytes_pushed;
