@@ -58,8 +58,7 @@ run_fuzz() {
 
 run_suite build
 if [ "$quick" -eq 0 ]; then
-	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 LSAN_OPTIONS=suppressions=$PWD/tests/lsan.supp \
-		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 		run_suite build-asan -DENABLE_SANITIZERS=ON
 	run_fuzz
 fi
