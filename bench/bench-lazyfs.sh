@@ -2,7 +2,7 @@
 # lazyfs read and listing speed against a plain directory on the same disk,
 # measured in the same run. Run by hand as root (drops the page cache).
 #
-# usage: sudo bench/bench-lazyfs.sh [--work DIR] [--size MIB] [--trees DIR]
+# usage: bench/bench-lazyfs.sh [--work DIR] [--size MIB] [--trees DIR]
 #   --work DIR   scratch directory (default /var/tmp); the plain copies,
 #                the cache and the mount live there, so on the same disk
 #   --size MIB   the changed file's size (default 64)

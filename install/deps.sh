@@ -1,6 +1,7 @@
 #!/bin/sh
 # Installs every build and test dependency of di3fs from Debian 12's archive.
-# Idempotent and non-interactive: run it as root (or through sudo) any number of times.
+# Idempotent and non-interactive: run it as root any number of times (a
+# non-root user goes through sudo where it is installed).
 set -eu
 
 PKGS="build-essential cmake pkg-config clang clang-format git ca-certificates
@@ -13,6 +14,10 @@ PKGS="build-essential cmake pkg-config clang clang-format git ca-certificates
  docker-registry apache2-utils openssl python3-jwt python3-cryptography curl"
 
 if [ "$(id -u)" -ne 0 ]; then
+	if ! command -v sudo >/dev/null 2>&1; then
+		echo "install/deps.sh: run as root (there is no sudo here): su -c 'sh install/deps.sh'" >&2
+		exit 2
+	fi
 	SUDO=sudo
 else
 	SUDO=

@@ -131,6 +131,7 @@ struct tport {
 	char where[600];
 };
 
+/* Takes m's bytes; the rest of m (the source's name for it) is freed. */
 static void from_xm(struct reg_manifest *out, struct xport_manifest *m)
 {
 	memset(out, 0, sizeof(*out));
@@ -138,6 +139,9 @@ static void from_xm(struct reg_manifest *out, struct xport_manifest *m)
 	out->len = m->len;
 	memcpy(out->digest, m->digest, 32);
 	snprintf(out->media_type, sizeof(out->media_type), "%s", m->media_type);
+	m->raw = NULL;
+	free(m->ref);
+	m->ref = NULL;
 }
 
 static int t_get_manifest(void *ctx, const char *ref, struct reg_manifest *out,

@@ -123,7 +123,8 @@ static int bsd_zs_bzip2(struct dimg_bsd_zs *s, const uint8_t *p, size_t n, int l
 		if (r != BZ_RUN_OK && r != BZ_FINISH_OK && r != BZ_STREAM_END)
 			return bsd_bzerr(r);
 		s->bout.len += room - s->bz.avail_out;
-		p += part - s->bz.avail_in;
+		if (part) /* the final call passes no input (p may be NULL) */
+			p += part - s->bz.avail_in;
 		n -= part - s->bz.avail_in;
 	} while (last ? r != BZ_STREAM_END : n > 0);
 	return 0;

@@ -21,30 +21,15 @@
  * refused, so a name can never leave the layout. */
 int oci_norm_name(char **out, const char *raw)
 {
-	size_t n = raw ? strlen(raw) : 0, k = 0;
+	size_t n = raw ? strlen(raw) : 0;
 	*out = NULL;
 	if (n == 0 || n >= OCI_NAME_MAX || raw[0] == '/')
 		return -EBADMSG;
 	char *p = malloc(n + 1);
 	if (!p)
 		return -ENOMEM;
-	for (const char *c = raw; *c;) {
-		const char *slash = strchr(c, '/');
-		size_t len = slash ? (size_t)(slash - c) : strlen(c);
-		if (len == 2 && c[0] == '.' && c[1] == '.') {
-			free(p);
-			return -EBADMSG;
-		}
-		if (len && !(len == 1 && c[0] == '.')) {
-			if (k)
-				p[k++] = '/';
-			memcpy(p + k, c, len);
-			k += len;
-		}
-		c += len + (slash != NULL);
-	}
-	p[k] = '\0';
-	if (k == 0) {
+	int k = dimg_path_clean(p, raw);
+	if (k <= 0) {
 		free(p);
 		return -EBADMSG;
 	}

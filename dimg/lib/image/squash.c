@@ -14,6 +14,7 @@
 
 #include "dimg/hash.h"
 #include "squash-internal.h"
+#include "tree-internal.h"
 
 /* Limits beyond which an entry is hostile rather than unusual. */
 #define SQ_FILE_MAX        (1ULL << 40) /* 1 TiB */
@@ -76,23 +77,10 @@ static int sq_norm(struct sq_layer *L, const char *raw, const char *what, char *
 	char *p = malloc(n + 1);
 	if (!p)
 		return -ENOMEM;
-	size_t k = 0;
-	for (const char *c = raw; *c;) {
-		const char *slash = strchr(c, '/');
-		size_t len = slash ? (size_t)(slash - c) : strlen(c);
-		if (len == 2 && c[0] == '.' && c[1] == '.') {
-			free(p);
-			return sq_fail(L, -EBADMSG, "'..' in %s refused", what);
-		}
-		if (len && !(len == 1 && c[0] == '.')) {
-			if (k)
-				p[k++] = '/';
-			memcpy(p + k, c, len);
-			k += len;
-		}
-		c += len + (slash != NULL);
+	if (dimg_path_clean(p, raw) < 0) {
+		free(p);
+		return sq_fail(L, -EBADMSG, "'..' in %s refused", what);
 	}
-	p[k] = '\0';
 	*out = p;
 	return 0;
 }

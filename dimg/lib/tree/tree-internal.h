@@ -13,4 +13,10 @@ int dimg_rmtree(const char *path);
 /* The same for name in dfd (any type, never followed). */
 int dimg_rmtree_at(int dfd, const char *name);
 
+/* A relative path from outside (a tar member, a layout's file name) made
+ * plain into out (room for strlen(raw) + 1): empty and "." components
+ * dropped, "./" prefixes too. Returns its length (0 for the root), or
+ * -EBADMSG for a ".." component: such a path is refused, never resolved. */
+int dimg_path_clean(char *out, const char *raw);
+
 #endif

@@ -7,6 +7,27 @@
 #include "dimg/hash.h"
 #include "dimg/tree.h"
 #include "endian-internal.h"
+#include "tree-internal.h"
+
+int dimg_path_clean(char *out, const char *raw)
+{
+	size_t k = 0;
+	for (const char *c = raw; *c;) {
+		const char *slash = strchr(c, '/');
+		size_t len = slash ? (size_t)(slash - c) : strlen(c);
+		if (len == 2 && c[0] == '.' && c[1] == '.')
+			return -EBADMSG;
+		if (len && !(len == 1 && c[0] == '.')) {
+			if (k)
+				out[k++] = '/';
+			memcpy(out + k, c, len);
+			k += len;
+		}
+		c += len + (slash != NULL);
+	}
+	out[k] = '\0';
+	return (int)k;
+}
 
 int dimg_tree_new(struct dimg_tree **out)
 {
