@@ -46,13 +46,6 @@ static const char push_help[] =
     "exit codes: 0 pushed, 1 failed (the target image not in REPO, a registry\n"
     "error), 2 usage, 3 a damaged or unknown .cdimg\n";
 
-enum {
-	OPT_CREDS = 0x200,
-	OPT_AUTH,
-	OPT_TLS,
-	OPT_CERT,
-};
-
 struct push_args {
 	struct cli_args c;
 	struct xport_opts o;
@@ -61,23 +54,7 @@ struct push_args {
 static int push_option(void *ctx, int c, const char *arg)
 {
 	struct push_args *a = ctx;
-	switch (c) {
-	case OPT_CREDS:
-		a->o.creds = arg;
-		return 0;
-	case OPT_AUTH:
-		a->o.authfile = arg;
-		return 0;
-	case OPT_TLS:
-		if (strcmp(arg, "true") && strcmp(arg, "false"))
-			return cli_bad_value(&a->c, "--tls-verify", arg, "is not true or false");
-		a->o.tls_verify = strcmp(arg, "true") == 0 ? 0 : -1;
-		return 0;
-	case OPT_CERT:
-		a->o.certs_dir = arg;
-		return 0;
-	}
-	return -2;
+	return cli_registry_option(&a->c, &a->o, c, arg);
 }
 
 static void push_json(const struct xpush_result *r)
@@ -124,14 +101,8 @@ static void push_summary(const struct xpush_result *r)
 
 int cmd_push(int argc, char **argv)
 {
-	static const struct option opts[] = {CLI_OPTION_JSON,
-	                                     CLI_OPTION_QUIET,
-	                                     CLI_OPTION_HELP,
-	                                     {"creds", required_argument, 0, OPT_CREDS},
-	                                     {"authfile", required_argument, 0, OPT_AUTH},
-	                                     {"tls-verify", required_argument, 0, OPT_TLS},
-	                                     {"cert-dir", required_argument, 0, OPT_CERT},
-	                                     {0, 0, 0, 0}};
+	static const struct option opts[] = {
+	    CLI_OPTION_JSON, CLI_OPTION_QUIET, CLI_OPTION_HELP, CLI_OPTIONS_REGISTRY, {0, 0, 0, 0}};
 	static const char *const names[] = {
 	    "DELTA (the .cdimg to push)",
 	    "DST (docker://HOST/REPO, the target image's repository)"};
