@@ -85,10 +85,6 @@ enum {
 	OPT_ALL = 0x200,
 	OPT_EXCL,
 	OPT_CACHE_DIR,
-	OPT_CREDS,
-	OPT_AUTH,
-	OPT_TLS,
-	OPT_CERT,
 };
 
 /* copy's own options (cli_getopt's own): 0, -1 (a bad value, said), -2. */
@@ -111,22 +107,8 @@ static int copy_option(void *ctx, int c, const char *arg)
 	case 'n':
 		a->o.x.ns = arg;
 		return 0;
-	case OPT_CREDS:
-		a->o.x.creds = arg;
-		return 0;
-	case OPT_AUTH:
-		a->o.x.authfile = arg;
-		return 0;
-	case OPT_TLS:
-		if (strcmp(arg, "true") && strcmp(arg, "false"))
-			return cli_bad_value(&a->c, "--tls-verify", arg, "is not true or false");
-		a->o.x.tls_verify = strcmp(arg, "true") == 0 ? 0 : -1;
-		return 0;
-	case OPT_CERT:
-		a->o.x.certs_dir = arg;
-		return 0;
 	}
-	return -2;
+	return cli_registry_option(&a->c, &a->o.x, c, arg);
 }
 
 /* 0, -1 (--help), or an exit code. */
@@ -143,10 +125,7 @@ static int copy_parse(struct copy_args *a, int argc, char **argv)
 	                                     {"cache-dir", required_argument, 0, OPT_CACHE_DIR},
 	                                     {"address", required_argument, 0, 'a'},
 	                                     {"namespace", required_argument, 0, 'n'},
-	                                     {"creds", required_argument, 0, OPT_CREDS},
-	                                     {"authfile", required_argument, 0, OPT_AUTH},
-	                                     {"tls-verify", required_argument, 0, OPT_TLS},
-	                                     {"cert-dir", required_argument, 0, OPT_CERT},
+	                                     CLI_OPTIONS_REGISTRY,
 	                                     {0, 0, 0, 0}};
 	static const char *const names[] = {"SRC (the image to copy)", "DST (where it goes)"};
 	char jobs[16];

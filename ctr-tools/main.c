@@ -12,6 +12,7 @@ static const struct cli_cmd commands[] = {
     {"load", "put a .cdimg's image into containerd over its base image", cmd_load},
 #endif
     {"copy", "copy images between registries, containerd, layouts and archives", cmd_copy},
+    {"push", "put a .cdimg delta into its target image's repository as an OCI artifact", cmd_push},
     {"merge", "compose a chain of deltas v1->v2->...->vN into one delta v1->vN", cmd_merge},
     {"plan", "the chain of deltas with the fewest bytes from images you have to one you want",
      cmd_plan},

@@ -21,6 +21,12 @@ extern "C" {
 #define CDIMG_ANNOT_TARGET_MANIFEST      "io.di3fs.delta.target.manifest.digest"
 #define CDIMG_ANNOT_TARGET_MANIFEST_TYPE "io.di3fs.delta.target.manifest.mediatype"
 #define CDIMG_ANNOT_TARGET_REF           "io.di3fs.delta.target.ref"
+/* only in the registry form (cdimg_registry_manifest) */
+#define CDIMG_ANNOT_TARGET_CONFIG "io.di3fs.delta.target.config.digest"
+#define CDIMG_ANNOT_PLATFORM      "io.di3fs.delta.platform"
+/* the empty descriptor's blob: the 2 bytes "{}" */
+#define OCI_EMPTY_JSON   "{}"
+#define OCI_EMPTY_DIGEST "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
 
 /* What a .cdimg says beyond its .dimg. */
 struct cdimg_meta {
@@ -97,6 +103,15 @@ const struct cdimg_info *cdimg_get_info(const struct cdimg *c);
 const uint8_t *cdimg_dimg_bytes(const struct cdimg *c);
 /* A reader of the .dimg in place (no copy); it must be freed before c. */
 int cdimg_dimg_reader(const struct cdimg *c, struct dimg_reader **out);
+
+/* The delta as an artifact for a registry (docs/FORMAT.md "Delta artifact
+ * in a registry"), appended to out as canonical JSON: artifactType
+ * application/vnd.di3fs.delta.v1, config the empty descriptor, layers the
+ * .dimg and the layer recipes (when c has them), subject the target image's
+ * manifest, the annotations naming base and target. The same .cdimg gives
+ * the same bytes. */
+struct dimg_buf;
+int cdimg_registry_manifest(const struct cdimg *c, struct dimg_buf *out, struct dimg_err *err);
 
 enum cdimg_kind { CDIMG_KIND_UNKNOWN = 0, CDIMG_KIND_DIMG = 1, CDIMG_KIND_CDIMG = 2 };
 /* Which kind of delta a file is, from its first bytes (-errno if unreadable). */

@@ -26,6 +26,9 @@ the registry's Locations point back here) unless a fault matches it:
   --fail N                   the first N requests are answered 503 (Retry-After: 0)
   --referrers                GET referrers/...: an index of three artifacts in two pages
                              (a stub: distribution 2.8 has no referrers API)
+  --index-referrers          a referrers API over the registry: manifests PUT through the
+                             proxy with a subject are remembered, GET referrers/DIGEST
+                             lists them (filtered by ?artifactType=)
 
 Each request is logged to --log as "METHOD PATH range=R auth=yes|no".
 """
@@ -33,9 +36,11 @@ import argparse
 import base64
 import http.client
 import http.server
+import hashlib
 import json
 import socket
 import threading
+import urllib.parse
 
 HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade",
        "proxy-authorization", "proxy-authenticate"}
@@ -50,6 +55,7 @@ class State:
         self.cut_done = set()
         self.log = open(args.log, "a", buffering=1) if args.log else None
         self.storage_port = 0
+        self.referrers = {}  # (repo, subject digest) -> [descriptor]
 
     def note(self, line):
         if self.log:
@@ -210,6 +216,38 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.send_plain(200, [("Content-Type", "application/vnd.oci.image.index.v1+json")] +
                         links, data)
 
+    def remember_referrer(self, body):
+        """--index-referrers: a manifest PUT with a subject."""
+        try:
+            doc = json.loads(body)
+        except ValueError:
+            return
+        if not isinstance(doc, dict) or "subject" not in doc:
+            return
+        repo = self.path.split("/v2/")[1].split("/manifests/")[0]
+        d = {"mediaType": doc.get("mediaType"),
+             "digest": "sha256:" + hashlib.sha256(body).hexdigest(), "size": len(body)}
+        for k in ("artifactType", "annotations"):
+            if k in doc:
+                d[k] = doc[k]
+        with self.state.lock:
+            lst = self.state.referrers.setdefault((repo, doc["subject"]["digest"]), [])
+            if d["digest"] not in [x["digest"] for x in lst]:
+                lst.append(d)
+
+    def index_referrers(self):
+        repo, rest = self.path.split("/v2/")[1].split("/referrers/")
+        digest = rest.split("?")[0]
+        at = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query).get("artifactType")
+        with self.state.lock:
+            lst = list(self.state.referrers.get((repo, digest), []))
+        if at:
+            lst = [x for x in lst if x.get("artifactType") == at[0]]
+        doc = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+               "manifests": lst}
+        self.send_plain(200, [("Content-Type", "application/vnd.oci.image.index.v1+json")],
+                        json.dumps(doc).encode())
+
     def patch_fault(self):
         a = self.state.args
         with self.state.lock:
@@ -258,6 +296,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
                                    b" " * (17 << 20))
         if self.command == "GET" and "/referrers/" in self.path and a.referrers:
             return self.referrers()
+        if self.command == "GET" and "/referrers/" in self.path and a.index_referrers:
+            return self.index_referrers()
+        if self.command == "PUT" and "/manifests/" in self.path and a.index_referrers:
+            self.remember_referrer(body)
         if self.command == "PATCH" and self.patch_fault():
             return
         if body is None:
@@ -294,6 +336,7 @@ def main():
     ap.add_argument("--cut-patch", type=int, default=0)
     ap.add_argument("--foreign-location", action="store_true")
     ap.add_argument("--referrers", action="store_true")
+    ap.add_argument("--index-referrers", action="store_true")
     ap.add_argument("--fail", type=int, default=0)
     args = ap.parse_args()
 

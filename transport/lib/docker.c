@@ -41,7 +41,7 @@ struct docker {
 
 /* HOST/REPO, docker's way: the first component is a host when it has a
  * '.' or a ':' or is localhost; else Docker Hub, library/ for one name. */
-static int split_where(const char *where, char **host, char **repo)
+int docker_split_where(const char *where, char **host, char **repo)
 {
 	const char *slash = strchr(where, '/');
 	size_t hl = slash ? (size_t)(slash - where) : 0;
@@ -59,7 +59,7 @@ static int split_where(const char *where, char **host, char **repo)
 	return *host && *repo ? 0 : -ENOMEM;
 }
 
-static void reg_opts_from(struct reg_opts *ro, const struct xport_opts *o)
+void docker_reg_opts(struct reg_opts *ro, const struct xport_opts *o)
 {
 	memset(ro, 0, sizeof(*ro));
 	ro->creds = o->creds;
@@ -127,10 +127,15 @@ static int docker_open(struct xport *x, struct dimg_err *err)
 		return -ENOMEM;
 	pthread_mutex_init(&d->mu, NULL);
 	x->priv = d;
-	rc = split_where(x->name.where, &d->host, &d->repo);
-	reg_opts_from(&d->ro, &x->opts);
-	d->api = d->host && strcmp(d->host, DOCKER_HUB) ? d->host : DOCKER_HUB_API;
+	rc = docker_split_where(x->name.where, &d->host, &d->repo);
+	docker_reg_opts(&d->ro, &x->opts);
+	d->api = docker_api_host(d->host);
 	return rc < 0 ? rc : reg_open(&d->r, d->api, &d->ro, err);
+}
+
+const char *docker_api_host(const char *host)
+{
+	return host && strcmp(host, DOCKER_HUB) ? host : DOCKER_HUB_API;
 }
 
 static void docker_close(struct xport *x)

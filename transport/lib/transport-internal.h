@@ -47,6 +47,14 @@ struct xport {
 
 /* The backends (one file or folder each). */
 extern const struct xport_ops xport_docker_ops; /* docker.c, over registry/ */
+/* docker.c's helpers, for push.c: HOST/REPO as docker splits a name (a
+ * first component with '.' or ':' or localhost is a host, else Docker Hub,
+ * library/ for one name), malloc'd, -ENOMEM; the host a registry answers on
+ * (Docker Hub's API host for docker.io); registry options from o. */
+struct reg_opts;
+int docker_split_where(const char *where, char **host, char **repo);
+const char *docker_api_host(const char *host);
+void docker_reg_opts(struct reg_opts *ro, const struct xport_opts *o);
 /* containerd/containerd.c over ctrd/, in a module of its own loaded on
  * first use (gRPC stays out of programs that do not talk to containerd) */
 extern const struct xport_ops xport_containerd_ops;
