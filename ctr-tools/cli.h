@@ -178,5 +178,6 @@ int cmd_load(int argc, char **argv);
 int cmd_merge(int argc, char **argv);
 int cmd_plan(int argc, char **argv);
 int cmd_copy(int argc, char **argv);
+int cmd_agent(int argc, char **argv);
 
 #endif
