@@ -160,26 +160,26 @@ static int copy_option(void *ctx, int c, const char *arg)
 /* 0, -1 (--help), or an exit code. */
 static int copy_parse(struct copy_args *a, int argc, char **argv)
 {
-	static const struct option opts[] = {CLI_OPTION_FORCE,
-	                                     CLI_OPTION_JOBS,
-	                                     CLI_OPTION_JSON,
-	                                     CLI_OPTION_QUIET,
-	                                     CLI_OPTION_HELP,
-	                                     CLI_OPTION_PLATFORM,
-	                                     {"all-platforms", no_argument, 0, OPT_ALL},
-	                                     {"exclude-from", required_argument, 0, OPT_EXCL},
-	                                     {"cache-dir", required_argument, 0, OPT_CACHE_DIR},
-	                                     {"address", required_argument, 0, 'a'},
-	                                     {"namespace", required_argument, 0, 'n'},
-	                                     {"creds", required_argument, 0, OPT_CREDS},
-	                                     {"authfile", required_argument, 0, OPT_AUTH},
-	                                     {"tls-verify", required_argument, 0, OPT_TLS},
-	                                     {"cert-dir", required_argument, 0, OPT_CERT},
-	                                     {"ssh-opt", required_argument, 0, OPT_SSH_OPT},
-	                                     {"ssh-command", required_argument, 0, OPT_SSH_CMD},
-	                                     {"remote-cdimg", required_argument, 0,
-	                                      OPT_REMOTE_CDIMG},
-	                                     {0, 0, 0, 0}};
+	static const struct option opts[] = {
+	    CLI_OPTION_FORCE,
+	    CLI_OPTION_JOBS,
+	    CLI_OPTION_JSON,
+	    CLI_OPTION_QUIET,
+	    CLI_OPTION_HELP,
+	    CLI_OPTION_PLATFORM,
+	    {"all-platforms", no_argument, 0, OPT_ALL},
+	    {"exclude-from", required_argument, 0, OPT_EXCL},
+	    {"cache-dir", required_argument, 0, OPT_CACHE_DIR},
+	    {"address", required_argument, 0, 'a'},
+	    {"namespace", required_argument, 0, 'n'},
+	    {"creds", required_argument, 0, OPT_CREDS},
+	    {"authfile", required_argument, 0, OPT_AUTH},
+	    {"tls-verify", required_argument, 0, OPT_TLS},
+	    {"cert-dir", required_argument, 0, OPT_CERT},
+	    {"ssh-opt", required_argument, 0, OPT_SSH_OPT},
+	    {"ssh-command", required_argument, 0, OPT_SSH_CMD},
+	    {"remote-cdimg", required_argument, 0, OPT_REMOTE_CDIMG},
+	    {0, 0, 0, 0}};
 	static const char *const names[] = {"SRC (the image to copy)", "DST (where it goes)"};
 	char jobs[16];
 	int r;

@@ -145,14 +145,15 @@ static int xname_path(struct xport_name *out, const char *s, struct dimg_err *er
  * an option); the port 1 to 65535. */
 static int xname_ssh_host(const char *h)
 {
-	static const char ok[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_";
+	static const char ok[] =
+	    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_";
 	const char *at = strchr(h, '@'), *host = at ? at + 1 : h, *port;
 	if (at && (at == h || h[0] == '-' || strspn(h, ok) != (size_t)(at - h)))
 		return 0;
 	if (host[0] == '[') {
 		const char *end = strchr(host, ']');
-		if (!end || end == host + 1 || strspn(host + 1, "0123456789abcdefABCDEF:.") !=
-		                                    (size_t)(end - host - 1))
+		if (!end || end == host + 1 ||
+		    strspn(host + 1, "0123456789abcdefABCDEF:.") != (size_t)(end - host - 1))
 			return 0;
 		port = end[1] == ':' ? end + 2 : end[1] ? "" : NULL;
 	} else {
@@ -164,7 +165,8 @@ static int xname_ssh_host(const char *h)
 	if (!port)
 		return 1;
 	size_t pn = strspn(port, "0123456789");
-	return pn > 0 && pn <= 5 && !port[pn] && atoi(port) > 0 && atoi(port) < 65536;
+	unsigned long p = strtoul(port, NULL, 10);
+	return pn > 0 && pn <= 5 && !port[pn] && p > 0 && p < 65536;
 }
 
 /* ssh://[USER@]HOST[:PORT]/NAME: NAME is the remote side's, any

@@ -56,7 +56,7 @@ static int xssh_open_remote(struct xssh *s, struct xport *x, struct dimg_err *er
 		oci_platform_str(plat, sizeof(plat), &p);
 	}
 	sshp_u8(&o, (uint8_t)x->write);
-	sshp_u8(&o, (uint8_t)!!x->opts.all_platforms);
+	sshp_u8(&o, (uint8_t) !!x->opts.all_platforms);
 	sshp_str(&o, x->name.ref);
 	sshp_str(&o, plat);
 	int r = sshp_send_out(&s->c, SSHP_OPEN, &o, err);
@@ -118,7 +118,7 @@ static int xssh_take_manifest(struct xssh *s, const uint8_t *want, struct xport_
 		ref = NULL;
 	}
 	if (r == 0 && mt && mt[0] && strlen(mt) < sizeof(out->media_type))
-		strcpy(out->media_type, mt);
+		snprintf(out->media_type, sizeof(out->media_type), "%s", mt);
 	free(mt);
 	free(ref);
 	return r;
@@ -208,8 +208,8 @@ static int xssh_commit(struct xport *x, struct dimg_err *err)
 	return xssh_unlock(s, r);
 }
 
-static int xssh_put_manifest_ref(struct xport *x, const struct xport_manifest *m,
-                                 const char *ref, struct dimg_err *err)
+static int xssh_put_manifest_ref(struct xport *x, const struct xport_manifest *m, const char *ref,
+                                 struct dimg_err *err)
 {
 	struct xssh *s = x->priv;
 	struct sshp_out o = {0};
@@ -227,8 +227,7 @@ static int xssh_put_manifest_ref(struct xport *x, const struct xport_manifest *m
 	return xssh_unlock(s, r);
 }
 
-static int xssh_put_manifest(struct xport *x, const struct xport_manifest *m,
-                             struct dimg_err *err)
+static int xssh_put_manifest(struct xport *x, const struct xport_manifest *m, struct dimg_err *err)
 {
 	return xssh_put_manifest_ref(x, m, NULL, err);
 }

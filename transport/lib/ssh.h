@@ -12,10 +12,10 @@
 
 struct xssh {
 	struct sshp_conn c;
-	pid_t pid; /* ssh, or -1 */
+	pid_t pid;          /* ssh, or -1 */
 	pthread_mutex_t mu; /* one request on the channel at a time */
-	int inband; /* the last failure came in an ERROR frame: still in step */
-	int broken; /* -errno once the channel is out of step */
+	int inband;         /* the last failure came in an ERROR frame: still in step */
+	int broken;         /* -errno once the channel is out of step */
 	char peer[300];
 };
 

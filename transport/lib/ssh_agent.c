@@ -177,7 +177,7 @@ static int xagent_put_manifest(struct xagent *a, struct dimg_err *err)
 		r = xman_take(&m, raw, n, mt, want, err); /* checks its digest */
 	}
 	if (r == 0 && mt[0] && strlen(mt) < sizeof(m.media_type))
-		strcpy(m.media_type, mt);
+		snprintf(m.media_type, sizeof(m.media_type), "%s", mt);
 	if (r == 0)
 		r = xport_put_manifest_ref(a->x, &m, mode == 0 ? NULL : mode == 1 ? "" : ref, err);
 	if (r == 0)
@@ -206,9 +206,12 @@ static const struct {
 	uint8_t type;
 	xagent_fn fn;
 } xagent_reqs[] = {
-    {SSHP_GET_MANIFEST, xagent_get_manifest}, {SSHP_GET_MANIFEST_DIGEST, xagent_get_manifest},
-    {SSHP_HAS_BLOBS, xagent_has_blobs},       {SSHP_GET_BLOB, xagent_get_blob},
-    {SSHP_PUT_MANIFEST, xagent_put_manifest}, {SSHP_PUT_BLOB, xagent_put_blob},
+    {SSHP_GET_MANIFEST, xagent_get_manifest},
+    {SSHP_GET_MANIFEST_DIGEST, xagent_get_manifest},
+    {SSHP_HAS_BLOBS, xagent_has_blobs},
+    {SSHP_GET_BLOB, xagent_get_blob},
+    {SSHP_PUT_MANIFEST, xagent_put_manifest},
+    {SSHP_PUT_BLOB, xagent_put_blob},
     {SSHP_COMMIT, xagent_commit},
 };
 

@@ -10,10 +10,10 @@ struct xagent {
 	struct xport_opts o;
 	struct xport *x; /* the image OPEN named */
 	char platform[128];
-	char *cache_dir;   /* partial uploads, by digest */
+	char *cache_dir;    /* partial uploads, by digest */
 	uint8_t (*put)[32]; /* blobs put through the cache: dropped from it at COMMIT */
 	size_t nput;
-	int fatal;    /* the channel is out of step: the session ends */
+	int fatal;     /* the channel is out of step: the session ends */
 	int streaming; /* PUT_BLOB: OFFSET sent, END not yet read */
 	int streamed;  /* PUT_BLOB: the client's bytes were read (once a request) */
 };

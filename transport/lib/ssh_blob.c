@@ -73,8 +73,9 @@ static int xssh_skip(xport_read_fn src, void *ctx, uint8_t *buf, uint64_t have,
 		ssize_t k = xssh_fill(src, ctx, buf, have < SSHP_DATA_MAX ? have : SSHP_DATA_MAX);
 		if (k <= 0)
 			return k < 0 ? k
-			             : xverify_fail(err, d->digest,
-			                            "the source ends before the bytes the agent holds");
+			             : xverify_fail(
+			                   err, d->digest,
+			                   "the source ends before the bytes the agent holds");
 		have -= (uint64_t)k;
 	}
 	return 0;

@@ -131,7 +131,7 @@ int xssh_died(struct xssh *s, int r, struct dimg_err *err)
 	dimg_err_clear(err);
 	return dimg_err_set(err, -ECONNRESET, s->peer,
 	                    "ssh ended (exit %d) before the agent answered%s", code,
-	                    code == 127 ? ": no cdimg on the remote side (--remote-cdimg)"
+	                    code == 127   ? ": no cdimg on the remote side (--remote-cdimg)"
 	                    : code == 255 ? ": the connection failed (ssh's message above)"
 	                                  : "");
 }

@@ -64,8 +64,7 @@ static int sshp_write_all(int fd, const uint8_t *p, size_t n)
 	return 0;
 }
 
-int sshp_send(struct sshp_conn *c, uint8_t type, const void *p, size_t len,
-              struct dimg_err *err)
+int sshp_send(struct sshp_conn *c, uint8_t type, const void *p, size_t len, struct dimg_err *err)
 {
 	uint8_t h[5] = {type, (uint8_t)(len >> 24), (uint8_t)(len >> 16), (uint8_t)(len >> 8),
 	                (uint8_t)len};
@@ -121,8 +120,7 @@ int sshp_recv(struct sshp_conn *c, struct dimg_err *err)
 	uint32_t len = (uint32_t)h[1] << 24 | (uint32_t)h[2] << 16 | (uint32_t)h[3] << 8 | h[4];
 	int i = sshp_find(h[0]);
 	if (i < 0)
-		return dimg_err_set(err, -EPROTO, c->peer, "a frame of unknown type 0x%02x",
-		                    h[0]);
+		return dimg_err_set(err, -EPROTO, c->peer, "a frame of unknown type 0x%02x", h[0]);
 	if (len > sshp_types[i].max)
 		return dimg_err_set(err, -EPROTO, c->peer,
 		                    "a %s frame of %u bytes, more than its limit of %u",
@@ -193,8 +191,7 @@ void sshp_str(struct sshp_out *o, const char *s)
 	sshp_put(o, s, n);
 }
 
-int sshp_send_out(struct sshp_conn *c, uint8_t type, struct sshp_out *o,
-                  struct dimg_err *err)
+int sshp_send_out(struct sshp_conn *c, uint8_t type, struct sshp_out *o, struct dimg_err *err)
 {
 	int r = o->bad ? -ENOMEM : sshp_send(c, type, o->p, o->n, err);
 	free(o->p);
@@ -241,8 +238,7 @@ uint64_t sshp_get_u64(struct sshp_in *in)
 char *sshp_get_str(struct sshp_in *in)
 {
 	uint32_t n = sshp_get_u32(in);
-	if (in->bad || n > SSHP_STR_MAX || n > in->n - in->off ||
-	    memchr(in->p + in->off, 0, n)) {
+	if (in->bad || n > SSHP_STR_MAX || n > in->n - in->off || memchr(in->p + in->off, 0, n)) {
 		in->bad = 1;
 		return NULL;
 	}

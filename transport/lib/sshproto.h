@@ -10,12 +10,12 @@
 
 #include "dimg/types.h"
 
-#define SSHP_VERSION   1u
-#define SSHP_MAGIC     "DI3FSAG" /* 8 bytes with its NUL */
-#define SSHP_DATA_MAX  (1u << 20)  /* a DATA frame's payload, and most frames' */
-#define SSHP_JSON_MAX  ((16u << 20) + 4096u) /* MANIFEST and PUT_MANIFEST */
-#define SSHP_STR_MAX   4096u
-#define SSHP_HAS_MAX   16384u /* descriptors in one HAS_BLOBS */
+#define SSHP_VERSION  1u
+#define SSHP_MAGIC    "DI3FSAG"             /* 8 bytes with its NUL */
+#define SSHP_DATA_MAX (1u << 20)            /* a DATA frame's payload, and most frames' */
+#define SSHP_JSON_MAX ((16u << 20) + 4096u) /* MANIFEST and PUT_MANIFEST */
+#define SSHP_STR_MAX  4096u
+#define SSHP_HAS_MAX  16384u /* descriptors in one HAS_BLOBS */
 
 enum sshp_type {
 	/* client -> agent */
@@ -46,16 +46,15 @@ struct sshp_conn {
 	int in, out;
 	uint8_t *buf;
 	size_t cap;
-	uint8_t type; /* the last frame read */
-	size_t len;   /* its payload's length, in buf */
+	uint8_t type;            /* the last frame read */
+	size_t len;              /* its payload's length, in buf */
 	uint64_t sent, received; /* bytes on the channel */
-	const char *peer; /* names the other end in errors */
+	const char *peer;        /* names the other end in errors */
 };
 
 /* Writes one frame (payload may be NULL when len is 0). -EPIPE when the
  * other end is gone. */
-int sshp_send(struct sshp_conn *c, uint8_t type, const void *p, size_t len,
-              struct dimg_err *err);
+int sshp_send(struct sshp_conn *c, uint8_t type, const void *p, size_t len, struct dimg_err *err);
 /* Reads one frame into c->type, c->buf, c->len: -EPROTO for an unknown
  * type or one longer than its type allows, a frame cut short; -ECONNRESET
  * at end of stream before a frame. */
@@ -75,8 +74,7 @@ void sshp_u32(struct sshp_out *o, uint32_t v);
 void sshp_u64(struct sshp_out *o, uint64_t v);
 void sshp_str(struct sshp_out *o, const char *s); /* NULL: "" */
 /* Sends o's payload as a frame of type and frees it. */
-int sshp_send_out(struct sshp_conn *c, uint8_t type, struct sshp_out *o,
-                  struct dimg_err *err);
+int sshp_send_out(struct sshp_conn *c, uint8_t type, struct sshp_out *o, struct dimg_err *err);
 
 /* A payload being read: every get past its end sets bad. */
 struct sshp_in {

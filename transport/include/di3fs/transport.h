@@ -74,11 +74,11 @@ struct xport_opts {
 	const char *address; /* socket, default /run/containerd/containerd.sock */
 	const char *ns;      /* namespace, default "default" */
 	/* ssh:// */
-	const char *ssh_command;          /* a shell command, default $DI3FS_SSH, else "ssh" */
-	const char *const *ssh_opts;      /* each passed to ssh as -o OPT */
+	const char *ssh_command;     /* a shell command, default $DI3FS_SSH, else "ssh" */
+	const char *const *ssh_opts; /* each passed to ssh as -o OPT */
 	size_t nssh_opts;
-	const char *remote_cdimg;         /* the remote cdimg, a shell command prefix:
-	                                   * default $DI3FS_REMOTE_CDIMG, else "cdimg" */
+	const char *remote_cdimg; /* the remote cdimg, a shell command prefix:
+	                           * default $DI3FS_REMOTE_CDIMG, else "cdimg" */
 	/* progress */
 	dimg_progress_fn progress; /* called per blob with its digest as what */
 	void *pctx;
