@@ -118,6 +118,7 @@ grep -q "version 9.*version 1" "$WORK/err.txt" || {
 	fail "a version mismatch does not name both versions"
 }
 [ ! -e "$W/rv" ] || fail "a version mismatch left a layout"
+no_sanitizer_report "$WORK/err.txt"
 echo "  version mismatch: $(grep -o 'the remote.*version 1' "$WORK/err.txt")"
 
 # A fresh copy of the big image, for the byte counts.
@@ -132,6 +133,7 @@ sshcopy "$W/cx" --flip 8000000 -- "oci:$W/big" "$HOST/oci:$W/rflip" >/dev/null 2
 rc=$?
 set -e
 [ $rc = 3 ] || fail "a flipped byte: exit $rc, not 3: $(cat "$W/ex")"
+no_sanitizer_report "$W/ex"
 grep -q "sha256:$big" "$W/ex" || fail "the flipped blob is not named: $(cat "$W/ex")"
 [ ! -e "$W/rflip" ] || fail "a flipped byte left a layout"
 ls "$W/rcache/sha256" | grep -q "$big" && fail "wrong bytes were kept to resume"
@@ -143,6 +145,7 @@ sshcopy "$W/ck" --cut-after 12000000 -- "oci:$W/big" "$HOST/oci:$W/rbig" >/dev/n
 rc=$?
 set -e
 [ $rc != 0 ] || fail "the cut copy exited 0"
+no_sanitizer_report "$W/ek"
 [ ! -e "$W/rbig" ] || fail "a cut copy left a layout"
 for i in $(seq 50); do # the agent ends once sshd sees the channel gone
 	pgrep -f "agent --stdio" >/dev/null || break
@@ -155,6 +158,7 @@ resumed=$(up "$W/cr")
 blobs_same "$W/big" "$W/rbig"
 [ "$resumed" -lt $((fresh - 8000000)) ] || fail "the rerun sent $resumed bytes, a fresh copy $fresh"
 [ ! -e "$W/rcache/sha256/$big.partial" ] || fail "the partial blob stayed after the commit"
+echo "  cut: $(cat "$W/ek")"
 echo "  cut at $(up "$W/ck") bytes ($partial kept): rerun sent $resumed bytes, fresh $fresh"
 
 # Frames the agent refuses: each a clear error, nothing opened.
@@ -169,6 +173,7 @@ for bad in 'oversized:\020\000\020\000\001:more than its limit' \
 	frames "$bytes" | "$CDIMG" agent --stdio >/dev/null 2>"$W/ea"
 	rc=$?
 	set -e
+	no_sanitizer_report "$W/ea"
 	[ $rc = 1 ] && grep -q "$why" "$W/ea" || fail "agent, $name frame: exit $rc: $(cat "$W/ea")"
 	echo "  agent, $name frame: $(cat "$W/ea")"
 done

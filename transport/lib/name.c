@@ -176,16 +176,17 @@ static int xname_ssh(struct xport_name *out, const char *s, struct dimg_err *err
 	const char *slash = strchr(s, '/');
 	int r;
 	if (!slash || !slash[1])
-		return dimg_err_set(err, -EINVAL, s,
+		return dimg_err_set(err, -EINVAL, NULL,
 		                    "ssh://[USER@]HOST[:PORT]/NAME needs the image NAME on the "
 		                    "remote side after the host");
 	if ((r = xname_dup(&out->where, s, (size_t)(slash - s))) < 0 ||
 	    (r = xname_dup(&out->ref, slash + 1, strlen(slash + 1))) < 0)
 		return r;
 	if (!xname_ssh_host(out->where))
-		return dimg_err_set(err, -EINVAL, s, "'%s' is not [USER@]HOST[:PORT]", out->where);
+		return dimg_err_set(err, -EINVAL, NULL, "'%s' is not [USER@]HOST[:PORT]",
+		                    out->where);
 	if (strncmp(out->ref, "ssh://", 6) == 0 || strpbrk(out->ref, "\n\r"))
-		return dimg_err_set(err, -EINVAL, s, "'%s' is not a name on the remote side",
+		return dimg_err_set(err, -EINVAL, NULL, "'%s' is not a name on the remote side",
 		                    out->ref);
 	return 0;
 }
