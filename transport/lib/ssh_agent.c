@@ -35,7 +35,7 @@ static int xagent_open(struct xagent *a, struct dimg_err *err)
 	if (r == 0 && a->x)
 		r = dimg_err_set(err, -EPROTO, NULL, "a second OPEN");
 	if (r == 0 && (write > 1 || all > 1))
-		r = dimg_err_set(err, -EPROTO, NULL, "a malformed OPEN frame");
+		r = dimg_err_set(err, -EPROTO, NULL, "a malformed frame OPEN");
 	if (r < 0)
 		a->fatal = 1;
 	if (r == 0)
@@ -224,7 +224,7 @@ static int xagent_one(struct xagent *a, struct dimg_err *err)
 		if (xagent_reqs[i].type == a->c.type)
 			return xagent_reqs[i].fn(a, err);
 	a->fatal = 1;
-	return dimg_err_set(err, -EPROTO, NULL, "a %s frame where a request was due%s",
+	return dimg_err_set(err, -EPROTO, NULL, "frame %s where a request was due%s",
 	                    sshp_type_name(a->c.type), a->x ? "" : " (no OPEN yet)");
 }
 

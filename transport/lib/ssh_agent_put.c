@@ -35,7 +35,7 @@ static int xagent_in_get(struct xport *x, const struct oci_desc *d, uint64_t off
 	while (r == 0 && (r = sshp_recv(&a->c, err)) == 0 && a->c.type == SSHP_DATA)
 		r = sink(ctx, a->c.buf, a->c.len);
 	if (r == 0 && a->c.type != SSHP_END)
-		r = dimg_err_set(err, -EPROTO, a->c.peer, "a %s frame in a blob's data",
+		r = dimg_err_set(err, -EPROTO, a->c.peer, "frame %s in a blob's data",
 		                 sshp_type_name(a->c.type));
 	if (r == 0)
 		a->streaming = 0;
@@ -59,7 +59,7 @@ static int xagent_none_wanted(struct xagent *a, const struct oci_desc *d, struct
 {
 	int r = xagent_offset(a, d->size, err);
 	if (r == 0 && (r = sshp_recv(&a->c, err)) == 0 && a->c.type != SSHP_END)
-		r = dimg_err_set(err, -EPROTO, a->c.peer, "a %s frame where END was due",
+		r = dimg_err_set(err, -EPROTO, a->c.peer, "frame %s where END was due",
 		                 sshp_type_name(a->c.type));
 	if (r == 0)
 		a->streaming = 0;

@@ -73,7 +73,7 @@ int sshp_send(struct sshp_conn *c, uint8_t type, const void *p, size_t len, stru
 		r = sshp_write_all(c->out, p, len);
 	if (r < 0)
 		return dimg_err_set(err, r == -ECONNRESET ? -EPIPE : r, c->peer,
-		                    "the connection closed while sending a %s frame",
+		                    "the connection closed while sending frame %s",
 		                    sshp_type_name(type));
 	c->sent += sizeof(h) + len;
 	return 0;
@@ -123,14 +123,14 @@ int sshp_recv(struct sshp_conn *c, struct dimg_err *err)
 		return dimg_err_set(err, -EPROTO, c->peer, "a frame of unknown type 0x%02x", h[0]);
 	if (len > sshp_types[i].max)
 		return dimg_err_set(err, -EPROTO, c->peer,
-		                    "a %s frame of %u bytes, more than its limit of %u",
+		                    "frame %s of %u bytes, more than its limit of %u",
 		                    sshp_types[i].name, len, sshp_types[i].max);
 	if (sshp_grow(c, len) < 0)
 		return dimg_err_set(err, -ENOMEM, c->peer, NULL);
 	k = sshp_read_all(c->in, c->buf, len);
 	if (k < (ssize_t)len)
 		return dimg_err_set(err, k < 0 ? (int)k : -EPROTO, c->peer,
-		                    "a %s frame cut short: %zd of %u bytes", sshp_types[i].name,
+		                    "frame %s cut short: %zd of %u bytes", sshp_types[i].name,
 		                    k < 0 ? 0 : k, len);
 	c->type = h[0];
 	c->len = len;
@@ -252,7 +252,7 @@ int sshp_in_end(struct sshp_in *in, const struct sshp_conn *c, int exact, struct
 {
 	if (!in->bad && (!exact || in->off == in->n))
 		return 0;
-	return dimg_err_set(err, -EPROTO, c->peer, "a malformed %s frame (%zu bytes)",
+	return dimg_err_set(err, -EPROTO, c->peer, "a malformed frame %s (%zu bytes)",
 	                    sshp_type_name(c->type), c->len);
 }
 
@@ -311,6 +311,6 @@ int sshp_expect(const struct sshp_conn *c, uint8_t want, struct dimg_err *err)
 		return 0;
 	if (c->type == SSHP_ERROR)
 		return sshp_take_error(c, err);
-	return dimg_err_set(err, -EPROTO, c->peer, "a %s frame where %s was due",
+	return dimg_err_set(err, -EPROTO, c->peer, "frame %s where %s was due",
 	                    sshp_type_name(c->type), sshp_type_name(want));
 }
