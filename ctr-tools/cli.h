@@ -202,5 +202,6 @@ int cmd_merge(int argc, char **argv);
 int cmd_plan(int argc, char **argv);
 int cmd_copy(int argc, char **argv);
 int cmd_push(int argc, char **argv);
+int cmd_agent(int argc, char **argv);
 
 #endif
