@@ -164,6 +164,28 @@ struct dimg_image_opts;
 int cli_open_image(struct dimg_image **out, const char *path, const struct dimg_image_opts *o,
                    int quiet);
 
+/* ---- the registry options: cdimg copy, push, pull (cli_registry.c) ----
+ * A command taking them lists CLI_OPTIONS_REGISTRY in its getopt_long
+ * table and hands its own options to cli_registry_option. */
+enum {
+	CLI_OPT_CREDS = 0x180,
+	CLI_OPT_AUTHFILE,
+	CLI_OPT_TLS_VERIFY,
+	CLI_OPT_CERT_DIR,
+};
+/* clang-format off */
+#define CLI_OPTIONS_REGISTRY \
+	{"creds", required_argument, 0, CLI_OPT_CREDS}, \
+	{"authfile", required_argument, 0, CLI_OPT_AUTHFILE}, \
+	{"tls-verify", required_argument, 0, CLI_OPT_TLS_VERIFY}, \
+	{"cert-dir", required_argument, 0, CLI_OPT_CERT_DIR}
+/* clang-format on */
+struct xport_opts;
+/* Takes option c (optarg arg) into o when it is a registry option: 0
+ * taken, -1 a bad value (said on stderr), -2 not one (cli_getopt's own()
+ * convention). */
+int cli_registry_option(const struct cli_args *a, struct xport_opts *o, int c, const char *arg);
+
 struct merge_opts;
 /* Merges the delta files paths[0..n) into out (a .dimg when its name ends
  * so, else a .cdimg; over an existing file with force) and prints the
@@ -180,5 +202,6 @@ int cmd_plan(int argc, char **argv);
 int cmd_copy(int argc, char **argv);
 int cmd_push(int argc, char **argv);
 int cmd_pull(int argc, char **argv);
+int cmd_agent(int argc, char **argv);
 
 #endif

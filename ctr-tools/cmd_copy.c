@@ -24,6 +24,8 @@ static const char copy_help[] =
     "  oci-archive:FILE[:REF]                    the same in a tar\n"
     "  docker-archive:FILE[:NAME:TAG]            a `docker save` tar\n"
     "  PATH                                      a layout directory or a tar, by content\n"
+    "  ssh://[USER@]HOST[:PORT]/NAME             NAME (any of the above) on HOST, through\n"
+    "                                            `cdimg agent --stdio` run there by ssh\n"
     "\n"
     "Manifests are copied byte for byte (their digests do not change; OCI and\n"
     "Docker schema 2 alike); an index only with --all-platforms, else the manifest\n"
@@ -37,6 +39,13 @@ static const char copy_help[] =
     "existing one is replaced only with --force, and never one of the inputs. A\n"
     "layout directory, a registry and containerd keep the images they have and\n"
     "take the new ones beside them (a tag already there moves).\n"
+    "\n"
+    "ssh:// uses the system ssh client (its keys, agent, known_hosts and\n"
+    "~/.ssh/config) to run `cdimg agent --stdio` on HOST; no port is opened.\n"
+    "Only the blobs HOST lacks are sent (layers; deltas are to come), in frames\n"
+    "of at most 1 MiB, checked against their digests on the receiving side\n"
+    "before anything is committed there; a cut connection resumes on the next\n"
+    "run from the partial blob the receiving side kept (docs/ssh-protocol.md).\n"
     "\n"
     "--exclude-from IMAGE writes a partial archive: the blobs IMAGE holds are left\n"
     "out and listed in the archive's di3fs-excluded.json; copying it to a place\n"
@@ -61,6 +70,11 @@ static const char copy_help[] =
     "      --authfile FILE        registry credentials file\n"
     "      --tls-verify=false     do not check registries' TLS certificates\n"
     "      --cert-dir DIR         registry CA certificates and client keys\n"
+    "      --ssh-opt OPT          passed to ssh as -o OPT (repeatable)\n"
+    "      --ssh-command CMD      the ssh client, a shell command (default $DI3FS_SSH,\n"
+    "                             else ssh)\n"
+    "      --remote-cdimg CMD     the cdimg on the remote host, a shell command run\n"
+    "                             there (default $DI3FS_REMOTE_CDIMG, else cdimg)\n"
     "      --force                replace an existing archive (DST a tar: replaced\n"
     "                             whole; never one of the inputs)\n"
     "      --json                 one JSON object per event on stdout, then a summary\n"
@@ -79,16 +93,17 @@ struct copy_args {
 	struct xport_name *excl;
 	const char **excl_s;
 	size_t nexcl;
+	const char **ssh_opts;
+	size_t nssh_opts;
 };
 
 enum {
 	OPT_ALL = 0x200,
 	OPT_EXCL,
 	OPT_CACHE_DIR,
-	OPT_CREDS,
-	OPT_AUTH,
-	OPT_TLS,
-	OPT_CERT,
+	OPT_SSH_OPT,
+	OPT_SSH_CMD,
+	OPT_REMOTE_CDIMG,
 };
 
 /* copy's own options (cli_getopt's own): 0, -1 (a bad value, said), -2. */
@@ -111,49 +126,46 @@ static int copy_option(void *ctx, int c, const char *arg)
 	case 'n':
 		a->o.x.ns = arg;
 		return 0;
-	case OPT_CREDS:
-		a->o.x.creds = arg;
+	case OPT_SSH_OPT:
+		a->ssh_opts[a->nssh_opts++] = arg;
 		return 0;
-	case OPT_AUTH:
-		a->o.x.authfile = arg;
+	case OPT_SSH_CMD:
+		a->o.x.ssh_command = arg;
 		return 0;
-	case OPT_TLS:
-		if (strcmp(arg, "true") && strcmp(arg, "false"))
-			return cli_bad_value(&a->c, "--tls-verify", arg, "is not true or false");
-		a->o.x.tls_verify = strcmp(arg, "true") == 0 ? 0 : -1;
-		return 0;
-	case OPT_CERT:
-		a->o.x.certs_dir = arg;
+	case OPT_REMOTE_CDIMG:
+		a->o.x.remote_cdimg = arg;
 		return 0;
 	}
-	return -2;
+	return cli_registry_option(&a->c, &a->o.x, c, arg);
 }
 
 /* 0, -1 (--help), or an exit code. */
 static int copy_parse(struct copy_args *a, int argc, char **argv)
 {
-	static const struct option opts[] = {CLI_OPTION_FORCE,
-	                                     CLI_OPTION_JOBS,
-	                                     CLI_OPTION_JSON,
-	                                     CLI_OPTION_QUIET,
-	                                     CLI_OPTION_HELP,
-	                                     CLI_OPTION_PLATFORM,
-	                                     {"all-platforms", no_argument, 0, OPT_ALL},
-	                                     {"exclude-from", required_argument, 0, OPT_EXCL},
-	                                     {"cache-dir", required_argument, 0, OPT_CACHE_DIR},
-	                                     {"address", required_argument, 0, 'a'},
-	                                     {"namespace", required_argument, 0, 'n'},
-	                                     {"creds", required_argument, 0, OPT_CREDS},
-	                                     {"authfile", required_argument, 0, OPT_AUTH},
-	                                     {"tls-verify", required_argument, 0, OPT_TLS},
-	                                     {"cert-dir", required_argument, 0, OPT_CERT},
-	                                     {0, 0, 0, 0}};
+	static const struct option opts[] = {
+	    CLI_OPTION_FORCE,
+	    CLI_OPTION_JOBS,
+	    CLI_OPTION_JSON,
+	    CLI_OPTION_QUIET,
+	    CLI_OPTION_HELP,
+	    CLI_OPTION_PLATFORM,
+	    {"all-platforms", no_argument, 0, OPT_ALL},
+	    {"exclude-from", required_argument, 0, OPT_EXCL},
+	    {"cache-dir", required_argument, 0, OPT_CACHE_DIR},
+	    {"address", required_argument, 0, 'a'},
+	    {"namespace", required_argument, 0, 'n'},
+	    CLI_OPTIONS_REGISTRY,
+	    {"ssh-opt", required_argument, 0, OPT_SSH_OPT},
+	    {"ssh-command", required_argument, 0, OPT_SSH_CMD},
+	    {"remote-cdimg", required_argument, 0, OPT_REMOTE_CDIMG},
+	    {0, 0, 0, 0}};
 	static const char *const names[] = {"SRC (the image to copy)", "DST (where it goes)"};
 	char jobs[16];
 	int r;
 	a->c = (struct cli_args){.cmd = "copy", .help = copy_help};
 	a->excl_s = calloc((size_t)argc, sizeof(*a->excl_s));
-	if (!a->excl_s)
+	a->ssh_opts = calloc((size_t)argc, sizeof(*a->ssh_opts));
+	if (!a->excl_s || !a->ssh_opts)
 		return CLI_FAILED;
 	if ((r = cli_getopt(&a->c, argc, argv, ":j:a:n:qh", opts, copy_option, a)) ||
 	    (r = cli_positionals(&a->c, argc, argv, optind, 2, argc, names, 0)))
@@ -166,6 +178,8 @@ static int copy_parse(struct copy_args *a, int argc, char **argv)
 	}
 	a->o.jobs = a->c.jobs;
 	a->o.x.platform = a->c.platform;
+	a->o.x.ssh_opts = a->ssh_opts;
+	a->o.x.nssh_opts = a->nssh_opts;
 	return 0;
 }
 
@@ -289,5 +303,6 @@ int cmd_copy(int argc, char **argv)
 	free(a.names);
 	free(a.excl);
 	free(a.excl_s);
+	free(a.ssh_opts);
 	return code < 0 ? CLI_OK : code;
 }

@@ -17,13 +17,13 @@ static const char push_help[] =
     "Puts a .cdimg delta into the repository of its target image as an OCI 1.1\n"
     "artifact (artifactType application/vnd.di3fs.delta.v1): an image manifest whose\n"
     "config is the empty descriptor, whose layers are the .dimg and the layer\n"
-    "recipes, whose subject is the target image's manifest, and whose annotations\n"
-    "name the base (config digest, tree id) and the target (manifest and config\n"
-    "digests, tree id, name, platform). It is found as a referrer of the target:\n"
-    "through the registry's referrers API where it has one, else through the\n"
-    "referrers tag schema, an image index tagged sha256-<hex of the target\n"
-    "manifest's digest> listing the deltas, which push reads, extends and writes\n"
-    "back (read again after writing, and written again while a concurrent\n"
+    "recipes (when the .cdimg has them), whose subject is the target image's\n"
+    "manifest, and whose annotations name the base (config digest, tree id) and the\n"
+    "target (manifest and config digests, tree id, name, platform). It is found as a\n"
+    "referrer of the target: through the registry's referrers API where it has one,\n"
+    "else through the referrers tag schema, an image index tagged sha256-<hex of the\n"
+    "target manifest's digest> listing the deltas, which push reads, extends and\n"
+    "writes back (read again after writing, and written again while a concurrent\n"
     "pusher's write lost the entry). Pushing the same delta again changes nothing.\n"
     "\n"
     "The target image must be in REPO first: a .cdimg does not hold its layers.\n"
@@ -39,19 +39,14 @@ static const char push_help[] =
     "                             plain http where https fails)\n"
     "      --cert-dir DIR         registry CA certificates and client keys\n"
     "      --json                 a JSON summary on stdout\n"
-    "  -q, --quiet                no progress\n"
+    "  -q, --quiet                no progress, no summary\n"
     "  -h, --help                 this text\n"
     "\n"
-    "Progress shows on a terminal only; otherwise nothing but errors.\n"
-    "exit codes: 0 pushed, 1 failed (the target image not in REPO, a registry\n"
-    "error), 2 usage, 3 a damaged or unknown .cdimg\n";
-
-enum {
-	OPT_CREDS = 0x200,
-	OPT_AUTH,
-	OPT_TLS,
-	OPT_CERT,
-};
+    "Progress and a summary show on a terminal only (stderr); otherwise nothing\n"
+    "but errors, and --json's object on stdout.\n"
+    "exit codes: 0 pushed, 1 failed (a .dimg given, the target image not in REPO,\n"
+    "a registry error), 2 usage, 3 a damaged or unknown .cdimg, or a referrers tag\n"
+    "in REPO that holds no image index\n";
 
 struct push_args {
 	struct cli_args c;
@@ -61,23 +56,7 @@ struct push_args {
 static int push_option(void *ctx, int c, const char *arg)
 {
 	struct push_args *a = ctx;
-	switch (c) {
-	case OPT_CREDS:
-		a->o.creds = arg;
-		return 0;
-	case OPT_AUTH:
-		a->o.authfile = arg;
-		return 0;
-	case OPT_TLS:
-		if (strcmp(arg, "true") && strcmp(arg, "false"))
-			return cli_bad_value(&a->c, "--tls-verify", arg, "is not true or false");
-		a->o.tls_verify = strcmp(arg, "true") == 0 ? 0 : -1;
-		return 0;
-	case OPT_CERT:
-		a->o.certs_dir = arg;
-		return 0;
-	}
-	return -2;
+	return cli_registry_option(&a->c, &a->o, c, arg);
 }
 
 static void push_json(const struct xpush_result *r)
@@ -124,14 +103,8 @@ static void push_summary(const struct xpush_result *r)
 
 int cmd_push(int argc, char **argv)
 {
-	static const struct option opts[] = {CLI_OPTION_JSON,
-	                                     CLI_OPTION_QUIET,
-	                                     CLI_OPTION_HELP,
-	                                     {"creds", required_argument, 0, OPT_CREDS},
-	                                     {"authfile", required_argument, 0, OPT_AUTH},
-	                                     {"tls-verify", required_argument, 0, OPT_TLS},
-	                                     {"cert-dir", required_argument, 0, OPT_CERT},
-	                                     {0, 0, 0, 0}};
+	static const struct option opts[] = {
+	    CLI_OPTION_JSON, CLI_OPTION_QUIET, CLI_OPTION_HELP, CLI_OPTIONS_REGISTRY, {0, 0, 0, 0}};
 	static const char *const names[] = {
 	    "DELTA (the .cdimg to push)",
 	    "DST (docker://HOST/REPO, the target image's repository)"};
@@ -175,7 +148,7 @@ int cmd_push(int argc, char **argv)
 		if (err.what[0])
 			fprintf(stderr, "%s: ", err.what);
 		fprintf(stderr, "%s\n", err.why[0] ? err.why : strerror(-r));
-		return r == -EINVAL ? CLI_FAILED : cli_exit_code(r);
+		return cli_exit_code(r);
 	}
 	if (a.c.json)
 		push_json(&res);

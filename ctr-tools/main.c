@@ -13,11 +13,13 @@ static const struct cli_cmd commands[] = {
     {"pull", "a registry's image into containerd with the fewest bytes: deltas or layers",
      cmd_pull},
 #endif
-    {"copy", "copy images between registries, containerd, layouts and archives", cmd_copy},
+    {"copy", "copy images between registries, containerd, layouts, archives and hosts (ssh)",
+     cmd_copy},
     {"push", "put a .cdimg delta into its target image's repository as an OCI artifact", cmd_push},
     {"merge", "compose a chain of deltas v1->v2->...->vN into one delta v1->vN", cmd_merge},
     {"plan", "the chain of deltas with the fewest bytes from images you have to one you want",
      cmd_plan},
+    {"agent", "the remote end of an ssh:// copy (run by ssh: cdimg agent --stdio)", cmd_agent},
 };
 
 static void usage(FILE *f)

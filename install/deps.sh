@@ -11,7 +11,8 @@ PKGS="build-essential cmake pkg-config clang clang-format git ca-certificates
  attr acl bsdiff debootstrap tar gzip python3 time bc containerd runc zlib1g-dev
  busybox-static skopeo pigz help2man libbz2-dev golang-go libarchive-tools
  debhelper dpkg-dev fakeroot lintian ccache
- docker-registry apache2-utils openssl python3-jwt python3-cryptography curl"
+ docker-registry apache2-utils openssl python3-jwt python3-cryptography curl
+ openssh-server openssh-client"
 
 if [ "$(id -u)" -ne 0 ]; then
 	if ! command -v sudo >/dev/null 2>&1; then

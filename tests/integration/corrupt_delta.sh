@@ -1,7 +1,10 @@
 #!/bin/bash
 # Every single-byte corruption and every truncation of a small delta, and a
 # sample of those of a delta with a shared zstd dictionary: apply exits 3
-# with a message naming the delta, and leaves no output behind.
+# with a message naming the delta, and leaves no output behind. Under the
+# sanitizers (DI3FS_SANITIZED=1, 3-4x slower a run) the first sweep flips
+# every 3rd byte (3 is prime to every field width, so each byte position of
+# a field is hit); the fuzz targets flip the rest in-process.
 . "$(dirname "$0")/lib.sh"
 
 # A tiny pair that still exercises every payload: kept, same (renamed),
@@ -73,7 +76,9 @@ sweep() {
 	done
 }
 
-corrupt "$WORK/good.dimg" 1 7 0 1
+flipstep=1
+[ "${DI3FS_SANITIZED:-0}" = 1 ] && flipstep=3
+corrupt "$WORK/good.dimg" "$flipstep" 7 0 1
 sweep "$d/v1"
 total=$count
 

@@ -55,6 +55,16 @@ static const struct name_case name_cases[] = {
     {"/nonexistent/dir", 0, XPORT_OCI, "/nonexistent/dir", NULL, NULL},
     {"/", 0, XPORT_OCI, "/", NULL, NULL},
     {"", -EINVAL, 0, NULL, NULL, NULL},
+    {"ssh://dev/containerd:app:v2", 0, XPORT_SSH, "dev", "containerd:app:v2", NULL},
+    {"ssh://root@10.0.0.2:2222/oci:/srv/img:v1", 0, XPORT_SSH, "root@10.0.0.2:2222",
+     "oci:/srv/img:v1", NULL},
+    {"ssh://[::1]:22//srv/img", 0, XPORT_SSH, "[::1]:22", "/srv/img", NULL},
+    {"ssh://dev", -EINVAL, 0, NULL, NULL, NULL},
+    {"ssh://dev/", -EINVAL, 0, NULL, NULL, NULL},
+    {"ssh://-oProxyCommand=x/oci:a", -EINVAL, 0, NULL, NULL, NULL},
+    {"ssh://dev:99999/oci:a", -EINVAL, 0, NULL, NULL, NULL},
+    {"ssh://a b/oci:a", -EINVAL, 0, NULL, NULL, NULL},
+    {"ssh://dev/ssh://other/oci:a", -EINVAL, 0, NULL, NULL, NULL},
 };
 
 static int same(const char *a, const char *b)

@@ -38,6 +38,13 @@ void xcache_drop(const char *dir, const struct oci_desc *d);
 /* An xport_read_fn over a file descriptor (ctx: int *). */
 ssize_t xcache_read_fd(void *ctx, void *p, size_t n);
 
+/* Sources whose blobs go through the download cache (resumable): a
+ * registry, another machine over ssh. */
+static inline int xc_via_cache_kind(enum xport_kind k)
+{
+	return k == XPORT_DOCKER || k == XPORT_SSH;
+}
+
 /* ---- the plan ---- */
 struct xc_blob {
 	struct oci_desc d; /* media_type owned */

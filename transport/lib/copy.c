@@ -59,7 +59,7 @@ static int xc_check(const struct xport_name *src, size_t nsrc, const struct xpor
 	for (size_t i = 0; i < nsrc; i++)
 		if (src[i].kind == dst->kind && strcmp(src[i].where, dst->where) == 0 &&
 		    dst->kind != XPORT_OCI && dst->kind != XPORT_CONTAINERD &&
-		    dst->kind != XPORT_DOCKER)
+		    dst->kind != XPORT_DOCKER && dst->kind != XPORT_SSH)
 			return dimg_err_set(err, -EINVAL, s, "is also a source");
 	return 0;
 }
@@ -144,7 +144,7 @@ int xcopy(const struct xport_name *src, size_t nsrc, const struct xport_name *ds
 		r = xport_commit(c.dst, err);
 	xc_result(&c);
 	for (size_t i = 0; r == 0 && i < c.nb; i++)
-		if (c.img[c.b[i].src].x->name.kind == XPORT_DOCKER)
+		if (xc_via_cache_kind(c.img[c.b[i].src].x->name.kind))
 			xcache_drop(c.cache_dir, &c.b[i].d);
 	xc_free(&c);
 	return r;

@@ -204,20 +204,46 @@ static int xc_missing_fail(struct xc *c, struct dimg_err *err)
 	                    n, n == 1 ? " is" : "s are");
 }
 
+/* Asks x, in one batch, about the blobs not yet placed: of every source
+ * (src == c->nimg, x the destination: those it has are not sent) or of
+ * source src (those it lacks are missing). d, idx, have: scratch. */
+static int xc_ask(struct xc *c, struct xport *x, size_t src, struct oci_desc *d, size_t *idx,
+                  uint8_t *have, struct dimg_err *err)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < c->nb; i++)
+		if (c->b[i].st == XCOPY_WAITING && (src == c->nimg || c->b[i].src == src)) {
+			d[n] = c->b[i].d;
+			idx[n++] = i;
+		}
+	int r = n ? xport_has_blobs(x, d, n, have, err) : 0;
+	for (size_t k = 0; r == 0 && k < n; k++)
+		if (have[k] && src == c->nimg)
+			c->b[idx[k]].st = XCOPY_EXISTS;
+		else if (!have[k] && src < c->nimg)
+			r = xc_missing_add(c, &c->b[idx[k]]);
+	return r;
+}
+
 int xc_classify(struct xc *c, struct dimg_err *err)
 {
-	for (size_t i = 0; i < c->nb; i++) {
-		struct xc_blob *b = &c->b[i];
-		int r = 0;
-		if (c->nexcl && bsearch(b->d.digest, c->excl, c->nexcl, 32, xc_digest_cmp))
-			b->st = XCOPY_EXCLUDED;
-		else if ((r = xport_has_blob(c->dst, &b->d, err)) > 0)
-			b->st = XCOPY_EXISTS;
-		else if (r == 0 && (r = xport_has_blob(c->img[b->src].x, &b->d, err)) == 0)
-			r = xc_missing_add(c, b);
-		if (r < 0)
-			return r;
-	}
+	size_t n = c->nb ? c->nb : 1;
+	struct oci_desc *d = calloc(n, sizeof(*d));
+	size_t *idx = calloc(n, sizeof(*idx));
+	uint8_t *have = calloc(n, 1);
+	int r = d && idx && have ? 0 : -ENOMEM;
+	for (size_t i = 0; r == 0 && i < c->nb; i++)
+		if (c->nexcl && bsearch(c->b[i].d.digest, c->excl, c->nexcl, 32, xc_digest_cmp))
+			c->b[i].st = XCOPY_EXCLUDED;
+	if (r == 0) /* what the destination has: never sent */
+		r = xc_ask(c, c->dst, c->nimg, d, idx, have, err);
+	for (size_t s = 0; r == 0 && s < c->nimg; s++) /* what no side has */
+		r = xc_ask(c, c->img[s].x, s, d, idx, have, err);
+	free(d);
+	free(idx);
+	free(have);
+	if (r < 0)
+		return r;
 	return c->res->nmissing ? xc_missing_fail(c, err) : 0;
 }
 

@@ -1,6 +1,6 @@
 /* Moving blobs: jobs threads take the blobs to copy in plan order; each
  * streams one from source to destination through a pipe (or, from a
- * registry, through the resumable download cache), mounts it when both
+ * registry or over ssh, through the resumable download cache), mounts it when both
  * sides are the same registry, and reports progress as it goes. */
 #include <errno.h>
 #include <stdlib.h>
@@ -128,7 +128,7 @@ static int xc_mount(struct xc *c, size_t i, struct dimg_err *err)
 static void xc_one(struct xc *c, size_t i)
 {
 	struct dimg_err e = {0};
-	int remote = c->img[c->b[i].src].x->name.kind == XPORT_DOCKER;
+	int remote = xc_via_cache_kind(c->img[c->b[i].src].x->name.kind);
 	int r = xc_mount(c, i, &e);
 	if (r == 0)
 		r = remote && c->cache_dir ? xc_via_cache(c, i, &e) : xc_stream(c, i, &e);

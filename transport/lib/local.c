@@ -11,8 +11,8 @@
 
 int xport_name_has_transport(const char *s)
 {
-	static const char *const p[] = {"docker://",
-	                                "containerd:", "oci:", "oci-archive:", "docker-archive:"};
+	static const char *const p[] = {
+	    "docker://", "containerd:", "oci:", "oci-archive:", "docker-archive:", "ssh://"};
 	for (size_t i = 0; i < sizeof(p) / sizeof(p[0]); i++)
 		if (strncmp(s, p[i], strlen(p[i])) == 0)
 			return 1;

@@ -20,6 +20,7 @@ static const struct {
     {"oci:", XPORT_OCI},
     {"oci-archive:", XPORT_OCI_ARCHIVE},
     {"docker-archive:", XPORT_DOCKER_ARCHIVE},
+    {"ssh://", XPORT_SSH},
 };
 
 /* skopeo's other transports: named so that they are not taken for paths. */
@@ -46,6 +47,10 @@ static const char *xname_prefix(enum xport_kind k)
 
 void xport_name_str(char *buf, size_t n, const struct xport_name *x)
 {
+	if (x->kind == XPORT_SSH) {
+		snprintf(buf, n, "ssh://%s/%s", x->where ? x->where : "", x->ref ? x->ref : "");
+		return;
+	}
 	snprintf(buf, n, "%s%s%s%s%s%s", xname_prefix(x->kind), x->where ? x->where : "",
 	         x->ref ? ":" : "", x->ref ? x->ref : "", x->digest ? "@" : "",
 	         x->digest ? x->digest : "");
@@ -54,6 +59,8 @@ void xport_name_str(char *buf, size_t n, const struct xport_name *x)
 char *xport_name_ref(const struct xport_name *x)
 {
 	char *s = NULL;
+	if (x->kind == XPORT_SSH)
+		return NULL; /* the remote side's name is the agent's to read */
 	if (x->kind != XPORT_CONTAINERD && x->kind != XPORT_DOCKER)
 		return x->ref ? strdup(x->ref) : NULL;
 	if (asprintf(&s, "%s%s%s", x->where, x->ref ? ":" : "", x->ref ? x->ref : "") < 0)
@@ -133,6 +140,57 @@ static int xname_path(struct xport_name *out, const char *s, struct dimg_err *er
 	return r;
 }
 
+/* [USER@]HOST[:PORT]: user and host of letters, digits, ".-_" (an IPv6
+ * address in brackets), never starting with '-' (ssh would take it for
+ * an option); the port 1 to 65535. */
+static int xname_ssh_host(const char *h)
+{
+	static const char ok[] =
+	    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_";
+	const char *at = strchr(h, '@'), *host = at ? at + 1 : h, *port;
+	if (at && (at == h || h[0] == '-' || strspn(h, ok) != (size_t)(at - h)))
+		return 0;
+	if (host[0] == '[') {
+		const char *end = strchr(host, ']');
+		if (!end || end == host + 1 ||
+		    strspn(host + 1, "0123456789abcdefABCDEF:.") != (size_t)(end - host - 1))
+			return 0;
+		port = end[1] == ':' ? end + 2 : end[1] ? "" : NULL;
+	} else {
+		size_t hn = strspn(host, ok);
+		if (hn == 0 || host[0] == '-' || (host[hn] && host[hn] != ':'))
+			return 0;
+		port = host[hn] == ':' ? host + hn + 1 : NULL;
+	}
+	if (!port)
+		return 1;
+	size_t pn = strspn(port, "0123456789");
+	unsigned long p = strtoul(port, NULL, 10);
+	return pn > 0 && pn <= 5 && !port[pn] && p > 0 && p < 65536;
+}
+
+/* ssh://[USER@]HOST[:PORT]/NAME: NAME is the remote side's, any
+ * transport but ssh:// (an agent does not chain). */
+static int xname_ssh(struct xport_name *out, const char *s, struct dimg_err *err)
+{
+	const char *slash = strchr(s, '/');
+	int r;
+	if (!slash || !slash[1])
+		return dimg_err_set(err, -EINVAL, NULL,
+		                    "ssh://[USER@]HOST[:PORT]/NAME needs the image NAME on the "
+		                    "remote side after the host");
+	if ((r = xname_dup(&out->where, s, (size_t)(slash - s))) < 0 ||
+	    (r = xname_dup(&out->ref, slash + 1, strlen(slash + 1))) < 0)
+		return r;
+	if (!xname_ssh_host(out->where))
+		return dimg_err_set(err, -EINVAL, NULL, "'%s' is not [USER@]HOST[:PORT]",
+		                    out->where);
+	if (strncmp(out->ref, "ssh://", 6) == 0 || strpbrk(out->ref, "\n\r"))
+		return dimg_err_set(err, -EINVAL, NULL, "'%s' is not a name on the remote side",
+		                    out->ref);
+	return 0;
+}
+
 /* A file: a tar with index.json is an OCI layout, else with manifest.json
  * a docker save. */
 static int xname_probe_file(struct xport_name *out, const char *path, struct dimg_err *err)
@@ -196,6 +254,8 @@ int xport_name_parse(struct xport_name *out, const char *s, struct dimg_err *err
 			r = xname_docker(out, s + pl, err);
 		else if (out->kind == XPORT_CONTAINERD)
 			r = xname_split_ref(out, s + pl, err);
+		else if (out->kind == XPORT_SSH)
+			r = xname_ssh(out, s + pl, err);
 		else
 			r = xname_path(out, s + pl, err);
 		break;

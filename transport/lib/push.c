@@ -101,37 +101,30 @@ static int ensure_target(struct push *p)
 	return rc;
 }
 
-/* The referrers API: 1 when the registry answers it (*found: it lists the
- * artifact), 0 when it has none. */
-struct refs {
-	const char *digest;
-	unsigned n;
-	int found;
-};
-
+/* The referrers API: 1 when the registry answers it (res->entries: the
+ * deltas it lists for the target; whether ours is among them yet is not
+ * checked, a registry may list it later), 0 when it has none. */
 static int refs_fn(void *ctx, struct json_object *desc)
 {
-	struct refs *f = ctx;
-	const char *d = oci_jstr(desc, "digest");
-	f->n++;
-	if (d && !strcmp(d, f->digest))
-		f->found = 1;
+	unsigned *n = ctx;
+	(*n)++;
 	return 0;
 }
 
 static int referrers_api(struct push *p, const uint8_t subject[32])
 {
-	struct refs f = {p->res->manifest_digest, 0, 0};
+	unsigned n = 0;
 	struct dimg_err e = {0};
-	int rc = reg_referrers(p->r, p->repo, subject, DI3FS_ARTIFACT_TYPE, refs_fn, &f, &e);
+	int rc = reg_referrers(p->r, p->repo, subject, DI3FS_ARTIFACT_TYPE, refs_fn, &n, &e);
 
 	if (rc == -ENOTSUP)
 		return 0;
 	if (rc < 0) {
-		*p->err = e;
+		if (p->err)
+			*p->err = e;
 		return rc;
 	}
-	p->res->entries = f.n;
+	p->res->entries = n;
 	p->res->added = -1; /* the registry added it, or had it: not told apart */
 	return 1;
 }
@@ -210,7 +203,9 @@ static int tag_schema(struct push *p, const struct dimg_buf *man)
 		struct dimg_buf out = {0};
 		int found = 0;
 
-		if (tries >= 2) /* lost twice: desynchronise, 50 ms .. 1.6 s, then read */
+		/* lost twice: desynchronise, 100 ms .. 1.6 s (+ up to 50 ms at
+		 * random), then read */
+		if (tries >= 2)
 			usleep((50000u << (tries < 6 ? tries - 1 : 5)) +
 			       (unsigned)(rand_r(&seed) % 50000u));
 		if ((rc = tag_read(p, &o, &found)) < 0)

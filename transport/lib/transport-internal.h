@@ -34,6 +34,10 @@ struct xport_ops {
 	                        struct dimg_err *err);
 	/* NULL: the transport cannot hold a partial image (-ENOTSUP) */
 	int (*note_excluded)(struct xport *x, const struct oci_desc *d, struct dimg_err *err);
+	/* NULL: xport_has_blobs asks has_blob for each (one round trip each
+	 * is cheap but for ssh://) */
+	int (*has_blobs)(struct xport *x, const struct oci_desc *d, size_t n, uint8_t *have,
+	                 struct dimg_err *err);
 };
 
 struct xport {
@@ -67,6 +71,7 @@ extern const struct xport_ops xport_containerd_ops;
 extern const struct xport_ops xport_oci_ops;            /* oci.c */
 extern const struct xport_ops xport_oci_archive_ops;    /* ociarchive.c */
 extern const struct xport_ops xport_docker_archive_ops; /* dockerarchive.c */
+extern const struct xport_ops xport_ssh_ops;            /* ssh.c, the agent ssh_agent.c */
 
 /* ---- helpers every backend shares (verify.c, manifest.c, select.c) ---- */
 

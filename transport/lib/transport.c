@@ -79,6 +79,9 @@ static int xport_backend(struct xport *x, struct dimg_err *err)
 	case XPORT_DOCKER_ARCHIVE:
 		x->ops = &xport_docker_archive_ops;
 		return 0;
+	case XPORT_SSH:
+		x->ops = &xport_ssh_ops;
+		return 0;
 	}
 	return dimg_err_set(err, -EINVAL, NULL, "unknown transport kind %d", (int)x->name.kind);
 }
@@ -162,6 +165,20 @@ int xport_get_manifest_digest(struct xport *x, const uint8_t digest[32], struct 
 int xport_has_blob(struct xport *x, const struct oci_desc *d, struct dimg_err *err)
 {
 	return x->ops->has_blob(x, d, err);
+}
+
+int xport_has_blobs(struct xport *x, const struct oci_desc *d, size_t n, uint8_t *have,
+                    struct dimg_err *err)
+{
+	if (x->ops->has_blobs)
+		return x->ops->has_blobs(x, d, n, have, err);
+	for (size_t i = 0; i < n; i++) {
+		int r = x->ops->has_blob(x, &d[i], err);
+		if (r < 0)
+			return r;
+		have[i] = r > 0;
+	}
+	return 0;
 }
 
 int xport_get_blob(struct xport *x, const struct oci_desc *d, uint64_t offset, dimg_write_fn sink,

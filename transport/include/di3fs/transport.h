@@ -6,6 +6,8 @@
  *   oci:DIR[:REF]                             an OCI image layout directory
  *   oci-archive:FILE[:REF]                    the same in a tar
  *   docker-archive:FILE[:REF]                 a `docker save` tar
+ *   ssh://[USER@]HOST[:PORT]/NAME             NAME (any of these) on another machine,
+ *                                             through `cdimg agent` over ssh
  *   a bare path                               a layout dir, a layout tar or a docker-save tar
  *
  * — and one interface over them: read a manifest, ask for, read and write
@@ -33,13 +35,14 @@ enum xport_kind {
 	XPORT_OCI,            /* oci: (directory) */
 	XPORT_OCI_ARCHIVE,    /* oci-archive: */
 	XPORT_DOCKER_ARCHIVE, /* docker-archive: */
+	XPORT_SSH,            /* ssh:// (ssh.c, docs/ssh-protocol.md) */
 };
 
 /* A parsed image name. Strings are malloc'd; xport_name_clear frees them. */
 struct xport_name {
 	enum xport_kind kind;
-	char *where;  /* HOST[:PORT]/REPO, containerd NAME, DIR or FILE */
-	char *ref;    /* tag, ref name, or NULL */
+	char *where;  /* HOST[:PORT]/REPO, containerd NAME, DIR or FILE; ssh: [USER@]HOST[:PORT] */
+	char *ref;    /* tag, ref name, or NULL; ssh: the name on the remote side */
 	char *digest; /* "sha256:..." when given with @, else NULL */
 };
 /* Parses s; a bare path is probed (directory -> oci, file -> by content:
@@ -70,6 +73,12 @@ struct xport_opts {
 	/* containerd */
 	const char *address; /* socket, default /run/containerd/containerd.sock */
 	const char *ns;      /* namespace, default "default" */
+	/* ssh:// */
+	const char *ssh_command;     /* a shell command, default $DI3FS_SSH, else "ssh" */
+	const char *const *ssh_opts; /* each passed to ssh as -o OPT */
+	size_t nssh_opts;
+	const char *remote_cdimg; /* the remote cdimg, a shell command prefix:
+	                           * default $DI3FS_REMOTE_CDIMG, else "cdimg" */
 	/* progress */
 	dimg_progress_fn progress; /* called per blob with its digest as what */
 	void *pctx;
@@ -132,9 +141,18 @@ int xport_put_manifest_ref(struct xport *x, const struct xport_manifest *m, cons
  * archive, completed later where the base image is): layouts and archives
  * list it in di3fs-excluded.json; other transports -ENOTSUP. */
 int xport_note_excluded(struct xport *x, const struct oci_desc *d, struct dimg_err *err);
+/* Batched xport_has_blob: have[i] is 1 or 0 for d[i]; 0 or -errno. */
+int xport_has_blobs(struct xport *x, const struct oci_desc *d, size_t n, uint8_t *have,
+                    struct dimg_err *err);
 /* Makes everything written visible (archives renamed into place, image
  * records created); before it, nothing is. */
 int xport_commit(struct xport *x, struct dimg_err *err);
+
+/* `cdimg agent --stdio`: the remote end of an ssh:// name. Speaks the
+ * agent protocol (docs/ssh-protocol.md) on in/out until the other end
+ * closes; o supplies the agent's own defaults (cache_dir for partial
+ * uploads, containerd's address and namespace). 0 at a clean end. */
+int xport_agent(int in, int out, const struct xport_opts *o, struct dimg_err *err);
 
 #ifdef __cplusplus
 }
