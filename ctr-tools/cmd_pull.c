@@ -70,10 +70,6 @@ enum {
 	OPT_DRY = 0x200,
 	OPT_INSECURE,
 	OPT_MAX_TAGS,
-	OPT_CREDS,
-	OPT_AUTH,
-	OPT_TLS,
-	OPT_CERT,
 	OPT_SNAP,
 };
 
@@ -114,20 +110,6 @@ static int pull_option(void *ctx, int c, const char *arg)
 		return 0;
 	case OPT_MAX_TAGS:
 		return cli_opt_uint(&a->c, "--max-tags", arg, 0, 100000, &a->max_tags);
-	case OPT_CREDS:
-		a->o.creds = arg;
-		return 0;
-	case OPT_AUTH:
-		a->o.authfile = arg;
-		return 0;
-	case OPT_TLS:
-		if (strcmp(arg, "true") && strcmp(arg, "false"))
-			return cli_bad_value(&a->c, "--tls-verify", arg, "is not true or false");
-		a->o.tls_verify = strcmp(arg, "true") == 0 ? 0 : -1;
-		return 0;
-	case OPT_CERT:
-		a->o.certs_dir = arg;
-		return 0;
 	case OPT_SNAP:
 		a->l.snapshotter = arg;
 		return 0;
@@ -138,7 +120,7 @@ static int pull_option(void *ctx, int c, const char *arg)
 		a->l.address = arg;
 		return 0;
 	}
-	return -2;
+	return cli_registry_option(&a->c, &a->o, c, arg);
 }
 
 static int pull_fail(int rc, const struct dimg_err *e, const char *what)
@@ -395,7 +377,8 @@ static struct json_object *plan_json(const struct pull_plan *p, const char *name
 		struct json_object *x = json_object_new_object();
 		json_object_object_add(x, "digest", json_object_new_string(d->digest));
 		json_object_object_add(x, "base_config", json_object_new_string(d->base_config));
-		json_object_object_add(x, "target_config", json_object_new_string(d->target_config));
+		json_object_object_add(x, "target_config",
+		                       json_object_new_string(d->target_config));
 		json_object_object_add(x, "bytes", json_object_new_uint64(d->cost));
 		json_object_array_add(ds, x);
 	}
@@ -444,10 +427,12 @@ static int pull_run(struct pull_plan *p, const struct pull_args *a, const char *
 		struct json_object *o = plan_json(p, name);
 		if (o) {
 			json_object_object_add(o, "dry_run", json_object_new_boolean(a->dry_run));
-			json_object_object_add(o, "fetched_bytes", json_object_new_uint64(p->fetched));
+			json_object_object_add(o, "fetched_bytes",
+			                       json_object_new_uint64(p->fetched));
 			json_object_object_add(o, "ok", json_object_new_boolean(code == CLI_OK));
-			printf("%s\n", json_object_to_json_string_ext(
-			                   o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+			printf("%s\n",
+			       json_object_to_json_string_ext(
+			           o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
 		}
 		json_object_put(o);
 	}
@@ -464,10 +449,7 @@ int cmd_pull(int argc, char **argv)
 	                                     {"dry-run", no_argument, 0, OPT_DRY},
 	                                     {"insecure-unsigned", no_argument, 0, OPT_INSECURE},
 	                                     {"max-tags", required_argument, 0, OPT_MAX_TAGS},
-	                                     {"creds", required_argument, 0, OPT_CREDS},
-	                                     {"authfile", required_argument, 0, OPT_AUTH},
-	                                     {"tls-verify", required_argument, 0, OPT_TLS},
-	                                     {"cert-dir", required_argument, 0, OPT_CERT},
+	                                     CLI_OPTIONS_REGISTRY,
 	                                     {"snapshotter", required_argument, 0, OPT_SNAP},
 	                                     {"namespace", required_argument, 0, 'n'},
 	                                     {"address", required_argument, 0, 'a'},

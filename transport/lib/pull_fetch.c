@@ -64,7 +64,8 @@ static int art_layers(struct parts *s, struct xpull *p, const struct xpull_delta
 			s->layers = x;
 			s->has_layers = 1;
 		} else {
-			return bad(p, d->digest, err, "a layer that is not a .dimg or layer recipes");
+			return bad(p, d->digest, err,
+			           "a layer that is not a .dimg or layer recipes");
 		}
 	}
 	return have_dimg ? 0 : bad(p, d->digest, err, "no .dimg layer");
