@@ -25,6 +25,9 @@ static const char *const LIB_DIRS[] = {"/lib/x86_64-linux-gnu",
                                        "/usr/lib",
                                        "/usr/local/lib"};
 
+/* glibc's dynamic loader opens it before any library (missing: skipped) */
+#define LD_SO_CACHE "/etc/ld.so.cache"
+
 struct elf_file {
 	int fd;
 	uint64_t size;
@@ -472,6 +475,8 @@ static int follow(struct walk *w, const char *canon, int fd, unsigned depth)
 	origin[olen] = '\0';
 	if (info.interp && info.interp[0] == '/')
 		r = push(w, info.interp, depth + 1);
+	if (r == 0 && info.interp && !info.script) /* the loader reads it first */
+		r = push(w, LD_SO_CACHE, depth + 1);
 	for (size_t i = 0; r == 0 && i < info.nneeded; i++)
 		r = find_lib(w, &info, info.needed[i], origin, depth + 1);
 	elfdeps_info_clear(&info);

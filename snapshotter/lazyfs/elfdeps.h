@@ -62,8 +62,9 @@ struct elfdeps_limits {
 /* Opens each seed (absolute paths; missing ones are skipped) and then, in
  * breadth-first order, the interpreters and the libraries each names,
  * resolved as the dynamic loader does (DT_RPATH unless DT_RUNPATH, then
- * DT_RUNPATH, then the usual library directories; $ORIGIN expanded), each
- * file once. Returns the number of files opened, or -ECANCELED. */
+ * DT_RUNPATH, then the usual library directories; $ORIGIN expanded), and
+ * /etc/ld.so.cache for a dynamic program (its loader reads it), each file
+ * once. Returns the number of files opened, or -ECANCELED. */
 int elfdeps_walk(const struct elfdeps_fs *fs, const char *const *seeds, size_t nseeds,
                  const struct elfdeps_limits *lim);
 
