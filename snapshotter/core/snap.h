@@ -50,6 +50,10 @@ struct snap_usage {
  * served lazily by the FUSE filesystem. */
 #define SNAP_LABEL_DELTA    "containerd.io/snapshot/di3fs.delta"
 #define SNAP_LABEL_DELTA_NS "containerd.io/snapshot/di3fs.namespace"
+/* Optional, on a delta image: absolute paths in its tree, one a line, that
+ * its start executes (cdimg load writes Entrypoint/Cmd); prefetched at
+ * Commit with what they link (snapshotter/README.md, Prefetch). */
+#define SNAP_LABEL_PREFETCH "containerd.io/snapshot/di3fs.prefetch"
 
 struct snap_options {
 	int lazy;                       /* serve delta images (FUSE; needs root) */
