@@ -22,6 +22,7 @@ struct snap {
 	char containerd_address[PATH_MAX];
 	pthread_mutex_t delta_mu;     /* serialises activations */
 	pthread_rwlock_t delta_gc_rw; /* fetch+record (shared) vs blob GC (exclusive) */
+	int no_prefetch;              /* snap_options */
 
 	pthread_mutex_t cleanup_mu;
 	int cleanup_running; /* a sweep is under way (guarded by cleanup_mu) */

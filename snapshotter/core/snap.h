@@ -63,6 +63,7 @@ struct snap_options {
 	/* How long FUSE requests wait for a restarted daemon (an fd holder
 	 * keeps the mount meanwhile); 0: no holder, the mount ends with us. */
 	unsigned restart_wait_ms;
+	int no_prefetch; /* no prefetch of delta images' start files */
 };
 
 /* The fd holder's socket under the root (lazyfs.h). */

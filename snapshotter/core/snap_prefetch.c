@@ -34,8 +34,10 @@ void snap_delta_prefetch(struct snap *sn, struct store_txn *txn, const struct sn
 	char *lab = label ? strdup(label) : NULL, *rec = NULL, name[24];
 	const char *seeds[SEEDS_MAX];
 	size_t n = 0;
-	if (!sn->lfs)
+	if (!sn->lfs || sn->no_prefetch) {
+		free(lab);
 		return;
+	}
 	int r = store_opened_get(&rec, txn, snap_delta_digest(info));
 	if (r < 0 && r != -ENOENT)
 		snap_warn(sn->lg, "delta image \"%s\": its opened-files note: %s", info->name,
