@@ -24,6 +24,15 @@ int load_chain_id(const uint8_t *config, size_t n, char out[72], struct dimg_err
  * config_digest; *name is malloc'd. -ENOENT if none. */
 int load_find_base(struct ctrd *c, const char *config_digest, char **name, struct dimg_err *err);
 
+/* What the snapshotter should prefetch for the image of this config (the
+ * di3fs.prefetch label): the absolute paths its start may execute, one per
+ * line, malloc'd: Entrypoint[0] and Cmd[0] (and the program a "sh -c"
+ * line starts), a bare name tried in each directory of the config's PATH,
+ * a relative one in its WorkingDir. At most LOAD_SEEDS_MAX bytes; NULL if
+ * none (no config, nothing to run). */
+#define LOAD_SEEDS_MAX 3072
+char *load_prefetch_seeds(const uint8_t *config, size_t n);
+
 /* A manifest's own mediaType field (malloc'd), or NULL. */
 char *load_media_type(const uint8_t *p, size_t n);
 
