@@ -50,6 +50,7 @@ static const char load_help[] =
 #define LABEL_GC_DIMG     "containerd.io/gc.ref.content.di3fs.dimg"
 #define LABEL_SNAP_DELTA  "containerd.io/snapshot/di3fs.delta"
 #define LABEL_SNAP_NS     "containerd.io/snapshot/di3fs.namespace"
+#define LABEL_SNAP_SEEDS  "containerd.io/snapshot/di3fs.prefetch"
 
 struct load_state {
 	const struct load_args *a;
@@ -191,12 +192,17 @@ static int load_content(struct load_state *s)
 static int load_snapshot(struct load_state *s)
 {
 	const char *sn = s->a->snapshotter;
+	char *seeds = load_prefetch_seeds(s->ci->target_config, s->ci->target_config_len);
 	const struct ctrd_label labels[] = {{LABEL_SNAP_DELTA, s->ci->dimg_digest},
-	                                    {LABEL_SNAP_NS, s->a->ns}};
+	                                    {LABEL_SNAP_NS, s->a->ns},
+	                                    {LABEL_SNAP_SEEDS, seeds}};
+	size_t nlabels = seeds ? 3 : 2;
 	uint32_t rnd = 0;
 	char key[160];
 	struct dimg_err err = {0};
 	int r = ctrd_snapshot_stat(s->c, sn, s->target_chain, &err);
+	if (r != -ENOENT)
+		free(seeds);
 	if (r == 0)
 		return 0; /* loaded before */
 	if (r != -ENOENT)
@@ -205,10 +211,11 @@ static int load_snapshot(struct load_state *s)
 	if (getrandom(&rnd, sizeof(rnd), 0) < 0)
 		rnd = (uint32_t)time(NULL);
 	snprintf(key, sizeof(key), "di3fs-load %s %08x", s->target_chain, rnd);
-	r = ctrd_snapshot_prepare(s->c, sn, key, s->base_chain, labels, 2, &err);
+	r = ctrd_snapshot_prepare(s->c, sn, key, s->base_chain, labels, nlabels, &err);
 	if (r == 0 &&
-	    (r = ctrd_snapshot_commit(s->c, sn, s->target_chain, key, labels, 2, &err)) < 0)
+	    (r = ctrd_snapshot_commit(s->c, sn, s->target_chain, key, labels, nlabels, &err)) < 0)
 		ctrd_snapshot_remove(s->c, sn, key, NULL);
+	free(seeds);
 	if (r < 0)
 		return load_fail(CLI_FAILED, NULL, &err);
 	s->created = 1;

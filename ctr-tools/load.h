@@ -37,6 +37,15 @@ void load_args_init(struct load_args *a);
  * stdout); returns the exit code. */
 int load_cdimg(const struct load_args *a);
 
+/* What the snapshotter should prefetch for the image of this config (the
+ * di3fs.prefetch label): the absolute paths its start may execute, one per
+ * line, malloc'd: Entrypoint[0] and Cmd[0] (and the program a "sh -c"
+ * line starts), a bare name tried in each directory of the config's PATH,
+ * a relative one in its WorkingDir. At most LOAD_SEEDS_MAX bytes; NULL if
+ * none (no config, nothing to run). */
+#define LOAD_SEEDS_MAX 3072
+char *load_prefetch_seeds(const uint8_t *config, size_t n);
+
 /* A manifest's own mediaType field (malloc'd), or NULL. */
 char *load_media_type(const uint8_t *p, size_t n);
 

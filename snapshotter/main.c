@@ -43,7 +43,9 @@ static void usage(FILE *f)
 	        "" SNAP_DEFAULT_CONTAINERD "), cache_max (rebuilt-file cache limit,\n"
 	        "bytes with K/M/G/T suffix, default 0 = no limit), restart_wait (seconds\n"
 	        "reads of running containers wait for a restarted daemon before they fail\n"
-	        "with EIO, default %d; 0 = the FUSE mount ends with the daemon).\n"
+	        "with EIO, default %d; 0 = the FUSE mount ends with the daemon),\n"
+	        "prefetch (yes/no, default yes: rebuild a loaded delta image's start\n"
+	        "files in the background).\n"
 	        "Command-line options override the file.\n",
 	        SNAP_DEFAULT_THREADS, SNAP_DEFAULT_RESTART_WAIT);
 }
@@ -193,6 +195,7 @@ static int serve(const struct snap_config *cfg, const struct snap_log *lg, sigse
 	    .containerd_address = cfg->containerd_address,
 	    .cache_max = cfg->cache_max,
 	    .restart_wait_ms = cfg->restart_wait * 1000,
+	    .no_prefetch = !cfg->prefetch,
 	};
 	int sig, r;
 

@@ -18,6 +18,7 @@ void snap_config_defaults(struct snap_config *cfg)
 	cfg->restart_wait = SNAP_DEFAULT_RESTART_WAIT;
 	cfg->log_level = SNAP_LOG_INFO;
 	cfg->delta_images = 1;
+	cfg->prefetch = 1;
 	snprintf(cfg->containerd_address, sizeof(cfg->containerd_address), "%s",
 	         SNAP_DEFAULT_CONTAINERD);
 }
@@ -99,6 +100,8 @@ int snap_config_set(struct snap_config *cfg, const char *name, const char *value
 		return snap_log_parse_level(&cfg->log_level, value);
 	if (strcmp(name, "delta_images") == 0)
 		return parse_bool(&cfg->delta_images, value);
+	if (strcmp(name, "prefetch") == 0)
+		return parse_bool(&cfg->prefetch, value);
 	if (strcmp(name, "containerd_address") == 0)
 		return fsutil_pathf(cfg->containerd_address, sizeof(cfg->containerd_address), "%s",
 		                    value) < 0

@@ -22,12 +22,14 @@ struct snap_config {
 	char containerd_address[PATH_MAX]; /* where delta blobs are fetched from */
 	unsigned long long cache_max;      /* rebuilt-file cache limit, bytes; 0 none */
 	unsigned restart_wait;             /* seconds FUSE reads wait for a restart */
+	int prefetch;                      /* prefetch delta images' start files (default on) */
 };
 
 void snap_config_defaults(struct snap_config *cfg);
 
 /* Sets one setting by name (root, address, threads, log_level,
- * delta_images, containerd_address, cache_max, restart_wait) from text.
+ * delta_images, containerd_address, cache_max, restart_wait, prefetch) from
+ * text.
  * -ENOENT for an unknown name, -EINVAL for a bad value. */
 int snap_config_set(struct snap_config *cfg, const char *name, const char *value);
 

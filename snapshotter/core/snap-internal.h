@@ -22,6 +22,7 @@ struct snap {
 	char containerd_address[PATH_MAX];
 	pthread_mutex_t delta_mu;     /* serialises activations */
 	pthread_rwlock_t delta_gc_rw; /* fetch+record (shared) vs blob GC (exclusive) */
+	int no_prefetch;              /* snap_options */
 
 	pthread_mutex_t cleanup_mu;
 	int cleanup_running; /* a sweep is under way (guarded by cleanup_mu) */
@@ -57,6 +58,14 @@ int snap_delta_fetch(struct snap *sn, const struct snap_labels *labels, const ch
 /* Commit of a delta snapshot: loads info (committed, in txn) into lazyfs. */
 int snap_delta_activate(struct snap *sn, struct store_txn *txn, const struct snap_info *info,
                         const char **why);
+/* After a delta image's Commit: queues the prefetch of the files in its
+ * di3fs.prefetch label and those a previous run of it opened first (the
+ * store's note). Never fails the Commit: problems are logged. */
+void snap_delta_prefetch(struct snap *sn, struct store_txn *txn, const struct snap_info *info);
+/* Delta image id (of .dimg digest) is being removed in txn: notes the
+ * files its run opened first, for the next load of the same delta. */
+void snap_delta_note_opened(struct snap *sn, struct store_txn *txn, const char *digest,
+                            uint64_t id);
 /* The snapshot id's tree is gone from the store: unload it. */
 void snap_delta_forget(struct snap *sn, uint64_t id);
 /* The directory a delta image's tree is seen at: <root>/fuse/<id>. */

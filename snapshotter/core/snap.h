@@ -50,6 +50,10 @@ struct snap_usage {
  * served lazily by the FUSE filesystem. */
 #define SNAP_LABEL_DELTA    "containerd.io/snapshot/di3fs.delta"
 #define SNAP_LABEL_DELTA_NS "containerd.io/snapshot/di3fs.namespace"
+/* Optional, on a delta image: absolute paths in its tree, one a line, that
+ * its start executes (cdimg load writes Entrypoint/Cmd); prefetched at
+ * Commit with what they link (snapshotter/README.md, Prefetch). */
+#define SNAP_LABEL_PREFETCH "containerd.io/snapshot/di3fs.prefetch"
 
 struct snap_options {
 	int lazy;                       /* serve delta images (FUSE; needs root) */
@@ -59,6 +63,7 @@ struct snap_options {
 	/* How long FUSE requests wait for a restarted daemon (an fd holder
 	 * keeps the mount meanwhile); 0: no holder, the mount ends with us. */
 	unsigned restart_wait_ms;
+	int no_prefetch; /* no prefetch of delta images' start files */
 };
 
 /* The fd holder's socket under the root (lazyfs.h). */

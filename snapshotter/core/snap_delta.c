@@ -556,6 +556,7 @@ int snap_delta_init(struct snap *sn, const struct snap_options *opt, const char 
 	    .holder = holder,
 	    .wait_ms = opt->restart_wait_ms,
 	};
+	sn->no_prefetch = opt->no_prefetch;
 	r = lazyfs_start(&sn->lfs, &lc, why);
 	if (r < 0)
 		return r;

@@ -339,6 +339,8 @@ int snap_commit(struct snap *sn, const char *name, const char *key,
 	int delta = r == 0 && snap_delta_digest(&info);
 	if (delta)
 		r = snap_delta_activate(sn, txn, &info, why);
+	if (delta && r == 0) /* queued; a failed commit below removes the image */
+		snap_delta_prefetch(sn, txn, &info);
 	uint64_t id = info.id;
 	if (r == 0 || delta)
 		snap_info_clear(&info);
@@ -366,6 +368,8 @@ int snap_remove(struct snap *sn, const char *key, const char **why)
 		return r;
 	r = get_snapshot(&info, txn, key, "snapshot does not exist", why);
 	uint64_t delta_id = r == 0 && snap_delta_digest(&info) ? info.id : 0;
+	if (delta_id)
+		snap_delta_note_opened(sn, txn, snap_delta_digest(&info), delta_id);
 	if (r == 0) {
 		snap_info_clear(&info);
 		r = store_has_children(txn, key);

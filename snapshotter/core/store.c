@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <lmdb.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -111,6 +112,36 @@ static int meta_put_u64(struct store_txn *t, const char *name, uint64_t value)
 
 	le_put(buf, value, 8);
 	return store_errno(mdb_put(t->txn, t->st->meta, &k, &v, 0));
+}
+
+#define OPENED_PREFIX "opened:"
+
+static int opened_key(char *buf, size_t cap, const struct store_txn *t, const char *name)
+{
+	int n = snprintf(buf, cap, OPENED_PREFIX "%s", name);
+	return n < 0 || (size_t)n >= cap || (size_t)n > t->st->max_key ? -ENAMETOOLONG : n;
+}
+
+int store_opened_get(char **out, struct store_txn *txn, const char *name)
+{
+	char key[1024];
+	int n = opened_key(key, sizeof(key), txn, name);
+	MDB_val k = {(size_t)n, key}, v;
+	*out = NULL;
+	if (n < 0)
+		return n;
+	int r = store_errno(mdb_get(txn->txn, txn->st->meta, &k, &v));
+	if (r == 0 && !(*out = strndup(v.mv_data, v.mv_size)))
+		r = -ENOMEM;
+	return r;
+}
+
+int store_opened_put(struct store_txn *txn, const char *name, const char *paths)
+{
+	char key[1024];
+	int n = opened_key(key, sizeof(key), txn, name);
+	MDB_val k = {(size_t)n, key}, v = {strlen(paths), (void *)paths};
+	return n < 0 ? n : store_errno(mdb_put(txn->txn, txn->st->meta, &k, &v, 0));
 }
 
 /* Opens the named databases and checks (or sets) the schema version. */

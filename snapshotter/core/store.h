@@ -47,6 +47,13 @@ typedef int (*store_visit_fn)(void *ctx, const struct snap_info *info);
 /* Visits the snapshots whose key sorts after `after` (all when NULL). */
 int store_scan(struct store_txn *txn, const char *after, store_visit_fn fn, void *ctx);
 
+/* Per-image notes, apart from snapshot records (they outlive a removed
+ * snapshot): the files a run of the image name (a delta's digest) opened first, the
+ * next load's prefetch seeds (snapshotter/README.md). A string, malloc'd;
+ * -ENOENT if none. Kept in the meta database under "opened:<name>". */
+int store_opened_get(char **out, struct store_txn *txn, const char *name);
+int store_opened_put(struct store_txn *txn, const char *name, const char *paths);
+
 /* Longest key the store accepts, in bytes. */
 size_t store_max_key(const struct store *st);
 

@@ -50,6 +50,10 @@ struct lazyfs_image {
 	struct lazyfs_image *base_img;
 	struct dimg_files base_files; /* base files by path: dir or base_img */
 	int base_is_dir;
+	/* Entries opened through the mount, first ones first (lazyfs_opened);
+	 * under fs->hlock */
+	uint32_t opened[LAZYFS_OPENED_MAX];
+	unsigned nopened;
 };
 
 struct lazyfs_cache;
@@ -98,7 +102,8 @@ struct lazyfs {
 	struct timespec restore_deadline;
 	pthread_mutex_t hlock;
 	struct lazyfs_file **files; /* open files by node id (lazyfs_files.c) */
-	int readahead_set;          /* widened once, at the first open */
+	struct lazyfs_prefetch *prefetch;
+	int readahead_set; /* widened once, at the first open */
 };
 
 /* Widens the mount's readahead (lazyfs.c); called once, from the first
@@ -221,6 +226,16 @@ void lazyfs_file_put(struct lazyfs *fs, struct lazyfs_file *f);
 void lazyfs_file_release(struct lazyfs *fs, uint64_t node);
 /* Closes every file (the workers have stopped). */
 void lazyfs_files_free(struct lazyfs *fs);
+
+/* ---- prefetch (lazyfs_prefetch.c) ---- */
+
+struct lazyfs_prefetch;
+int lazyfs_prefetch_init(struct lazyfs *fs, unsigned max_files, uint64_t max_bytes);
+/* Stops the thread (after the file it is on) and drops queued jobs. */
+void lazyfs_prefetch_fini(struct lazyfs *fs);
+void lazyfs_prefetch_stats(struct lazyfs *fs, struct lazyfs_stats *st);
+/* Notes an open of entry idx (a REG leader) for lazyfs_opened; hlock held. */
+void lazyfs_opened_note(struct lazyfs_image *img, uint32_t idx);
 
 /* ---- FUSE (lazyfs_ops.c) ---- */
 struct fuse_lowlevel_ops;

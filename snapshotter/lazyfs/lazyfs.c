@@ -95,6 +95,8 @@ int lazyfs_start(struct lazyfs **out, const struct lazyfs_config *cfg, const cha
 	 * providers (5-10 ms here): at start, not in the first reader's open. */
 	uint8_t warm[32];
 	(void)dimg_sha256_buf("", 0, warm);
+	if ((r = lazyfs_prefetch_init(fs, cfg->prefetch_files, cfg->prefetch_bytes)) < 0)
+		goto fail;
 	if ((r = lazyfs_conn_open(fs, why)) < 0)
 		goto fail;
 	*why = "cannot start the FUSE threads";
@@ -120,6 +122,7 @@ void lazyfs_stop(struct lazyfs *fs)
 {
 	if (!fs)
 		return;
+	lazyfs_prefetch_fini(fs); /* it uses images and the cache */
 	if (fs->mountpoint)
 		lazyfs_restored(fs); /* no worker waits for an image any more */
 	lazyfs_loop_stop(fs);
@@ -339,4 +342,5 @@ void lazyfs_get_stats(struct lazyfs *fs, struct lazyfs_stats *st)
 {
 	memset(st, 0, sizeof(*st));
 	lazyfs_cache_stats(fs->cache, st);
+	lazyfs_prefetch_stats(fs, st);
 }

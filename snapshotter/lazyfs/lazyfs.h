@@ -28,6 +28,7 @@
 
 #include "log.h"
 
+#include <stddef.h>
 #include <stdint.h>
 
 struct lazyfs;
@@ -47,7 +48,16 @@ struct lazyfs_config {
 	 * daemon, then fail with EIO until one is back. */
 	const char *holder;
 	unsigned wait_ms;
+	/* Prefetch bounds per image (lazyfs_prefetch): files opened, and bytes
+	 * of changed files rebuilt; 0 = LAZYFS_PREFETCH_FILES / _BYTES. */
+	unsigned prefetch_files;
+	uint64_t prefetch_bytes;
 };
+
+#define LAZYFS_PREFETCH_FILES 256
+#define LAZYFS_PREFETCH_BYTES ((uint64_t)256 << 20)
+/* The first files opened in an image that lazyfs_opened reports. */
+#define LAZYFS_OPENED_MAX 64
 
 /* Argument that starts a program as the fd holder: lazyfs runs a copy of
  * the current executable (/proc/self/exe) with argv[1] = this and argv[2]
@@ -102,11 +112,29 @@ int lazyfs_remove(struct lazyfs *fs, const char *name);
  * is removed (e.g. to pass as another image's base). */
 struct lazyfs_image *lazyfs_find(struct lazyfs *fs, const char *name);
 
+/* Queues a prefetch of image name's start files and returns at once: one
+ * background thread (nice 10, lowest best-effort I/O priority) opens each
+ * seed (an absolute path in the image; missing ones are skipped) and,
+ * transitively, the ELF interpreter and libraries (DT_NEEDED) each names,
+ * or a script's "#!" interpreter, resolved inside the image's tree, as a
+ * first open would: changed files are rebuilt into the cache. At most
+ * prefetch_files files and prefetch_bytes of changed files per image; the
+ * job ends at its next file once the image is removed, or at lazyfs_stop.
+ * -ENOENT if name is not loaded, -EAGAIN if the queue is full. */
+int lazyfs_prefetch(struct lazyfs *fs, const char *name, const char *const *seeds, size_t n);
+/* The regular files opened through the mount in image name since it was
+ * loaded (not by the prefetch), first ones first, at most
+ * LAZYFS_OPENED_MAX: absolute paths, each ending in '\n', malloc'd (the
+ * caller frees it); NULL if none (or name is not loaded). */
+char *lazyfs_opened(struct lazyfs *fs, const char *name);
+
 struct lazyfs_stats {
 	uint64_t cache_bytes; /* disk blocks in use by cached files, in bytes */
 	uint64_t cache_files;
 	uint64_t rebuilds; /* files rebuilt since start */
 	uint64_t evictions;
+	uint64_t prefetched;     /* files the prefetch opened */
+	uint64_t prefetch_bytes; /* changed files' bytes it brought into the cache */
 };
 void lazyfs_get_stats(struct lazyfs *fs, struct lazyfs_stats *st);
 

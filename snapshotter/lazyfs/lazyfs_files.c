@@ -80,6 +80,7 @@ static int add(struct lazyfs_file **out, struct lazyfs *fs, struct lazyfs_image 
 	if (!had) {
 		f->next = fs->files[bucket(f->node)];
 		fs->files[bucket(f->node)] = f;
+		lazyfs_opened_note(img, idx);
 	}
 	use->opens += opens;
 	use->busy += busy;

@@ -38,7 +38,9 @@ static const char usage[] =
     "  --debug            log at debug level\n"
     "  --control          also read commands on stdin, one a line, each answered\n"
     "                     by one line (\"ok\", \"error: ...\", or the statistics):\n"
-    "                     add NAME=DIMG@BASE | remove NAME | stats\n"
+    "                     add NAME=DIMG@BASE | remove NAME | stats |\n"
+    "                     prefetch NAME PATH... (queued: \"ok\" at once) |\n"
+    "                     opened NAME (the files opened in NAME so far)\n"
     "\n"
     "Prints \"ready\" on stdout once mounted, runs until SIGINT or SIGTERM, then\n"
     "unmounts and prints the cache statistics on stderr. Exit: 0 ok, 1 failed,\n"
@@ -156,11 +158,39 @@ static void print_stats(struct lazyfs *fs, FILE *f)
 {
 	struct lazyfs_stats st;
 	lazyfs_get_stats(fs, &st);
+	/* before the cache line: --control answers "stats" with the last line */
+	fprintf(f, "di3fs-lazymount: prefetch %" PRIu64 " files, %" PRIu64 " bytes\n",
+	        st.prefetched, st.prefetch_bytes);
 	fprintf(f,
 	        "di3fs-lazymount: cache %" PRIu64 " bytes in %" PRIu64 " files; %" PRIu64
 	        " rebuilds, %" PRIu64 " evictions\n",
 	        st.cache_bytes, st.cache_files, st.rebuilds, st.evictions);
 	fflush(f);
+}
+
+/* "NAME PATH..." (split in place at spaces): queues a prefetch. */
+static int prefetch_cmd(struct lazyfs *fs, char *args)
+{
+	const char *seeds[64];
+	size_t n = 0;
+	char *name = args, *p = strchr(args, ' ');
+	while (p && n < 64) {
+		*p++ = '\0';
+		seeds[n++] = p;
+		p = strchr(p, ' ');
+	}
+	return n ? lazyfs_prefetch(fs, name, seeds, n) : -EINVAL;
+}
+
+/* The files opened in image name, on one line, space-separated. */
+static void opened_cmd(struct lazyfs *fs, const char *name)
+{
+	char *list = lazyfs_opened(fs, name);
+	for (char *p = list; p && (p = strchr(p, '\n'));)
+		*p = p[1] ? ' ' : '\0';
+	printf("%s\n", list ? list : "none");
+	fflush(stdout);
+	free(list);
 }
 
 static void run_command(struct lazyfs *fs, char *line)
@@ -170,7 +200,13 @@ static void run_command(struct lazyfs *fs, char *line)
 		print_stats(fs, stdout);
 		return;
 	}
-	if (strncmp(line, "remove ", 7) == 0)
+	if (strncmp(line, "opened ", 7) == 0) {
+		opened_cmd(fs, line + 7);
+		return;
+	}
+	if (strncmp(line, "prefetch ", 9) == 0)
+		r = prefetch_cmd(fs, line + 9);
+	else if (strncmp(line, "remove ", 7) == 0)
 		r = lazyfs_remove(fs, line + 7);
 	else if (strncmp(line, "add ", 4) == 0)
 		r = add_spec(fs, line + 4) ? -EINVAL : 0;
@@ -237,8 +273,13 @@ int main(int argc, char **argv)
 	struct snap_log lg = {o.debug ? SNAP_LOG_DEBUG : SNAP_LOG_INFO};
 	if (o.unmount)
 		return lazyfs_unmount(o.holder, argv[optind], &lg) < 0;
-	struct lazyfs_config cfg = {argv[optind], o.cache,  o.cache_max, o.threads,
-	                            &lg,          o.holder, o.wait_ms};
+	struct lazyfs_config cfg = {.mountpoint = argv[optind],
+	                            .cache_dir = o.cache,
+	                            .cache_max = o.cache_max,
+	                            .threads = o.threads,
+	                            .lg = &lg,
+	                            .holder = o.holder,
+	                            .wait_ms = o.wait_ms};
 	/* Blocked before any thread starts, so only serve() sees them. */
 	sigset_t set;
 	sigemptyset(&set);
