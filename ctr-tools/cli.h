@@ -164,8 +164,7 @@ struct dimg_image_opts;
 int cli_open_image(struct dimg_image **out, const char *path, const struct dimg_image_opts *o,
                    int quiet);
 
-/* ---- the registry options: cdimg copy, cdimg push (cli_registry.c, in
- * cdimg only) ----
+/* ---- the registry options: cdimg copy, push, pull (cli_registry.c) ----
  * A command taking them lists CLI_OPTIONS_REGISTRY in its getopt_long
  * table and hands its own options to cli_registry_option. */
 enum {
@@ -202,6 +201,7 @@ int cmd_merge(int argc, char **argv);
 int cmd_plan(int argc, char **argv);
 int cmd_copy(int argc, char **argv);
 int cmd_push(int argc, char **argv);
+int cmd_pull(int argc, char **argv);
 int cmd_agent(int argc, char **argv);
 
 #endif

@@ -1,5 +1,5 @@
-/* The registry options cdimg copy and cdimg push share (cli.h): in cdimg
- * only, as they set the transport's options. */
+/* The registry options cdimg copy, push and pull share (cli.h): they set
+ * the transport's options (in cdimg, and in cdimg-load for pull). */
 #include <string.h>
 
 #include "cli.h"

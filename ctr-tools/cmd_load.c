@@ -52,11 +52,6 @@ static const char load_help[] =
 #define LABEL_SNAP_NS     "containerd.io/snapshot/di3fs.namespace"
 #define LABEL_SNAP_SEEDS  "containerd.io/snapshot/di3fs.prefetch"
 
-struct load_args {
-	const char *path, *name, *ns, *address, *snapshotter;
-	int json, quiet;
-};
-
 struct load_state {
 	const struct load_args *a;
 	struct cdimg *cd;
@@ -303,7 +298,7 @@ static int load_run(struct load_state *s)
 	if (ctrd_lease_delete(s->c, &err) < 0) {
 		fprintf(stderr, "cdimg load: warning: %s (it expires within an hour)\n", err.why);
 	}
-	if (!code)
+	if (!code && !s->a->silent)
 		load_report(s, now_s() - t0);
 	return code;
 }
@@ -352,23 +347,32 @@ static int load_parse(struct load_args *a, int argc, char **argv)
 	return 0;
 }
 
-int cmd_load(int argc, char **argv)
+void load_args_init(struct load_args *a)
 {
 	const char *env_ns = getenv("CONTAINERD_NAMESPACE");
 	const char *env_addr = getenv("CONTAINERD_ADDRESS");
-	struct load_args a = {
+	*a = (struct load_args){
 	    .ns = env_ns && env_ns[0] ? env_ns : CTRD_DEFAULT_NAMESPACE,
 	    .address = env_addr && env_addr[0] ? env_addr : CTRD_DEFAULT_ADDRESS,
 	    .snapshotter = "di3fs",
 	};
-	struct load_state s = {.a = &a};
-	int code = load_parse(&a, argc, argv);
-	if (code)
-		return code < 0 ? CLI_OK : code;
-	cli_progress_init(&s.p, a.quiet);
-	code = load_run(&s);
+}
+
+int load_cdimg(const struct load_args *a)
+{
+	struct load_state s = {.a = a};
+	cli_progress_init(&s.p, a->quiet);
+	int code = load_run(&s);
 	ctrd_close(s.c);
 	cdimg_free(s.cd);
 	free(s.base_name);
 	return code;
+}
+
+int cmd_load(int argc, char **argv)
+{
+	struct load_args a;
+	load_args_init(&a);
+	int code = load_parse(&a, argc, argv);
+	return code ? (code < 0 ? CLI_OK : code) : load_cdimg(&a);
 }

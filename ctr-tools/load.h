@@ -1,5 +1,6 @@
 /* cdimg load's containerd-side lookups: which image record is a delta's
- * base (by config digest), and OCI chain ids from image configs. */
+ * base (by config digest), and OCI chain ids from image configs; the load
+ * itself, for cdimg pull. */
 #ifndef DI3FS_LOAD_H
 #define DI3FS_LOAD_H
 
@@ -23,6 +24,18 @@ int load_chain_id(const uint8_t *config, size_t n, char out[72], struct dimg_err
  * index's entry for this machine's linux platform) has config digest
  * config_digest; *name is malloc'd. -ENOENT if none. */
 int load_find_base(struct ctrd *c, const char *config_digest, char **name, struct dimg_err *err);
+
+/* What cdimg load loads, and where. */
+struct load_args {
+	const char *path, *name, *ns, *address, *snapshotter;
+	int json, quiet;
+	int silent; /* no report of the load on stdout (cdimg pull --json) */
+};
+/* The defaults: $CONTAINERD_NAMESPACE, $CONTAINERD_ADDRESS, di3fs. */
+void load_args_init(struct load_args *a);
+/* Loads a->path as cdimg load does (messages on stderr, the report on
+ * stdout); returns the exit code. */
+int load_cdimg(const struct load_args *a);
 
 /* What the snapshotter should prefetch for the image of this config (the
  * di3fs.prefetch label): the absolute paths its start may execute, one per

@@ -10,6 +10,8 @@ static const struct cli_cmd commands[] = {
     {"show", "summarise a delta (--json: the full index)", cmd_show},
 #ifdef DI3FS_HAVE_CTRD
     {"load", "put a .cdimg's image into containerd over its base image", cmd_load},
+    {"pull", "a registry's image into containerd with the fewest bytes: deltas or layers",
+     cmd_pull},
 #endif
     {"copy", "copy images between registries, containerd, layouts, archives and hosts (ssh)",
      cmd_copy},

@@ -59,6 +59,11 @@ struct reg_opts;
 int docker_split_where(const char *where, char **host, char **repo);
 const char *docker_api_host(const char *host);
 void docker_reg_opts(struct reg_opts *ro, const struct xport_opts *o);
+/* pull.c's, for pull_fetch.c: the source of manifests and blobs, the
+ * download cache. */
+struct xpull;
+struct xport *xpull_source(struct xpull *p);
+const char *xpull_cache_dir(const struct xpull *p);
 /* containerd/containerd.c over ctrd/, in a module of its own loaded on
  * first use (gRPC stays out of programs that do not talk to containerd) */
 extern const struct xport_ops xport_containerd_ops;
