@@ -3,7 +3,6 @@
  * /bin/x in a small tree where every library name in /lib is a symlink
  * back to it (each file is still taken up once). No result is wrong but a
  * crash, a leak or a hang. */
-#define _GNU_SOURCE
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
