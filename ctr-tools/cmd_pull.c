@@ -153,27 +153,39 @@ static int layers_cost(struct pull_plan *p, struct ctrd *c, struct dimg_err *err
 	return 0;
 }
 
-/* The trees containerd has images of, among the deltas' bases. */
+/* The trees containerd has images of, among the deltas' bases: each base
+ * config looked up once, every delta from a present one counted. */
 static int have_trees(struct pull_plan *p, struct ctrd *c, uint8_t (**have)[32], size_t *nhave,
                       struct dimg_err *err)
 {
+	signed char *present = calloc(p->nd + 1, 1); /* 1 yes, 0 no */
+	int rc = present ? 0 : -ENOMEM;
+
 	*have = calloc(p->nd + 1, sizeof(**have));
 	*nhave = 0;
 	if (!*have)
-		return -ENOMEM;
-	for (size_t i = 0; i < p->nd; i++) {
-		char *name = NULL;
-		int rc = load_find_base(c, p->d[i].base_config, &name, err);
-		if (rc == -ENOENT) {
-			dimg_err_clear(err);
-			continue;
+		rc = -ENOMEM;
+	for (size_t i = 0; rc == 0 && i < p->nd; i++) {
+		size_t j = 0;
+		while (j < i && strcmp(p->d[j].base_config, p->d[i].base_config))
+			j++;
+		if (j < i) {
+			present[i] = present[j];
+		} else {
+			char *name = NULL;
+			rc = load_find_base(c, p->d[i].base_config, &name, err);
+			present[i] = rc == 0;
+			if (rc == -ENOENT) {
+				dimg_err_clear(err);
+				rc = 0;
+			}
+			free(name);
 		}
-		if (rc < 0)
-			return rc;
-		memcpy((*have)[(*nhave)++], p->d[i].base_tree, 32);
-		free(name);
+		if (rc == 0 && present[i])
+			memcpy((*have)[(*nhave)++], p->d[i].base_tree, 32);
 	}
-	return 0;
+	free(present);
+	return rc;
 }
 
 /* The cheapest chain of deltas from a tree containerd has to the target. */
@@ -339,20 +351,22 @@ static int run_delta(struct pull_plan *p, const struct pull_args *a, const char 
 	return CLI_OK;
 }
 
+/* The layers into containerd as `cdimg copy` puts them, under name (the
+ * containerd transport names an image WHERE[:REF]). */
 static int run_layers(struct pull_plan *p, const struct pull_args *a, const char *name)
 {
 	struct xcopy_opts o = {.x = a->o};
 	struct xcopy_result res = {0};
 	struct xport_name dst = {.kind = XPORT_CONTAINERD};
 	struct dimg_err err = {0};
-	char *colon = strrchr(name, ':');
 	int rc;
 
 	o.x.address = a->l.address;
 	o.x.ns = a->l.ns;
-	dst.where = strndup(name, (size_t)(colon - name));
-	dst.ref = strdup(colon + 1);
-	rc = dst.where && dst.ref ? xcopy(&p->name, 1, &dst, &o, &res, &err) : -ENOMEM;
+	dst.where = strdup(p->name.ref ? p->name.where : name);
+	dst.ref = p->name.ref ? strdup(p->name.ref) : NULL;
+	rc = dst.where && (dst.ref || !p->name.ref) ? xcopy(&p->name, 1, &dst, &o, &res, &err)
+	                                            : -ENOMEM;
 	p->fetched = res.copied_bytes;
 	xcopy_result_clear(&res);
 	xport_name_clear(&dst);
@@ -439,6 +453,16 @@ static int pull_run(struct pull_plan *p, const struct pull_args *a, const char *
 	return code;
 }
 
+/* The image's name in containerd: HOST/REPO:TAG, or HOST/REPO@DIGEST when
+ * pulled by digest alone. */
+static char *pull_name(const struct xport_name *n)
+{
+	const char *sep = n->ref ? ":" : n->digest ? "@" : "";
+	const char *what = n->ref ? n->ref : n->digest ? n->digest : "";
+	char *s = NULL;
+	return asprintf(&s, "%s%s%s", n->where, sep, what) < 0 ? NULL : s;
+}
+
 int cmd_pull(int argc, char **argv)
 {
 	static const struct option opts[] = {CLI_OPTION_JSON,
@@ -474,7 +498,7 @@ int cmd_pull(int argc, char **argv)
 		pull_fail(r, &err, argv[optind]);
 		return r == -ENOMEM ? CLI_FAILED : CLI_USAGE;
 	}
-	char *name = xport_name_ref(&p.name);
+	char *name = pull_name(&p.name);
 	r = name ? pull_run(&p, &a, name) : pull_fail(-ENOMEM, NULL, NULL);
 	free(name);
 	free(p.path);

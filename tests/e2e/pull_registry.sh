@@ -8,7 +8,7 @@
 # - With --insecure-unsigned: it fetches the two deltas (bytes within the
 #   .cdimg sizes + 10 KiB), loads them hop by hop, and the container runs v3.
 # - Pulling again: "present", nothing fetched.
-# - A device holding nothing: the layers, and the image runs.
+# - A device holding nothing: the layers; by digest alone, named so.
 # - A delta blob damaged in the registry: refused, naming the artifact, and
 #   the layers are pulled instead; nothing of the delta reaches containerd.
 . "$(dirname "$0")/lib.sh"
@@ -108,6 +108,12 @@ assert p["way"] == "layers" and p["deltas"] == [] and p["ok"], p
 assert 0 < p["layers_bytes"] <= p["fetched_bytes"] <= p["layers_bytes"] + 10240, p
 PY
 ctr -a "$CSOCK" -n "$NS2" images ls -q | grep -qx "$R/app:v2" || fail "no $R/app:v2 in $NS2"
+
+step "by digest alone: the image is named HOST/REPO@DIGEST"
+V3D=$(jget "$WORK/dry.json" manifest)
+"$CDIMG" pull -q --address "$CSOCK" --namespace "$NS2" --cache "$WORK/cache2" \
+	"docker://$R/app@$V3D" || fail "pull by digest failed"
+ctr -a "$CSOCK" -n "$NS2" images ls -q | grep -qx "$R/app@$V3D" || fail "no $R/app@$V3D in $NS2"
 
 step "a damaged delta blob in the registry: refused, the layers instead"
 $C images rm "$R/app:v3" >/dev/null
